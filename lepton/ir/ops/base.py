@@ -1,0 +1,89 @@
+"""`OpDef`: one record per op holding its name, kind, arity, attributes, type rule and NumPy
+reference. Codegen keeps its lowering in a table keyed by the same names and checks at import
+that every op has one.
+
+    >>> EXP = OpDef("exp", "elementwise", 1, (), infer=same_type, ref=lambda xs, a: np.exp(xs[0]))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..types import DType, TensorType
+
+
+class OpError(ValueError):
+    """A malformed op application; the message names the op and the user's source line."""
+
+    def __init__(self, msg: str, op: str | None = None, loc: str | None = None):
+        where = "".join([f" in op '{op}'" if op else "", f" at {loc}" if loc else ""])
+        super().__init__(f"{msg}{where}")
+        self.op, self.loc = op, loc
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    # source | elementwise | reduce | movement | matmul | conv | pool
+    kind: str
+    arity: Optional[int]           # None: variadic, at least one input
+    attrs: tuple[str, ...]         # the attribute names, all required
+    infer: Callable[[tuple[TensorType, ...], dict], TensorType]
+    ref: Callable[[list[np.ndarray], dict], np.ndarray]
+
+    def check(self, inputs, attrs: dict, loc: str | None):
+        """Returns (canonical attrs, result type) for inputs (Values) or raises OpError."""
+        if self.arity is not None and len(inputs) != self.arity:
+            raise OpError(f"expected {self.arity} inputs, got {len(inputs)}", self.name, loc)
+        if self.arity is None and not inputs:
+            raise OpError("expected at least one input", self.name, loc)
+        if set(attrs) != set(self.attrs):
+            raise OpError(f"expected attributes {sorted(self.attrs)}, got {sorted(attrs)}",
+                          self.name, loc)
+        attrs = {k: canonical_attr(attrs[k]) for k in self.attrs}
+        try:
+            return attrs, self.infer(tuple(i.type for i in inputs), attrs)
+        except (ValueError, TypeError, IndexError) as e:
+            raise OpError(str(e), self.name, loc) from None
+
+
+def canonical_attr(v):
+    """Attributes are ints, floats, bools, strings, DTypes, tuples of those, or (constant) arrays."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v)
+    if isinstance(v, (list, tuple)):
+        return tuple(canonical_attr(x) for x in v)
+    if isinstance(v, (str, DType, np.ndarray)):
+        return v
+    raise TypeError(f"unsupported attribute value {v!r}")
+
+
+# -- shared shape rules ------------------------------------------------------------------------
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy broadcasting of shapes; raises ValueError naming both when incompatible."""
+    nd = max(len(s) for s in shapes)
+    out = []
+    for i in range(nd):
+        dims = {s[len(s) - nd + i] for s in shapes if len(s) - nd + i >= 0} - {1}
+        if len(dims) > 1:
+            raise ValueError(f"shapes {' and '.join(map(str, shapes))} do not broadcast")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def same_dtype(types, what="inputs") -> DType:
+    dts = {t.dtype for t in types}
+    if len(dts) != 1:
+        raise TypeError(f"{what} must share one dtype, got {', '.join(str(t) for t in types)}")
+    return dts.pop()
+
+
+def check_axes(axes, ndim: int, name="axes") -> None:
+    if list(axes) != sorted(set(axes)) or any(not 0 <= a < ndim for a in axes):
+        raise ValueError(f"{name}={axes} must be sorted, unique and in [0, {ndim})")

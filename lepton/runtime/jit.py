@@ -1,0 +1,70 @@
+"""The JIT engine: LLVM IR text -> optimised native code for the host CPU -> function addresses.
+
+    >>> lib = jit_compile(llvm_ir_text)
+    >>> addr = lib.address("lepton_main")
+
+Each `NativeLibrary` owns its MCJIT engine; dropping the object frees the code.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+
+import llvmlite
+import llvmlite.binding as llvm
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def target_machine():
+    """The host target machine (CPU name and features), built once."""
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                        features=llvm.get_host_cpu_features().flatten(),
+                                        opt=3, reloc="default", codemodel="jitdefault")
+
+
+def target_key() -> str:
+    """Everything about the target that changes generated code: part of every cache key."""
+    tm = target_machine()
+    return f"{tm.triple}|{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|" \
+           f"llvmlite {llvmlite.__version__}"
+
+
+def optimize(mod: "llvm.ModuleRef", level: int = 3) -> None:
+    tm = target_machine()
+    pto = llvm.create_pipeline_tuning_options(speed_level=level)
+    pto.loop_vectorization = level >= 2
+    pto.slp_vectorization = level >= 2
+    pto.loop_unrolling = level >= 2
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+
+
+class NativeLibrary:
+    """Compiled native code for one LLVM module; keeps its engine (and so its code) alive."""
+
+    def __init__(self, llvm_ir: str, opt_level: int = 3):
+        with _lock:
+            mod = llvm.parse_assembly(llvm_ir)
+            mod.verify()
+            optimize(mod, opt_level)
+            self.optimized_ir = str(mod)
+            self._engine = llvm.create_mcjit_compiler(mod, target_machine())
+            self._engine.finalize_object()
+
+    def address(self, name: str) -> int:
+        addr = self._engine.get_function_address(name)
+        if not addr:
+            raise KeyError(f"no function {name!r} in the compiled module")
+        return addr
+
+    def assembly(self) -> str:
+        return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
+
+
+def jit_compile(llvm_ir: str, opt_level: int = 3) -> NativeLibrary:
+    return NativeLibrary(llvm_ir, opt_level)
