@@ -17,14 +17,25 @@ _lock = threading.Lock()
 
 
 @functools.cache
-def target_machine():
-    """The host target machine (CPU name and features), built once."""
+def _init() -> None:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+
+
+def new_target_machine():
+    """A target machine for the host CPU and its features. An MCJIT engine takes ownership of
+    (and frees) the one it is given, so each engine gets its own."""
+    _init()
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
                                         features=llvm.get_host_cpu_features().flatten(),
                                         opt=3, reloc="default", codemodel="jitdefault")
+
+
+@functools.cache
+def target_machine():
+    """The shared host target machine for optimisation and assembly (never given to an engine)."""
+    return new_target_machine()
 
 
 def target_key() -> str:
@@ -53,7 +64,7 @@ class NativeLibrary:
             mod.verify()
             optimize(mod, opt_level)
             self.optimized_ir = str(mod)
-            self._engine = llvm.create_mcjit_compiler(mod, target_machine())
+            self._engine = llvm.create_mcjit_compiler(mod, new_target_machine())
             self._engine.finalize_object()
 
     def address(self, name: str) -> int:

@@ -42,7 +42,9 @@ class OpDef:
         if set(attrs) != set(self.attrs):
             raise OpError(f"expected attributes {sorted(self.attrs)}, got {sorted(attrs)}",
                           self.name, loc)
-        attrs = {k: canonical_attr(attrs[k]) for k in self.attrs}
+        # a constant's value stays an array (a NumPy scalar becomes a 0-d one)
+        attrs = {k: np.asarray(attrs[k]) if k == "value" else canonical_attr(attrs[k])
+                 for k in self.attrs}
         try:
             return attrs, self.infer(tuple(i.type for i in inputs), attrs)
         except (ValueError, TypeError, IndexError) as e:

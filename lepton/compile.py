@@ -1,0 +1,215 @@
+"""`lp.compile`: the driver that traces, optimises, lowers, JIT-compiles and caches per signature.
+
+    f = lp.compile(fn)                         # compiles at the first call of each signature
+    y = f(x, w)
+    f = lp.compile(fn, example_args=(x, w))    # compiles now
+    print(f.ir()); print(f.llvm_ir()); f.stats()
+
+A signature is the arguments' pytree structure with each leaf's shape and dtype. Python scalars
+become 0-d arrays (float -> f32, int -> i64, bool -> bool), as when tracing.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import numpy as np
+
+from . import config
+from .compiler.codegen.lower import ENTRY, lower_graph
+from .compiler.memory import plan_memory
+from .compiler.pipeline import run_pipeline
+from .frontends.pytree import tree_flatten, tree_unflatten
+from .frontends.trace import trace_flat
+from .ir.graph import Graph
+from .ir.interpreter import evaluate
+from .ir.types import TensorType
+from .runtime.executable import Executable
+from .runtime.jit import jit_compile
+
+_SCALARS = {float: np.float32, int: np.int64, bool: np.bool_}
+
+
+def as_array(x):
+    """A call-time leaf as a NumPy array (Python scalars by the tracing rule)."""
+    if type(x) in _SCALARS:
+        return np.asarray(x, dtype=_SCALARS[type(x)])
+    return x if isinstance(x, np.ndarray) else np.asarray(x)
+
+
+class CompileResult:
+    """Everything produced for one signature: graphs, LLVM IR, executable, timings."""
+
+    def __init__(self, traced: Graph, in_tree, out_tree, *, check: bool = False):
+        cfg = config.current()
+        times = {}
+        self.traced, self.in_tree, self.out_tree = traced, in_tree, out_tree
+        t = time.perf_counter()
+        self.graph, self.passes = run_pipeline(traced, verify_each=cfg.debug or check,
+                                               dump_dir=cfg.dump_dir)
+        times["passes"] = time.perf_counter() - t
+        t = time.perf_counter()
+        self.plan = plan_memory(self.graph)
+        lowered = lower_graph(self.graph, self.plan)
+        self.kernels = lowered.kernels
+        self.llvm_ir = lowered.llvm_ir
+        times["lower"] = time.perf_counter() - t
+        t = time.perf_counter()
+        self.lib = jit_compile(self.llvm_ir)
+        times["llvm"] = time.perf_counter() - t
+        if cfg.dump_dir:
+            with open(os.path.join(cfg.dump_dir, f"{traced.name}.llvm.ll"), "w") as f:
+                f.write(self.llvm_ir)
+            with open(os.path.join(cfg.dump_dir, f"{traced.name}.llvm-opt.ll"), "w") as f:
+                f.write(self.lib.optimized_ir)
+        g = self.graph
+        self.executable = Executable(
+            self.lib, ENTRY, [v.type for v in g.inputs], [v.type for v in g.outputs],
+            [s.source for s in self.plan.outputs], self.plan.constants, self.plan.workspace_bytes)
+        self.times = times
+
+    def stats(self) -> dict:
+        p = self.plan
+        return {
+            "kernels": len(self.kernels),
+            "kernel_ops": [k.fn.name for k in self.kernels],
+            "fused_groups": sum(1 for k in self.kernels if len(k.outputs) > 1),
+            "values": len(self.graph.nodes),
+            "workspace_bytes": p.workspace_bytes,
+            "intermediate_bytes": p.intermediate_bytes,
+            "naive_intermediate_bytes": p.naive_bytes,
+            "scratch_bytes": p.scratch_bytes,
+            "constant_bytes": sum(c.nbytes for c in p.constants),
+            "passes": [{"name": r.name, "seconds": r.seconds, "change": r.change}
+                       for r in self.passes],
+            "compile_seconds": dict(self.times),
+        }
+
+
+class CompiledFunction:
+    """The callable `lp.compile` returns; caches one CompileResult per signature."""
+
+    def __init__(self, fn, example_args=None, *, check: bool = False):
+        self.fn = fn
+        self.check = check
+        self._cache: dict = {}
+        self._fast: dict = {}
+        self._last: CompileResult | None = None
+        functools.update_wrapper(self, fn, updated=())
+        if example_args is not None:
+            self.lower(*example_args)
+
+    # -- compilation ------------------------------------------------------------------------
+    def lower(self, *args) -> CompileResult:
+        """Compiles (or fetches) the code for these arguments' signature."""
+        leaves, tree = tree_flatten(args)
+        leaves = [as_array(x) for x in leaves]
+        return self._get(tree, leaves)
+
+    def _get(self, tree, leaves) -> CompileResult:
+        key = (tree, tuple((a.shape, a.dtype) for a in leaves))
+        res = self._cache.get(key)
+        if res is None:
+            t = time.perf_counter()
+            graph, in_tree, out_tree = trace_flat(self.fn, tree_unflatten(tree, leaves))
+            traced_s = time.perf_counter() - t
+            res = CompileResult(graph, in_tree, out_tree, check=self.check)
+            res.times = {"trace": traced_s, **res.times,
+                         "total": time.perf_counter() - t}
+            self._cache[key] = res
+            if tree.kind == "tuple" and all(c.kind == "leaf" for c in tree.children):
+                self._fast[key[1]] = res
+        self._last = res
+        return res
+
+    # -- calling ----------------------------------------------------------------------------
+    def __call__(self, *args):
+        if not self.check and all(type(a) is np.ndarray for a in args):  # fast path
+            res = self._fast.get(tuple((a.shape, a.dtype) for a in args))
+            if res is not None:
+                self._last = res
+                outs = res.executable(*args)
+                if res.out_tree.kind == "leaf":
+                    return outs[0]
+                return tree_unflatten(res.out_tree, outs)
+            leaves, tree = list(args), tree_flatten(args)[1]
+        else:
+            leaves, tree = tree_flatten(args)
+            leaves = [as_array(x) for x in leaves]
+        res = self._get(tree, leaves)
+        outs = res.executable(*leaves)
+        if self.check:
+            _check_against_interpreter(res, leaves, outs)
+        return tree_unflatten(res.out_tree, outs)
+
+    # -- inspection -------------------------------------------------------------------------
+    def _result(self) -> CompileResult:
+        if self._last is None:
+            raise RuntimeError(f"{getattr(self.fn, '__name__', 'function')} has not been "
+                               "compiled yet: call it or pass example_args=")
+        return self._last
+
+    def ir(self) -> str:
+        """The optimised IR that was compiled (the most recent signature)."""
+        return str(self._result().graph)
+
+    def traced_ir(self) -> str:
+        return str(self._result().traced)
+
+    def llvm_ir(self) -> str:
+        return self._result().llvm_ir
+
+    def stats(self) -> dict:
+        return self._result().stats()
+
+
+class CheckError(AssertionError):
+    pass
+
+
+def tolerance(dtype) -> tuple[float, float]:
+    if dtype == np.float32:
+        return 2e-4, 2e-5
+    if dtype == np.float64:
+        return 1e-9, 1e-12
+    return 0.0, 0.0
+
+
+def _check_against_interpreter(res: CompileResult, leaves, outs) -> None:
+    """check=True: the compiled outputs must match the reference interpreter on the traced
+    graph; on a difference, name the first node of the optimised graph that differs."""
+    env = evaluate(res.traced, leaves)
+    for k, (o, got) in enumerate(zip(res.traced.outputs, outs)):
+        want = env[o]
+        rtol, atol = tolerance(want.dtype)
+        if not np.allclose(got, want, rtol=rtol, atol=atol, equal_nan=True):
+            raise CheckError(f"output {k}: compiled result differs from the reference "
+                             f"interpreter beyond tolerance; {_first_bad_node(res, leaves)}")
+
+
+def _first_bad_node(res: CompileResult, leaves) -> str:
+    """Recompiles the optimised graph with every value as an output and compares in order."""
+    g = res.graph
+    debug = Graph(g.name + "_debug")
+    debug.inputs, debug.nodes = list(g.inputs), list(g.nodes)
+    debug.outputs = [v for v in g.nodes if v.op not in ("input", "constant")]
+    if not debug.outputs:
+        return "no computed node"
+    dres = CompileResult(debug, None, None)
+    got = dres.executable(*leaves)
+    env = evaluate(g, leaves)
+    index = {v: i for i, v in enumerate(g.nodes)}
+    for v, x in zip(debug.outputs, got):
+        rtol, atol = tolerance(env[v].dtype)
+        if not np.allclose(x, env[v], rtol=rtol, atol=atol, equal_nan=True):
+            where = f" from {v.loc}" if v.loc else ""
+            return f"first differing node: %{index[v]} = {v.op} ({v.type}){where}"
+    return "every node agrees on its own: the difference comes from accumulated rounding"
+
+
+def compile(fn, example_args=None, *, check: bool = False) -> CompiledFunction:
+    """Compiles `fn` (a function of arrays and pytrees of arrays) to native code."""
+    if isinstance(fn, CompiledFunction):
+        fn = fn.fn
+    return CompiledFunction(fn, example_args, check=check)

@@ -1,0 +1,96 @@
+"""Affine views and the loop-nest emitter every map-like kernel is built from.
+
+A `View` says where element (i0, ..., in) of the iteration space lives in a dense buffer:
+`offset + sum(ik * strides[k])` elements. Broadcasting is a zero stride, a transpose permutes
+strides, a slice scales them and moves the offset, so elementwise ops, casts and data movement
+all become one loop nest `out[view_o(i)] = body(in_k[view_k(i)])`.
+
+    emit_map(b, (64, 256), [Access(x_ptr, contiguous((64, 256)), f32)],
+             [Access(y_ptr, contiguous((64, 256)), f32)], lambda b, xs: [b.fneg(xs[0])])
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from llvmlite import ir
+
+from ...ir.types import DType
+from .loops import const, for_range
+from .scalar import load, store
+
+
+@dataclass(frozen=True)
+class View:
+    offset: int
+    strides: tuple[int, ...]
+
+
+def row_major_strides(shape) -> tuple[int, ...]:
+    strides, n = [], 1
+    for s in reversed(shape):
+        strides.append(n)
+        n *= s
+    return tuple(reversed(strides))
+
+
+def contiguous(shape) -> View:
+    return View(0, row_major_strides(shape))
+
+
+def broadcast_view(src_shape, out_shape, base: View | None = None) -> View:
+    """A view reading a (row-major or `base`) buffer of src_shape broadcast to out_shape."""
+    base = base or contiguous(src_shape)
+    pad = len(out_shape) - len(src_shape)
+    strides = [0] * pad + [0 if s == 1 and o != 1 else st
+                           for s, o, st in zip(src_shape, out_shape[pad:], base.strides)]
+    return View(base.offset, tuple(strides))
+
+
+@dataclass(frozen=True)
+class Access:
+    """A typed pointer (element type of `dtype`'s memory form) read or written through a view."""
+    ptr: ir.Value
+    view: View
+    dtype: DType
+
+
+def collapse(shape, views):
+    """Drops size-1 dims and merges neighbours that every view walks contiguously, so that
+    W3's 16M-element map is one flat loop. Returns (shape, views)."""
+    keep = [k for k, s in enumerate(shape) if s != 1]
+    shape = [shape[k] for k in keep]
+    strides = [[v.strides[k] for k in keep] for v in views]
+    k = len(shape) - 1
+    while k > 0:
+        if all(st[k - 1] == st[k] * shape[k] for st in strides):
+            shape[k - 1] *= shape[k]
+            del shape[k]
+            for st in strides:
+                st[k - 1] = st[k]
+                del st[k]
+        k -= 1
+    return tuple(shape), [View(v.offset, tuple(st)) for v, st in zip(views, strides)]
+
+
+def emit_map(b: ir.IRBuilder, shape, inputs: list[Access], outputs: list[Access],
+             body: Callable[[ir.IRBuilder, list], list]) -> None:
+    """Emits `for i in shape: outputs[k][i] = body(b, [inputs[j][i]])[k]` at b's position."""
+    if any(s == 0 for s in shape):
+        return
+    accesses = inputs + outputs
+    shape, views = collapse(tuple(shape), [a.view for a in accesses])
+
+    def nest(depth, offsets):
+        if depth == len(shape):
+            ptrs = [b.gep(a.ptr, [off]) for a, off in zip(accesses, offsets)]
+            vals = [load(b, p, a.dtype) for p, a in zip(ptrs[:len(inputs)], inputs)]
+            for p, a, v in zip(ptrs[len(inputs):], outputs, body(b, vals)):
+                store(b, v, p, a.dtype)
+            return
+        with for_range(b, shape[depth], name=f"i{depth}") as i:
+            nest(depth + 1, [off if v.strides[depth] == 0 else
+                             b.add(off, b.mul(i, const(v.strides[depth])))
+                             for off, v in zip(offsets, views)])
+
+    nest(0, [const(v.offset) for v in views])

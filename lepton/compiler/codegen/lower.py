@@ -1,0 +1,179 @@
+"""Lowering a graph to one LLVM module: one kernel function per group of ops, and the entry
+`void lepton_main(i8** buffers)` that calls them in order, so a call from Python is one foreign
+call. The lowering table `KERNELS` maps every op of the IR to the emitter of its kernel; an op
+without one is an import-time error.
+
+    lowered = lower_graph(graph, plan)       # -> Lowered(llvm_ir=..., kernels=[...])
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from ...ir.graph import Graph, Value
+from ...ir.ops import OPS
+from ..memory import MemoryPlan
+from . import conv, gemm
+from .loopnest import Access, broadcast_view, contiguous, emit_map
+from .loops import const, i8, new_function
+from .movement import emit_concatenate, emit_copy_view, emit_take
+from .reduce import emit_argmax, emit_reduce
+from .scalar import SCALAR, llvm_type, mem_type
+
+ENTRY = "lepton_main"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A native function `void name(out..., operand..., i8* scratch)` computing `outputs`."""
+    fn: ir.Function
+    outputs: tuple[Value, ...]
+    operands: tuple[Value, ...]
+    scratch_bytes: int = 0
+
+
+def _ptr(v: Value):
+    return mem_type(v.dtype).as_pointer()
+
+
+def _map_kernel(body):
+    """Wraps a body emitter `body(b, value, out_ptr, in_ptrs)` as a kernel over all inputs."""
+    def emit(module, name, v):
+        fn, b = new_function(module, name, [_ptr(v)] + [_ptr(x) for x in v.inputs]
+                             + [i8.as_pointer()])
+        body(b, v, fn.args[0], list(fn.args[1:-1]))
+        b.ret_void()
+        return Kernel(fn, (v,), v.inputs)
+    return emit
+
+
+def _elementwise(module, name, v):
+    """out = f(inputs) elementwise with broadcasting; size-1 constants become immediates."""
+    operands = tuple(dict.fromkeys(x for x in v.inputs if not _immediate(x)))
+    fn, b = new_function(module, name, [_ptr(v)] + [_ptr(x) for x in operands]
+                         + [i8.as_pointer()])
+    ptr = dict(zip(operands, fn.args[1:-1]))
+    loads = [Access(ptr[x], broadcast_view(x.shape, v.shape), x.dtype) for x in operands]
+    in_dtypes = [x.dtype for x in v.inputs]
+    scalar = SCALAR[v.op]
+
+    def body(b, loaded):
+        env = dict(zip(operands, loaded))
+        args = [env[x] if x in env else _immediate(x) for x in v.inputs]
+        return [scalar(b, args, in_dtypes, v.dtype)]
+
+    emit_map(b, v.shape, loads, [Access(fn.args[0], contiguous(v.shape), v.dtype)], body)
+    b.ret_void()
+    return Kernel(fn, (v,), operands)
+
+
+def _immediate(x: Value):
+    """An LLVM constant for a one-element constant value, else None."""
+    if x.op != "constant" or x.type.size != 1:
+        return None
+    item = x.attrs["value"].reshape(()).item()
+    t = llvm_type(x.dtype)
+    return ir.Constant(t, float(item) if x.dtype.is_float else int(item))
+
+
+def _reduce(b, v, out, ins):
+    x = v.inputs[0]
+    emit_reduce(b, v.op, x.dtype, ins[0], x.shape, v.attrs["axes"], out)
+
+
+def _argmax(b, v, out, ins):
+    x = v.inputs[0]
+    emit_argmax(b, x.dtype, ins[0], x.shape, v.attrs["axis"], out)
+
+
+def _matmul(module, name, v):
+    k = gemm.emit_matmul(module, name, v.inputs[0].type, v.inputs[1].type, v.type)
+    return Kernel(k.fn, (v,), v.inputs, k.scratch_bytes)
+
+
+def _conv2d(module, name, v):
+    a = v.attrs
+    k = conv.emit_conv2d(module, name, v.inputs[0].type, v.inputs[1].type, v.type,
+                         a["stride"], a["padding"], a["dilation"], a["groups"])
+    return Kernel(k.fn, (v,), v.inputs, k.scratch_bytes)
+
+
+def _pool(kind):
+    def emit(module, name, v):
+        a = v.attrs
+        k = conv.emit_pool2d(module, name, kind, v.inputs[0].type, v.type, a["kernel"],
+                             a["stride"], a["padding"])
+        return Kernel(k.fn, (v,), v.inputs, k.scratch_bytes)
+    return emit
+
+
+NO_KERNEL = {"input", "constant", "reshape"}  # sources, and reshape: a free view
+
+KERNELS = {
+    **{op: _elementwise for op in SCALAR},
+    "sum": _map_kernel(_reduce), "prod": _map_kernel(_reduce),
+    "max": _map_kernel(_reduce), "min": _map_kernel(_reduce),
+    "argmax": _map_kernel(_argmax),
+    "transpose": _map_kernel(lambda b, v, out, ins: emit_copy_view(b, v, out, ins[0])),
+    "broadcast_to": _map_kernel(lambda b, v, out, ins: emit_copy_view(b, v, out, ins[0])),
+    "slice": _map_kernel(lambda b, v, out, ins: emit_copy_view(b, v, out, ins[0])),
+    "concatenate": _map_kernel(lambda b, v, out, ins: emit_concatenate(b, v, out, ins)),
+    "take": _map_kernel(lambda b, v, out, ins: emit_take(b, v, out, *ins)),
+    "matmul": _matmul,
+    "conv2d": _conv2d,
+    "max_pool2d": _pool("max"),
+    "avg_pool2d": _pool("avg"),
+}
+
+_missing = set(OPS) - set(KERNELS) - NO_KERNEL
+if _missing:
+    raise ImportError(f"ops without a lowering: {sorted(_missing)}")
+
+
+@dataclass
+class Lowered:
+    llvm_ir: str
+    kernels: list[Kernel]
+
+
+def lower_graph(g: Graph, plan: MemoryPlan) -> Lowered:
+    """Emits every kernel and the entry; fills in plan.scratch_bytes."""
+    module = ir.Module(name=g.name)
+    kernels: list[Kernel] = []
+    for n, v in enumerate(g.nodes):
+        if v.op in NO_KERNEL or v.type.size == 0:
+            continue
+        kernels.append(KERNELS[v.op](module, f"k{n}_{v.op}", v))
+    for k in kernels:
+        k.fn.linkage = "internal"
+    plan.scratch_bytes = max([k.scratch_bytes for k in kernels], default=0)
+    _emit_entry(module, kernels, plan)
+    return Lowered(str(module), kernels)
+
+
+def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan) -> None:
+    i8p = i8.as_pointer()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i8p.as_pointer()]), ENTRY)
+    fn.attributes.add("nounwind")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    slots: dict[int, ir.Value] = {}
+
+    def address(v: Value):
+        slot, offset = plan.where[v]
+        if slot not in slots:
+            slots[slot] = b.load(b.gep(fn.args[0], [const(slot)]), name=f"buf{slot}")
+        p = b.gep(slots[slot], [const(offset)]) if offset else slots[slot]
+        return b.bitcast(p, _ptr(v))
+
+    ws = plan.workspace_slot
+    for k in kernels:
+        args = [address(v) for v in k.outputs + k.operands]
+        if plan.workspace_bytes:
+            if ws not in slots:
+                slots[ws] = b.load(b.gep(fn.args[0], [const(ws)]), name="workspace")
+            args.append(b.gep(slots[ws], [const(plan.scratch_offset)]))
+        else:
+            args.append(ir.Constant(i8p, None))
+        b.call(k.fn, args)
+    b.ret_void()

@@ -1,0 +1,78 @@
+"""Data movement as loop nests over views: transpose, broadcast_to, slice, concatenate, and the
+gather `take` (indices wrap like NumPy's negative indices and are clamped into range, as in JAX,
+so generated code never reads outside its buffer)."""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from .loopnest import Access, View, broadcast_view, contiguous, emit_map, row_major_strides
+from .loops import const, for_range
+from .scalar import load, store
+
+
+def transpose_view(in_shape, perm) -> View:
+    s = row_major_strides(in_shape)
+    return View(0, tuple(s[p] for p in perm))
+
+
+def slice_view(in_shape, starts, steps) -> View:
+    s = row_major_strides(in_shape)
+    return View(sum(b * st for b, st in zip(starts, s)), tuple(k * st for k, st in zip(steps, s)))
+
+
+def input_view(value) -> View:
+    """How a movement op's single output reads its input, as a view (None if not affine)."""
+    x = value.inputs[0]
+    a = value.attrs
+    if value.op == "transpose":
+        return transpose_view(x.shape, a["perm"])
+    if value.op == "broadcast_to":
+        return broadcast_view(x.shape, a["shape"])
+    if value.op == "slice":
+        return slice_view(x.shape, a["starts"], a["steps"])
+    return None
+
+
+def emit_copy_view(b, value, out_ptr, in_ptr) -> None:
+    emit_map(b, value.shape, [Access(in_ptr, input_view(value), value.dtype)],
+             [Access(out_ptr, contiguous(value.shape), value.dtype)], lambda b, xs: xs)
+
+
+def emit_concatenate(b, value, out_ptr, in_ptrs) -> None:
+    axis = value.attrs["axis"]
+    out_strides = row_major_strides(value.shape)
+    start = 0
+    for x, ptr in zip(value.inputs, in_ptrs):
+        view = View(start * out_strides[axis], out_strides)
+        emit_map(b, x.shape, [Access(ptr, contiguous(x.shape), x.dtype)],
+                 [Access(out_ptr, view, value.dtype)], lambda b, xs: xs)
+        start += x.shape[axis]
+
+
+def emit_take(b, value, out_ptr, x_ptr, idx_ptr) -> None:
+    x, idx = value.inputs
+    axis = value.attrs["axis"]
+    before = 1
+    for s in x.shape[:axis]:
+        before *= s
+    after = 1
+    for s in x.shape[axis + 1:]:
+        after *= s
+    n, m = x.shape[axis], idx.type.size
+    if before * after * m == 0:
+        return
+    if n == 0:
+        raise ValueError(f"take from an empty axis of {x.type}")
+    it = ir.IntType(64)
+    with for_range(b, before, name="a") as i:
+        with for_range(b, m, name="j") as j:
+            k = load(b, b.gep(idx_ptr, [j]), idx.dtype)
+            k = b.sext(k, it) if k.type != it else k
+            k = b.select(b.icmp_signed("<", k, const(0)), b.add(k, const(n)), k)
+            k = b.select(b.icmp_signed("<", k, const(0)), const(0), k)
+            k = b.select(b.icmp_signed(">=", k, const(n)), const(n - 1), k)
+            src = b.add(b.mul(i, const(n * after)), b.mul(k, const(after)))
+            dst = b.add(b.mul(i, const(m * after)), b.mul(j, const(after)))
+            with for_range(b, after, name="c") as c:
+                v = load(b, b.gep(x_ptr, [b.add(src, c)]), x.dtype)
+                store(b, v, b.gep(out_ptr, [b.add(dst, c)]), value.dtype)
