@@ -1,0 +1,38 @@
+"""The tracing frontend: traced Tensors, pytrees, NumPy-named ops, neural ops and `trace`.
+
+`from lepton.frontends import *` gives exactly the public names of module `lepton` that live
+here (ops, creation functions, dtypes, `trace`); `lepton/__init__.py` re-exports them.
+"""
+from ..ir.types import bool_, float32, float64, int32, int64
+from .nn_ops import (avg_pool2d, conv2d, cross_entropy, layer_norm, log_softmax, max_pool2d,
+                     softmax)
+from .ops import (abs, add, arange, argmax, broadcast_to, clip, concatenate, constant, cos, divide,
+                  dot, erf, exp, expand_dims, full, gelu, log, logsumexp, matmul, max, maximum,
+                  mean, min, minimum, multiply, negative, ones, power, prod, reciprocal, relu,
+                  reshape, rsqrt, sigmoid, sin, split, sqrt, square, squeeze, stack, subtract, sum,
+                  take, tanh, transpose, var, where, zeros)
+from .tensor import Tensor
+from .trace import trace, trace_flat
+
+__all__ = [
+    # elementwise
+    "add", "subtract", "multiply", "divide", "power", "negative", "abs", "exp", "log", "sqrt",
+    "rsqrt", "tanh", "sigmoid", "relu", "gelu", "erf", "sin", "cos", "maximum", "minimum",
+    "where", "clip", "square", "reciprocal",
+    # reductions
+    "sum", "mean", "max", "min", "argmax", "prod", "logsumexp", "var",
+    # shape
+    "reshape", "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack",
+    "split", "take",
+    # linear algebra
+    "matmul", "dot",
+    # neural
+    "softmax", "log_softmax", "layer_norm", "conv2d", "max_pool2d", "avg_pool2d", "cross_entropy",
+    # creation
+    "zeros", "ones", "full", "arange", "constant",
+    # dtypes
+    "float32", "float64", "int32", "int64", "bool_",
+    # tracing
+    "trace",
+]
+_internal = (Tensor, trace_flat)  # importable from here, not part of `lepton`'s namespace

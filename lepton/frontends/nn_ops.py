@@ -1,0 +1,116 @@
+"""Neural-network ops with PyTorch's conventions (NCHW images, (out, in/groups, kh, kw) weights).
+
+softmax, log_softmax, gelu, layer_norm and cross_entropy are composites of IR primitives (the IR
+has no softmax op); conv2d and the pools map to the IR ops of the same names.
+
+    >>> p = softmax(logits, axis=-1)           # exp(x - max) / sum, stable for large logits
+    >>> loss = cross_entropy(logits, labels)   # logits f32[N,C], labels i64[N] -> f32[]
+    >>> y = conv2d(x, w, bias, stride=2, padding=1)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.types import float32
+from .ops import (_float, arange, exp, gelu, log, max, mean, rsqrt,  # noqa: F401 (gelu re-exported)
+                  square, sum, where)
+from .tensor import Tensor, emit, fail, lift, lift_all, result_dtype
+
+__all__ = ["softmax", "log_softmax", "gelu", "layer_norm", "conv2d", "max_pool2d", "avg_pool2d",
+           "cross_entropy"]
+
+
+def softmax(x, axis=-1) -> Tensor:
+    """exp(x) / sum(exp(x)) along `axis`, with the maximum subtracted first."""
+    x = _float(x)
+    e = exp(x - max(x, axis, keepdims=True))
+    return e / sum(e, axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1) -> Tensor:
+    """x - logsumexp(x) along `axis`, computed as s - log(sum(exp(s))) with s = x - max(x)."""
+    x = _float(x)
+    s = x - max(x, axis, keepdims=True)
+    return s - log(sum(exp(s), axis, keepdims=True))
+
+
+def layer_norm(x, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over the last axis (biased variance, as PyTorch), then
+    `* weight + bias` when given (shape (D,))."""
+    x = _float(x)
+    d = x - mean(x, -1, keepdims=True)
+    y = d * rsqrt(mean(square(d), -1, keepdims=True) + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def _pair(v, name: str, op: str) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return int(v), int(v)
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(
+            isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in v):
+        return int(v[0]), int(v[1])
+    fail(op, f"{name} must be an int or a pair of ints, got {v!r}", TypeError)
+
+
+def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
+    """2-d convolution (cross-correlation) of x (N, C, H, W) with w (O, C/groups, KH, KW);
+    `bias` (O,) is added per output channel."""
+    d = result_dtype(x, w)
+    x, w = lift_all(x, w, dtype=d if d.is_float else float32)
+    out = emit("conv2d", [x, w], stride=_pair(stride, "stride", "conv2d"),
+               padding=_pair(padding, "padding", "conv2d"),
+               dilation=_pair(dilation, "dilation", "conv2d"), groups=int(groups))
+    if bias is not None:
+        b = lift(bias)
+        if b.shape != (out.shape[1],):
+            fail("conv2d", f"bias must have shape ({out.shape[1]},), got {b.type}")
+        out = out + b.reshape(1, -1, 1, 1)
+    return out
+
+
+def _pool(op: str, x, kernel_size, stride, padding) -> Tensor:
+    k = _pair(kernel_size, "kernel_size", op)
+    s = k if stride is None else _pair(stride, "stride", op)
+    return emit(op, [lift(x)], kernel=k, stride=s, padding=_pair(padding, "padding", op))
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """Maximum over windows of x (N, C, H, W); stride defaults to kernel_size; padding (at most
+    half the kernel) is never the maximum."""
+    return _pool("max_pool2d", x, kernel_size, stride, padding)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """Mean over windows of x (N, C, H, W); stride defaults to kernel_size; padded positions
+    are excluded from the count."""
+    return _pool("avg_pool2d", _float(x), kernel_size, stride, padding)
+
+
+def cross_entropy(logits, labels) -> Tensor:
+    """Mean over the batch of -log_softmax(logits)[i, labels[i]]; logits (N, C) float,
+    labels (N,) int32/int64. The label's log-probability is picked with a one-hot mask
+    (arange(C) == labels[:, None]), so no gather is needed."""
+    logits = _float(logits)
+    if isinstance(labels, Tensor):
+        labels_t = labels
+    else:
+        arr = np.asarray(labels)
+        if arr.dtype.kind in "iu" and arr.size and (arr.min() < 0 or arr.max() >= logits.shape[-1]):
+            fail("cross_entropy", f"labels must lie in [0, {logits.shape[-1]}), got "
+                 f"{arr.min()}..{arr.max()}", IndexError)
+        labels_t = lift(arr)
+    if logits.ndim != 2:
+        fail("cross_entropy", f"logits must be (N, C), got {logits.type}")
+    if not labels_t.dtype.is_int:
+        fail("cross_entropy", f"labels must be int32 or int64, got {labels_t.type}", TypeError)
+    if labels_t.shape != logits.shape[:1]:
+        fail("cross_entropy", f"labels must have shape ({logits.shape[0]},) to match logits "
+             f"{logits.type}, got {labels_t.type}")
+    onehot = arange(logits.shape[1], dtype=labels_t.dtype) == labels_t[:, None]
+    picked = sum(where(onehot, log_softmax(logits, -1), 0.0), axis=1)
+    return -mean(picked)
+

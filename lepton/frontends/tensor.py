@@ -1,0 +1,349 @@
+"""The traced `Tensor` and the tracing context.
+
+A `Tensor` stands for one IR `Value` of the graph being traced. Every operation on it appends a
+node to that graph, recording the user's source line (the first stack frame outside the lepton
+package) as the node's `loc`, so IR errors name the line that caused them:
+
+    >>> g = Graph("f")
+    >>> with tracing(g):
+    ...     x = Tensor(g.input(TensorType(float32, (2, 3))))
+    ...     y = (x * 2.0).sum(axis=-1)       # mul, then sum[axes=(1,)]
+    >>> y
+    Tensor(f32[2], model.py:3)
+
+Dtype rules (NumPy's, with Lepton's float32 default):
+- tensors and NumPy arrays promote with `lepton.ir.types.promote`;
+- Python and NumPy scalars are *weak*: they take the tensor's dtype unless their kind is higher
+  (f32 * 2.0 -> f32, i32 * 2 -> i32, i32 * 2.5 -> f32, bool + 1 -> i64);
+- Python data (lists, lone scalars) defaults to f32 for floats and i64 for ints.
+The IR wants equal input dtypes, so the frontend inserts explicit `cast` nodes.
+
+Traced values are symbolic: `bool(t)`, `np.asarray(t)`, `int(t)` raise TypeError, because Python
+control flow that depends on data cannot be recorded in a static graph.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from functools import reduce
+
+import numpy as np
+
+from ..ir.graph import Graph, Value
+from ..ir.ops import OpError
+from ..ir.types import DType, TensorType, bool_, dtype as to_dtype, float32, int64, promote
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_state = threading.local()
+
+
+# -- the tracing context -----------------------------------------------------------------------
+def _stack() -> list[Graph]:
+    if not hasattr(_state, "stack"):
+        _state.stack = []
+    return _state.stack
+
+
+@contextlib.contextmanager
+def tracing(graph: Graph):
+    """Makes `graph` the one that ops without tensor operands (zeros, arange...) build into."""
+    stack = _stack()
+    stack.append(graph)
+    try:
+        yield graph
+    finally:
+        stack.pop()
+
+
+def current_graph() -> Graph | None:
+    stack = _stack()
+    return stack[-1] if stack else None
+
+
+def source_loc() -> str | None:
+    """'file.py:LINE' of the innermost stack frame outside the lepton package."""
+    f = sys._getframe(1)
+    while f is not None:
+        path = f.f_code.co_filename
+        inside = _INSIDE.get(path)
+        if inside is None:
+            inside = _INSIDE[path] = (not path.startswith("<")
+                                      and os.path.abspath(path).startswith(_PACKAGE_DIR))
+        if not inside:
+            return f"{os.path.basename(path)}:{f.f_lineno}"
+        f = f.f_back
+    return None
+
+
+_INSIDE: dict[str, bool] = {}  # co_filename -> whether it lies inside the lepton package
+
+
+def fail(op: str, msg: str, exc=OpError):
+    """Raises an error naming `op` and the user's source line."""
+    if exc is OpError:
+        raise OpError(msg, op, source_loc())
+    loc = source_loc()
+    raise exc(f"{msg} in op '{op}'" + (f" at {loc}" if loc else ""))
+
+
+_CONTROL_FLOW = ("is a traced value without data; Python control flow or conversions that depend "
+                 "on its value cannot be traced. Use lp.where / lp.maximum etc., or compute it "
+                 "outside the traced function.")
+
+
+# -- the traced tensor -------------------------------------------------------------------------
+class Tensor:
+    """A symbolic tensor: an IR value of the graph under construction."""
+    __slots__ = ("value", "graph")
+    # NumPy must defer to us: `np_array * t` calls t.__rmul__, `np.exp(t)` raises TypeError.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    def __init__(self, value: Value, graph: Graph | None = None):
+        self.value = value
+        self.graph = graph if graph is not None else current_graph()
+
+    # -- metadata: all static --------------------------------------------------------------
+    @property
+    def type(self) -> TensorType:
+        return self.value.type
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.type.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self.value.type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.value.type.ndim
+
+    @property
+    def size(self) -> int:
+        return self.value.type.size
+
+    def __repr__(self) -> str:
+        loc = f", {self.value.loc}" if self.value.loc else ""
+        return f"Tensor({self.type}{loc})"
+
+    __hash__ = object.__hash__
+
+    # -- what cannot be traced -------------------------------------------------------------
+    def __bool__(self):
+        raise TypeError(f"bool() of {self!r}: the tensor {_CONTROL_FLOW}")
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(f"cannot convert {self!r} to a NumPy array: the tensor {_CONTROL_FLOW}")
+
+    def __index__(self):
+        raise TypeError(f"cannot use {self!r} as a Python int: the tensor {_CONTROL_FLOW}")
+
+    def __int__(self):
+        raise TypeError(f"int() of {self!r}: the tensor {_CONTROL_FLOW}")
+
+    def __float__(self):
+        raise TypeError(f"float() of {self!r}: the tensor {_CONTROL_FLOW}")
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError(f"len() of a 0-d tensor {self!r}")
+        return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError(f"iteration over a 0-d tensor {self!r}")
+        return (self[i] for i in range(self.shape[0]))
+
+    # -- operators ---------------------------------------------------------------------------
+    def __add__(self, o): return _binary(_ops.add, self, o)
+    def __radd__(self, o): return _binary(_ops.add, o, self)
+    def __sub__(self, o): return _binary(_ops.subtract, self, o)
+    def __rsub__(self, o): return _binary(_ops.subtract, o, self)
+    def __mul__(self, o): return _binary(_ops.multiply, self, o)
+    def __rmul__(self, o): return _binary(_ops.multiply, o, self)
+    def __truediv__(self, o): return _binary(_ops.divide, self, o)
+    def __rtruediv__(self, o): return _binary(_ops.divide, o, self)
+    def __pow__(self, o): return _binary(_ops.power, self, o)
+    def __rpow__(self, o): return _binary(_ops.power, o, self)
+    def __matmul__(self, o): return _binary(_ops.matmul, self, o)
+    def __rmatmul__(self, o): return _binary(_ops.matmul, o, self)
+    def __lt__(self, o): return _binary(_ops.less, self, o)
+    def __le__(self, o): return _binary(_ops.less_equal, self, o)
+    def __gt__(self, o): return _binary(_ops.greater, self, o)
+    def __ge__(self, o): return _binary(_ops.greater_equal, self, o)
+    def __eq__(self, o): return _binary(_ops.equal, self, o)  # type: ignore[override]
+    def __ne__(self, o): return _binary(_ops.not_equal, self, o)  # type: ignore[override]
+    def __neg__(self): return _ops.negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return _ops.abs(self)
+
+    def __getitem__(self, key):
+        return _shapes.getitem(self, key)
+
+    # -- NumPy-named methods -----------------------------------------------------------------
+    @property
+    def T(self) -> "Tensor":
+        return _shapes.transpose(self)
+
+    @property
+    def mT(self) -> "Tensor":
+        """Swaps the last two axes (NumPy's `mT`)."""
+        return _shapes.swapaxes(self, -1, -2)
+
+    def reshape(self, *shape) -> "Tensor":
+        """`t.reshape(2, -1)` or `t.reshape((2, -1))`."""
+        return _shapes.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def transpose(self, *axes) -> "Tensor":
+        """`t.transpose()`, `t.transpose(1, 0, 2)` or `t.transpose((1, 0, 2))`."""
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return _shapes.transpose(self, axes or None)
+
+    def swapaxes(self, a, b): return _shapes.swapaxes(self, a, b)
+    def squeeze(self, axis=None): return _shapes.squeeze(self, axis)
+    def flatten(self): return _shapes.reshape(self, (-1,))
+    ravel = flatten
+    def astype(self, dtype): return cast(self, to_dtype(dtype))
+    def sum(self, axis=None, keepdims=False, dtype=None): return _ops.sum(self, axis, dtype, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return _ops.mean(self, axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return _ops.max(self, axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False): return _ops.min(self, axis, keepdims=keepdims)
+    def prod(self, axis=None, keepdims=False): return _ops.prod(self, axis, keepdims=keepdims)
+    def var(self, axis=None, ddof=0, keepdims=False): return _ops.var(self, axis, ddof=ddof, keepdims=keepdims)
+    def std(self, axis=None, ddof=0, keepdims=False): return _ops.std(self, axis, ddof=ddof, keepdims=keepdims)
+    def argmax(self, axis=None, keepdims=False): return _ops.argmax(self, axis, keepdims=keepdims)
+    def clip(self, min=None, max=None): return _ops.clip(self, min, max)
+    def dot(self, other): return _ops.dot(self, other)
+    def take(self, indices, axis=None): return _shapes.take(self, indices, axis)
+
+
+def _binary(f, a, b):
+    """Operators return NotImplemented for operands we cannot lift, so Python tries the other."""
+    if not all(isinstance(x, _OPERAND_TYPES) for x in (a, b)):
+        return NotImplemented
+    return f(a, b)
+
+
+_WEAK_TYPES = (bool, int, float, np.bool_, np.integer, np.floating)
+_OPERAND_TYPES = (Tensor, np.ndarray, list, tuple) + _WEAK_TYPES
+
+
+# -- lifting values into the graph -------------------------------------------------------------
+def is_weak(x) -> bool:
+    """Python and NumPy scalars adapt to the tensors they meet."""
+    return isinstance(x, _WEAK_TYPES)
+
+
+def as_array(x) -> np.ndarray:
+    """A NumPy array of a supported dtype; Python floats become f32 (Lepton's default)."""
+    if isinstance(x, np.ndarray):
+        arr = x
+    elif isinstance(x, np.generic):
+        arr = np.asarray(x)
+    else:
+        arr = np.asarray(x)
+        if arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+    if arr.dtype.kind == "O":
+        raise TypeError(f"cannot use {type(x).__name__} {x!r:.60} as a tensor")
+    return arr.astype(to_dtype(arr.dtype).np, copy=False)  # raises on unsupported dtypes
+
+
+def _weak_kind(x) -> DType:
+    if isinstance(x, (bool, np.bool_)):
+        return bool_
+    if isinstance(x, (int, np.integer)):
+        return int64
+    return float32
+
+
+def result_dtype(*xs) -> DType:
+    """The dtype NumPy's rules (with weak scalars) give to an operation on xs."""
+    strong = [x.dtype if isinstance(x, Tensor) else to_dtype(as_array(x).dtype)
+              for x in xs if not is_weak(x)]
+    weak = [_weak_kind(x) for x in xs if is_weak(x)]
+    if not strong:
+        return reduce(promote, weak)
+    d = reduce(promote, strong)
+    for k in weak:
+        if k.is_float and not d.is_float:
+            d = float32
+        elif k.is_int and d == bool_:
+            d = int64
+    return d
+
+
+def graph_of(*xs) -> Graph:
+    """The graph the tensors among xs belong to, which must be the innermost active trace."""
+    g = current_graph()
+    if g is None and any(isinstance(x, Tensor) for x in xs):
+        raise RuntimeError("a Tensor was used after its trace finished (a leaked tracer); "
+                           "return it from the traced function instead")
+    if g is None:
+        raise RuntimeError("lepton ops build a graph and must run inside lp.trace / lp.compile "
+                           "(or a function they trace)")
+    for x in xs:
+        if isinstance(x, Tensor) and x.graph is not g:
+            raise RuntimeError(f"{x!r} belongs to another trace (a tensor leaked from a finished "
+                               f"trace or captured from an outer one); pass it as an argument")
+    return g
+
+
+def emit(op: str, inputs, **attrs) -> Tensor:
+    """Appends `op` on tensors `inputs` to their graph, located at the user's source line."""
+    g = graph_of(*inputs)
+    return Tensor(g.add(op, [t.value for t in inputs], loc=source_loc(), **attrs), g)
+
+
+def constant(value, dtype: DType | None = None) -> Tensor:
+    """A constant node holding a private, read-only copy of `value` (converted to dtype)."""
+    arr = as_array(value) if dtype is None else np.asarray(value, dtype=dtype.np)
+    arr = np.array(arr, copy=True, order="C")
+    arr.flags.writeable = False
+    return emit("constant", [], value=arr)
+
+
+def cast(x: Tensor, dtype: DType) -> Tensor:
+    return x if x.dtype == dtype else emit("cast", [x], dtype=dtype)
+
+
+def lift(x, dtype: DType | None = None) -> Tensor:
+    """A Tensor for x (tensor, array, list or scalar), cast to `dtype` when given."""
+    if isinstance(x, Tensor):
+        return x if dtype is None else cast(x, dtype)
+    if dtype is None:
+        return constant(x)
+    if is_weak(x) and not isinstance(x, np.generic):
+        return constant(np.array(x, dtype=dtype.np))  # NumPy 2 raises OverflowError if it doesn't fit
+    return constant(as_array(x).astype(dtype.np))
+
+
+def lift_all(*xs, dtype: DType | None = None) -> list[Tensor]:
+    """Lifts xs to tensors of one dtype (`dtype`, or the promoted one)."""
+    d = dtype or result_dtype(*xs)
+    return [lift(x, d) for x in xs]
+
+
+def spec_of(x) -> TensorType:
+    """The TensorType of a trace argument: an array, a scalar, a TensorType or any object with
+    `.shape` and `.dtype` (Python float -> f32, int -> i64, bool -> bool)."""
+    if isinstance(x, TensorType):
+        return x
+    if isinstance(x, Tensor):
+        return x.type
+    if isinstance(x, (bool, int, float)):
+        return TensorType(_weak_kind(x), ())
+    if isinstance(x, (np.ndarray, np.generic)) or (hasattr(x, "shape") and hasattr(x, "dtype")):
+        return TensorType(to_dtype(x.dtype), tuple(x.shape))
+    raise TypeError(f"cannot trace an argument of type {type(x).__name__}: expected a NumPy "
+                    f"array, a scalar, a TensorType or an object with .shape and .dtype")
+
+
+# Imported last: ops and shapes import this module.
+from . import ops as _ops  # noqa: E402
+from . import shapes as _shapes  # noqa: E402
