@@ -1,0 +1,13 @@
+"""Lepton: a static computation-graph compiler for Python (the public API of shared/API.md).
+
+    import lepton as lp
+    f = lp.compile(lambda x, w: lp.relu(x @ w))
+    y = f(x, w)
+"""
+from . import ir
+from .compile import compile
+from .frontends import *  # noqa: F401,F403  the traced ops, dtypes and trace
+from .frontends import __all__ as _frontend_names
+
+__version__ = "0.1.0"
+__all__ = ["ir", "compile", *_frontend_names]

@@ -1,0 +1,71 @@
+"""The runtime: argument checks before native code, outputs, no leaks, repeated calls."""
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from lepton.compile import CompileResult
+from lepton.ir import Graph, TensorType, float32, int64
+
+
+def _exe():
+    g = Graph("f")
+    x = g.input(TensorType(float32, (3, 4)))
+    i = g.input(TensorType(int64, (2,)))
+    y = g.add("take", [g.add("exp", [x]), i], axis=1)
+    g.set_outputs([y, g.add("reshape", [y], shape=(6,))])
+    return CompileResult(g, None, None).executable
+
+
+def test_outputs_and_reshaped_output():
+    exe = _exe()
+    x = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
+    y, z = exe(x, np.array([3, 0]))
+    np.testing.assert_allclose(y, np.exp(x)[:, [3, 0]], rtol=1e-6)
+    np.testing.assert_array_equal(z, y.reshape(6))
+
+
+@pytest.mark.parametrize("args,exc,msg", [
+    ((np.zeros((3, 4), np.float32),), TypeError, r"expected 2 arguments"),
+    ((np.zeros((3, 4), np.float64), np.zeros(2, np.int64)), TypeError,
+     r"argument 0: expected dtype f32\[3,4\], got float64\[3, 4\]"),
+    ((np.zeros((4, 3), np.float32), np.zeros(2, np.int64)), ValueError,
+     r"argument 0: expected shape f32\[3,4\]"),
+    ((np.zeros((3, 4), np.float32), np.zeros(3, np.int64)), ValueError, r"argument 1"),
+    ((np.zeros((3, 4), np.float32), "ab"), TypeError, r"argument 1"),
+])
+def test_bad_arguments_raise_before_native_code(args, exc, msg):
+    with pytest.raises(exc, match=msg):
+        _exe()(*args)
+
+
+def test_non_contiguous_arguments_are_accepted():
+    exe = _exe()
+    x = np.arange(24, dtype=np.float32).reshape(4, 6)[:3, ::2] / 10
+    assert not x.flags.c_contiguous
+    y, _ = exe(x, np.array([1, 2]))
+    np.testing.assert_allclose(y, np.exp(x)[:, [1, 2]], rtol=1e-6)
+
+
+def test_out_of_range_take_indices_never_read_outside():
+    y, _ = _exe()(np.ones((3, 4), np.float32), np.array([10 ** 12, -10 ** 12]))
+    assert np.isfinite(y).all()
+
+
+def test_no_leak_over_10000_calls():
+    exe = _exe()
+    x, i = np.ones((3, 4), np.float32), np.array([1, 2])
+    tracemalloc.start()
+    try:
+        for _ in range(500):
+            exe(x, i)
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10_000):
+            exe(x, i)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, f"traced memory grew by {grown} bytes over 10,000 calls"
