@@ -77,7 +77,7 @@ ELEMENTWISE = [
     _unary("reciprocal", lambda x: 1 / x),
     _unary("tanh", np.tanh),
     _unary("sigmoid", _sigmoid),
-    _unary("erf", lambda x: _erf(x).astype(x.dtype)),
+    _unary("erf", lambda x: np.asarray(_erf(x), dtype=x.dtype)),  # 0-d: frompyfunc gives a float
     _unary("sin", np.sin),
     _unary("cos", np.cos),
     _binary("add", np.add),
