@@ -1,0 +1,113 @@
+"""The benchmark table: one row per workload, one column per framework, Lepton's ratios, and a
+footer that says how it was measured and why any cell is not a number.
+
+    workload  NumPy  torch  jax    Lepton  Lepton/NumPy  Lepton/fastest  compile s
+    W5        16.9   20.8   9.84   12.1    0.72          1.23            0.41
+
+A cell is a median in ms (µs on the call-overhead row), or WRONG / ERROR / TIMEOUT / CRASH
+(explained in the footer), or "-" when that framework did not run it.
+"""
+from __future__ import annotations
+
+from .harness import Report
+from .timing import Result
+
+_STATUS_WORD = {"wrong": "WRONG", "error": "ERROR", "timeout": "TIMEOUT", "crash": "CRASH"}
+# Frameworks whose prepare() is a real compile worth a footer line.
+_COMPILERS = ("torch.compile", "jax", "onnxruntime")
+
+
+def fmt_time(v: float) -> str:
+    """Three significant figures, no exponent: 0.0912 -> '0.091', 201.4 -> '201'."""
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    if v >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def _value(r: Result | None, unit: str) -> float | None:
+    if r is None or r.status != "ok" or r.ms is None:
+        return None
+    return r.ms * 1e3 if unit == "us" else r.ms
+
+
+def _cell(r: Result | None, unit: str) -> str:
+    v = _value(r, unit)
+    if v is not None:
+        return fmt_time(v)
+    return _STATUS_WORD.get(r.status, "-") if r is not None else "-"
+
+
+def rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows of the table, as strings."""
+    names = [f.name for f in report.frameworks]
+    has_lepton = "Lepton" in names
+    header = ["workload", *names]
+    if has_lepton:
+        header += ["Lepton/NumPy", "Lepton/fastest", "compile s"]
+    out = []
+    for w in report.workloads:
+        label = w.id if w.unit == "ms" else f"{w.id} (µs)"
+        cells = {f.name: f.results.get(w.id) for f in report.frameworks}
+        row = [label, *(_cell(cells[n], w.unit) for n in names)]
+        if has_lepton:
+            lep = _value(cells["Lepton"], w.unit)
+            numpy = _value(cells.get("NumPy"), w.unit)
+            others = [v for n in names if n != "Lepton"
+                      if (v := _value(cells[n], w.unit)) is not None]
+            row.append(f"{lep / numpy:.2f}" if lep and numpy else "-")
+            row.append(f"{lep / min(others):.2f}" if lep and others else "-")
+            comp = cells["Lepton"].compile_s if cells["Lepton"] is not None else None
+            row.append(f"{comp:.2f}" if comp is not None and lep is not None else "-")
+        out.append(row)
+    return header, out
+
+
+def footer(report: Report) -> list[str]:
+    """How the numbers were taken, and every reason a cell is not a number."""
+    lines = ["median time per call after warm-up"
+             + (" (--quick: fewer samples, same shapes)" if report.quick else "")
+             + "; ms, µs on the call row (x + 1 on f32[1])",
+             "one thread: each framework in its own process pinned to one CPU, "
+             "*_NUM_THREADS=1, LEPTON_NUM_THREADS=1; results checked against a float64 "
+             "reference before timing",
+             "Lepton/fastest: against the fastest of NumPy and the peers in this run; "
+             "compile s: Lepton's cold lp.compile (trace, passes, LLVM, JIT)"]
+    lines += report.notes
+    for f in report.frameworks:
+        if f.note:
+            lines.append(f"{f.name}: {f.note}")
+    for f in report.frameworks:
+        for w in report.workloads:
+            r = f.results.get(w.id)
+            if r is not None and r.status != "ok" and r.detail:
+                word = _STATUS_WORD.get(r.status, r.status)
+                lines.append(f"{w.id} {f.name} {word}: {r.detail}")
+    for f in report.frameworks:
+        times = [r.compile_s for r in f.results.values()
+                 if r.status == "ok" and r.compile_s is not None and r.workload != "call"]
+        if f.name in _COMPILERS and times:
+            lines.append(f"{f.name} compile: {min(times):.3g}-{max(times):.3g} s per workload")
+    versions = [f"{f.name} {f.version}" for f in report.frameworks if f.version]
+    if versions:
+        lines.append("versions: " + ", ".join(versions))
+    return lines
+
+
+def format_table(report: Report, markdown: bool = False) -> str:
+    """The table and its footer as text (aligned columns, or a Markdown table)."""
+    header, body = rows(report)
+    if markdown:
+        text = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        text += ["| " + " | ".join(r) + " |" for r in body]
+        return "\n".join(text + [""] + [f"- {ln}" for ln in footer(report)])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+    def line(r):
+        return "  ".join(c.ljust(wd) if i == 0 else c.rjust(wd)
+                         for i, (c, wd) in enumerate(zip(r, widths))).rstrip()
+    text = [line(header), "-" * len(line(header)), *map(line, body), ""]
+    return "\n".join(text + [f"  {ln}" for ln in footer(report)])
