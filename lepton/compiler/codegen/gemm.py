@@ -1,0 +1,353 @@
+"""Batched matmul kernels: a packed, cache-blocked, register-blocked GEMM for f32/f64, a streaming
+path for few rows (matrix-vector), and a plain loop for integers.
+
+    k = emit_matmul(module, "mm", TensorType(f32, (64, 784)), TensorType(f32, (784, 256)),
+                    TensorType(f32, (64, 256)))
+    # void mm(float* out, float* a, float* b, i8* scratch), scratch of k.scratch_bytes
+
+Semantics are np.matmul's for inputs of at least 2 dims: batch dims broadcast. The epilogue's
+row index counts rows of the output seen as a (batch*M, N) matrix; its column index is n.
+
+The float GEMM follows the BLIS loop nest (jc over NC columns, pc over KC of K, ic over MC rows,
+then micro-panels jr, ir): a KC x NC block of B is packed once per (jc, pc) and stays in L2/L3, an
+MC x KC block of A is packed per ic and stays in L2, and each KC x NR micro-panel of B stays in
+L1 while the micro-kernel sweeps the A panels past it. `emit_gemm_driver` is reusable: conv2d
+packs its own B (im2col) through the `pack_b` hook.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from llvmlite import ir
+
+from ...ir.types import DType, TensorType, float32, float64
+from .kernel import Epilogue, Kernel, llvm_type, minmax, vector_width
+from .loops import const, for_range, i8, i32, i64, new_function
+from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_a, emit_pack_b
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """Register tile (mr x nr) and cache blocks (mc, kc, nc); mc % mr == nc % nr == 0."""
+    mr: int
+    nr: int
+    mc: int
+    kc: int
+    nc: int
+
+
+# Tuned on znver5 (32 zmm registers, 48 KiB L1d, 1 MiB L2): see the module's benchmarks.
+DEFAULT_BLOCKING = {
+    float32: Blocking(mr=8, nr=32, mc=128, kc=256, nc=2048),
+    float64: Blocking(mr=8, nr=16, mc=96, kc=256, nc=1024),
+}
+
+
+ROWS_MAX_VECTORS = 8  # vectors of C per row in the few-rows path (tuned for 1x784x512)
+ROWS_MAX_M = 32       # the few-rows path: at most this many rows ...
+ROWS_MAX_C_BYTES = 1 << 19  # ... and a C this small (it is re-read once per K slice)
+ROWS_KB = 16          # rows of B read together in the few-rows path
+
+
+def _round_up(x: int, m: int) -> int:
+    return (x + m - 1) // m * m
+
+
+@dataclass(frozen=True)
+class GemmShape:
+    """One static GEMM C[M,N] (+)= A[M,K] @ B[K,N], row-major with leading dims lda/ldb/ldc."""
+    dtype: DType
+    m: int
+    n: int
+    k: int
+    lda: int
+    ldb: int
+    ldc: int
+
+
+def gemm_scratch_bytes(s: GemmShape, blk: Blocking) -> int:
+    """Scratch for the packed A block followed (64-byte aligned) by the packed B block."""
+    return _round_up(_a_pack_elems(s, blk) * s.dtype.itemsize, 64) + \
+        _b_pack_elems(s, blk) * s.dtype.itemsize
+
+
+def _a_pack_elems(s, blk):
+    return _round_up(min(blk.mc, s.m), blk.mr) * min(blk.kc, s.k)
+
+
+def _b_pack_elems(s, blk):
+    return min(blk.kc, s.k) * _round_up(min(blk.nc, s.n), blk.nr)
+
+
+PackB = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value, ir.Value, ir.Value], None]
+"""pack_b(builder, dst, pc, kc, jc, nc): writes the packed kc x nc block of B starting at row pc,
+column jc into dst (the layout of microkernel.py, zero-padded to whole panels)."""
+
+
+def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
+                     epilogue: Epilogue = None, pack_b: Optional[PackB] = None) -> ir.Function:
+    """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0)` computing
+    C = A @ B for the static shape `s` (row0: the epilogue's index of C's first row). With
+    `pack_b` the b argument is ignored and the hook produces B's packed blocks."""
+    t = llvm_type(s.dtype)
+    vl = vector_width(s.dtype)
+    if blk.nr % vl or blk.mc % blk.mr or blk.nc % blk.nr:
+        raise ValueError(f"bad blocking {blk} for {s.dtype}")
+    tp = t.as_pointer()
+    fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64],
+                         ["a", "b", "c", "scratch", "row0"])
+    fn.linkage = "internal"
+    a_p, b_p, c_p, scratch, row0 = fn.args
+    mr, nr = blk.mr, blk.nr
+    packed_a_elems = _a_pack_elems(s, blk)
+    a_pack = b.bitcast(scratch, tp)
+    b_pack = b.bitcast(b.gep(scratch, [const(_round_up(packed_a_elems * s.dtype.itemsize, 64))]), tp)
+
+    # micro-kernels for the full tile and the (static) edge tiles, only those the shape needs
+    m_edge, n_edge = s.m % mr, s.n % nr
+
+    def tile(rows, cols, tag):
+        spec = TileSpec(s.dtype, rows, -(-cols // vl), cols, a_rs=1, a_cs=mr, b_rs=nr,
+                        ldc=s.ldc, b_align=64)
+        return emit_microkernel(module, f"{name}.mk{tag}", spec, epilogue)
+    mk = tile(mr, nr, "") if s.m >= mr and s.n >= nr else None
+    mk_m = tile(m_edge, nr, ".m") if m_edge and s.n >= nr else None
+    mk_n = tile(mr, n_edge, ".n") if n_edge and s.m >= mr else None
+    mk_mn = tile(m_edge, n_edge, ".mn") if m_edge and n_edge else None
+    pack_a = emit_pack_a(module, f"{name}.pa", s.dtype, mr, s.lda)
+    if pack_b is None:
+        pb_fn = emit_pack_b(module, f"{name}.pb", s.dtype, nr, s.ldb)
+
+        def pack_b(bb, dst, pc, kc, jc, nc):
+            src = bb.gep(b_p, [bb.add(bb.mul(pc, const(s.ldb)), jc)], inbounds=True)
+            bb.call(pb_fn, [dst, src, kc, nc])
+
+    def call_tile(f, ap, bp, crow, ccol, kc, mode):
+        c = b.gep(c_p, [b.add(b.mul(crow, const(s.ldc)), ccol)], inbounds=True)
+        b.call(f, [ap, bp, c, kc, mode, b.add(row0, crow), ccol])
+
+    with for_range(b, s.n, step=blk.nc, name="jc") as jc:
+        nc = minmax(b, const(blk.nc), b.sub(const(s.n), jc), smaller=True)
+        n_full = b.udiv(nc, const(nr))
+        with for_range(b, s.k, step=blk.kc, name="pc") as pc:
+            kc = minmax(b, const(blk.kc), b.sub(const(s.k), pc), smaller=True)
+            pack_b(b, b_pack, pc, kc, jc, nc)
+            mode = b.zext(b.icmp_signed(">", pc, const(0)), i32)
+            if epilogue is not None:
+                last = b.zext(b.icmp_signed("==", b.add(pc, kc), const(s.k)), i32)
+                mode = b.or_(mode, b.shl(last, ir.Constant(i32, 1)))
+            with for_range(b, s.m, step=blk.mc, name="ic") as ic:
+                mc = minmax(b, const(blk.mc), b.sub(const(s.m), ic), smaller=True)
+                b.call(pack_a, [a_pack, b.gep(a_p, [b.add(b.mul(ic, const(s.lda)), pc)],
+                                              inbounds=True), mc, kc])
+                m_full = b.udiv(mc, const(mr))
+                a_edge = b.gep(a_pack, [b.mul(m_full, b.mul(kc, const(mr)))], inbounds=True)
+                edge_row = b.add(ic, b.mul(m_full, const(mr)))
+                has_m_edge = b.icmp_unsigned("!=", b.mul(m_full, const(mr)), mc)
+
+                def sweep(bp, col, f_full, f_edge):
+                    # all A panels of this block past one B micro-panel
+                    if f_full is not None:
+                        with for_range(b, m_full, name="ir") as ir_:
+                            ap = b.gep(a_pack, [b.mul(ir_, b.mul(kc, const(mr)))], inbounds=True)
+                            call_tile(f_full, ap, bp, b.add(ic, b.mul(ir_, const(mr))), col, kc, mode)
+                    if f_edge is not None:
+                        with b.if_then(has_m_edge):
+                            call_tile(f_edge, a_edge, bp, edge_row, col, kc, mode)
+
+                with for_range(b, n_full, name="jr") as jr:
+                    bp = b.gep(b_pack, [b.mul(jr, b.mul(kc, const(nr)))], inbounds=True)
+                    sweep(bp, b.add(jc, b.mul(jr, const(nr))), mk, mk_m)
+                if n_edge:
+                    with b.if_then(b.icmp_unsigned("!=", b.mul(n_full, const(nr)), nc)):
+                        bp = b.gep(b_pack, [b.mul(n_full, b.mul(kc, const(nr)))], inbounds=True)
+                        sweep(bp, b.add(jc, b.mul(n_full, const(nr))), mk_n, mk_mn)
+    b.ret_void()
+    return fn
+
+
+def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
+                     epilogue: Epilogue = None) -> ir.Function:
+    """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0)` for GEMMs whose
+    C fits in cache (few rows: matrix-vector products, small batches). Nothing is packed and B
+    streams through exactly once: K is cut into slices of ROWS_KB rows, and each slice (small
+    enough for L1) meets every row group of A and every column of C before the next is read.
+    The hardware prefetcher follows the ROWS_KB concurrent row streams of B."""
+    t = llvm_type(s.dtype)
+    vl = vector_width(s.dtype)
+    tp = t.as_pointer()
+    fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64],
+                         ["a", "b", "c", "scratch", "row0"])
+    fn.linkage = "internal"
+    a_p, b_p, c_p, _, row0 = fn.args
+    mr = min(mr, s.m)
+    # enough accumulators to cover the FMA latency, few enough to stay in registers
+    nvec = max(1, min(ROWS_MAX_VECTORS, 24 // mr, -(-s.n // vl)))
+    width = nvec * vl
+    n_full, n_edge = divmod(s.n, width)
+    m_full, m_edge = divmod(s.m, mr)
+
+    def tile(rows, cols, tag):
+        if not rows or not cols:
+            return None
+        spec = TileSpec(s.dtype, rows, -(-cols // vl), cols, a_rs=s.lda, a_cs=1, b_rs=s.ldb,
+                        ldc=s.ldc, b_masked=True)
+        return emit_microkernel(module, f"{name}.mk{tag}", spec, epilogue)
+    tiles = {(rows, cols): tile(rows, cols, tag) for rows, cols, tag in
+             ((mr, width, ""), (mr, n_edge, ".n"), (m_edge, width, ".m"), (m_edge, n_edge, ".mn"))}
+
+    def row_group(rows, r0, a_k, b_k, kc, mode):
+        c_r = b.gep(c_p, [b.mul(r0, const(s.ldc))], inbounds=True)
+        a_r = b.gep(a_k, [b.mul(r0, const(s.lda))], inbounds=True)
+        if n_full:
+            with for_range(b, n_full, name="j") as j:
+                col = b.mul(j, const(width))
+                b.call(tiles[rows, width], [a_r, b.gep(b_k, [col]), b.gep(c_r, [col]), kc, mode,
+                                            b.add(row0, r0), col])
+        if n_edge:
+            col = const(n_full * width)
+            b.call(tiles[rows, n_edge], [a_r, b.gep(b_k, [col]), b.gep(c_r, [col]), kc, mode,
+                                         b.add(row0, r0), col])
+
+    with for_range(b, s.k, step=ROWS_KB, name="ks") as k0:
+        kc = minmax(b, const(ROWS_KB), b.sub(const(s.k), k0), smaller=True)
+        mode = b.zext(b.icmp_signed(">", k0, const(0)), i32)
+        if epilogue is not None:
+            last = b.zext(b.icmp_signed("==", b.add(k0, kc), const(s.k)), i32)
+            mode = b.or_(mode, b.shl(last, ir.Constant(i32, 1)))
+        a_k = b.gep(a_p, [k0], inbounds=True)
+        b_k = b.gep(b_p, [b.mul(k0, const(s.ldb))], inbounds=True)
+        with for_range(b, m_full, name="g") as g:
+            row_group(mr, b.mul(g, const(mr)), a_k, b_k, kc, mode)
+        if m_edge:
+            row_group(m_edge, const(m_full * mr), a_k, b_k, kc, mode)
+    b.ret_void()
+    return fn
+
+
+def _emit_int_gemm(module, name, s: GemmShape, epilogue: Epilogue) -> ir.Function:
+    """Integers: C = 0, then C[i, :] += A[i, k] * B[k, :] (a loop LLVM vectorises), wrapping."""
+    t = llvm_type(s.dtype)
+    tp = t.as_pointer()
+    fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64],
+                         ["a", "b", "c", "scratch", "row0"])
+    fn.linkage = "internal"
+    a_p, b_p, c_p, _, row0 = fn.args
+    with for_range(b, s.m, name="i") as i:
+        crow = b.mul(i, const(s.ldc))
+        with for_range(b, s.n, name="j") as j:
+            b.store(ir.Constant(t, 0), b.gep(c_p, [b.add(crow, j)]))
+        with for_range(b, s.k, name="k") as k:
+            aik = b.load(b.gep(a_p, [b.add(b.mul(i, const(s.lda)), k)]))
+            brow = b.mul(k, const(s.ldb))
+            with for_range(b, s.n, name="j") as j:
+                p = b.gep(c_p, [b.add(crow, j)])
+                b.store(b.add(b.load(p), b.mul(aik, b.load(b.gep(b_p, [b.add(brow, j)])))), p)
+        if epilogue is not None:
+            with for_range(b, s.n, name="j") as j:
+                p = b.gep(c_p, [b.add(crow, j)])
+                b.store(epilogue(b, b.load(p), b.add(row0, i), j), p)
+    b.ret_void()
+    return fn
+
+
+def plan_gemm(module: ir.Module, name: str, s: GemmShape, epilogue: Epilogue = None,
+              blocking: Optional[Blocking] = None) -> tuple[ir.Function, int]:
+    """Picks the code path for one static GEMM; returns (driver function, scratch bytes).
+    The driver has the signature of `emit_gemm_driver`'s."""
+    if s.dtype not in (float32, float64):
+        return _emit_int_gemm(module, name, s, epilogue), 0
+    blk = blocking or DEFAULT_BLOCKING[s.dtype]
+    if s.m <= ROWS_MAX_M and s.m * s.n * s.dtype.itemsize <= ROWS_MAX_C_BYTES:
+        return emit_rows_driver(module, name, s, blk.mr, epilogue), 0
+    blk = fit_blocking(blk, s)
+    return emit_gemm_driver(module, name, s, blk, epilogue), gemm_scratch_bytes(s, blk)
+
+
+def fit_blocking(blk: Blocking, s: GemmShape) -> Blocking:
+    """Evens out the K and M blocks (K=288 with kc=256 becomes two slices of 144, not 256+32:
+    a short last slice pays the whole C read-modify-write for little work)."""
+    nk = -(-s.k // blk.kc)
+    kc = min(blk.kc, _round_up(-(-s.k // nk), UNROLL))
+    nm = -(-s.m // blk.mc)
+    mc = min(blk.mc, _round_up(-(-s.m // nm), blk.mr))
+    return Blocking(blk.mr, blk.nr, mc, kc, blk.nc)
+
+
+def _check_matmul(a: TensorType, b: TensorType, out: TensorType):
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2] or a.dtype != b.dtype:
+        raise ValueError(f"matmul kernel: bad operand types {a} @ {b}")
+    batch = _broadcast(a.shape[:-2], b.shape[:-2])
+    want = batch + (a.shape[-2], b.shape[-1])
+    if out.shape != want or out.dtype != a.dtype:
+        raise ValueError(f"matmul kernel: output {out} does not match {a} @ {b} (want {want})")
+    return batch
+
+
+def _broadcast(x, y):
+    n = max(len(x), len(y))
+    x, y = (1,) * (n - len(x)) + tuple(x), (1,) * (n - len(y)) + tuple(y)
+    if any(p != q and 1 not in (p, q) for p, q in zip(x, y)):
+        raise ValueError(f"matmul kernel: batch dims {x} and {y} do not broadcast")
+    return tuple(max(p, q) for p, q in zip(x, y))
+
+
+def _batch_strides(shape, batch, matrix_elems):
+    """Element strides of an operand's batch dims aligned to `batch` (0 where broadcast)."""
+    shape = (1,) * (len(batch) - len(shape)) + tuple(shape)
+    strides, acc = [], matrix_elems
+    for d in reversed(shape):
+        strides.append(0 if d == 1 else acc)
+        acc *= d
+    return strides[::-1]
+
+
+def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out: TensorType,
+                epilogue: Epilogue = None, blocking: Optional[Blocking] = None) -> Kernel:
+    """Adds `void name(T* out, T* a, T* b, i8* scratch)` computing np.matmul(a, b) with static
+    shapes (module docstring). Raises ValueError on inconsistent types."""
+    batch = _check_matmul(a, b, out)
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    t = llvm_type(a.dtype)
+    nb = math.prod(batch)
+    sa = _batch_strides(a.shape[:-2], batch, m * k)
+    sb = _batch_strides(b.shape[:-2], batch, k * n)
+    fn, bld = new_function(module, name, [t.as_pointer()] * 3 + [i8.as_pointer()],
+                           ["out", "a", "b", "scratch"])
+    c_p, a_p, b_p, scratch = fn.args
+    if m == 0 or n == 0 or nb == 0:
+        bld.ret_void()
+        return Kernel(fn, 0)
+    if k == 0:
+        # an empty sum: zeros (through the epilogue, as scalars), no GEMM machinery
+        with for_range(bld, nb * m, name="r") as r:
+            with for_range(bld, n, name="j") as j:
+                v = ir.Constant(t, 0)
+                if epilogue is not None:
+                    v = epilogue(bld, v, r, j)
+                bld.store(v, bld.gep(c_p, [bld.add(bld.mul(r, const(n)), j)]))
+        bld.ret_void()
+        return Kernel(fn, 0)
+    if not any(sb) and all(x for x, d in zip(sa, batch) if d > 1):
+        # B shared by every batch and A a dense stack: one tall GEMM of nb*m rows
+        s = GemmShape(a.dtype, nb * m, n, k, k, n, n)
+        drv, scratch_bytes = plan_gemm(module, f"{name}.gemm", s, epilogue, blocking)
+        bld.call(drv, [a_p, b_p, c_p, scratch, const(0)])
+        bld.ret_void()
+        return Kernel(fn, scratch_bytes)
+    s = GemmShape(a.dtype, m, n, k, k, n, n)
+    drv, scratch_bytes = plan_gemm(module, f"{name}.gemm", s, epilogue, blocking)
+    with for_range(bld, nb, name="bi") as bi:
+        a_off, b_off, rest = const(0), const(0), bi
+        for d in reversed(range(len(batch))):
+            idx = bld.urem(rest, const(batch[d]))
+            rest = bld.udiv(rest, const(batch[d]))
+            a_off = bld.add(a_off, bld.mul(idx, const(sa[d])))
+            b_off = bld.add(b_off, bld.mul(idx, const(sb[d])))
+        bld.call(drv, [bld.gep(a_p, [a_off]), bld.gep(b_p, [b_off]),
+                       bld.gep(c_p, [bld.mul(bi, const(m * n))]), scratch, bld.mul(bi, const(m))])
+    bld.ret_void()
+    return Kernel(fn, scratch_bytes)

@@ -1,0 +1,109 @@
+"""What a hand-scheduled kernel emitter returns, and the small LLVM helpers those emitters share.
+
+Every emitter (GEMM, conv, pools) adds one externally visible function to a module with the
+calling convention `void name(T* out, T* in0, [T* in1,] i8* scratch)` and returns a `Kernel`:
+
+    k = emit_matmul(module, "mm", a_type, b_type, out_type)
+    k.fn             # the ir.Function
+    k.scratch_bytes  # the caller passes a 64-byte aligned buffer of at least this many bytes
+
+An *epilogue* is a callable `epilogue(builder, value, row, col) -> value` applied to each value
+just before it is stored for the last time. `value` is a `<VL x T>` vector holding columns
+col .. col+VL-1 of row `row` (or a scalar of type T in scalar code paths); `row` and `col` are
+i64 values indexing the output seen as a 2-d matrix (see each emitter for the mapping).
+Lanes past the matrix edge are computed but never stored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from llvmlite import ir
+
+from ...ir.types import DType, float32, float64, int32, int64
+from .loops import i1, i32, i64
+
+Epilogue = Optional[Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value], ir.Value]]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """An emitted kernel: the function and the scratch bytes its caller must provide."""
+    fn: ir.Function
+    scratch_bytes: int
+
+
+_LLVM = {float32: ir.FloatType(), float64: ir.DoubleType(), int32: i32, int64: i64}
+
+
+def llvm_type(dt: DType) -> ir.Type:
+    """The LLVM scalar type of a dtype (bool is not a kernel element type here)."""
+    try:
+        return _LLVM[dt]
+    except KeyError:
+        raise TypeError(f"no kernel element type for dtype {dt}") from None
+
+
+def vector_width(dt: DType) -> int:
+    """Lanes of one 512-bit register for `dt` (16 x f32, 8 x f64)."""
+    return 64 // dt.itemsize
+
+
+def intrinsic(module: ir.Module, name: str, ret: ir.Type, args) -> ir.Function:
+    """Declares (once) and returns an LLVM intrinsic by its mangled name."""
+    g = module.globals.get(name)
+    if g is None:
+        g = ir.Function(module, ir.FunctionType(ret, list(args)), name)
+    return g
+
+
+def vsuffix(vt: ir.VectorType) -> str:
+    """LLVM's mangling of a vector type, e.g. v16f32."""
+    el = vt.element
+    s = {"float": "f32", "double": "f64"}.get(str(el), f"i{getattr(el, 'width', 0)}")
+    return f"v{vt.count}{s}"
+
+
+def fma(b: ir.IRBuilder, x, y, z):
+    """x*y + z through llvm.fma (one rounding; one instruction on the host)."""
+    t = x.type
+    name = f"llvm.fma.{vsuffix(t)}" if isinstance(t, ir.VectorType) else \
+        f"llvm.fma.{'f32' if isinstance(t, ir.FloatType) else 'f64'}"
+    return b.call(intrinsic(b.module, name, t, [t, t, t]), [x, y, z])
+
+
+def splat(b: ir.IRBuilder, x: ir.Value, n: int) -> ir.Value:
+    """An n-lane vector of copies of scalar x."""
+    vt = ir.VectorType(x.type, n)
+    v = b.insert_element(ir.Constant(vt, None), x, ir.Constant(i32, 0))
+    return b.shuffle_vector(v, ir.Constant(vt, None), ir.Constant(ir.VectorType(i32, n), [0] * n))
+
+
+def lane_mask(n_lanes: int, n_valid: int) -> ir.Constant:
+    """A constant <n_lanes x i1> with the first n_valid lanes set."""
+    return ir.Constant(ir.VectorType(i1, n_lanes), [1 if i < n_valid else 0 for i in range(n_lanes)])
+
+
+def vptr(b: ir.IRBuilder, base: ir.Value, offset, vt: ir.VectorType) -> ir.Value:
+    """A <vt>* to element `offset` (i64 value or int) of the scalar pointer `base`."""
+    off = ir.Constant(i64, offset) if isinstance(offset, int) else offset
+    return b.bitcast(b.gep(base, [off], inbounds=True), vt.as_pointer())
+
+
+def masked_load(b: ir.IRBuilder, ptr: ir.Value, mask: ir.Value, vt: ir.VectorType) -> ir.Value:
+    """Loads the lanes of `mask` from <vt>* ptr, zero elsewhere; never touches masked-off memory."""
+    f = intrinsic(b.module, f"llvm.masked.load.{vsuffix(vt)}.p0", vt,
+                  [vt.as_pointer(), mask.type, vt])
+    return b.call(f, [ptr, mask, ir.Constant(vt, None)])
+
+
+def masked_store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, mask: ir.Value) -> None:
+    vt = value.type
+    f = intrinsic(b.module, f"llvm.masked.store.{vsuffix(vt)}.p0", ir.VoidType(),
+                  [vt, vt.as_pointer(), mask.type])
+    b.call(f, [value, ptr, mask])
+
+
+def minmax(b: ir.IRBuilder, x, y, smaller: bool):
+    """Signed min or max of two i64 values (for loop bounds)."""
+    return b.select(b.icmp_signed("<" if smaller else ">", x, y), x, y)
