@@ -325,6 +325,7 @@ def lift(x, dtype: DType | None = None) -> Tensor:
 
 def lift_all(*xs, dtype: DType | None = None) -> list[Tensor]:
     """Lifts xs to tensors of one dtype (`dtype`, or the promoted one)."""
+    graph_of(*xs)  # first, so a leaked or foreign tensor is named before constants are made
     d = dtype or result_dtype(*xs)
     return [lift(x, d) for x in xs]
 
@@ -336,9 +337,10 @@ def spec_of(x) -> TensorType:
         return x
     if isinstance(x, Tensor):
         return x.type
-    if isinstance(x, (bool, int, float)):
+    if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):  # np.float64 is a float
         return TensorType(_weak_kind(x), ())
-    if isinstance(x, (np.ndarray, np.generic)) or (hasattr(x, "shape") and hasattr(x, "dtype")):
+    if isinstance(x, (np.ndarray, np.generic)) or (
+            not isinstance(x, type) and hasattr(x, "shape") and hasattr(x, "dtype")):
         return TensorType(to_dtype(x.dtype), tuple(x.shape))
     raise TypeError(f"cannot trace an argument of type {type(x).__name__}: expected a NumPy "
                     f"array, a scalar, a TensorType or an object with .shape and .dtype")
