@@ -72,7 +72,8 @@ def np_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         xs = xp[:, g * cg:(g + 1) * cg]
         for i in range(kh):
             for j in range(kw):
-                patch = xs[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                r, c = i * dh, j * dw
+                patch = xs[:, :, r:r + sh * (ho - 1) + 1:sh, c:c + sw * (wo - 1) + 1:sw]
                 out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch,
                                                          w[g * og:(g + 1) * og, :, i, j])
     return out if b is None else out + b.reshape(1, -1, 1, 1)

@@ -24,7 +24,8 @@ def same(fn, *args, ref=None):
     np.array([1, 0, 1]), ([1, -1],), (slice(None), np.array([[0, 2], [1, 1]])),
     (0, slice(None), np.array([1, 0])), (slice(None), 0, np.array([1, 0])),
     (0, None, np.array([1, 0])), (np.array([1, 0]), None, 0), (None, 0, np.array([1, 0])),
-    (Ellipsis, np.array([1, 0]), 0), (0, np.array([2, 1]), None), (np.array([1, 0]), slice(None), 0),
+    (Ellipsis, np.array([1, 0]), 0), (0, np.array([2, 1]), None),
+    (np.array([1, 0]), slice(None), 0),
     (1, np.array(2)), (slice(None), np.array([True, False, True])),
 ])
 def test_getitem_matches_numpy(key):

@@ -53,7 +53,7 @@ def test_metadata():
 
 
 # -- dtype promotion ---------------------------------------------------------------------------
-F32, F64, I32, I64, B = (np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64, np.bool_))
+F32, F64, I32, I64, B = map(np.dtype, (np.float32, np.float64, np.int32, np.int64, np.bool_))
 PROMOTION = [
     (F32, 2.0, F32), (F32, 2, F32), (F64, 2.0, F64), (I32, 2, I32), (I32, 2.5, F32),
     (I64, 2.5, F32), (B, 1, I64), (B, True, B), (F32, np.float64(2.0), F32),
@@ -94,6 +94,17 @@ def test_bool_arithmetic_rules():
     with pytest.raises(TypeError, match="bool"):
         lp.trace(lambda x: x - x, b)
     check(lambda x: x + x, b, ref=lambda x: x + x, dtype=np.bool_)
+
+
+def test_logical_operators_on_masks():
+    a, b = rand(7, 1, dtype=np.bool_), rand(13, dtype=np.bool_, seed=1)
+    for f in (lambda a, b: a & b, lambda a, b: a | b, lambda a, b: a ^ b,
+              lambda a, b: ~a & b, lambda a, b: a | True):
+        check(f, a, b, ref=f, dtype=np.bool_)
+    x = rand(3, 4)
+    check(lambda x: (x > 0) & (x < 1), x, ref=lambda x: (x > 0) & (x < 1), dtype=np.bool_)
+    with pytest.raises(TypeError, match="need bool tensors"):
+        lp.trace(lambda x: x & x, np.ones(2, np.int32))
 
 
 # -- what cannot be traced ---------------------------------------------------------------------

@@ -171,6 +171,32 @@ def clip(x, a_min=None, a_max=None) -> Tensor:
     return out
 
 
+def _bools(op: str, *xs) -> list[Tensor]:
+    ts = lift_all(*xs)
+    if ts[0].dtype != bool_:
+        fail(op, f"logical/bitwise ops need bool tensors, got {ts[0].type}", TypeError)
+    return ts
+
+
+def logical_and(a, b) -> Tensor:
+    a, b = _bools("logical_and", a, b)
+    return emit("where", [a, b, lift(False)])
+
+
+def logical_or(a, b) -> Tensor:
+    a, b = _bools("logical_or", a, b)
+    return emit("where", [a, lift(True), b])
+
+
+def logical_xor(a, b) -> Tensor:
+    return emit("ne", _bools("logical_xor", a, b))
+
+
+def logical_not(x) -> Tensor:
+    (x,) = _bools("logical_not", x)
+    return emit("eq", [x, lift(False)])
+
+
 def less(a, b): return _binary("lt", a, b)
 def less_equal(a, b): return _binary("le", a, b)
 def greater(a, b): return _binary("gt", a, b)
@@ -351,4 +377,4 @@ __all__ = [
     "split", "take", "matmul", "dot", "zeros", "ones", "full", "arange", "constant",
 ]
 # Also here, for operators and methods, but not exported to `lepton`: less, less_equal, greater,
-# greater_equal, equal, not_equal, std, swapaxes.
+# greater_equal, equal, not_equal, logical_and/or/xor/not, std, swapaxes.

@@ -18,7 +18,7 @@ from .tensor import Tensor, emit, fail, lift, lift_all
 # -- axis helpers (shared with ops.py) ---------------------------------------------------------
 def norm_axis(axis, ndim: int, op: str) -> int:
     """A non-negative axis in [0, ndim); NumPy accepts -ndim..ndim-1."""
-    if isinstance(axis, Tensor) or not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
         fail(op, f"axis must be an int, got {axis!r}", TypeError)
     if not -ndim <= axis < ndim:
         fail(op, f"axis {axis} is out of bounds for a tensor of dimension {ndim}")
@@ -139,7 +139,8 @@ def stack(arrays, axis=0) -> Tensor:
         fail("stack", "need at least one tensor to stack")
     xs = lift_all(*arrays)
     if len({x.shape for x in xs}) != 1:
-        fail("stack", f"all inputs must have the same shape, got {', '.join(str(x.type) for x in xs)}")
+        got = ", ".join(str(x.type) for x in xs)
+        fail("stack", f"all inputs must have the same shape, got {got}")
     axis = norm_axis(axis, xs[0].ndim + 1, "stack")
     return concatenate([expand_dims(x, axis) for x in xs], axis)
 

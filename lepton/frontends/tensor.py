@@ -177,6 +177,14 @@ class Tensor:
     def __ge__(self, o): return _binary(_ops.greater_equal, self, o)
     def __eq__(self, o): return _binary(_ops.equal, self, o)  # type: ignore[override]
     def __ne__(self, o): return _binary(_ops.not_equal, self, o)  # type: ignore[override]
+    # & | ^ ~ on bool tensors (masks); the IR has no bitwise ops, so ints are refused.
+    def __and__(self, o): return _binary(_ops.logical_and, self, o)
+    def __rand__(self, o): return _binary(_ops.logical_and, o, self)
+    def __or__(self, o): return _binary(_ops.logical_or, self, o)
+    def __ror__(self, o): return _binary(_ops.logical_or, o, self)
+    def __xor__(self, o): return _binary(_ops.logical_xor, self, o)
+    def __rxor__(self, o): return _binary(_ops.logical_xor, o, self)
+    def __invert__(self): return _ops.logical_not(self)
     def __neg__(self): return _ops.negative(self)
     def __pos__(self): return self
     def __abs__(self): return _ops.abs(self)
@@ -204,22 +212,53 @@ class Tensor:
             axes = axes[0]
         return _shapes.transpose(self, axes or None)
 
-    def swapaxes(self, a, b): return _shapes.swapaxes(self, a, b)
-    def squeeze(self, axis=None): return _shapes.squeeze(self, axis)
-    def flatten(self): return _shapes.reshape(self, (-1,))
+    def swapaxes(self, axis1, axis2) -> "Tensor":
+        return _shapes.swapaxes(self, axis1, axis2)
+
+    def squeeze(self, axis=None) -> "Tensor":
+        return _shapes.squeeze(self, axis)
+
+    def flatten(self) -> "Tensor":
+        return _shapes.reshape(self, (-1,))
+
     ravel = flatten
-    def astype(self, dtype): return cast(self, to_dtype(dtype))
-    def sum(self, axis=None, keepdims=False, dtype=None): return _ops.sum(self, axis, dtype, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return _ops.mean(self, axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return _ops.max(self, axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return _ops.min(self, axis, keepdims=keepdims)
-    def prod(self, axis=None, keepdims=False): return _ops.prod(self, axis, keepdims=keepdims)
-    def var(self, axis=None, ddof=0, keepdims=False): return _ops.var(self, axis, ddof=ddof, keepdims=keepdims)
-    def std(self, axis=None, ddof=0, keepdims=False): return _ops.std(self, axis, ddof=ddof, keepdims=keepdims)
-    def argmax(self, axis=None, keepdims=False): return _ops.argmax(self, axis, keepdims=keepdims)
-    def clip(self, min=None, max=None): return _ops.clip(self, min, max)
-    def dot(self, other): return _ops.dot(self, other)
-    def take(self, indices, axis=None): return _shapes.take(self, indices, axis)
+
+    def astype(self, dtype) -> "Tensor":
+        """The tensor converted to `dtype` (a lepton DType, NumPy dtype, Python type or name)."""
+        return cast(self, to_dtype(dtype))
+
+    def sum(self, axis=None, keepdims=False, dtype=None) -> "Tensor":
+        return _ops.sum(self, axis, dtype, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False) -> "Tensor":
+        return _ops.mean(self, axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False) -> "Tensor":
+        return _ops.max(self, axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False) -> "Tensor":
+        return _ops.min(self, axis, keepdims=keepdims)
+
+    def prod(self, axis=None, keepdims=False) -> "Tensor":
+        return _ops.prod(self, axis, keepdims=keepdims)
+
+    def var(self, axis=None, ddof=0, keepdims=False) -> "Tensor":
+        return _ops.var(self, axis, ddof=ddof, keepdims=keepdims)
+
+    def std(self, axis=None, ddof=0, keepdims=False) -> "Tensor":
+        return _ops.std(self, axis, ddof=ddof, keepdims=keepdims)
+
+    def argmax(self, axis=None, keepdims=False) -> "Tensor":
+        return _ops.argmax(self, axis, keepdims=keepdims)
+
+    def clip(self, min=None, max=None) -> "Tensor":  # noqa: A002 - NumPy's keyword names
+        return _ops.clip(self, min, max)
+
+    def dot(self, other) -> "Tensor":
+        return _ops.dot(self, other)
+
+    def take(self, indices, axis=None) -> "Tensor":
+        return _shapes.take(self, indices, axis)
 
 
 def _binary(f, a, b):
@@ -319,7 +358,8 @@ def lift(x, dtype: DType | None = None) -> Tensor:
     if dtype is None:
         return constant(x)
     if is_weak(x) and not isinstance(x, np.generic):
-        return constant(np.array(x, dtype=dtype.np))  # NumPy 2 raises OverflowError if it doesn't fit
+        # NumPy 2 raises OverflowError when a Python int does not fit the dtype, as it should.
+        return constant(np.array(x, dtype=dtype.np))
     return constant(as_array(x).astype(dtype.np))
 
 
