@@ -49,9 +49,10 @@ def _slice(types, a):
 
 
 def _slice_ref(xs, a):
-    idx = tuple(slice(b, None if e < 0 else e, s)
-                for b, e, s in zip(a["starts"], a["stops"], a["steps"]))
-    return xs[0][idx]
+    x = xs[0]  # range() semantics per axis (start -1 with a negative step is empty)
+    for k, (b, e, s) in enumerate(zip(a["starts"], a["stops"], a["steps"])):
+        x = np.take(x, np.arange(b, e, s, dtype=np.int64), axis=k)
+    return x
 
 
 def _concatenate(types, a):
