@@ -46,8 +46,8 @@ DEFAULT_BLOCKING = {
 
 
 ROWS_MAX_VECTORS = 8  # vectors of C per row in the few-rows path (tuned for 1x784x512)
-ROWS_MAX_M = 32       # the few-rows path: at most this many rows ...
-ROWS_MAX_C_BYTES = 1 << 19  # ... and a C this small (it is re-read once per K slice)
+ROWS_MAX_M = 64       # the few-rows path: at most this many rows ...
+ROWS_MAX_C_BYTES = 1 << 18  # ... and a C this small (it is re-read once per K slice)
 ROWS_KB = 16          # rows of B read together in the few-rows path
 
 

@@ -1,0 +1,163 @@
+"""Matmul kernels against NumPy float64: packed GEMM edges and blocks, the few-rows path,
+batch broadcasting, integers, the epilogue hook and the errors."""
+import numpy as np
+import pytest
+from llvmlite import ir
+
+from kernels import call_kernel
+from lepton.compiler.codegen.gemm import Blocking, emit_matmul
+from lepton.compiler.codegen.kernel import splat
+from lepton.ir.types import TensorType, float32, float64, int32, int64
+
+
+def aligned(nbytes):
+    """A 64-byte aligned uint8 buffer (the scratch contract)."""
+    raw = np.zeros(nbytes + 128, np.uint8)
+    off = (-raw.ctypes.data) % 64
+    return raw[off:off + max(nbytes, 64)]
+
+
+def matmul(a, b, epilogue=None, blocking=None):
+    """Emits, compiles and runs the kernel; returns (result, Kernel, NativeLibrary)."""
+    ta, tb = TensorType.of(a), TensorType.of(b)
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    out = np.full(shape, 7, a.dtype)      # garbage the kernel must overwrite
+    m = ir.Module()
+    k = emit_matmul(m, "mm", ta, tb, TensorType.of(out), epilogue=epilogue, blocking=blocking)
+    lib = call_kernel(m, "mm", out, a, b, aligned(k.scratch_bytes))
+    return out, k, lib
+
+
+def rand(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed + len(shape) * 100 + sum(shape))
+    if np.dtype(dtype).kind == "i":
+        return rng.integers(-5, 6, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def check(a, b, out, rtol):
+    ref = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    scale = np.sqrt(a.shape[-1])        # error grows like sqrt(K) for random signs
+    np.testing.assert_allclose(out, ref, rtol=rtol, atol=rtol * scale)
+
+
+SHAPES = [  # (M, K, N): edges in every direction, matrix-vector, tall and tiny
+    (7, 13, 5), (7, 5, 13), (1, 1, 1), (9, 1, 40), (1, 784, 512), (3, 100, 129),
+    (70, 300, 47), (130, 33, 65), (256, 784, 512), (64, 288, 196), (200, 17, 16),
+]
+
+
+@pytest.mark.parametrize("mkn", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["f32", "f64"])
+def test_float_shapes(mkn, dt):
+    m, k, n = mkn
+    a, b = rand((m, k), dt), rand((k, n), dt, 1)
+    out, _, _ = matmul(a, b)
+    check(a, b, out, 1e-4 if dt == np.float32 else 1e-11)
+
+
+def test_small_blocks_cover_every_loop():
+    # tiny cache blocks force several jc, pc and ic blocks plus edge tiles on a small problem
+    a, b = rand((77, 45), np.float32), rand((45, 100), np.float32, 1)
+    out, kern, _ = matmul(a, b, blocking=Blocking(mr=8, nr=32, mc=16, kc=8, nc=64))
+    check(a, b, out, 1e-4)
+    assert kern.scratch_bytes > 0
+
+
+def test_long_k_f32():
+    a, b = rand((3, 5000), np.float32), rand((5000, 20), np.float32, 1)
+    out, _, _ = matmul(a, b)
+    check(a, b, out, 1e-4)
+
+
+@pytest.mark.parametrize("sa,sb", [
+    ((3, 1, 7, 5), (4, 5, 6)),      # both broadcast
+    ((2, 3, 70, 9), (9, 33)),       # shared B: one tall GEMM
+    ((70, 9), (2, 9, 33)),          # shared A
+    ((2, 1, 4, 3), (1, 5, 3, 2)),
+    ((1, 1, 8, 8), (8, 8)),
+])
+def test_batch_broadcasting(sa, sb):
+    a, b = rand(sa, np.float32), rand(sb, np.float32, 1)
+    out, _, _ = matmul(a, b)
+    check(a, b, out, 1e-4)
+
+
+@pytest.mark.parametrize("dt", [np.int32, np.int64])
+def test_integers(dt):
+    a, b = rand((2, 7, 13), dt), rand((13, 9), dt, 1)
+    out, kern, _ = matmul(a, b)
+    np.testing.assert_array_equal(out, np.matmul(a, b))
+    assert kern.scratch_bytes == 0
+
+
+def test_empty_contraction_gives_zeros():
+    a, b = np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32)
+    out, _, _ = matmul(a, b)
+    np.testing.assert_array_equal(out, np.zeros((3, 4), np.float32))
+
+
+def index_epilogue(builder, value, row, col):
+    """value*2 + 1000*row + col, lane by lane: proves each value passes exactly once, with
+    the right row and column."""
+    t = value.type.element if isinstance(value.type, ir.VectorType) else value.type
+    conv = builder.sitofp if isinstance(t, (ir.FloatType, ir.DoubleType)) else (
+        lambda v, ty: builder.trunc(v, ty) if ty.width < 64 else v)
+    idx = builder.add(builder.mul(row, ir.Constant(row.type, 1000)), col)
+    if isinstance(value.type, ir.VectorType):
+        n = value.type.count
+        lanes = ir.Constant(ir.VectorType(idx.type, n), list(range(n)))
+        idx = builder.add(splat(builder, idx, n), lanes)
+        extra = conv(idx, ir.VectorType(t, n))
+        two = ir.Constant(value.type, [2] * n) if isinstance(t, ir.IntType) else \
+            ir.Constant(value.type, [2.0] * n)
+    else:
+        extra, two = conv(idx, t), ir.Constant(t, 2 if isinstance(t, ir.IntType) else 2.0)
+    if isinstance(t, ir.IntType):
+        return builder.add(builder.mul(value, two), extra)
+    return builder.fadd(builder.fmul(value, two), extra)
+
+
+@pytest.mark.parametrize("sa,sb,dt,blocking", [
+    ((70, 300), (300, 47), np.float32, None),                 # packed, two K slices, edges
+    ((77, 45), (45, 100), np.float32, Blocking(8, 32, 16, 8, 64)),
+    ((5, 40), (40, 37), np.float64, None),                    # few-rows path, K slices
+    ((2, 3, 4), (4, 5), np.float32, None),                    # rows count across the batch
+    ((2, 3, 4), (2, 4, 5), np.float32, None),                 # batch loop
+    ((2, 3, 4), (4, 5), np.int32, None),
+])
+def test_epilogue_sees_each_value_once(sa, sb, dt, blocking):
+    a, b = rand(sa, dt), rand(sb, dt, 1)
+    out, _, _ = matmul(a, b, epilogue=index_epilogue, blocking=blocking)
+    ref = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    rows = np.arange(int(np.prod(ref.shape[:-1]))).reshape(ref.shape[:-1] + (1,))
+    ref = ref * 2 + rows * 1000 + np.arange(ref.shape[-1])
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-3)
+
+
+def test_uses_512_bit_fma():
+    a, b = rand((100, 64), np.float32), rand((64, 64), np.float32, 1)
+    out, _, lib = matmul(a, b)
+    check(a, b, out, 1e-4)
+    asm = lib.assembly()
+    assert "vfmadd231ps" in asm and "zmm" in asm
+
+
+@pytest.mark.parametrize("ta,tb,to", [
+    ((3, 4), (5, 6), (3, 6)),
+    ((3, 4), (4, 6), (3, 7)),
+    ((4,), (4, 6), (6,)),
+])
+def test_bad_types_raise(ta, tb, to):
+    with pytest.raises(ValueError):
+        emit_matmul(ir.Module(), "mm", TensorType(float32, ta), TensorType(float32, tb),
+                    TensorType(float32, to))
+
+
+def test_mixed_dtypes_raise():
+    with pytest.raises(ValueError):
+        emit_matmul(ir.Module(), "mm", TensorType(float32, (2, 2)), TensorType(float64, (2, 2)),
+                    TensorType(float32, (2, 2)))
+    with pytest.raises(ValueError):
+        emit_matmul(ir.Module(), "mm", TensorType(int64, (2, 2)), TensorType(int64, (2, 2)),
+                    TensorType(int32, (2, 2)))
