@@ -88,8 +88,9 @@ def dump(target: str, args: str, stage: str = "all", llvm: bool = False, out=Non
     import lepton as lp
     zeros = [np.zeros(t.shape, dtype=t.dtype.np) for t in specs]
     if stage in ("before", "all"):
+        traced = lp.trace(fn, *zeros)      # before the header: an error prints nothing else
         print("// traced IR", file=out)
-        print(lp.trace(fn, *zeros), file=out)
+        print(traced, file=out)
     if stage in ("after", "all") or llvm:
         f = lp.compile(fn, example_args=tuple(zeros))
         if stage in ("after", "all"):

@@ -1,0 +1,301 @@
+"""lepton.bench: the workloads' NumPy versions against their float64 references, the checker,
+the timer (driven by a fake clock), bench_one's verdicts, the worker protocol with crashes and
+hangs, and the table."""
+import math
+import os
+import stat
+import sys
+
+import numpy as np
+import pytest
+
+from lepton.bench import WORKLOADS, check, format_table, select
+from lepton.bench.harness import FrameworkRun, Report, resolve_peers, run_worker
+from lepton.bench.report import fmt_time, rows
+from lepton.bench.runners import LeptonRunner, Prepared, Runner
+from lepton.bench.timing import Result, Settings, bench_one, measure
+
+
+# ---- the workloads ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("wid", list(WORKLOADS))
+def test_numpy_implementation_matches_float64_reference(wid):
+    w = WORKLOADS[wid]
+    args = w.make_inputs()
+    assert all(a.dtype == np.float32 for a in args)
+    assert len(args) == len(w.arg_names)
+    out = w.numpy_impl(*args)
+    ref = w.reference(*args)
+    assert ref.dtype == np.float64
+    verdict = check(out, ref, w.tol)
+    assert verdict.ok, verdict.detail
+    # The inputs are a fixed seed: the same arrays every time.
+    again = w.make_inputs()
+    assert all(np.array_equal(a, b) for a, b in zip(args, again))
+
+
+def test_shapes_are_those_of_benchmarks_md():
+    shapes = {wid: [a.shape for a in WORKLOADS[wid].make_inputs()] for wid in WORKLOADS
+              if wid != "W3"}
+    assert shapes["W1"][:2] == [(1, 784), (784, 512)] and shapes["W1"][-2] == (512, 10)
+    assert shapes["W2"][0] == (256, 784)
+    assert shapes["W4"] == [(4096, 1024), (1024,), (1024,)]
+    assert shapes["W5"] == [(1024, 1024), (1024, 1024)]
+    assert shapes["W7"][:3] == [(32, 1, 28, 28), (32, 1, 3, 3), (32,)]
+    assert shapes["W7"][3] == (64, 32, 3, 3) and shapes["W7"][5] == (3136, 10)
+    assert shapes["W8"][0] == (128, 256) and shapes["W8"][3] == (256, 768)
+    assert WORKLOADS["W3"].make_inputs()[0].shape == (1 << 24,)
+
+
+def test_w8_reference_is_causal():
+    # Changing the last token must not change any earlier row of the block's output.
+    w = WORKLOADS["W8"]
+    args = list(w.make_inputs())
+    before = w.reference(*args)
+    args[0] = args[0].copy()
+    args[0][-1] += 1.0
+    after = w.reference(*args)
+    assert np.allclose(before[:-1], after[:-1])
+    assert not np.allclose(before[-1], after[-1])
+
+
+def test_select_orders_and_rejects():
+    assert [w.id for w in select("w5, W1")] == ["W1", "W5"]
+    assert [w.id for w in select(["call"])] == ["call"]
+    with pytest.raises(ValueError, match="unknown workload W9"):
+        select("W1,W9")
+
+
+# ---- the checker ------------------------------------------------------------------------------
+
+def test_check_rejects_wrong_shape_dtype_values_and_nan():
+    ref = np.linspace(-3, 3, 12).reshape(3, 4)
+    good = ref.astype(np.float32)
+    assert check(good, ref, 1e-6).ok
+    assert "shape" in check(good.reshape(4, 3), ref, 1e-3).detail
+    assert "dtype" in check(ref, ref, 1e-3).detail
+    bad = good.copy()
+    bad[1, 2] += 0.1
+    v = check(bad, ref, 1e-3)
+    assert not v.ok and v.error > 1e-3
+    nan = good.copy()
+    nan[0, 0] = np.nan
+    assert "non-finite" in check(nan, ref, 1e-3).detail
+
+
+# ---- timing with a fake clock -----------------------------------------------------------------
+
+class FakeClock:
+    """Time advances only when the function under test says so."""
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_measure_takes_the_median_after_warmup():
+    clock = FakeClock()
+    durations = iter([5.0] * 2 + [0.010, 0.030, 0.020, 0.011, 0.900] * 20)   # 2 warm-ups first
+
+    def call():
+        clock.now += next(durations)
+    s = Settings(warmup=2, min_samples=5, max_samples=5, budget_s=0.0)
+    t = measure(call, s, clock)
+    assert t.samples == 5 and t.inner == 1
+    assert t.median_s == pytest.approx(0.020)
+
+
+def test_measure_batches_calls_shorter_than_a_sample():
+    clock = FakeClock()
+    calls = []
+
+    def call():
+        calls.append(1)
+        clock.now += 2.0 ** -20          # ~1 µs, exact in binary so the count is exact
+    s = Settings(warmup=1, min_samples=4, max_samples=4, budget_s=0.0, min_sample_s=2.0 ** -14)
+    t = measure(call, s, clock)
+    assert t.inner == 64
+    assert len(calls) == 1 + 4 * 64
+    assert t.median_s == pytest.approx(2.0 ** -20)
+
+
+def test_measure_runs_until_the_budget_is_spent():
+    clock = FakeClock()
+
+    def call():
+        clock.now += 0.01
+    t = measure(call, Settings(warmup=1, min_samples=3, max_samples=1000, budget_s=0.5), clock)
+    assert 49 <= t.samples <= 51
+
+
+class NumpyAsCompiled(Runner):
+    """A stand-in for a compiler: 'compiles' by taking the NumPy implementation; counts calls."""
+    name = "fake"
+
+    def __init__(self, clock, call_s=0.002, compile_s=0.25, corrupt=False, fail=False):
+        self.clock, self.call_s, self.compile_s = clock, call_s, compile_s
+        self.corrupt, self.fail, self.calls = corrupt, fail, 0
+
+    def prepare(self, workload, args):
+        if self.fail:
+            raise RuntimeError("cannot lower op 'frobnicate'\nsecond line")
+        self.clock.now += self.compile_s
+
+        def call():
+            self.calls += 1
+            self.clock.now += self.call_s
+            y = workload.numpy_impl(*args)
+            return y + 1 if self.corrupt else y
+        return Prepared(call, np.asarray)
+
+
+def _w(wid):
+    w = WORKLOADS[wid]
+    args = w.make_inputs()
+    return w, args, w.reference(*args)
+
+
+def test_bench_one_times_a_correct_result():
+    clock = FakeClock()
+    runner = NumpyAsCompiled(clock)
+    w, args, ref = _w("W8")
+    r = bench_one(runner, w, args, ref, Settings(warmup=1, min_samples=5, max_samples=5,
+                                                  budget_s=0.0, min_sample_s=0.0), clock)
+    assert r.status == "ok" and r.framework == "fake" and r.workload == "W8"
+    assert r.ms == pytest.approx(2.0)
+    assert r.compile_s == pytest.approx(0.25)
+    assert r.samples == 5 and runner.calls == 1 + 1 + 5     # check, warm-up, samples
+
+
+def test_bench_one_never_times_a_wrong_result():
+    clock = FakeClock()
+    runner = NumpyAsCompiled(clock, corrupt=True)
+    w, args, ref = _w("W1")
+    r = bench_one(runner, w, args, ref, Settings.quick_mode(), clock)
+    assert r.status == "wrong" and r.ms is None and "relative error" in r.detail
+    assert runner.calls == 1
+
+
+def test_bench_one_reports_errors_in_one_line():
+    clock = FakeClock()
+    w, args, ref = _w("W1")
+    r = bench_one(NumpyAsCompiled(clock, fail=True), w, args, ref, Settings.quick_mode(), clock)
+    assert r.status == "error"
+    assert r.detail == "RuntimeError: cannot lower op 'frobnicate'"
+
+
+def test_lepton_runner_on_the_call_workload():
+    runner = LeptonRunner()
+    if runner.unavailable():
+        pytest.skip(runner.unavailable())
+    runner.setup()
+    w, args, ref = _w("call")
+    r = bench_one(runner, w, args, ref, Settings.quick_mode())
+    assert r.status == "ok", r.detail
+    assert r.compile_s > 0 and 0 < r.ms < 1.0
+
+
+# ---- peers, in this process, on the most involved workload -----------------------------------
+
+@pytest.mark.parametrize("peer,module", [("torch", "torch"), ("jax", "jax"),
+                                         ("onnxruntime", "onnxruntime")])
+def test_peer_computes_w8_and_w7(peer, module):
+    pytest.importorskip(module)
+    if module == "onnxruntime":
+        pytest.importorskip("onnx")
+    from lepton.bench.runners import get_runner
+    runner = get_runner(peer)
+    runner.setup()
+    for wid in ("W7", "W8"):
+        w, args, ref = _w(wid)
+        p = runner.prepare(w, args)
+        verdict = check(p.fetch(p.call()), ref, w.tol)
+        assert verdict.ok, f"{peer} {wid}: {verdict.detail}"
+
+
+def test_resolve_peers():
+    assert resolve_peers("none", quick=False) == ([], [])
+    assert resolve_peers("all", quick=True)[0] == ["torch", "torch.compile", "jax",
+                                                   "onnxruntime"]
+    chosen, notes = resolve_peers(None, quick=True)
+    assert "torch.compile" not in chosen and "torch.compile" in notes[0]
+    assert resolve_peers("ORT, inductor", quick=True)[0] == ["torch.compile", "onnxruntime"]
+    with pytest.raises(ValueError, match="unknown peer"):
+        resolve_peers("tensorflow", quick=False)
+
+
+# ---- the worker process, and what happens when it crashes or hangs ----------------------------
+
+def test_worker_subprocess_reports_results(tmp_path):
+    run = run_worker("NumPy", ["call", "W1"], quick=True, workdir=tmp_path, refs=None,
+                     timeout_s=60)
+    assert run.version == np.__version__
+    assert [run.results[k].status for k in ("call", "W1")] == ["ok", "ok"]
+    assert run.results["W1"].ms > 0
+
+
+def _fake_python(tmp_path, body):
+    script = tmp_path / "fakepython"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
+
+
+def test_worker_crash_costs_one_cell_each(tmp_path):
+    python = _fake_python(tmp_path, "echo 'Segmentation fault' >&2; exit 139")
+    run = run_worker("NumPy", ["W1", "W2"], quick=True, workdir=tmp_path, refs=None,
+                     timeout_s=30, python=python)
+    assert [run.results[k].status for k in ("W1", "W2")] == ["crash", "crash"]
+    assert "status 139" in run.results["W1"].detail
+    assert "Segmentation fault" in run.results["W1"].detail
+
+
+def test_worker_hang_is_a_timeout(tmp_path):
+    python = _fake_python(tmp_path, "exec sleep 30")
+    run = run_worker("NumPy", ["W5"], quick=True, workdir=tmp_path, refs=None,
+                     timeout_s=0.5, python=python)
+    assert run.results["W5"].status == "timeout"
+
+
+# ---- the table --------------------------------------------------------------------------------
+
+def _result(wid, fw, ms=None, status="ok", **kw):
+    return Result(wid, fw, status, ms=ms, **kw)
+
+
+def _report():
+    ws = select("W1,W5,call")
+    fws = [FrameworkRun("NumPy", "2.4", results={"W1": _result("W1", "NumPy", 4.0),
+                                                 "W5": _result("W5", "NumPy", 10.0),
+                                                 "call": _result("call", "NumPy", 0.0005)}),
+           FrameworkRun("torch", "2.13", results={"W1": _result("W1", "torch", 1.0),
+                                                  "W5": _result("W5", "torch", status="crash",
+                                                                detail="worker exited")}),
+           FrameworkRun("jax", note="jax is not installed"),
+           FrameworkRun("Lepton", results={
+               "W1": _result("W1", "Lepton", 2.0, compile_s=0.31),
+               "W5": _result("W5", "Lepton", status="wrong", detail="max relative error 1"),
+               "call": _result("call", "Lepton", 0.002, compile_s=0.05)})]
+    return Report(ws, fws, quick=True, notes=["torch.compile: skipped under --quick"])
+
+
+def test_table_cells_ratios_and_footer():
+    header, body = rows(_report())
+    assert header == ["workload", "NumPy", "torch", "jax", "Lepton", "Lepton/NumPy",
+                      "Lepton/fastest", "compile s"]
+    assert body[0] == ["W1", "4.00", "1.00", "-", "2.00", "0.50", "2.00", "0.31"]
+    assert body[1] == ["W5", "10.0", "CRASH", "-", "WRONG", "-", "-", "-"]
+    assert body[2] == ["call (µs)", "0.500", "-", "-", "2.00", "4.00", "4.00", "0.05"]
+    text = format_table(_report())
+    assert "jax: jax is not installed" in text
+    assert "W5 Lepton WRONG: max relative error 1" in text
+    assert "W5 torch CRASH: worker exited" in text
+    assert "torch.compile: skipped under --quick" in text
+    md = format_table(_report(), markdown=True)
+    assert md.splitlines()[0].startswith("| workload | NumPy |")
+
+
+def test_fmt_time_keeps_three_figures():
+    assert [fmt_time(v) for v in (0.09123, 2.4249, 63.51, 201.4)] == \
+        ["0.091", "2.42", "63.5", "201"]
