@@ -93,6 +93,8 @@ POOLS = [  # x shape, kernel, stride, padding
     ((2, 1, 5, 5), (5, 5), (1, 1), (2, 2)),      # every window touches the padding
     ((1, 1, 4, 6), (1, 1), (1, 1), (0, 0)),
     ((1, 3, 33, 40), (3, 3), (3, 2), (0, 1)),    # long interior rows, uneven edges
+    ((1, 2, 6, 40), (3, 3), (1, 1), (1, 1)),     # stride 1: full vectors and a masked rest
+    ((1, 2, 20, 31), (3, 3), (2, 3), (1, 1)),    # stride 3: the scalar interior
 ]
 
 

@@ -7,16 +7,18 @@
 Max treats the padding as -inf (NaN propagates, as in np.max); avg divides by the number of
 window positions inside the input (padding excluded from the count). Each plane is split
 statically into an interior, where every window lies inside the input (a branch-free loop over
-the output width that LLVM vectorises, with strided loads for stride 2), and a border of at most
-a few rows and columns computed element by element with bounds checks.
+the output width in explicit vectors of 16 (f32) outputs, deinterleaving the input for stride 2;
+other strides use a scalar loop), and a border of at most a few rows and columns computed
+element by element with bounds checks.
 """
 from __future__ import annotations
 
 from llvmlite import ir
 
 from ...ir.types import TensorType
-from .kernel import Kernel, intrinsic, llvm_type
-from .loops import const, for_range, i8, i64, new_function
+from .kernel import (Kernel, intrinsic, lane_mask, llvm_type, masked_load, masked_store,
+                     vector_width, vptr, vsuffix)
+from .loops import const, for_range, i8, i32, i64, new_function
 
 KINDS = ("max", "avg")
 
@@ -46,12 +48,15 @@ def emit_pool2d(module: ir.Module, name: str, kind: str, x: TensorType, out: Ten
                          ["out", "x", "scratch"])
     out_p, x_p, _ = fn.args
     is_max = kind == "max"
-    suffix = "f32" if x.dtype.itemsize == 4 else "f64"
-    fmax = intrinsic(module, f"llvm.maximum.{suffix}", t, [t, t])
+    vl = vector_width(x.dtype)
+    vt = ir.VectorType(t, vl)
     init = ir.Constant(t, float("-inf") if is_max else 0.0)
 
     def combine(acc, v):
-        return b.call(fmax, [acc, v]) if is_max else b.fadd(acc, v)
+        if not is_max:
+            return b.fadd(acc, v)
+        name = f"llvm.maximum.{vsuffix(v.type) if v.type == vt else 'f%d' % (8 * x.dtype.itemsize)}"
+        return b.call(intrinsic(module, name, v.type, [v.type, v.type]), [acc, v])
 
     def interior(plane, oh, ow):
         acc = init
@@ -61,6 +66,28 @@ def emit_pool2d(module: ir.Module, name: str, kind: str, x: TensorType, out: Ten
             for j in range(kw):
                 acc = combine(acc, b.load(b.gep(plane, [b.add(base, const(j))], inbounds=True)))
         return acc if is_max else b.fdiv(acc, ir.Constant(t, float(kh * kw)))
+
+    def interior_vec(plane, oh, ow0, r):
+        """Outputs ow0 .. ow0+r-1 (r <= VL) of an interior row as one vector. Tap (i, j) of
+        lane l reads row element (ow0 + l)*sw - pw + j: sw contiguous vectors, deinterleaved
+        by a shuffle when sw == 2; loads are masked to the elements a valid lane needs."""
+        need = (r - 1) * sw + 1
+        pick = ir.Constant(ir.VectorType(i32, vl), [l * sw for l in range(vl)])
+        acc = ir.Constant(vt, [init.constant] * vl)
+        for i in range(kh):
+            row = b.add(b.mul(oh, const(sh)), const(i - ph))
+            base = b.add(b.mul(row, const(w)), b.sub(b.mul(ow0, const(sw)), const(pw)))
+            for j in range(kw):
+                parts = []
+                for q in range(sw):
+                    p = vptr(b, plane, b.add(base, const(j + q * vl)), vt)
+                    if need >= (q + 1) * vl:
+                        parts.append(b.load(p, align=x.dtype.itemsize))
+                    else:
+                        parts.append(masked_load(b, p, lane_mask(vl, need - q * vl), vt))
+                v = parts[0] if sw == 1 else b.shuffle_vector(parts[0], parts[1], pick)
+                acc = combine(acc, v)
+        return acc if is_max else b.fdiv(acc, ir.Constant(vt, [float(kh * kw)] * vl))
 
     def border(plane, oh, ow):
         acc, count = init, const(0)
@@ -84,6 +111,18 @@ def emit_pool2d(module: ir.Module, name: str, kind: str, x: TensorType, out: Ten
         with for_range(b, hi, start=lo, name="ow") as ow:
             b.store(body(plane, oh, ow), b.gep(orow, [ow], inbounds=True))
 
+    def vector_row(plane, orow, oh, lo, hi):
+        full, rest = divmod(hi - lo, vl)
+        if full:
+            with for_range(b, full, name="v") as v:
+                ow0 = b.add(const(lo), b.mul(v, const(vl)))
+                b.store(interior_vec(plane, oh, ow0, vl), vptr(b, orow, ow0, vt),
+                        align=x.dtype.itemsize)
+        if rest:
+            ow0 = const(lo + full * vl)
+            masked_store(b, interior_vec(plane, oh, ow0, rest), vptr(b, orow, ow0, vt),
+                         lane_mask(vl, rest))
+
     with for_range(b, n * c, name="plane") as pi:
         plane = b.gep(x_p, [b.mul(pi, const(h * w))], inbounds=True)
         oplane = b.gep(out_p, [b.mul(pi, const(ho * wo))], inbounds=True)
@@ -94,7 +133,10 @@ def emit_pool2d(module: ir.Module, name: str, kind: str, x: TensorType, out: Ten
                 orow = b.gep(oplane, [b.mul(oh, const(wo))], inbounds=True)
                 if inner:
                     row(plane, orow, oh, 0, ow_lo, border)
-                    row(plane, orow, oh, ow_lo, ow_hi, interior)
+                    if sw <= 2:
+                        vector_row(plane, orow, oh, ow_lo, ow_hi)
+                    else:
+                        row(plane, orow, oh, ow_lo, ow_hi, interior)
                     row(plane, orow, oh, ow_hi, wo, border)
                 else:
                     row(plane, orow, oh, 0, wo, border)
