@@ -208,6 +208,13 @@ def exp(b: ir.IRBuilder, x):
     return b.fmul(b.fmul(p, e.pow2(k1)), e.pow2(b.sub(k, k1)))
 
 
+def _exp_normal(e: _Emit, y):
+    """e^y for y in [-80, 80], where 2^k is a normal number: exp without the clamps and the split
+    scaling, for callers that know their argument's range."""
+    _, k, r = e.reduce(y, _LN2, 2)
+    return e.b.fmul(e.b.fadd(e.f(1.0), e.expm1_reduced(r)), e.pow2(k))
+
+
 def _expm1(e: _Emit, y):
     """e^y - 1 for y in [-80, 80], accurate relative to the result also near 0: with y = k ln2 + r,
     e^y - 1 = 2^k (e^r - 1) + (2^k - 1), where 2^k - 1 is exact for small k."""
@@ -217,7 +224,7 @@ def _expm1(e: _Emit, y):
 
 
 def log(b: ir.IRBuilder, x):
-    """Natural log. Denormals are first scaled by 2^mant+2; then x = 2^k m with m in
+    """Natural log. Denormals are first scaled by 2^(mant+2); then x = 2^k m with m in
     [sqrt(1/2), sqrt(2)) by integer arithmetic on the bits, f = m - 1 (exact), s = f / (2 + f),
     log(1+f) = f - f^2/2 + s (f^2/2 + R(s^2)) with R(z) = z T(z), T minimax of degree 2 (f32) /
     6 (f64) (the fdlibm scheme: the rounding of s is damped by the small term it multiplies);
@@ -281,7 +288,7 @@ def erf(b: ir.IRBuilder, x):
     ac = e.min(a, e.f(ERF_MAX[e.dt]))
     mid, half = (ERF_MAX[e.dt] + ERF_SPLIT) / 2, (ERF_MAX[e.dt] - ERF_SPLIT) / 2
     u = e.fma(ac, e.f(1 / half), e.f(-mid / half))
-    erfc = b.fmul(exp(b, b.fneg(b.fmul(ac, ac))), e.poly(u, COEFFS["erfc", e.dt]))
+    erfc = b.fmul(_exp_normal(e, b.fneg(b.fmul(ac, ac))), e.poly(u, COEFFS["erfc", e.dt]))
     large = e.call("llvm.copysign", b.fsub(e.f(1.0), erfc), x)
     return b.select(e.lt(a, e.f(ERF_SPLIT)), small, large)
 
@@ -302,7 +309,7 @@ def _sincos(b: ir.IRBuilder, x, quadrant: int):
     v = e.bits(b.select(odd, cos_r, sin_r))
     sign = b.shl(b.and_(q, e.i(2)), e.i(e.nbits - 2))     # quadrants 2 and 3 flip the sign
     y = e.from_bits(b.xor(v, sign))
-    inside = e.lt(e.call("llvm.fabs", x), e.f(SINCOS_MAX[e.dt]))
+    inside = b.fcmp_ordered("<=", e.call("llvm.fabs", x), e.f(SINCOS_MAX[e.dt]))
     return b.select(inside, y, e.f(np.nan))
 
 
