@@ -4,10 +4,10 @@
     f = lp.compile(lambda x, w: lp.relu(x @ w))
     y = f(x, w)
 """
-from . import ir
+from . import ir, nn
 from .compile import compile
 from .frontends import *  # noqa: F401,F403  the traced ops, dtypes and trace
 from .frontends import __all__ as _frontend_names
 
 __version__ = "0.1.0"
-__all__ = ["ir", "compile", *_frontend_names]
+__all__ = ["ir", "nn", "compile", *_frontend_names]

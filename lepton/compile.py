@@ -25,6 +25,7 @@ from .frontends.trace import trace_flat
 from .ir.graph import Graph
 from .ir.interpreter import evaluate
 from .ir.types import TensorType
+from .nn import Module
 from .runtime.executable import Executable
 from .runtime.jit import jit_compile
 
@@ -208,8 +209,36 @@ def _first_bad_node(res: CompileResult, leaves) -> str:
     return "every node agrees on its own: the difference comes from accumulated rounding"
 
 
+class CompiledModule(CompiledFunction):
+    """`lp.compile(model)` for an `lp.nn.Module`: compiles model.apply(params, *args) and passes
+    the model's current parameters at each call, so parameter updates (optimiser steps,
+    load_parameters) are seen without recompiling."""
+
+    def __init__(self, module, example_args=None, *, check: bool = False):
+        self.module = module
+
+        def forward(params, *args):
+            return module.apply(params, *args)
+
+        forward.__name__ = type(module).__name__
+        super().__init__(forward, None, check=check)
+        if example_args is not None:
+            self.lower(*example_args)
+
+    def lower(self, *args) -> CompileResult:
+        return super().lower(self.module.parameters(), *args)
+
+    def __call__(self, *args):
+        return super().__call__(self.module.parameters(), *args)
+
+
 def compile(fn, example_args=None, *, check: bool = False) -> CompiledFunction:
-    """Compiles `fn` (a function of arrays and pytrees of arrays) to native code."""
-    if isinstance(fn, CompiledFunction):
+    """Compiles `fn` (a function of arrays and pytrees of arrays, or an `lp.nn.Module`) to
+    native code."""
+    if isinstance(fn, CompiledModule):
+        fn = fn.module
+    elif isinstance(fn, CompiledFunction):
         fn = fn.fn
+    if isinstance(fn, Module):
+        return CompiledModule(fn, example_args, check=check)
     return CompiledFunction(fn, example_args, check=check)
