@@ -44,6 +44,7 @@ def check(a, b, out, rtol):
 SHAPES = [  # (M, K, N): edges in every direction, matrix-vector, tall and tiny
     (7, 13, 5), (7, 5, 13), (1, 1, 1), (9, 1, 40), (1, 784, 512), (3, 100, 129),
     (70, 300, 47), (130, 33, 65), (256, 784, 512), (64, 288, 196), (200, 17, 16),
+    (50, 37, 1), (33, 100, 5), (29, 16, 12), (1000, 1000, 1),   # few columns: dot products
 ]
 
 
@@ -125,6 +126,7 @@ def index_epilogue(builder, value, row, col):
     ((2, 3, 4), (4, 5), np.float32, None),                    # rows count across the batch
     ((2, 3, 4), (2, 4, 5), np.float32, None),                 # batch loop
     ((2, 3, 4), (4, 5), np.int32, None),
+    ((2, 21, 37), (37, 3), np.float32, None),                 # dot products: scalar values
 ])
 def test_epilogue_sees_each_value_once(sa, sb, dt, blocking):
     a, b = rand(sa, dt), rand(sb, dt, 1)

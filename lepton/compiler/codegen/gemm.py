@@ -23,6 +23,7 @@ from typing import Callable, Optional
 from llvmlite import ir
 
 from ...ir.types import DType, TensorType, float32, float64
+from .dot import DOT_MAX_N, emit_dot_driver
 from .kernel import Epilogue, Kernel, llvm_type, minmax, vector_width
 from .loops import const, for_range, i8, i32, i64, new_function
 from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_a, emit_pack_b
@@ -260,6 +261,8 @@ def plan_gemm(module: ir.Module, name: str, s: GemmShape, epilogue: Epilogue = N
     if s.dtype not in (float32, float64):
         return _emit_int_gemm(module, name, s, epilogue), 0
     blk = blocking or DEFAULT_BLOCKING[s.dtype]
+    if s.n <= DOT_MAX_N and s.m > s.n:
+        return emit_dot_driver(module, name, s, epilogue)
     if s.m <= ROWS_MAX_M and s.m * s.n * s.dtype.itemsize <= ROWS_MAX_C_BYTES:
         return emit_rows_driver(module, name, s, blk.mr, epilogue), 0
     blk = fit_blocking(blk, s)
