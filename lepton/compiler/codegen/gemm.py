@@ -1,5 +1,6 @@
 """Batched matmul kernels: a packed, cache-blocked, register-blocked GEMM for f32/f64, a streaming
-path for few rows (matrix-vector), and a plain loop for integers.
+path for few rows (matrix-vector), dot products for few columns (dot.py), a plain loop for
+integers.
 
     k = emit_matmul(module, "mm", TensorType(f32, (64, 784)), TensorType(f32, (784, 256)),
                     TensorType(f32, (64, 256)))
@@ -9,10 +10,14 @@ Semantics are np.matmul's for inputs of at least 2 dims: batch dims broadcast. T
 row index counts rows of the output seen as a (batch*M, N) matrix; its column index is n.
 
 The float GEMM follows the BLIS loop nest (jc over NC columns, pc over KC of K, ic over MC rows,
-then micro-panels jr, ir): a KC x NC block of B is packed once per (jc, pc) and stays in L2/L3, an
-MC x KC block of A is packed per ic and stays in L2, and each KC x NR micro-panel of B stays in
-L1 while the micro-kernel sweeps the A panels past it. `emit_gemm_driver` is reusable: conv2d
-packs its own B (im2col) through the `pack_b` hook.
+then micro-panels jr, ir): a KC x NC block of B is packed once per (jc, pc) and stays in L2/L3,
+each KC x NR micro-panel of B stays in L1 while the micro-kernel sweeps the MC x KC block of A
+(L2) past it. A is read in place: packing it too was measured 0-10% slower here (the
+prefetchers follow the mr row streams) and cost compile time. `emit_gemm_driver` takes a
+`pack_b` hook, so a caller may produce B's packed blocks some other way.
+
+Measured on the znver5 host, one core (tests/bench_gemm_conv.py): 1024^3 f32 ~250 GFLOP/s,
+f64 ~125 (np.matmul with this OpenBLAS: ~125 and ~62).
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from ...ir.types import DType, TensorType, float32, float64
 from .dot import DOT_MAX_N, emit_dot_driver
 from .kernel import Epilogue, Kernel, llvm_type, minmax, vector_width
 from .loops import const, for_range, i8, i32, i64, new_function
-from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_a, emit_pack_b
+from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_b
 
 
 @dataclass(frozen=True)
@@ -69,17 +74,8 @@ class GemmShape:
 
 
 def gemm_scratch_bytes(s: GemmShape, blk: Blocking) -> int:
-    """Scratch for the packed A block followed (64-byte aligned) by the packed B block."""
-    return _round_up(_a_pack_elems(s, blk) * s.dtype.itemsize, 64) + \
-        _b_pack_elems(s, blk) * s.dtype.itemsize
-
-
-def _a_pack_elems(s, blk):
-    return _round_up(min(blk.mc, s.m), blk.mr) * min(blk.kc, s.k)
-
-
-def _b_pack_elems(s, blk):
-    return min(blk.kc, s.k) * _round_up(min(blk.nc, s.n), blk.nr)
+    """Scratch for one packed kc x nc block of B."""
+    return min(blk.kc, s.k) * _round_up(min(blk.nc, s.n), blk.nr) * s.dtype.itemsize
 
 
 PackB = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value, ir.Value, ir.Value], None]
@@ -102,22 +98,19 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
     fn.linkage = "internal"
     a_p, b_p, c_p, scratch, row0 = fn.args
     mr, nr = blk.mr, blk.nr
-    packed_a_elems = _a_pack_elems(s, blk)
-    a_pack = b.bitcast(scratch, tp)
-    b_pack = b.bitcast(b.gep(scratch, [const(_round_up(packed_a_elems * s.dtype.itemsize, 64))]), tp)
+    b_pack = b.bitcast(scratch, tp)
 
     # micro-kernels for the full tile and the (static) edge tiles, only those the shape needs
     m_edge, n_edge = s.m % mr, s.n % nr
 
     def tile(rows, cols, tag):
-        spec = TileSpec(s.dtype, rows, -(-cols // vl), cols, a_rs=1, a_cs=mr, b_rs=nr,
+        spec = TileSpec(s.dtype, rows, -(-cols // vl), cols, a_rs=s.lda, a_cs=1, b_rs=nr,
                         ldc=s.ldc, b_align=64)
         return emit_microkernel(module, f"{name}.mk{tag}", spec, epilogue)
     mk = tile(mr, nr, "") if s.m >= mr and s.n >= nr else None
     mk_m = tile(m_edge, nr, ".m") if m_edge and s.n >= nr else None
     mk_n = tile(mr, n_edge, ".n") if n_edge and s.m >= mr else None
     mk_mn = tile(m_edge, n_edge, ".mn") if m_edge and n_edge else None
-    pack_a = emit_pack_a(module, f"{name}.pa", s.dtype, mr, s.lda)
     if pack_b is None:
         pb_fn = emit_pack_b(module, f"{name}.pb", s.dtype, nr, s.ldb)
 
@@ -141,10 +134,12 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
                 mode = b.or_(mode, b.shl(last, ir.Constant(i32, 1)))
             with for_range(b, s.m, step=blk.mc, name="ic") as ic:
                 mc = minmax(b, const(blk.mc), b.sub(const(s.m), ic), smaller=True)
-                b.call(pack_a, [a_pack, b.gep(a_p, [b.add(b.mul(ic, const(s.lda)), pc)],
-                                              inbounds=True), mc, kc])
+                a_blk = b.gep(a_p, [b.add(b.mul(ic, const(s.lda)), pc)], inbounds=True)
+
+                def a_panel(i):
+                    return b.gep(a_blk, [b.mul(i, const(mr * s.lda))], inbounds=True)
                 m_full = b.udiv(mc, const(mr))
-                a_edge = b.gep(a_pack, [b.mul(m_full, b.mul(kc, const(mr)))], inbounds=True)
+                a_edge = a_panel(m_full)
                 edge_row = b.add(ic, b.mul(m_full, const(mr)))
                 has_m_edge = b.icmp_unsigned("!=", b.mul(m_full, const(mr)), mc)
 
@@ -152,8 +147,7 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
                     # all A panels of this block past one B micro-panel
                     if f_full is not None:
                         with for_range(b, m_full, name="ir") as ir_:
-                            ap = b.gep(a_pack, [b.mul(ir_, b.mul(kc, const(mr)))], inbounds=True)
-                            call_tile(f_full, ap, bp, b.add(ic, b.mul(ir_, const(mr))), col, kc, mode)
+                            call_tile(f_full, a_panel(ir_), bp, b.add(ic, b.mul(ir_, const(mr))), col, kc, mode)
                     if f_edge is not None:
                         with b.if_then(has_m_edge):
                             call_tile(f_edge, a_edge, bp, edge_row, col, kc, mode)

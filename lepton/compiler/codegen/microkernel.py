@@ -1,4 +1,4 @@
-"""The GEMM building blocks: a register-blocked micro-kernel and the two packing routines.
+"""The GEMM building blocks: a register-blocked micro-kernel and the packing of B.
 
 The micro-kernel computes an mr x (nvec*VL) block of C = A @ B for one slice of K, keeping the
 block in mr*nvec vector registers: per k it loads nvec vectors of one row of B, broadcasts mr
@@ -7,7 +7,7 @@ the spec (element strides), so the same generator serves packed panels (contiguo
 path) and plain row-major operands (matrix-vector products, where packing B would only add
 memory traffic).
 
-    spec = TileSpec(float32, mr=8, nvec=2, n_valid=32, a_rs=1, a_cs=8, b_rs=32, ldc=1024)
+    spec = TileSpec(float32, mr=8, nvec=2, n_valid=32, a_rs=1024, a_cs=1, b_rs=32, ldc=1024)
     mk = emit_microkernel(module, "mm.tile", spec)
     # void mk(T* a, T* b, T* c, i64 kc, i32 mode, i64 row0, i64 col0)
 
@@ -15,9 +15,8 @@ memory traffic).
 last K slice, apply the epilogue before storing. The store is one place, written once per mode,
 so an epilogue sees every output value exactly once.
 
-Packed layouts (the micro-kernel's fast inputs):
-    A panel p (rows p*MR ..): element (r, k) at p*MR*kc + k*MR + r
-    B panel q (cols q*NR ..): element (k, j) at q*kc*NR + k*NR + j; columns past the edge are 0
+Packed layout of B (the micro-kernel's fast input):
+    panel q (cols q*NR ..): element (k, j) at q*kc*NR + k*NR + j; columns past the edge are 0
 """
 from __future__ import annotations
 
@@ -205,34 +204,5 @@ def emit_pack_b(module: ir.Module, name: str, dtype: DType, nr: int, ldb: int) -
                 mask = b.icmp_signed("<", lanes, lim)
                 x = masked_load(b, vptr(b, src, b.add(s, const(v * vl)), vt), mask, vt)
                 b.store(x, vptr(b, dst, b.add(d, const(v * vl)), vt), align=64)
-    b.ret_void()
-    return fn
-
-
-def emit_pack_a(module: ir.Module, name: str, dtype: DType, mr: int, lda: int) -> ir.Function:
-    """`void name(T* dst, T* src, i64 mc, i64 kc)`: packs the mc x kc block of row-major A (row
-    stride lda) at src into panels of mr rows; the last panel holds only its mc % mr rows."""
-    t = llvm_type(dtype)
-    fn, b = new_function(module, name, [t.as_pointer()] * 2 + [i64, i64], ["dst", "src", "mc", "kc"])
-    fn.linkage = "internal"
-    fn.attributes.add("noinline")
-    dst, src, mc, kc = fn.args
-    full = b.udiv(mc, const(mr))
-    rem = b.sub(mc, b.mul(full, const(mr)))
-    panel = b.mul(kc, const(mr))
-    with for_range(b, full, name="p") as p:
-        base = b.mul(b.mul(p, const(mr)), const(lda))
-        with for_range(b, kc, name="k") as k:
-            # mr loads from mr rows, one contiguous mr-wide store: a small transpose per k
-            d = b.add(b.mul(p, panel), b.mul(k, const(mr)))
-            for r in range(mr):
-                x = b.load(b.gep(src, [b.add(base, b.add(k, const(r * lda)))], inbounds=True))
-                b.store(x, b.gep(dst, [b.add(d, const(r))], inbounds=True))
-    with for_range(b, rem, name="r") as r:
-        srow = b.mul(b.add(b.mul(full, const(mr)), r), const(lda))
-        dbase = b.add(b.mul(full, panel), r)
-        with for_range(b, kc, name="ke") as k:
-            x = b.load(b.gep(src, [b.add(srow, k)], inbounds=True))
-            b.store(x, b.gep(dst, [b.add(dbase, b.mul(k, const(mr)))], inbounds=True))
     b.ret_void()
     return fn
