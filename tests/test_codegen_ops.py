@@ -67,6 +67,14 @@ CASES = (
        for op in ["max_pool2d", "avg_pool2d"]]
     + [case(op, [(1, 2, 7, 6)], kernel=(3, 3), stride=(2, 1), padding=(1, 1))
        for op in ["max_pool2d", "avg_pool2d"]]
+    # the ops gradients introduce (lepton/ir/ops: pad, scatter_add, pool gradients)
+    + [case("pad", [(3, 4)], lo=(1, 0), hi=(2, 3), interior=(0, 2)),
+       case("scatter_add", [(2, 4, 3), (4,)], [F, int64], axis=1, size=5)]
+    + [case(op, ts, kernel=(3, 3), stride=(2, 1), padding=(1, 1)) for op, ts in
+       [("max_pool2d_grad", [(2, 3, 7, 6), (2, 3, 4, 6)]),
+        ("max_pool2d_select", [(2, 3, 7, 6), (2, 3, 7, 6)])]]
+    + [case("avg_pool2d_grad", [(2, 3, 4, 6)], kernel=(3, 3), stride=(2, 1), padding=(1, 1),
+            size=(7, 6))]
 )
 
 
@@ -74,7 +82,7 @@ def sample(op, t: TensorType, k: int) -> np.ndarray:
     if t.dtype == bool_:
         return rng.random(t.shape) < 0.5
     if t.dtype.is_int:
-        if op == "take" and k == 1:
+        if op in ("take", "scatter_add") and k == 1:
             return rng.integers(-3, 3, t.shape).astype(t.dtype.np)
         return rng.integers(-9, 9, t.shape).astype(t.dtype.np)
     x = rng.standard_normal(t.shape) * (3 if op in ("exp", "tanh", "erf", "sigmoid") else 1)
@@ -107,7 +115,7 @@ def test_op_matches_interpreter_and_float64(op, types, attrs):
     (want,) = interpret(g, *args)
     assert got.shape == want.shape and got.dtype == want.dtype
     rtol, atol = tolerance(want.dtype)
-    if op in ("sum", "prod", "matmul", "conv2d", "avg_pool2d"):
+    if op in ("sum", "prod", "matmul", "conv2d", "avg_pool2d", "scatter_add", "avg_pool2d_grad"):
         rtol, atol = rtol * 10, atol * 10
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
     if any(t.dtype == float32 for t in types) and "dtype" not in attrs:

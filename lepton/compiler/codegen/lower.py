@@ -14,7 +14,7 @@ from llvmlite import ir
 from ...ir.graph import Graph, Value
 from ...ir.ops import OPS
 from ..memory import MemoryPlan
-from . import conv, gemm
+from . import conv, gemm, grad_kernels
 from .loopnest import Access, broadcast_view, contiguous, emit_map
 from .loops import const, i8, new_function
 from .movement import emit_concatenate, emit_copy_view, emit_take
@@ -124,6 +124,7 @@ KERNELS = {
     "conv2d": _conv2d,
     "max_pool2d": _pool("max"),
     "avg_pool2d": _pool("avg"),
+    **{op: _map_kernel(body) for op, body in grad_kernels.BODIES.items()},
 }
 
 _missing = set(OPS) - set(KERNELS) - NO_KERNEL

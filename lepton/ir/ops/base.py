@@ -1,8 +1,16 @@
-"""`OpDef`: one record per op holding its name, kind, arity, attributes, type rule and NumPy
-reference. Codegen keeps its lowering in a table keyed by the same names and checks at import
-that every op has one.
+"""`OpDef`: one record per op holding its name, kind, arity, attributes, type rule, NumPy
+reference and VJP rule. Codegen keeps its lowering in a table keyed by the same names and checks
+at import that every op has one.
 
-    >>> EXP = OpDef("exp", "elementwise", 1, (), infer=same_type, ref=lambda xs, a: np.exp(xs[0]))
+    >>> EXP = OpDef("exp", "elementwise", 1, (), infer=same_type, ref=lambda xs, a: np.exp(xs[0]),
+    ...             vjp=lambda e, out, ct: (e.mul(ct, out),))
+
+A VJP rule `vjp(e, out, ct)` gets an `lepton.ir.emit.Emitter` `e` (it appends IR to the graph
+being differentiated), the primal value `out` (its `.inputs` and `.attrs` are the op's) and the
+cotangent `ct` (same type as `out`); it returns one cotangent Value per input, of that input's
+type, or None where no gradient flows (integer inputs, conditions). Ops through which no
+gradient flows at all (comparisons, argmax, sources) say so with `vjp=NONDIFF`; every op must
+have one or the other (checked when the table is built).
 """
 from __future__ import annotations
 
@@ -23,6 +31,23 @@ class OpError(ValueError):
         self.op, self.loc = op, loc
 
 
+class _NonDiff:
+    """The marker of ops through which no gradient flows (their outputs are not real-valued
+    functions of their inputs, or they have no inputs)."""
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NONDIFF"
+
+
+NONDIFF = _NonDiff()
+
+
 @dataclass(frozen=True)
 class OpDef:
     name: str
@@ -32,6 +57,8 @@ class OpDef:
     attrs: tuple[str, ...]         # the attribute names, all required
     infer: Callable[[tuple[TensorType, ...], dict], TensorType]
     ref: Callable[[list[np.ndarray], dict], np.ndarray]
+    # (emitter, out, ct) -> one cotangent or None per input; or NONDIFF. None: missing (an error)
+    vjp: Optional[Callable] = None
 
     def check(self, inputs, attrs: dict, loc: str | None):
         """Returns (canonical attrs, result type) for inputs (Values) or raises OpError."""

@@ -1,5 +1,9 @@
 """Elementwise ops. Inputs broadcast NumPy-style to the result shape and (but for `where`'s
-condition) share one dtype; the frontend inserts casts and keeps the IR explicit."""
+condition) share one dtype; the frontend inserts casts and keeps the IR explicit.
+
+VJP rules (base.py) sit next to each op; a binary op's cotangents are summed back to each
+input's shape (`e.sum_to`), since the op broadcast them. Conventions at kinks follow JAX and
+PyTorch: relu'(0) = 0, |x|'(0) = 0, maximum/minimum split the cotangent evenly on ties."""
 from __future__ import annotations
 
 import math
@@ -7,7 +11,7 @@ import math
 import numpy as np
 
 from ..types import TensorType, bool_, dtype as to_dtype
-from .base import OpDef, broadcast_shapes, same_dtype
+from .base import NONDIFF, OpDef, broadcast_shapes, same_dtype
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
@@ -53,47 +57,93 @@ def _sigmoid(x):
     return np.exp(-np.logaddexp(0, -x))
 
 
-def _unary(name, f, float_only=True):
-    return OpDef(name, "elementwise", 1, (), _float_only(name) if float_only else _same, _keep(f))
+def _unary(name, f, vjp, float_only=True):
+    """`vjp(e, x, out, ct)` gives x's cotangent."""
+    return OpDef(name, "elementwise", 1, (), _float_only(name) if float_only else _same, _keep(f),
+                 lambda e, out, ct: (vjp(e, out.inputs[0], out, ct),))
 
 
-def _binary(name, f, float_only=False):
-    return OpDef(name, "elementwise", 2, (), _float_only(name) if float_only else _same, _keep(f))
+def _binary(name, f, vjp, float_only=False):
+    """`vjp(e, a, b, out, ct)` gives the cotangents at the broadcast shape; they are summed
+    back to each input's shape here."""
+    def rule(e, out, ct):
+        a, b = out.inputs
+        da, db = vjp(e, a, b, out, ct)
+        return (None if da is None else e.sum_to(da, a.shape),
+                None if db is None else e.sum_to(db, b.shape))
+    return OpDef(name, "elementwise", 2, (), _float_only(name) if float_only else _same, _keep(f),
+                 rule)
 
 
 def _cmp(name, f):
-    return OpDef(name, "elementwise", 2, (), _compare, lambda xs, a: np.asarray(f(*xs)))
+    return OpDef(name, "elementwise", 2, (), _compare, lambda xs, a: np.asarray(f(*xs)),
+                 NONDIFF)
+
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+def _pow_vjp(e, x, y, out, ct):
+    # d/dx = y * x**(y-1), taken as 0 where y == 0 (x**-1 is inf at x == 0, times 0 is NaN)
+    dx = e.where(e.eq(y, 0), 0, e.mul(y, e.pow(x, e.sub(y, 1))))
+    # d/dy = log(x) * x**y, taken as 0 where x == 0 (its limit for y > 0)
+    dy = e.mul(e.log(e.where(e.eq(x, 0), 1, x)), out)
+    return e.mul(ct, dx), e.mul(ct, dy)
+
+
+def _extremum_vjp(wins):
+    """maximum (wins='gt') / minimum (wins='lt'): the cotangent goes to the winner, half of
+    it to each on a tie."""
+    def vjp(e, a, b, out, ct):
+        da = e.where(getattr(e, wins)(a, b), ct, e.where(e.eq(a, b), e.mul(ct, 0.5), 0))
+        return da, e.sub(ct, da)
+    return vjp
+
+
+def _where_vjp(e, out, ct):
+    c, a, b = out.inputs
+    return None, e.sum_to(e.where(c, ct, 0), a.shape), e.sum_to(e.where(c, 0, ct), b.shape)
+
+
+def _cast_vjp(e, out, ct):
+    # only a float output gets a cotangent; an integer or bool input gets none back
+    x = out.inputs[0]
+    return (e.cast(ct, x.dtype) if x.dtype.is_float else None,)
 
 
 ELEMENTWISE = [
-    _unary("neg", np.negative, float_only=False),
-    _unary("abs", np.abs, float_only=False),
-    _unary("square", np.square, float_only=False),
-    _unary("relu", lambda x: np.maximum(x, 0), float_only=False),
-    _unary("exp", np.exp),
-    _unary("log", np.log),
-    _unary("sqrt", np.sqrt),
-    _unary("rsqrt", lambda x: 1 / np.sqrt(x)),
-    _unary("reciprocal", lambda x: 1 / x),
-    _unary("tanh", np.tanh),
-    _unary("sigmoid", _sigmoid),
-    _unary("erf", lambda x: np.asarray(_erf(x), dtype=x.dtype)),  # 0-d: frompyfunc gives a float
-    _unary("sin", np.sin),
-    _unary("cos", np.cos),
-    _binary("add", np.add),
-    _binary("sub", np.subtract),
-    _binary("mul", np.multiply),
-    _binary("div", np.divide, float_only=True),
-    _binary("pow", np.power, float_only=True),
-    _binary("maximum", np.maximum),
-    _binary("minimum", np.minimum),
+    _unary("neg", np.negative, lambda e, x, y, ct: e.neg(ct), float_only=False),
+    _unary("abs", np.abs, lambda e, x, y, ct: e.mul(ct, e.sign(x)), float_only=False),
+    _unary("square", np.square, lambda e, x, y, ct: e.mul(ct, e.mul(x, 2)), float_only=False),
+    _unary("relu", lambda x: np.maximum(x, 0),
+           lambda e, x, y, ct: e.where(e.gt(x, 0), ct, 0), float_only=False),
+    _unary("exp", np.exp, lambda e, x, y, ct: e.mul(ct, y)),
+    _unary("log", np.log, lambda e, x, y, ct: e.div(ct, x)),
+    _unary("sqrt", np.sqrt, lambda e, x, y, ct: e.div(e.mul(ct, 0.5), y)),
+    _unary("rsqrt", lambda x: 1 / np.sqrt(x),
+           lambda e, x, y, ct: e.mul(ct, e.mul(e.mul(y, e.square(y)), -0.5))),
+    _unary("reciprocal", lambda x: 1 / x, lambda e, x, y, ct: e.neg(e.mul(ct, e.square(y)))),
+    _unary("tanh", np.tanh, lambda e, x, y, ct: e.mul(ct, e.sub(1, e.square(y)))),
+    _unary("sigmoid", _sigmoid, lambda e, x, y, ct: e.mul(ct, e.mul(y, e.sub(1, y)))),
+    _unary("erf", lambda x: np.asarray(_erf(x), dtype=x.dtype),  # 0-d: frompyfunc gives a float
+           lambda e, x, y, ct: e.mul(ct, e.mul(e.exp(e.neg(e.square(x))), _TWO_OVER_SQRT_PI))),
+    _unary("sin", np.sin, lambda e, x, y, ct: e.mul(ct, e.cos(x))),
+    _unary("cos", np.cos, lambda e, x, y, ct: e.neg(e.mul(ct, e.sin(x)))),
+    _binary("add", np.add, lambda e, a, b, y, ct: (ct, ct)),
+    _binary("sub", np.subtract, lambda e, a, b, y, ct: (ct, e.neg(ct))),
+    _binary("mul", np.multiply, lambda e, a, b, y, ct: (e.mul(ct, b), e.mul(ct, a))),
+    _binary("div", np.divide, lambda e, a, b, y, ct: (e.div(ct, b), e.neg(e.div(e.mul(ct, y), b))),
+            float_only=True),
+    _binary("pow", np.power, _pow_vjp, float_only=True),
+    _binary("maximum", np.maximum, _extremum_vjp("gt")),
+    _binary("minimum", np.minimum, _extremum_vjp("lt")),
     _cmp("lt", np.less),
     _cmp("le", np.less_equal),
     _cmp("gt", np.greater),
     _cmp("ge", np.greater_equal),
     _cmp("eq", np.equal),
     _cmp("ne", np.not_equal),
-    OpDef("where", "elementwise", 3, (), _where, lambda xs, a: np.where(*xs)),
+    OpDef("where", "elementwise", 3, (), _where, lambda xs, a: np.where(*xs), _where_vjp),
     OpDef("cast", "elementwise", 1, ("dtype",), _cast,
-          lambda xs, a: np.asarray(xs[0]).astype(to_dtype(a["dtype"]).np)),
+          lambda xs, a: np.asarray(xs[0]).astype(to_dtype(a["dtype"]).np), _cast_vjp),
 ]

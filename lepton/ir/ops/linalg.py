@@ -1,6 +1,19 @@
 """Contractions and windows: batched `matmul` (both inputs at least 2-d, batch dims broadcast),
 NCHW `conv2d` (weight (O, C/groups, KH, KW)) and the 2-d pools (PyTorch's conventions; avg
-excludes padding from the count). Windows' attributes are pairs (h, w)."""
+excludes padding from the count). Windows' attributes are pairs (h, w).
+
+Gradients: matmul's and conv2d's are matmuls and conv2ds again (conv2d's wrt the input is a
+convolution of the dilated, padded cotangent with the flipped, transposed kernel; wrt the
+weight, a convolution of the input with the cotangent, batch and channels swapped), so they
+are differentiable to any order. The pools' gradients are ops of their own:
+
+    max_pool2d_grad[kernel, stride, padding](x, dy) -> dx   dy routed to each window's maximum
+    max_pool2d_select[kernel, stride, padding](x, t) -> y   t read at each window's maximum
+    avg_pool2d_grad[kernel, stride, padding, size](dy) -> dx   dy / count spread over windows
+
+Each window's maximum is its first element (row-major) holding the largest value, or the first
+NaN. max_pool2d_grad and max_pool2d_select are each other's transposes in t/dy; avg_pool2d_grad
+and avg_pool2d likewise; no gradient flows into x through the argmax choice."""
 from __future__ import annotations
 
 import numpy as np
@@ -102,9 +115,163 @@ def _avg_pool_ref(xs, a):
     return (total / count).astype(x.dtype)
 
 
+# -- pool gradients ----------------------------------------------------------------------------
+def _max_pool_grad(types, a):
+    x, dy = types
+    if dy != _pool((x,), a):
+        raise ValueError(f"max_pool2d_grad: dy {dy} is not the pooled type of x {x}")
+    return x
+
+
+def _max_pool_select(types, a):
+    x, t = types
+    if t != x:
+        raise ValueError(f"max_pool2d_select: t {t} must have x's type {x}")
+    return _pool((x,), a)
+
+
+def _avg_pool_grad(types, a):
+    (dy,) = types
+    h, w = _pair(a, "size")
+    if dy.ndim != 4:
+        raise ValueError(f"avg_pool2d_grad needs an (N,C,Ho,Wo) input, got {dy}")
+    x = TensorType(dy.dtype, dy.shape[:2] + (h, w))
+    if _pool((x,), a) != dy:
+        raise ValueError(f"avg_pool2d_grad: {dy} is not the pooled type of {x}")
+    return x
+
+
+def window_argmax(x, k, s, p):
+    """(N, C, Ho, Wo) flat indices into each (H, W) plane of every window's maximum: its first
+    element in row-major order that is NaN or greater than all before it (padding never wins)."""
+    n, c, h, w = x.shape
+    ho, wo = window_out(h, k[0], s[0], p[0]), window_out(w, k[1], s[1], p[1])
+    best = np.full((n, c, ho, wo), -np.inf, x.dtype)
+    at = np.full((n, c, ho, wo), -1, np.int64)
+    xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+    rows = np.arange(ho)[:, None] * s[0] - p[0]
+    cols = np.arange(wo)[None, :] * s[1] - p[1]
+    for i in range(k[0]):
+        for j in range(k[1]):
+            r, q = rows + i, cols + j
+            valid = (r >= 0) & (r < h) & (q >= 0) & (q < w)
+            v = xp[:, :, r + p[0], q + p[1]]
+            take = valid & ((at < 0) | (v > best) | (np.isnan(v) & ~np.isnan(best)))
+            best = np.where(take, v, best)
+            at = np.where(take, r * w + q, at)
+    return at
+
+
+def _max_pool_grad_ref(xs, a):
+    x, dy = xs
+    at = window_argmax(x, a["kernel"], a["stride"], a["padding"])
+    n, c, h, w = x.shape
+    dx = np.zeros((n * c, h * w), x.dtype)
+    np.add.at(dx, (np.arange(n * c)[:, None], at.reshape(n * c, -1)), dy.reshape(n * c, -1))
+    return dx.reshape(x.shape)
+
+
+def _max_pool_select_ref(xs, a):
+    x, t = xs
+    at = window_argmax(x, a["kernel"], a["stride"], a["padding"])
+    n, c = x.shape[:2]
+    return np.take_along_axis(t.reshape(n, c, -1), at.reshape(n, c, -1), axis=2).reshape(at.shape)
+
+
+def _avg_pool_grad_ref(xs, a):
+    (dy,) = xs
+    (kh, kw), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["padding"]
+    h, w = a["size"]
+    n, c, ho, wo = dy.shape
+    count = _windows(np.ones((1, 1, h, w)), (kh, kw), (sh, sw), (ph, pw)).sum(axis=(4, 5))
+    share = dy / count
+    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += share
+    return dxp[:, :, ph:ph + h, pw:pw + w].astype(dy.dtype)
+
+
+# -- VJP rules ---------------------------------------------------------------------------------
+def _matmul_vjp(e, out, ct):
+    a, b = out.inputs
+    da = e.sum_to(e.matmul(ct, e.swap_last2(b)), a.shape)
+    if b.type.ndim == 2 and a.type.ndim > 2:
+        # a plain weight matrix: fold a's batch into rows, one GEMM instead of a batch of them
+        k, n = b.shape
+        a2 = e.reshape(a, (a.type.size // k, k))
+        db = e.matmul(e.swap_last2(a2), e.reshape(ct, (ct.type.size // n, n)))
+    else:
+        db = e.sum_to(e.matmul(e.swap_last2(a), ct), b.shape)
+    return da, db
+
+
+def _conv2d_vjp(e, out, ct):
+    x, w = out.inputs
+    (sh, sw), (ph, pw), (dh, dw) = (out.attrs[k] for k in ("stride", "padding", "dilation"))
+    g = out.attrs["groups"]
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    og = o // g
+    ho, wo = out.shape[2:]
+    # dx = conv2d(P, W'): P is ct with (stride - 1) zeros between pixels, padded so that a
+    # stride-1 convolution with W' (each group's kernel transposed (O<->C) and flipped) lands
+    # exactly on x's pixels; padding beyond the taps is cropped instead of computed.
+    extra_h = (h + 2 * ph - dh * (kh - 1) - 1) - (ho - 1) * sh
+    extra_w = (wd + 2 * pw - dw * (kw - 1) - 1) - (wo - 1) * sw
+    lo_h, lo_w = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+    p = e.pad_or_crop(e.pad(ct, (0, 0, 0, 0), (0, 0, 0, 0), (0, 0, sh - 1, sw - 1)),
+                      (0, 0, lo_h, lo_w), (0, 0, lo_h + extra_h, lo_w + extra_w))
+    wt = e.reshape(e.transpose(e.reshape(w, (g, og, cg, kh, kw)), (0, 2, 1, 3, 4)),
+                   (c, og, kh, kw))
+    wt = e.slice(wt, (0, 0, kh - 1, kw - 1), (c, og, -1, -1), (1, 1, -1, -1))
+    dx = e.op("conv2d", p, wt, stride=(1, 1), padding=(0, 0), dilation=(dh, dw), groups=g)
+    # dw[o, c, i, j] = sum over n, pixels of ct[n, o] * x[n, c] shifted by the tap: a conv2d
+    # with the batch as channels (per group) and ct as the kernel; stride and dilation swap.
+    xs = e.reshape(e.transpose(e.reshape(x, (n, g, cg, h, wd)), (2, 1, 0, 3, 4)),
+                   (cg, g * n, h, wd))
+    cts = e.transpose(ct, (1, 0, 2, 3))
+    dwt = e.op("conv2d", xs, cts, stride=(dh, dw), padding=(ph, pw), dilation=(sh, sw), groups=g)
+    dwt = e.slice(dwt, (0, 0, 0, 0), (cg, o, kh, kw), (1, 1, 1, 1))
+    return dx, e.transpose(dwt, (1, 0, 2, 3))
+
+
+def _pool_attrs(out):
+    return {k: out.attrs[k] for k in ("kernel", "stride", "padding")}
+
+
+def _max_pool_vjp(e, out, ct):
+    return (e.op("max_pool2d_grad", out.inputs[0], ct, **_pool_attrs(out)),)
+
+
+def _max_pool_grad_vjp(e, out, ct):
+    return None, e.op("max_pool2d_select", out.inputs[0], ct, **_pool_attrs(out))
+
+
+def _max_pool_select_vjp(e, out, ct):
+    return None, e.op("max_pool2d_grad", out.inputs[0], ct, **_pool_attrs(out))
+
+
+def _avg_pool_vjp(e, out, ct):
+    return (e.op("avg_pool2d_grad", ct, size=out.inputs[0].shape[2:], **_pool_attrs(out)),)
+
+
+def _avg_pool_grad_vjp(e, out, ct):
+    return (e.op("avg_pool2d", ct, **_pool_attrs(out)),)
+
+
+_POOL = ("kernel", "stride", "padding")
+
 LINALG = [
-    OpDef("matmul", "matmul", 2, (), _matmul, _matmul_ref),
-    OpDef("conv2d", "conv", 2, ("stride", "padding", "dilation", "groups"), _conv2d, _conv2d_ref),
-    OpDef("max_pool2d", "pool", 1, ("kernel", "stride", "padding"), _pool, _max_pool_ref),
-    OpDef("avg_pool2d", "pool", 1, ("kernel", "stride", "padding"), _pool, _avg_pool_ref),
+    OpDef("matmul", "matmul", 2, (), _matmul, _matmul_ref, _matmul_vjp),
+    OpDef("conv2d", "conv", 2, ("stride", "padding", "dilation", "groups"), _conv2d, _conv2d_ref,
+          _conv2d_vjp),
+    OpDef("max_pool2d", "pool", 1, _POOL, _pool, _max_pool_ref, _max_pool_vjp),
+    OpDef("avg_pool2d", "pool", 1, _POOL, _pool, _avg_pool_ref, _avg_pool_vjp),
+    OpDef("max_pool2d_grad", "pool", 2, _POOL, _max_pool_grad, _max_pool_grad_ref,
+          _max_pool_grad_vjp),
+    OpDef("max_pool2d_select", "pool", 2, _POOL, _max_pool_select, _max_pool_select_ref,
+          _max_pool_select_vjp),
+    OpDef("avg_pool2d_grad", "pool", 1, _POOL + ("size",), _avg_pool_grad, _avg_pool_grad_ref,
+          _avg_pool_grad_vjp),
 ]

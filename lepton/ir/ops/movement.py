@@ -1,11 +1,17 @@
 """Ops that move or select data: reshape, transpose, broadcast_to, slice, concatenate, take,
-and the sources `input` and `constant`."""
+the sources `input` and `constant`, and the two that gradients need: `pad` (zeros around and
+between elements; the transpose of a strided slice) and `scatter_add` (the transpose of take).
+
+    pad[lo=(1,), hi=(0,), interior=(1,)] [a, b, c]          -> [0, a, 0, b, 0, c]
+    scatter_add[axis=0, size=4] [u0, u1, u2], idx [3, 0, 3] -> [u1, 0, 0, u0 + u2]
+
+Each VJP rule is the op's transpose (these ops are linear in their data input)."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..types import TensorType, dtype as to_dtype
-from .base import OpDef, broadcast_shapes, same_dtype
+from ..types import TensorType, bool_, dtype as to_dtype
+from .base import NONDIFF, OpDef, broadcast_shapes, same_dtype
 
 
 def _reshape(types, a):
@@ -87,6 +93,121 @@ def _take_ref(xs, a):
     return np.take(x, idx, axis=a["axis"])
 
 
+def _pad(types, a):
+    (t,) = types
+    lo, hi, interior = a["lo"], a["hi"], a["interior"]
+    if not len(lo) == len(hi) == len(interior) == t.ndim:
+        raise ValueError(f"pad needs lo/hi/interior of length {t.ndim}")
+    if min(lo + hi + interior, default=0) < 0:
+        raise ValueError(f"pad amounts must be >= 0, got lo={lo} hi={hi} interior={interior}")
+    return TensorType(t.dtype, tuple(pad_len(n, l, h, i)
+                                     for n, l, h, i in zip(t.shape, lo, hi, interior)))
+
+
+def pad_len(n: int, lo: int, hi: int, interior: int) -> int:
+    return lo + n + max(n - 1, 0) * interior + hi
+
+
+def pad_slices(shape, lo, interior) -> tuple[slice, ...]:
+    """Where the input's elements land in pad's output, as NumPy slices."""
+    return tuple(slice(l, l + (n - 1) * (i + 1) + 1, i + 1) if n else slice(0, 0)
+                 for n, l, i in zip(shape, lo, interior))
+
+
+def _pad_ref(xs, a):
+    x = xs[0]
+    out = np.zeros(_pad((TensorType.of(x),), a).shape, x.dtype)
+    out[pad_slices(x.shape, a["lo"], a["interior"])] = x
+    return out
+
+
+def _scatter_add(types, a):
+    u, idx = types
+    ax, size = a["axis"], a["size"]
+    if not idx.dtype.is_int:
+        raise TypeError(f"scatter_add's indices must be integers, got {idx}")
+    if u.dtype == bool_:
+        raise TypeError(f"scatter_add needs numbers, got {u}")
+    if ax < 0 or ax + idx.ndim > u.ndim or u.shape[ax:ax + idx.ndim] != idx.shape:
+        raise ValueError(f"scatter_add: updates {u} must have the indices' shape {idx} "
+                         f"at axis {ax}")
+    if size < 0:
+        raise ValueError(f"scatter_add: size must be >= 0, got {size}")
+    return TensorType(u.dtype, u.shape[:ax] + (size,) + u.shape[ax + idx.ndim:])
+
+
+def _index_range_check(idx, n, op):
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"{op}: index out of range for axis of size {n}")
+
+
+def _scatter_add_ref(xs, a):
+    u, idx = xs
+    ax, n = a["axis"], a["size"]
+    _index_range_check(idx, n, "scatter_add")
+    before = int(np.prod(u.shape[:ax]))
+    out = np.zeros(_scatter_add((TensorType.of(u), TensorType.of(idx)), a).shape, u.dtype)
+    flat = np.where(idx < 0, idx + n, idx).reshape(-1)
+    np.add.at(out.reshape(before, n, -1), (slice(None), flat),
+              u.reshape(before, flat.size, -1))
+    return out
+
+
+# -- VJP rules ---------------------------------------------------------------------------------
+def _transpose_vjp(e, out, ct):
+    inverse = [0] * len(out.attrs["perm"])
+    for i, p in enumerate(out.attrs["perm"]):
+        inverse[p] = i
+    return (e.transpose(ct, inverse),)
+
+
+def _slice_vjp(e, out, ct):
+    """The cotangent placed back where the slice read it, zeros elsewhere: a pad whose
+    interior is the step; negative steps read backwards, so ct is reversed first."""
+    x = out.inputs[0]
+    if out.type.size == 0:
+        return (e.zeros(x.type),)
+    lo, hi, interior, flip = [], [], [], []
+    for n, b, s, m in zip(x.shape, out.attrs["starts"], out.attrs["steps"], out.shape):
+        first = b if s > 0 else b + (m - 1) * s
+        lo.append(first)
+        hi.append(n - 1 - (first + (m - 1) * abs(s)))
+        interior.append(abs(s) - 1)
+        flip.append(s < 0)
+    if any(flip):
+        ct = e.slice(ct, [m - 1 if f else 0 for m, f in zip(out.shape, flip)],
+                     [-1 if f else m for m, f in zip(out.shape, flip)],
+                     [-1 if f else 1 for f in flip])
+    return (e.pad(ct, lo, hi, interior),)
+
+
+def _concatenate_vjp(e, out, ct):
+    ax, start, cts = out.attrs["axis"], 0, []
+    for x in out.inputs:
+        stops = list(ct.shape)
+        starts = [0] * ct.type.ndim
+        starts[ax], stops[ax] = start, start + x.shape[ax]
+        cts.append(e.slice(ct, starts, stops, (1,) * ct.type.ndim))
+        start += x.shape[ax]
+    return tuple(cts)
+
+
+def _pad_vjp(e, out, ct):
+    x = out.inputs[0]
+    sl = pad_slices(x.shape, out.attrs["lo"], out.attrs["interior"])
+    return (e.slice(ct, [s.start for s in sl], [s.stop for s in sl], [s.step or 1 for s in sl]),)
+
+
+def _take_vjp(e, out, ct):
+    x, idx = out.inputs
+    ax = out.attrs["axis"]
+    return e.op("scatter_add", ct, idx, axis=ax, size=x.shape[ax]), None
+
+
+def _scatter_add_vjp(e, out, ct):
+    return e.op("take", ct, out.inputs[1], axis=out.attrs["axis"]), None
+
+
 def _constant(types, a):
     v = a["value"]
     if not isinstance(v, np.ndarray):
@@ -99,16 +220,21 @@ def _no_ref(xs, a):
 
 
 MOVEMENT = [
-    OpDef("input", "source", 0, (), lambda types, a: None, _no_ref),
-    OpDef("constant", "source", 0, ("value",), _constant, lambda xs, a: a["value"]),
+    OpDef("input", "source", 0, (), lambda types, a: None, _no_ref, NONDIFF),
+    OpDef("constant", "source", 0, ("value",), _constant, lambda xs, a: a["value"], NONDIFF),
     OpDef("reshape", "movement", 1, ("shape",), _reshape,
-          lambda xs, a: xs[0].reshape(a["shape"])),
+          lambda xs, a: xs[0].reshape(a["shape"]),
+          lambda e, out, ct: (e.reshape(ct, out.inputs[0].shape),)),
     OpDef("transpose", "movement", 1, ("perm",), _transpose,
-          lambda xs, a: xs[0].transpose(a["perm"])),
+          lambda xs, a: xs[0].transpose(a["perm"]), _transpose_vjp),
     OpDef("broadcast_to", "movement", 1, ("shape",), _broadcast_to,
-          lambda xs, a: np.broadcast_to(xs[0], a["shape"])),
-    OpDef("slice", "movement", 1, ("starts", "stops", "steps"), _slice, _slice_ref),
+          lambda xs, a: np.broadcast_to(xs[0], a["shape"]),
+          lambda e, out, ct: (e.sum_to(ct, out.inputs[0].shape),)),
+    OpDef("slice", "movement", 1, ("starts", "stops", "steps"), _slice, _slice_ref, _slice_vjp),
     OpDef("concatenate", "movement", None, ("axis",), _concatenate,
-          lambda xs, a: np.concatenate(xs, axis=a["axis"])),
-    OpDef("take", "movement", 2, ("axis",), _take, _take_ref),
+          lambda xs, a: np.concatenate(xs, axis=a["axis"]), _concatenate_vjp),
+    OpDef("take", "movement", 2, ("axis",), _take, _take_ref, _take_vjp),
+    OpDef("pad", "movement", 1, ("lo", "hi", "interior"), _pad, _pad_ref, _pad_vjp),
+    OpDef("scatter_add", "movement", 2, ("axis", "size"), _scatter_add, _scatter_add_ref,
+          _scatter_add_vjp),
 ]

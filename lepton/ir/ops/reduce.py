@@ -1,10 +1,13 @@
-"""Reductions over a sorted tuple of axes, with `keepdims`; `argmax` over one axis gives i64."""
+"""Reductions over a sorted tuple of axes, with `keepdims`; `argmax` over one axis gives i64.
+
+VJP rules broadcast the cotangent back over the reduced axes (`e.unreduce`). max/min split it
+evenly among tied extrema (as JAX); prod's rule is exact when some inputs are zero."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..types import TensorType, int64
-from .base import OpDef, check_axes
+from .base import NONDIFF, OpDef, check_axes
 
 
 def _reduced_shape(shape, axes, keepdims):
@@ -40,12 +43,39 @@ def _ref(f):
     return ref
 
 
+def _sum_vjp(e, out, ct):
+    x = out.inputs[0]
+    return (e.unreduce(ct, x.shape, out.attrs["axes"], out.attrs["keepdims"]),)
+
+
+def _extremum_vjp(e, out, ct):
+    x = out.inputs[0]
+    axes, keep = out.attrs["axes"], out.attrs["keepdims"]
+    mask = e.cast(e.eq(x, e.unreduce(out, x.shape, axes, keep)), x.dtype)
+    count = e.sum(mask, axes, keepdims=True)
+    return (e.div(e.mul(e.unreduce(ct, x.shape, axes, keep), mask), count),)
+
+
+def _prod_vjp(e, out, ct):
+    # d prod / d x_i is the product of the others: out / x_i when no x is zero; with exactly
+    # one zero it is the product of the non-zeros at the zero and 0 elsewhere; with more, 0.
+    x = out.inputs[0]
+    axes, keep = out.attrs["axes"], out.attrs["keepdims"]
+    zero = e.eq(x, 0)
+    nonzero = e.where(zero, 1, x)
+    p = e.op("prod", nonzero, axes=axes, keepdims=True)
+    zeros = e.sum(e.cast(zero, x.dtype), axes, keepdims=True)
+    one_zero = e.where(e.eq(zeros, 1), e.where(zero, p, 0), 0)
+    grad = e.where(e.eq(zeros, 0), e.div(p, nonzero), one_zero)
+    return (e.mul(e.unreduce(ct, x.shape, axes, keep), grad),)
+
+
 REDUCE = [
-    OpDef("sum", "reduce", 1, ("axes", "keepdims"), _reduce(False), _ref(np.sum)),
-    OpDef("prod", "reduce", 1, ("axes", "keepdims"), _reduce(False), _ref(np.prod)),
-    OpDef("max", "reduce", 1, ("axes", "keepdims"), _reduce(True), _ref(np.max)),
-    OpDef("min", "reduce", 1, ("axes", "keepdims"), _reduce(True), _ref(np.min)),
+    OpDef("sum", "reduce", 1, ("axes", "keepdims"), _reduce(False), _ref(np.sum), _sum_vjp),
+    OpDef("prod", "reduce", 1, ("axes", "keepdims"), _reduce(False), _ref(np.prod), _prod_vjp),
+    OpDef("max", "reduce", 1, ("axes", "keepdims"), _reduce(True), _ref(np.max), _extremum_vjp),
+    OpDef("min", "reduce", 1, ("axes", "keepdims"), _reduce(True), _ref(np.min), _extremum_vjp),
     OpDef("argmax", "reduce", 1, ("axis", "keepdims"), _argmax,
           lambda xs, a: np.asarray(np.argmax(xs[0], axis=a["axis"], keepdims=a["keepdims"]),
-                                   dtype=np.int64)),
+                                   dtype=np.int64), NONDIFF),
 ]
