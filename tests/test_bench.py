@@ -1,8 +1,6 @@
 """lepton.bench: the workloads' NumPy versions against their float64 references, the checker,
 the timer (driven by a fake clock), bench_one's verdicts, the worker protocol with crashes and
 hangs, and the table."""
-import math
-import os
 import stat
 import sys
 
@@ -10,7 +8,8 @@ import numpy as np
 import pytest
 
 from lepton.bench import WORKLOADS, check, format_table, select
-from lepton.bench.harness import FrameworkRun, Report, resolve_peers, run_worker
+from lepton.bench.harness import FrameworkRun, Report, resolve_peers
+from lepton.bench.supervisor import WorkerProcess
 from lepton.bench.report import fmt_time, rows
 from lepton.bench.runners import LeptonRunner, Prepared, Runner
 from lepton.bench.timing import Result, Settings, bench_one, measure
@@ -227,35 +226,70 @@ def test_resolve_peers():
 
 # ---- the worker process, and what happens when it crashes or hangs ----------------------------
 
-def test_worker_subprocess_reports_results(tmp_path):
-    run = run_worker("NumPy", ["call", "W1"], quick=True, workdir=tmp_path, refs=None,
-                     timeout_s=60)
-    assert run.version == np.__version__
-    assert [run.results[k].status for k in ("call", "W1")] == ["ok", "ok"]
-    assert run.results["W1"].ms > 0
+def test_worker_process_stays_alive_across_workloads(tmp_path):
+    w = WorkerProcess("NumPy", tmp_path, quick=True)
+    try:
+        assert w.start(timeout_s=60) is None
+        assert w.version == np.__version__
+        results = [w.run(wid, timeout_s=60) for wid in ("call", "W1")]
+        assert [r.status for r in results] == ["ok", "ok"], [r.detail for r in results]
+        assert results[1].ms > 0 and w.starts == 1 and w.alive
+    finally:
+        w.close()
+    assert not w.alive
 
 
 def _fake_python(tmp_path, body):
+    """An executable standing in for `python -m lepton.bench.worker ...`."""
     script = tmp_path / "fakepython"
-    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.write_text(body)
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)
 
 
-def test_worker_crash_costs_one_cell_each(tmp_path):
-    python = _fake_python(tmp_path, "echo 'Segmentation fault' >&2; exit 139")
-    run = run_worker("NumPy", ["W1", "W2"], quick=True, workdir=tmp_path, refs=None,
-                     timeout_s=30, python=python)
-    assert [run.results[k].status for k in ("W1", "W2")] == ["crash", "crash"]
-    assert "status 139" in run.results["W1"].detail
-    assert "Segmentation fault" in run.results["W1"].detail
+def test_worker_crash_costs_one_cell_and_restarts(tmp_path):
+    python = _fake_python(tmp_path, "#!/bin/sh\necho 'Segmentation fault' >&2\nexit 139\n")
+    w = WorkerProcess("NumPy", tmp_path, python=python)
+    results = [w.run(wid, timeout_s=30) for wid in ("W1", "W2")]
+    assert [r.status for r in results] == ["crash", "crash"]
+    assert "status 139" in results[0].detail and "Segmentation fault" in results[0].detail
+    assert w.starts == 2
 
 
-def test_worker_hang_is_a_timeout(tmp_path):
-    python = _fake_python(tmp_path, "exec sleep 30")
-    run = run_worker("NumPy", ["W5"], quick=True, workdir=tmp_path, refs=None,
-                     timeout_s=0.5, python=python)
-    assert run.results["W5"].status == "timeout"
+def test_worker_hang_at_start_is_a_timeout(tmp_path):
+    python = _fake_python(tmp_path, "#!/bin/sh\nexec sleep 30\n")
+    w = WorkerProcess("NumPy", tmp_path, python=python)
+    assert w.run("W5", timeout_s=0.5).status == "timeout"
+    assert not w.alive
+
+
+def test_worker_hang_in_a_workload_is_a_timeout_then_it_restarts(tmp_path):
+    # Says it is ready, then never answers: the cell times out, the next one starts it again.
+    body = f"""#!{sys.executable}
+import json, sys, time
+out = sys.argv[sys.argv.index("--out") + 1]
+with open(out, "a") as f:
+    f.write(json.dumps({{"event": "info", "version": "9"}}) + "\\n")
+time.sleep(30)
+"""
+    w = WorkerProcess("NumPy", tmp_path, python=_fake_python(tmp_path, body))
+    results = [w.run(wid, timeout_s=1.0) for wid in ("W1", "W2")]
+    assert [r.status for r in results] == ["timeout", "timeout"]
+    assert "no answer within" in results[0].detail
+    assert w.starts == 2 and w.version == "9"
+
+
+def test_unavailable_framework(tmp_path):
+    body = f"""#!{sys.executable}
+import json, sys
+out = sys.argv[sys.argv.index("--out") + 1]
+with open(out, "a") as f:
+    f.write(json.dumps({{"event": "unavailable", "detail": "jax is not installed"}}) + "\\n")
+"""
+    w = WorkerProcess("jax", tmp_path, python=_fake_python(tmp_path, body))
+    assert w.start(timeout_s=30) == "unavailable: jax is not installed"
+    r = w.run("W1", timeout_s=30)
+    assert r.status == "unavailable" and r.detail == "jax is not installed"
 
 
 # ---- the table --------------------------------------------------------------------------------
