@@ -18,6 +18,7 @@ import numpy as np
 
 from . import config
 from .compiler.codegen.lower import ENTRY, lower_graph
+from .compiler.fusion import partition
 from .compiler.memory import plan_memory
 from .compiler.pipeline import run_pipeline
 from .frontends.pytree import tree_flatten, tree_unflatten
@@ -51,8 +52,9 @@ class CompileResult:
                                                dump_dir=cfg.dump_dir)
         times["passes"] = time.perf_counter() - t
         t = time.perf_counter()
-        self.plan = plan_memory(self.graph)
-        lowered = lower_graph(self.graph, self.plan)
+        self.groups = partition(self.graph)
+        self.plan = plan_memory(self.graph, {v for grp in self.groups for v in grp.outputs})
+        lowered = lower_graph(self.graph, self.plan, self.groups)
         self.kernels = lowered.kernels
         self.llvm_ir = lowered.llvm_ir
         times["lower"] = time.perf_counter() - t
@@ -75,7 +77,7 @@ class CompileResult:
         return {
             "kernels": len(self.kernels),
             "kernel_ops": [k.fn.name for k in self.kernels],
-            "fused_groups": sum(1 for k in self.kernels if len(k.outputs) > 1),
+            "fused_groups": [grp.describe() for grp in self.groups if len(grp.members) > 1],
             "values": len(self.graph.nodes),
             "workspace_bytes": p.workspace_bytes,
             "intermediate_bytes": p.intermediate_bytes,

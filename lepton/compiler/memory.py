@@ -62,7 +62,8 @@ class MemoryPlan:
         return self.intermediate_bytes
 
 
-def plan_memory(g: Graph) -> MemoryPlan:
+def plan_memory(g: Graph, materialized: set[Value] | None = None) -> MemoryPlan:
+    """`materialized`: the values kernels write (fusion-group outputs); by default all."""
     n_in, n_out = len(g.inputs), len(g.outputs)
     where: dict[Value, tuple[int, int]] = {}
     for i, v in enumerate(g.inputs):
@@ -93,7 +94,8 @@ def plan_memory(g: Graph) -> MemoryPlan:
     ws = n_in + n_out + len(constants)
     for v in g.nodes:
         naive += align(v.type.nbytes) if v.op not in ("input", "constant", "reshape") else 0
-        if v.op in ("input", "constant") or v in where:
+        if v.op in ("input", "constant") or v in where or (
+                materialized is not None and v not in materialized and v.op != "reshape"):
             continue
         r = storage_root(v)
         if r is not v:

@@ -15,11 +15,12 @@ from ...ir.graph import Graph, Value
 from ...ir.ops import OPS
 from ..memory import MemoryPlan
 from . import conv, gemm, grad_kernels
-from .loopnest import Access, broadcast_view, contiguous, emit_map
+from ..fusion import Group, partition
+from .fused import emit_rows
 from .loops import const, i8, new_function
 from .movement import emit_concatenate, emit_copy_view, emit_take
 from .reduce import emit_argmax, emit_reduce
-from .scalar import SCALAR, llvm_type, mem_type
+from .scalar import SCALAR, mem_type
 
 ENTRY = "lepton_main"
 
@@ -49,32 +50,13 @@ def _map_kernel(body):
 
 
 def _elementwise(module, name, v):
-    """out = f(inputs) elementwise with broadcasting; size-1 constants become immediates."""
-    operands = tuple(dict.fromkeys(x for x in v.inputs if not _immediate(x)))
-    fn, b = new_function(module, name, [_ptr(v)] + [_ptr(x) for x in operands]
-                         + [i8.as_pointer()])
-    ptr = dict(zip(operands, fn.args[1:-1]))
-    loads = [Access(ptr[x], broadcast_view(x.shape, v.shape), x.dtype) for x in operands]
-    in_dtypes = [x.dtype for x in v.inputs]
-    scalar = SCALAR[v.op]
-
-    def body(b, loaded):
-        env = dict(zip(operands, loaded))
-        args = [env[x] if x in env else _immediate(x) for x in v.inputs]
-        return [scalar(b, args, in_dtypes, v.dtype)]
-
-    emit_map(b, v.shape, loads, [Access(fn.args[0], contiguous(v.shape), v.dtype)], body)
-    b.ret_void()
-    return Kernel(fn, (v,), operands)
+    """An elementwise op on its own: a one-member fusion group."""
+    return _rows(module, name, Group("rows", [v], tuple(v.shape), len(v.shape), [v]))
 
 
-def _immediate(x: Value):
-    """An LLVM constant for a one-element constant value, else None."""
-    if x.op != "constant" or x.type.size != 1:
-        return None
-    item = x.attrs["value"].reshape(()).item()
-    t = llvm_type(x.dtype)
-    return ir.Constant(t, float(item) if x.dtype.is_float else int(item))
+def _rows(module, name, group: Group):
+    fn, ext = emit_rows(module, name, group)
+    return Kernel(fn, tuple(group.outputs), tuple(ext))
 
 
 def _reduce(b, v, out, ins):
@@ -138,14 +120,18 @@ class Lowered:
     kernels: list[Kernel]
 
 
-def lower_graph(g: Graph, plan: MemoryPlan) -> Lowered:
-    """Emits every kernel and the entry; fills in plan.scratch_bytes."""
+def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None) -> Lowered:
+    """Emits one kernel per fusion group and the entry; fills in plan.scratch_bytes."""
     module = ir.Module(name=g.name)
     kernels: list[Kernel] = []
-    for n, v in enumerate(g.nodes):
-        if v.op in NO_KERNEL or v.type.size == 0:
+    for n, grp in enumerate(groups if groups is not None else partition(g)):
+        if all(v.type.size == 0 for v in grp.outputs or grp.members):
             continue
-        kernels.append(KERNELS[v.op](module, f"k{n}_{v.op}", v))
+        name = f"k{n}_{grp.members[-1].op}"
+        if grp.kind == "rows":
+            kernels.append(_rows(module, name, grp))
+        else:
+            kernels.append(KERNELS[grp.members[0].op](module, name, grp.members[0]))
     for k in kernels:
         k.fn.linkage = "internal"
     plan.scratch_bytes = max([k.scratch_bytes for k in kernels], default=0)

@@ -1,0 +1,142 @@
+"""The kernel of a `rows` fusion group (see compiler/fusion.py): one loop nest computing all of
+the group's members, storing only its outputs.
+
+    for o in outer:                       # O = space[:split]
+        row values: scalars, computed once per o (in topological order)
+        for each reduction r:  acc = identity; for i in inner: acc = combine(acc, expr(o, i))
+        for i in inner: store every full output expr(o, i)
+
+Full values are recomputed inside each inner loop that needs them (cheap arithmetic on data
+already in L1), so the group reads each input row from memory once. External inputs are read
+through broadcast views of the space; one-element constants become immediates.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from ...ir.graph import Value
+from ..fusion import Group
+from .loopnest import View, broadcast_view, collapse, row_major_strides
+from .loops import const, for_range, i8, new_function
+from .reduce import combine, identity
+from .scalar import SCALAR, llvm_type, load, mem_type, store
+
+
+def immediate(x: Value):
+    """An LLVM constant for a one-element constant value, else None."""
+    if x.op != "constant" or x.type.size != 1:
+        return None
+    item = x.attrs["value"].reshape(()).item()
+    return ir.Constant(llvm_type(x.dtype), float(item) if x.dtype.is_float else int(item))
+
+
+def _nest(b, shape, views, body, name):
+    """Loops over `shape` (collapsed where every view allows), calling body(offsets)."""
+    shape, views = collapse(tuple(shape), views)
+
+    def rec(depth, offsets):
+        if depth == len(shape):
+            body(offsets)
+            return
+        with for_range(b, shape[depth], name=f"{name}{depth}") as i:
+            rec(depth + 1, [off if v.strides[depth] == 0 else
+                            b.add(off, b.mul(i, const(v.strides[depth])))
+                            for off, v in zip(offsets, views)])
+
+    rec(0, [const(v.offset) for v in views])
+
+
+def operands(group: Group) -> list[Value]:
+    """The group's external inputs passed as pointers (immediates excluded), in order."""
+    inside = set(group.members)
+    seen = dict.fromkeys(x for m in group.members for x in m.inputs
+                         if x not in inside and immediate(x) is None)
+    return list(seen)
+
+
+def emit_rows(module: ir.Module, name: str, group: Group):
+    """Emits `void name(out..., operand..., i8* scratch)`; returns (fn, operands)."""
+    ext = operands(group)
+    outs = group.outputs
+    fn, b = new_function(module, name, [mem_type(v.dtype).as_pointer() for v in outs + ext]
+                         + [i8.as_pointer()])
+    ptr = dict(zip(outs + ext, fn.args))
+    space, k = group.space, group.split
+    inside = set(group.members)
+    # every pointer access as a view of the whole space (outputs are dense in their own shape)
+    views = {x: broadcast_view(x.shape, space) for x in ext}
+    views.update({v: _dense_view(v.shape, space) for v in outs})
+    accessed = ext + outs
+
+    def outer_view(x):
+        return View(views[x].offset, views[x].strides[:k])
+
+    def inner_view(x):
+        return View(0, views[x].strides[k:])
+
+    def outer_body(outer_offsets):
+        base = dict(zip(accessed, outer_offsets))
+        row_env: dict[Value, ir.Value] = {}
+
+        def evaluate(v, env, offs):
+            if v in env:
+                return env[v]
+            imm = immediate(v)
+            if imm is not None:
+                return imm
+            if v not in inside:
+                r = load(b, b.gep(ptr[v], [offs[v]]), v.dtype)
+            else:
+                args = [evaluate(x, env, offs) for x in v.inputs]
+                r = SCALAR[v.op](b, args, [x.dtype for x in v.inputs], v.dtype)
+            env[v] = r
+            return r
+
+        def inner_loop(body):
+            _nest(b, space[k:], [inner_view(x) for x in accessed],
+                  lambda inner: body({x: b.add(base[x], o) for x, o in zip(accessed, inner)}),
+                  name="j")
+
+        for m in group.members:
+            if not group.is_row(m):
+                continue
+            if m.opdef.kind == "reduce":
+                acc = _local(b, llvm_type(m.dtype))
+                b.store(identity(m.op, m.dtype), acc)
+
+                def reduce_body(offs, m=m, acc=acc):
+                    x = evaluate(m.inputs[0], dict(row_env), offs)
+                    b.store(combine(b, m.op, m.dtype, b.load(acc), x), acc)
+
+                inner_loop(reduce_body)
+                row_env[m] = b.load(acc)
+            else:
+                evaluate(m, row_env, base)
+            if m in ptr:
+                store(b, row_env[m], b.gep(ptr[m], [base[m]]), m.dtype)
+
+        full_outs = [m for m in outs if not group.is_row(m)]
+        if full_outs:
+            def store_body(offs):
+                env = dict(row_env)
+                for m in full_outs:
+                    store(b, evaluate(m, env, offs), b.gep(ptr[m], [offs[m]]), m.dtype)
+            inner_loop(store_body)
+
+    _nest(b, space[:k], [outer_view(x) for x in accessed], outer_body, name="i")
+    b.ret_void()
+    return fn, ext
+
+
+def _dense_view(shape, space) -> View:
+    """A dense buffer of `shape` (a full or row shape of space; a reduction's output without
+    keepdims is space[:split]) as a view of the space."""
+    shape = tuple(shape) + (1,) * (len(space) - len(shape))
+    strides = row_major_strides(shape)
+    return View(0, tuple(0 if s == 1 and o != 1 else st
+                         for s, o, st in zip(shape, space, strides)))
+
+
+def _local(b: ir.IRBuilder, t):
+    with b.goto_entry_block():
+        return b.alloca(t)

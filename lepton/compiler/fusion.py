@@ -1,0 +1,125 @@
+"""The fusion partitioner: which values are computed together in one kernel (one loop nest).
+
+A `rows` group is a loop nest over an iteration space `space` split at `split` into outer dims
+O = space[:split] and inner dims I = space[split:]. Its members are elementwise ops and reductions
+over exactly the inner dims (keepdims). A member is *full* (its shape is the space) or *row*
+(its shape is O followed by ones): per outer index the kernel runs one inner loop per reduction
+and one inner loop storing the full outputs, so softmax and layer_norm read their input from
+memory once and write once. A purely elementwise chain is a rows group with no inner dims.
+Every other op is a `single` group. Members used outside their group are its outputs; the
+others never touch memory.
+
+Groups grow greedily in reverse topological order: a value joins the group of its users when
+all of its users are in that one group (which keeps the group graph acyclic: only a group's
+last value can have users outside) and its shape fits the group's space.
+
+    groups = partition(g)     # [Group(kind="rows", members=[...], outputs=[...]), ...]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir.graph import Graph, Value
+
+SOURCES = {"input", "constant", "reshape"}  # no kernel: reshape is a free view
+TRAILING_REDUCTIONS = {"sum", "max", "min", "prod"}
+
+
+@dataclass(eq=False)
+class Group:
+    kind: str                        # "rows" or "single"
+    members: list[Value]             # topological order once finished
+    space: tuple[int, ...] = ()
+    split: int = 0
+    outputs: list[Value] = field(default_factory=list)
+
+    @property
+    def reductions(self) -> list[Value]:
+        return [v for v in self.members if v.opdef.kind == "reduce"]
+
+    def is_row(self, v: Value) -> bool:
+        return all(s == 1 for s in v.shape[self.split:])
+
+    def describe(self) -> str:
+        ops = "+".join(v.op for v in self.members)
+        return f"{self.kind}[{ops}]"
+
+
+def _fits(g: Group, shape, split: int) -> bool:
+    """Whether `shape` is a full or row shape of g's space split at `split`."""
+    sp = g.space
+    return len(shape) == len(sp) and (tuple(shape) == sp or (
+        tuple(shape[:split]) == sp[:split] and all(s == 1 for s in shape[split:])))
+
+
+def _row_split(g: Group, shape) -> int | None:
+    """The split at which `shape` is a row shape of g's space (trailing ones)."""
+    if len(shape) != len(g.space) or tuple(shape) == g.space:
+        return g.split
+    j = len(shape)
+    while j > 0 and shape[j - 1] == 1 and g.space[j - 1] != 1:
+        j -= 1
+    return j if tuple(shape[:j]) == g.space[:j] and all(s == 1 for s in shape[j:]) else None
+
+
+def _trailing(v: Value) -> int | None:
+    """For a reduction over trailing axes, the first reduced axis."""
+    axes = v.attrs["axes"]
+    n = len(v.inputs[0].shape)
+    if not axes or tuple(axes) != tuple(range(n - len(axes), n)):
+        return None
+    return n - len(axes)
+
+
+def _try_join(g: Group, v: Value) -> bool:
+    if g.kind != "rows":
+        return False
+    if v.opdef.kind == "elementwise":
+        j = _row_split(g, v.shape)
+    elif v.op in TRAILING_REDUCTIONS and v.attrs["keepdims"] and tuple(v.inputs[0].shape) == g.space:
+        j = _trailing(v)
+    else:
+        return False
+    if j is None or (j != g.split and g.split != len(g.space)):
+        return False  # a second, different split would need another loop structure
+    if j != g.split and not all(_fits(g, m.shape, j) for m in g.members):
+        return False
+    g.split = j
+    g.members.append(v)
+    return True
+
+
+def _seed(v: Value) -> Group:
+    if v.opdef.kind == "elementwise" and v.type.size > 0:
+        return Group("rows", [v], tuple(v.shape), len(v.shape))
+    if v.op in TRAILING_REDUCTIONS and v.type.size > 0 and _trailing(v) is not None:
+        x = v.inputs[0]
+        if x.type.size > 0:
+            return Group("rows", [v], tuple(x.shape), _trailing(v))
+    return Group("single", [v])
+
+
+def partition(g: Graph) -> list[Group]:
+    """Groups in an order that respects dependencies (each group after its inputs' groups)."""
+    users = g.users()
+    outputs = set(g.outputs)
+    group_of: dict[Value, Group] = {}
+    order: list[Group] = []
+    for v in reversed(g.nodes):
+        if v.op in SOURCES:
+            continue
+        gs = {id(group_of.get(u)): group_of.get(u) for u in users[v]}
+        target = next(iter(gs.values())) if len(gs) == 1 else None
+        if target is not None and (target.kind != "rows" or not _try_join(target, v)):
+            target = None
+        if target is None:
+            target = _seed(v)
+            order.append(target)
+        group_of[v] = target
+    order.reverse()
+    position = {v: i for i, v in enumerate(g.nodes)}
+    for grp in order:
+        grp.members.sort(key=position.__getitem__)
+        grp.outputs = [m for m in grp.members
+                       if m in outputs or any(group_of.get(u) is not grp for u in users[m])]
+    return order
