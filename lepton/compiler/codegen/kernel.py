@@ -11,7 +11,8 @@ An *epilogue* is a callable `epilogue(builder, value, row, col) -> value` applie
 just before it is stored for the last time. `value` is a `<VL x T>` vector holding columns
 col .. col+VL-1 of row `row` (or a scalar of type T in scalar code paths); `row` and `col` are
 i64 values indexing the output seen as a 2-d matrix (see each emitter for the mapping).
-Lanes past the matrix edge are computed but never stored.
+Lanes past the matrix edge (col + l >= N) hold garbage and are never stored: an epilogue that
+loads per-column data (a bias) must mask those lanes itself, N being static.
 """
 from __future__ import annotations
 
