@@ -13,8 +13,7 @@ The float GEMM follows the BLIS loop nest (jc over NC columns, pc over KC of K, 
 then micro-panels jr, ir): a KC x NC block of B is packed once per (jc, pc) and stays in L2/L3,
 each KC x NR micro-panel of B stays in L1 while the micro-kernel sweeps the MC x KC block of A
 (L2) past it. A is read in place: packing it too was measured 0-10% slower here (the
-prefetchers follow the mr row streams) and cost compile time. `emit_gemm_driver` takes a
-`pack_b` hook, so a caller may produce B's packed blocks some other way.
+prefetchers follow the mr row streams) and cost compile time.
 
 Measured on the znver5 host, one core (tests/bench_gemm_conv.py): 1024^3 f32 ~250 GFLOP/s,
 f64 ~125 (np.matmul with this OpenBLAS: ~125 and ~62).
@@ -23,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 from llvmlite import ir
 
@@ -81,16 +80,11 @@ def gemm_scratch_bytes(s: GemmShape, blk: Blocking) -> int:
     return min(blk.kc, s.k) * _round_up(min(blk.nc, s.n), blk.nr) * s.dtype.itemsize
 
 
-PackB = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value, ir.Value, ir.Value], None]
-"""pack_b(builder, dst, pc, kc, jc, nc): writes the packed kc x nc block of B starting at row pc,
-column jc into dst (the layout of microkernel.py, zero-padded to whole panels)."""
-
-
 def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
-                     epilogue: Epilogue = None, pack_b: Optional[PackB] = None) -> ir.Function:
+                     epilogue: Epilogue = None) -> ir.Function:
     """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0)` computing
-    C = A @ B for the static shape `s` (row0: the epilogue's index of C's first row). With
-    `pack_b` the b argument is ignored and the hook produces B's packed blocks."""
+    C = A @ B for the static shape `s` (row0: the epilogue's index of C's first row); scratch
+    holds gemm_scratch_bytes(s, blk) for the packed block of B."""
     t = llvm_type(s.dtype)
     vl = vector_width(s.dtype)
     if blk.nr % vl or blk.mc % blk.mr or blk.nc % blk.nr:
@@ -114,12 +108,7 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
     mk_m = tile(m_edge, nr, ".m") if m_edge and s.n >= nr else None
     mk_n = tile(mr, n_edge, ".n") if n_edge and s.m >= mr else None
     mk_mn = tile(m_edge, n_edge, ".mn") if m_edge and n_edge else None
-    if pack_b is None:
-        pb_fn = emit_pack_b(module, f"{name}.pb", s.dtype, nr, s.ldb)
-
-        def pack_b(bb, dst, pc, kc, jc, nc):
-            src = bb.gep(b_p, [bb.add(bb.mul(pc, const(s.ldb)), jc)], inbounds=True)
-            bb.call(pb_fn, [dst, src, kc, nc])
+    pack_b = emit_pack_b(module, f"{name}.pb", s.dtype, nr, s.ldb)
 
     def call_tile(f, ap, bp, crow, ccol, kc, mode):
         c = b.gep(c_p, [b.add(b.mul(crow, const(s.ldc)), ccol)], inbounds=True)
@@ -130,7 +119,8 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
         n_full = b.udiv(nc, const(nr))
         with for_range(b, s.k, step=blk.kc, name="pc") as pc:
             kc = minmax(b, const(blk.kc), b.sub(const(s.k), pc), smaller=True)
-            pack_b(b, b_pack, pc, kc, jc, nc)
+            b.call(pack_b, [b_pack, b.gep(b_p, [b.add(b.mul(pc, const(s.ldb)), jc)], inbounds=True),
+                            kc, nc])
             mode = b.zext(b.icmp_signed(">", pc, const(0)), i32)
             if epilogue is not None:
                 last = b.zext(b.icmp_signed("==", b.add(pc, kc), const(s.k)), i32)
@@ -150,7 +140,8 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
                     # all A panels of this block past one B micro-panel
                     if f_full is not None:
                         with for_range(b, m_full, name="ir") as ir_:
-                            call_tile(f_full, a_panel(ir_), bp, b.add(ic, b.mul(ir_, const(mr))), col, kc, mode)
+                            row = b.add(ic, b.mul(ir_, const(mr)))
+                            call_tile(f_full, a_panel(ir_), bp, row, col, kc, mode)
                     if f_edge is not None:
                         with b.if_then(has_m_edge):
                             call_tile(f_edge, a_edge, bp, edge_row, col, kc, mode)
