@@ -57,9 +57,13 @@ def test_float_shapes(mkn, dt):
     check(a, b, out, 1e-4 if dt == np.float32 else 1e-11)
 
 
-def test_small_blocks_cover_every_loop():
-    # tiny cache blocks force several jc, pc and ic blocks plus edge tiles on a small problem
-    a, b = rand((77, 45), np.float32), rand((45, 100), np.float32, 1)
+@pytest.mark.parametrize("mkn", [(77, 45, 100), (5, 9, 20), (3, 70, 3), (16, 31, 64)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_small_blocks_cover_every_loop(mkn):
+    # tiny cache blocks force the packed path with several jc, pc and ic blocks plus edge tiles
+    # (and tiles smaller than a register tile) on small problems
+    m, k, n = mkn
+    a, b = rand((m, k), np.float32), rand((k, n), np.float32, 1)
     out, kern, _ = matmul(a, b, blocking=Blocking(mr=8, nr=32, mc=16, kc=8, nc=64))
     check(a, b, out, 1e-4)
     assert kern.scratch_bytes > 0

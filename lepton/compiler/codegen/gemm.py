@@ -245,13 +245,15 @@ def _emit_int_gemm(module, name, s: GemmShape, epilogue: Epilogue) -> ir.Functio
 def plan_gemm(module: ir.Module, name: str, s: GemmShape, epilogue: Epilogue = None,
               blocking: Optional[Blocking] = None) -> tuple[ir.Function, int]:
     """Picks the code path for one static GEMM; returns (driver function, scratch bytes).
-    The driver has the signature of `emit_gemm_driver`'s."""
+    The driver has the signature of `emit_gemm_driver`'s. An explicit `blocking` forces the
+    packed path with those blocks (for tests and tuning)."""
     if s.dtype not in (float32, float64):
         return _emit_int_gemm(module, name, s, epilogue), 0
     blk = blocking or DEFAULT_BLOCKING[s.dtype]
-    if s.n <= DOT_MAX_N and s.m > s.n:
+    if blocking is None and s.n <= DOT_MAX_N and s.m > s.n:
         return emit_dot_driver(module, name, s, epilogue)
-    if s.m <= ROWS_MAX_M and s.m * s.n * s.dtype.itemsize <= ROWS_MAX_C_BYTES:
+    if blocking is None and s.m <= ROWS_MAX_M and \
+            s.m * s.n * s.dtype.itemsize <= ROWS_MAX_C_BYTES:
         return emit_rows_driver(module, name, s, blk.mr, epilogue), 0
     blk = fit_blocking(blk, s)
     return emit_gemm_driver(module, name, s, blk, epilogue), gemm_scratch_bytes(s, blk)
