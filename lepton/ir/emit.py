@@ -122,9 +122,11 @@ class Emitter:
         lead = x.type.ndim - len(shape)
         if lead < 0:
             raise ValueError(f"sum_to: cannot reduce {x.type} to the larger shape {shape}")
-        axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
-                                          if s == 1 and x.shape[lead + i] != 1)
-        return self.reshape(self.sum(x, axes), shape)
+        ones = tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
+        if not ones:
+            return self.sum(x, range(lead))
+        # keepdims keeps the size-1 axes where `shape` has them; leading axes then reshape away
+        return self.reshape(self.sum(x, tuple(range(lead)) + ones, keepdims=True), shape)
 
     def unreduce(self, ct: Value, shape, axes, keepdims: bool) -> Value:
         """The cotangent of a reduction over `axes` of a value of `shape`, broadcast back."""
