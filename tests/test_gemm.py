@@ -44,7 +44,8 @@ def check(a, b, out, rtol):
 SHAPES = [  # (M, K, N): edges in every direction, matrix-vector, tall and tiny
     (7, 13, 5), (7, 5, 13), (1, 1, 1), (9, 1, 40), (1, 784, 512), (3, 100, 129),
     (70, 300, 47), (130, 33, 65), (256, 784, 512), (64, 288, 196), (200, 17, 16),
-    (50, 37, 1), (33, 100, 5), (29, 16, 12), (1000, 1000, 1),   # few columns: dot products
+    (50, 37, 1), (33, 100, 5), (29, 16, 8), (1000, 1000, 1),    # few columns: dot products
+    (32, 3136, 10), (8, 2000, 20),                              # narrow B, long K
 ]
 
 

@@ -18,7 +18,7 @@ from .kernel import (Epilogue, fma, intrinsic, lane_mask, llvm_type, masked_load
                      vptr, vsuffix)
 from .loops import const, for_range, i8, i64, new_function
 
-DOT_MAX_N = 12      # at most this many columns take this path (measured crossover)
+DOT_MAX_N = 8       # at most this many columns (with N=10, one row per group loses to packing)
 ACCUMULATORS = 16   # R*N vectors of partial sums: registers to spare, FMA latency hidden
 
 

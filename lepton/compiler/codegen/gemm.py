@@ -56,7 +56,8 @@ DEFAULT_BLOCKING = {
 ROWS_MAX_M = 64
 ROWS_MAX_C_BYTES = 1 << 18      # C is re-read once per K slice
 ROWS_MAX_VECTORS = 16           # vectors of C per row in a tile (1x784x512: 16 > 8 > 4)
-ROWS_KB = 16                    # rows of B per K slice: streams for the prefetcher
+ROWS_KB = 16                    # rows of B per K slice: streams for the prefetcher, or more
+ROWS_SLICE_BYTES = 1 << 15      # while narrow B rows give a slice smaller than this
 
 
 def _round_up(x: int, m: int) -> int:
@@ -161,9 +162,10 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
                      epilogue: Epilogue = None) -> ir.Function:
     """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0)` for GEMMs whose
     C fits in cache (few rows: matrix-vector products, small batches). Nothing is packed and B
-    streams through exactly once: K is cut into slices of ROWS_KB rows, and each slice (small
-    enough for L1) meets every row group of A and every column of C before the next is read.
-    The hardware prefetcher follows the ROWS_KB concurrent row streams of B."""
+    streams through exactly once: K is cut into slices of ROWS_KB rows (more for narrow B, up
+    to ROWS_SLICE_BYTES), and each slice (small enough for L1) meets every row group of A and
+    every column of C before the next is read. The hardware prefetcher follows the slice's
+    concurrent row streams of B."""
     t = llvm_type(s.dtype)
     vl = vector_width(s.dtype)
     tp = t.as_pointer()
@@ -200,8 +202,9 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
             b.call(tiles[rows, n_edge], [a_r, b.gep(b_k, [col]), b.gep(c_r, [col]), kc, mode,
                                          b.add(row0, r0), col])
 
-    with for_range(b, s.k, step=ROWS_KB, name="ks") as k0:
-        kc = minmax(b, const(ROWS_KB), b.sub(const(s.k), k0), smaller=True)
+    kb = max(ROWS_KB, ROWS_SLICE_BYTES // (s.n * s.dtype.itemsize))
+    with for_range(b, s.k, step=kb, name="ks") as k0:
+        kc = minmax(b, const(kb), b.sub(const(s.k), k0), smaller=True)
         mode = b.zext(b.icmp_signed(">", k0, const(0)), i32)
         if epilogue is not None:
             last = b.zext(b.icmp_signed("==", b.add(k0, kc), const(s.k)), i32)
