@@ -9,9 +9,9 @@ memory once and write once. A purely elementwise chain is a rows group with no i
 Every other op is a `single` group. Members used outside their group are its outputs; the
 others never touch memory.
 
-Groups grow greedily in reverse topological order: a value joins the group of its users when
-all of its users are in that one group (which keeps the group graph acyclic: only a group's
-last value can have users outside) and its shape fits the group's space.
+Groups grow greedily in reverse topological order: a value joins a group holding its users when
+its shape fits the group's space and none of its other users leads back into that group (which
+would make the groups depend on each other in a cycle; networkx answers the reachability).
 
     groups = partition(g)     # [Group(kind="rows", members=[...], outputs=[...]), ...]
 """
@@ -19,7 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import networkx as nx
+
 from ..ir.graph import Graph, Value
+from ..ir.nxview import to_networkx
 
 SOURCES = {"input", "constant", "reshape"}  # no kernel: reshape is a free view
 TRAILING_REDUCTIONS = {"sum", "max", "min", "prod"}
@@ -103,23 +106,61 @@ def partition(g: Graph) -> list[Group]:
     """Groups in an order that respects dependencies (each group after its inputs' groups)."""
     users = g.users()
     outputs = set(g.outputs)
+    position = {v: i for i, v in enumerate(g.nodes)}
+    view = to_networkx(g)
     group_of: dict[Value, Group] = {}
-    order: list[Group] = []
+    groups: list[Group] = []
     for v in reversed(g.nodes):
         if v.op in SOURCES:
             continue
-        gs = {id(group_of.get(u)): group_of.get(u) for u in users[v]}
-        target = next(iter(gs.values())) if len(gs) == 1 else None
-        if target is not None and (target.kind != "rows" or not _try_join(target, v)):
-            target = None
+        target = None
+        for cand in _candidates(v, users[v], group_of):
+            outside = [u for u in users[v] if group_of.get(u) is not cand]
+            if _no_path_back(view, outside, cand, position) and _try_join(cand, v):
+                target = cand
+                break
         if target is None:
             target = _seed(v)
-            order.append(target)
+            groups.append(target)
         group_of[v] = target
-    order.reverse()
-    position = {v: i for i, v in enumerate(g.nodes)}
-    for grp in order:
+    for grp in groups:
         grp.members.sort(key=position.__getitem__)
         grp.outputs = [m for m in grp.members
                        if m in outputs or any(group_of.get(u) is not grp for u in users[m])]
-    return order
+    return _ordered(groups, group_of, position)
+
+
+def _candidates(v: Value, users: list[Value], group_of) -> list[Group]:
+    """The rows groups of v's users, those holding most of its users first."""
+    count: dict[int, list] = {}
+    for u in users:
+        grp = group_of.get(u)
+        if grp is not None and grp.kind == "rows":
+            count.setdefault(id(grp), [grp, 0])[1] += 1
+    return [grp for grp, n in sorted(count.values(), key=lambda e: -e[1])]
+
+
+def _no_path_back(view, outside: list[Value], grp: Group, position) -> bool:
+    """Joining grp makes grp feed `outside`; that is a cycle if any of them reaches grp."""
+    last = max(position[m] for m in grp.members)
+    for u in outside:
+        if position[u] < last and any(m in grp.members for m in nx.descendants(view, u)):
+            return False
+    return True
+
+
+def _ordered(groups: list[Group], group_of, position) -> list[Group]:
+    """A topological order of the groups (ties broken by their last member's position)."""
+    deps = nx.DiGraph()
+    key = {id(grp): max(position[m] for m in grp.members) for grp in groups}
+    for grp in groups:
+        deps.add_node(id(grp))
+        for m in grp.members:
+            for x in m.inputs:
+                while x.op == "reshape":
+                    x = x.inputs[0]
+                src = group_of.get(x)
+                if src is not None and src is not grp:
+                    deps.add_edge(id(src), id(grp))
+    by_id = {id(grp): grp for grp in groups}
+    return [by_id[i] for i in nx.lexicographical_topological_sort(deps, key=key.__getitem__)]

@@ -1,0 +1,122 @@
+"""Fusion: what the partitioner groups, and that fused kernels compute what the unfused
+reference interpreter computes (hand-picked patterns and random graphs from hypothesis)."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lepton as lp
+from lepton.compile import CompileResult
+from lepton.compiler.fusion import partition
+from lepton.ir import Graph, OpError, TensorType, float32, interpret
+
+rng = np.random.default_rng(1)
+
+
+def f32(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def kernels_of(fn, *args):
+    f = lp.compile(fn, example_args=args)
+    got = f(*args)
+    want = interpret(lp.trace(fn, *args), *args)
+    for a, b in zip(got if isinstance(got, (list, tuple)) else [got], want):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
+    return f.stats()
+
+
+def test_softmax_is_one_kernel():
+    s = kernels_of(lambda x: lp.softmax(x), f32(33, 70))
+    assert s["kernels"] == 1 and s["intermediate_bytes"] == 0
+
+
+def test_layer_norm_is_one_kernel():
+    s = kernels_of(lambda x, w, b: lp.layer_norm(x, w, b), f32(17, 64), f32(64), f32(64))
+    assert s["kernels"] == 1
+
+
+def test_log_softmax_and_cross_entropy_pieces_fuse():
+    s = kernels_of(lambda x: lp.log_softmax(x, axis=-1), f32(9, 31))
+    assert s["kernels"] == 1
+
+
+def test_w3_elementwise_chain_is_one_kernel():
+    def w3(x):
+        return lp.gelu(x * 1.5 + 0.25, approximate=True) * 0.5 + x
+    s = kernels_of(w3, f32(1000))
+    assert s["kernels"] == 1 and s["intermediate_bytes"] == 0
+
+
+def test_value_used_outside_its_group_is_stored():
+    def f(x, w):
+        h = lp.exp(x) * 2.0          # used by the reduction group and by the matmul
+        return lp.sum(h, axis=1), h @ w
+    s = kernels_of(f, f32(5, 6), f32(6, 3))
+    assert s["kernels"] == 2
+
+
+def test_internal_member_that_is_also_an_output():
+    def f(x):
+        e = lp.exp(x - lp.max(x, axis=-1, keepdims=True))
+        return e, e / lp.sum(e, axis=-1, keepdims=True)
+    s = kernels_of(f, f32(4, 11))
+    assert s["kernels"] == 1
+
+
+def test_row_values_computed_once_per_row():
+    g = Graph()
+    x, z = g.input(TensorType(float32, (6, 9))), g.input(TensorType(float32, (6, 1)))
+    g.set_outputs([g.add("mul", [x, g.add("exp", [z])])])
+    (grp,) = partition(g)
+    assert grp.split == 1 and grp.is_row(grp.members[0])
+
+
+def test_reduction_over_leading_axis_stays_separate_but_correct():
+    s = kernels_of(lambda x: lp.sum(lp.exp(x), axis=0) * 2.0, f32(7, 13))
+    assert s["kernels"] == 3
+
+
+# -- random graphs ---------------------------------------------------------------------------
+UNARY = ["exp", "tanh", "neg", "abs", "sigmoid", "relu", "square"]
+BINARY = ["add", "sub", "mul", "maximum", "minimum"]
+
+
+@st.composite
+def random_graph(draw):
+    """A random DAG of elementwise, broadcast and trailing/leading reductions over (4, 6)."""
+    g = Graph("random")
+    shapes = [(4, 6), (4, 1), (6,), (1, 6), ()]
+    values = [g.input(TensorType(float32, s)) for s in draw(st.lists(
+        st.sampled_from(shapes), min_size=1, max_size=3)) + [(4, 6)]]
+    for _ in range(draw(st.integers(1, 10))):
+        kind = draw(st.sampled_from(["unary", "binary", "binary", "reduce"]))
+        x = draw(st.sampled_from(values))
+        if kind == "unary":
+            v = g.add(draw(st.sampled_from(UNARY)), [x])
+        elif kind == "binary":
+            try:
+                v = g.add(draw(st.sampled_from(BINARY)), [x, draw(st.sampled_from(values))])
+            except OpError:  # shapes that do not broadcast
+                continue
+        else:
+            if not x.shape:
+                continue
+            axis = draw(st.sampled_from(range(len(x.shape))))
+            v = g.add(draw(st.sampled_from(["sum", "max"])), [x], axes=(axis,),
+                      keepdims=draw(st.booleans()))
+        values.append(v)
+    outs = draw(st.lists(st.sampled_from(values[len(g.inputs):] or values), min_size=1,
+                         max_size=3))
+    g.set_outputs(outs)
+    return g
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_graph(), st.integers(0, 2 ** 31))
+def test_random_graphs_fused_match_interpreter(g, seed):
+    r = np.random.default_rng(seed)
+    args = [r.uniform(-2, 2, v.shape).astype(np.float32) for v in g.inputs]
+    got = CompileResult(g, None, None).executable(*args)
+    for a, b in zip(got, interpret(g, *args)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
