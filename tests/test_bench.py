@@ -132,9 +132,11 @@ class NumpyAsCompiled(Runner):
     """A stand-in for a compiler: 'compiles' by taking the NumPy implementation; counts calls."""
     name = "fake"
 
-    def __init__(self, clock, call_s=0.002, compile_s=0.25, corrupt=False, fail=False):
+    def __init__(self, clock, call_s=0.002, compile_s=0.25, corrupt=False, fail=False,
+                 cpu=None, threads=1):
         self.clock, self.call_s, self.compile_s = clock, call_s, compile_s
         self.corrupt, self.fail, self.calls = corrupt, fail, 0
+        self.cpu, self.threads = cpu, threads
 
     def prepare(self, workload, args):
         if self.fail:
@@ -144,6 +146,8 @@ class NumpyAsCompiled(Runner):
         def call():
             self.calls += 1
             self.clock.now += self.call_s
+            if self.cpu is not None:
+                self.cpu.now += self.call_s * self.threads
             y = workload.numpy_impl(*args)
             return y + 1 if self.corrupt else y
         return Prepared(call, np.asarray)
@@ -156,13 +160,14 @@ def _w(wid):
 
 
 def test_bench_one_times_a_correct_result():
-    clock = FakeClock()
-    runner = NumpyAsCompiled(clock)
+    clock, cpu = FakeClock(), FakeClock()
+    runner = NumpyAsCompiled(clock, cpu=cpu, threads=2)     # computes on two CPUs
     w, args, ref = _w("W8")
     r = bench_one(runner, w, args, ref, Settings(warmup=1, min_samples=5, max_samples=5,
-                                                  budget_s=0.0, min_sample_s=0.0), clock)
+                                                  budget_s=0.0, min_sample_s=0.0), clock, cpu)
     assert r.status == "ok" and r.framework == "fake" and r.workload == "W8"
     assert r.ms == pytest.approx(2.0)
+    assert r.cpu_per_wall == pytest.approx(2.0)
     assert r.compile_s == pytest.approx(0.25)
     assert r.samples == 5 and runner.calls == 1 + 1 + 5     # check, warm-up, samples
 
@@ -171,7 +176,7 @@ def test_bench_one_never_times_a_wrong_result():
     clock = FakeClock()
     runner = NumpyAsCompiled(clock, corrupt=True)
     w, args, ref = _w("W1")
-    r = bench_one(runner, w, args, ref, Settings.quick_mode(), clock)
+    r = bench_one(runner, w, args, ref, Settings.quick_mode(), clock, None)
     assert r.status == "wrong" and r.ms is None and "relative error" in r.detail
     assert runner.calls == 1
 
@@ -179,7 +184,8 @@ def test_bench_one_never_times_a_wrong_result():
 def test_bench_one_reports_errors_in_one_line():
     clock = FakeClock()
     w, args, ref = _w("W1")
-    r = bench_one(NumpyAsCompiled(clock, fail=True), w, args, ref, Settings.quick_mode(), clock)
+    r = bench_one(NumpyAsCompiled(clock, fail=True), w, args, ref, Settings.quick_mode(), clock,
+                  None)
     assert r.status == "error"
     assert r.detail == "RuntimeError: cannot lower op 'frobnicate'"
 
@@ -303,12 +309,13 @@ def _report():
     fws = [FrameworkRun("NumPy", "2.4", results={"W1": _result("W1", "NumPy", 4.0),
                                                  "W5": _result("W5", "NumPy", 10.0),
                                                  "call": _result("call", "NumPy", 0.0005)}),
-           FrameworkRun("torch", "2.13", results={"W1": _result("W1", "torch", 1.0),
+           FrameworkRun("torch", "2.13", results={"W1": _result("W1", "torch", 1.0,
+                                                                cpu_per_wall=1.9),
                                                   "W5": _result("W5", "torch", status="crash",
                                                                 detail="worker exited")}),
            FrameworkRun("jax", note="jax is not installed"),
            FrameworkRun("Lepton", results={
-               "W1": _result("W1", "Lepton", 2.0, compile_s=0.31),
+               "W1": _result("W1", "Lepton", 2.0, compile_s=0.31, cpu_per_wall=0.5),
                "W5": _result("W5", "Lepton", status="wrong", detail="max relative error 1"),
                "call": _result("call", "Lepton", 0.002, compile_s=0.05)})]
     return Report(ws, fws, quick=True, notes=["torch.compile: skipped under --quick"])
@@ -326,6 +333,8 @@ def test_table_cells_ratios_and_footer():
     assert "W5 Lepton WRONG: max relative error 1" in text
     assert "W5 torch CRASH: worker exited" in text
     assert "torch.compile: skipped under --quick" in text
+    assert "more than one CPU busy while timed (CPU s per s): W1 torch (1.9)" in text
+    assert "waited for a CPU (CPU s per s): W1 Lepton (0.50)" in text
     md = format_table(_report(), markdown=True)
     assert md.splitlines()[0].startswith("| workload | NumPy |")
 

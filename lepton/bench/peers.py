@@ -162,6 +162,7 @@ class JaxRunner(Runner):
             os.environ["XLA_FLAGS"] = (flags + " " + _XLA_ONE_THREAD).strip()
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
         import jax
+        jax.devices()       # creates the CPU client and its thread pool now, during setup
         self.jax = jax
         self.models = jax_models(jax)
 

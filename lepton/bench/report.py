@@ -9,6 +9,8 @@ A cell is a median in ms (µs on the call-overhead row), or WRONG / ERROR / TIME
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .harness import Report
 from .timing import Result
 
@@ -41,6 +43,26 @@ def _cell(r: Result | None, unit: str) -> str:
     return _STATUS_WORD.get(r.status, "-") if r is not None else "-"
 
 
+@dataclass(frozen=True)
+class Standing:
+    """Lepton on one workload: its time (the row's unit), and its ratios when both sides ran."""
+    lepton: float | None
+    vs_numpy: float | None
+    vs_fastest: float | None       # against the fastest of NumPy and the peers
+    compile_s: float | None
+
+
+def standing(report: Report, w) -> Standing:
+    cells = {f.name: f.results.get(w.id) for f in report.frameworks}
+    lep = _value(cells.get("Lepton"), w.unit)
+    numpy = _value(cells.get("NumPy"), w.unit)
+    others = [v for n, r in cells.items() if n != "Lepton"
+              if (v := _value(r, w.unit)) is not None]
+    comp = cells["Lepton"].compile_s if lep is not None else None
+    return Standing(lep, lep / numpy if lep and numpy else None,
+                    lep / min(others) if lep and others else None, comp)
+
+
 def rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """The header and the rows of the table, as strings."""
     names = [f.name for f in report.frameworks]
@@ -54,14 +76,9 @@ def rows(report: Report) -> tuple[list[str], list[list[str]]]:
         cells = {f.name: f.results.get(w.id) for f in report.frameworks}
         row = [label, *(_cell(cells[n], w.unit) for n in names)]
         if has_lepton:
-            lep = _value(cells["Lepton"], w.unit)
-            numpy = _value(cells.get("NumPy"), w.unit)
-            others = [v for n in names if n != "Lepton"
-                      if (v := _value(cells[n], w.unit)) is not None]
-            row.append(f"{lep / numpy:.2f}" if lep and numpy else "-")
-            row.append(f"{lep / min(others):.2f}" if lep and others else "-")
-            comp = cells["Lepton"].compile_s if cells["Lepton"] is not None else None
-            row.append(f"{comp:.2f}" if comp is not None and lep is not None else "-")
+            st = standing(report, w)
+            row += ["-" if v is None else f"{v:.2f}"
+                    for v in (st.vs_numpy, st.vs_fastest, st.compile_s)]
         out.append(row)
     return header, out
 
@@ -71,9 +88,9 @@ def footer(report: Report) -> list[str]:
     lines = ["median time per call after warm-up"
              + (" (--quick: fewer samples, same shapes)" if report.quick else "")
              + "; ms, µs on the call row (x + 1 on f32[1])",
-             "one thread: each framework in its own process pinned to one CPU, "
-             "*_NUM_THREADS=1, LEPTON_NUM_THREADS=1; results checked against a float64 "
-             "reference before timing",
+             "one thread: each framework in its own process, thread pools sized for one CPU "
+             "(*_NUM_THREADS=1, LEPTON_NUM_THREADS=1, torch/ORT/XLA settings); results "
+             "checked against a float64 reference before timing",
              "Lepton/fastest: against the fastest of NumPy and the peers in this run; "
              "compile s: Lepton's cold lp.compile (trace, passes, LLVM, JIT)"]
     lines += report.notes
@@ -86,6 +103,7 @@ def footer(report: Report) -> list[str]:
             if r is not None and r.status != "ok" and r.detail:
                 word = _STATUS_WORD.get(r.status, r.status)
                 lines.append(f"{w.id} {f.name} {word}: {r.detail}")
+    lines += cpu_notes(report)
     for f in report.frameworks:
         times = [r.compile_s for r in f.results.values()
                  if r.status == "ok" and r.compile_s is not None and r.workload != "call"]
@@ -94,6 +112,37 @@ def footer(report: Report) -> list[str]:
     versions = [f"{f.name} {f.version}" for f in report.frameworks if f.version]
     if versions:
         lines.append("versions: " + ", ".join(versions))
+    return lines
+
+
+# CPU seconds per wall second while timing: above MANY, the framework ran on more than one CPU;
+# below BUSY, the process waited for a CPU (other load on the machine) and the cell is noisy.
+MANY, BUSY = 1.3, 0.75
+
+
+def cpu_notes(report: Report) -> list[str]:
+    """Footer lines for cells that were not one thread on one otherwise idle CPU."""
+    many, busy = [], []
+    for f in report.frameworks:
+        for w in report.workloads:
+            r = f.results.get(w.id)
+            share = r.cpu_per_wall if r is not None and r.status == "ok" else None
+            if share is None:
+                continue
+            if share > MANY:
+                many.append(f"{w.id} {f.name} ({share:.1f})")
+            elif share < BUSY:
+                busy.append(f"{w.id} {f.name} ({share:.2f})")
+    lines = []
+    if many:
+        lines.append("more than one CPU busy while timed (CPU s per s): " + ", ".join(many))
+    if len(busy) > 4:
+        low = min(busy, key=lambda b: float(b.rsplit("(", 1)[1][:-1]))
+        lines.append(f"machine busy: {len(busy)} cells got under {BUSY} CPU s per s (lowest "
+                     f"{low}); their times are inflated, rerun on a quieter machine")
+    elif busy:
+        lines.append("machine busy, these cells waited for a CPU (CPU s per s): "
+                     + ", ".join(busy))
     return lines
 
 

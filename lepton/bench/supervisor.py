@@ -53,7 +53,8 @@ class WorkerProcess:
         ready, else why not ("unavailable: ...", a timeout, or how it died)."""
         self.close()
         self.starts += 1
-        tag = f"{self.framework.replace('.', '_')}-{self.starts}"
+        # Unique per worker object: several workers may share one directory.
+        tag = f"{self.framework.replace('.', '_')}-{self.threads}t-{id(self):x}-{self.starts}"
         self._events = self.workdir / f"{tag}.jsonl"
         self._log = self.workdir / f"{tag}.log"
         self._consumed = 0

@@ -46,11 +46,16 @@ class Timing:
     median_s: float       # per call
     samples: int
     inner: int            # calls per sample
+    cpu_per_wall: float | None = None   # process CPU seconds per wall second while sampling
 
 
-def measure(call: Callable[[], Any], settings: Settings, clock: Clock = time.perf_counter
-            ) -> Timing:
+def measure(call: Callable[[], Any], settings: Settings, clock: Clock = time.perf_counter,
+            cpu_clock: Clock | None = None) -> Timing:
     """Median seconds per call of `call()` after `settings.warmup` untimed calls.
+
+    With `cpu_clock` (time.process_time: all threads of the process), also the CPU time spent
+    per wall second while sampling: about 1 for one busy thread, near 2 when a framework
+    computes on two CPUs, well under 1 when the machine is busy and the process waits for a CPU.
 
     >>> measure(lambda: sum(range(100)), Settings.quick_mode()).median_s < 1e-3
     True
@@ -65,6 +70,7 @@ def measure(call: Callable[[], Any], settings: Settings, clock: Clock = time.per
         inner = min(10_000, math.ceil(settings.min_sample_s / max(estimate, 1e-7)))
     samples: list[float] = []
     spent = 0.0
+    cpu0 = cpu_clock() if cpu_clock else 0.0
     while len(samples) < settings.max_samples and (
             len(samples) < settings.min_samples or spent < settings.budget_s):
         t0 = clock()
@@ -73,7 +79,8 @@ def measure(call: Callable[[], Any], settings: Settings, clock: Clock = time.per
         dt = clock() - t0
         spent += dt
         samples.append(dt / inner)
-    return Timing(statistics.median(samples), len(samples), inner)
+    share = (cpu_clock() - cpu0) / spent if cpu_clock and spent > 0 else None
+    return Timing(statistics.median(samples), len(samples), inner, share)
 
 
 @dataclass
@@ -89,6 +96,7 @@ class Result:
     compile_s: float | None = None
     error: float | None = None        # the checked relative error
     samples: int | None = None
+    cpu_per_wall: float | None = None   # see measure(); > 1 means more than one thread
     detail: str = ""
 
     def to_json(self) -> dict:
@@ -106,7 +114,8 @@ def one_line(exc: BaseException) -> str:
 
 
 def bench_one(runner, workload: Workload, args, ref, settings: Settings,
-              clock: Clock = time.perf_counter) -> Result:
+              clock: Clock = time.perf_counter, cpu_clock: Clock | None = time.process_time
+              ) -> Result:
     """Prepares `workload` with `runner`, checks its output against `ref`, and times it.
 
     A wrong output is reported as "wrong" and never timed; any exception becomes "error" with
@@ -128,8 +137,9 @@ def bench_one(runner, workload: Workload, args, ref, settings: Settings,
         return Result(workload.id, name, "wrong", compile_s=compile_s, error=verdict.error,
                       detail=verdict.detail)
     try:
-        timing = measure(prepared.call, settings, clock)
+        timing = measure(prepared.call, settings, clock, cpu_clock)
     except Exception as e:
         return Result(workload.id, name, "error", detail="while timing: " + one_line(e))
     return Result(workload.id, name, "ok", ms=timing.median_s * 1e3, compile_s=compile_s,
-                  error=verdict.error, samples=timing.samples)
+                  error=verdict.error, samples=timing.samples,
+                  cpu_per_wall=timing.cpu_per_wall)

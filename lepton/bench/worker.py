@@ -7,12 +7,15 @@ Reads workload ids one a line from stdin (or takes --only) and appends one JSON 
 --out, flushed as it goes, so the harness has every finished result even if this process then
 crashes or hangs:
     {"event": "unavailable", "detail": "jax is not installed"}     (and nothing else)
-    {"event": "info", "framework": "jax", "version": "0.4.30", "cpus": [1]}
+    {"event": "info", "framework": "jax", "version": "0.4.30", "threads": 1}
     {"event": "start", "id": "W1"}
     {"event": "result", "result": {...a timing.Result...}}
-The process pins itself to `--cpus` CPUs first (default 1, the last ones it may use): XLA and
-some BLAS builds start a thread per core whatever their settings say, and the comparison is one
-thread. The harness sets the *_NUM_THREADS variables in the environment before NumPy loads.
+Threads: the harness sets the *_NUM_THREADS variables (before NumPy loads) and each runner's
+setup sets its framework's own knobs; on top of that the process is pinned to `--cpus` CPUs
+while the framework loads, because XLA sizes its thread pool from the CPUs it may use whatever
+its flags say. Afterwards every thread may run on any CPU again, so that on a shared machine the
+scheduler can move a busy thread to an idle core; timing.bench_one records the CPU time per wall
+second so that a framework that still runs on more than one CPU shows up in the table.
 """
 from __future__ import annotations
 
@@ -29,13 +32,24 @@ from .timing import Settings, bench_one, one_line
 from .workloads import select
 
 
-def pin_to_cpus(n: int) -> list[int] | None:
-    """Restricts this process (and the threads it starts later) to its last n allowed CPUs."""
+def pin_to_cpus(n: int) -> set[int] | None:
+    """Restricts this process to its last n allowed CPUs; returns the set it had before."""
     if not hasattr(os, "sched_setaffinity"):
         return None
-    chosen = sorted(os.sched_getaffinity(0))[-n:]
-    os.sched_setaffinity(0, chosen)
-    return chosen
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(before)[-n:])
+    return before
+
+
+def release(cpus: set[int] | None) -> None:
+    """Lets every thread of this process run on `cpus` again (pools keep their size)."""
+    if cpus is None:
+        return
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except (ProcessLookupError, PermissionError):
+            pass       # a thread that ended meanwhile
 
 
 def reference(workload, args, refs_dir: str | None) -> np.ndarray:
@@ -63,7 +77,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--refs", default=None, help="directory of <id>.npy float64 references")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--cpus", type=int, default=1, help="CPUs to pin to (0: do not pin)")
+    ap.add_argument("--cpus", type=int, default=1, help="CPUs the framework may size pools for")
     opts = ap.parse_args(argv)
 
     with open(opts.out, "a") as out:
@@ -71,18 +85,20 @@ def main(argv=None) -> int:
             out.write(json.dumps(event) + "\n")
             out.flush()
 
-        cpus = pin_to_cpus(opts.cpus) if opts.cpus > 0 else None
         runner = get_runner(opts.framework)
         why = runner.unavailable()
         if why:
             emit(event="unavailable", detail=why)
             return 0
+        allowed = pin_to_cpus(opts.cpus)
         try:
             runner.setup()
         except Exception as e:
             emit(event="unavailable", detail="setup failed: " + one_line(e))
             return 0
-        emit(event="info", framework=runner.name, version=runner.version(), cpus=cpus)
+        finally:
+            release(allowed)
+        emit(event="info", framework=runner.name, version=runner.version(), threads=opts.cpus)
         settings = Settings.quick_mode() if opts.quick else Settings.full()
         for wid in _ids(opts):
             emit(event="start", id=wid)

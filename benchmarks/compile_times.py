@@ -1,0 +1,74 @@
+"""Lepton's compile time per workload, cold (a fresh process per workload, so the first
+`lp.compile` also pays for setting LLVM up) and again (a second `lp.compile` of the same model in
+that process), with the cold compile split into its stages as `f.stats()` reports them.
+
+    python benchmarks/compile_times.py [--only W2,W8]
+
+    workload  cold s  again s  trace   passes  lower   llvm    kernels
+    W8        0.48    0.41     0.001   0.001   0.069   0.411   20
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+STAGES = ("trace", "passes", "lower", "llvm")
+
+
+def child(wid: str) -> dict:
+    """Runs in the fresh process: compile twice, report the times and the stage split."""
+    import lepton as lp
+    from lepton.bench import WORKLOADS
+    w = WORKLOADS[wid]
+    args = w.make_inputs()
+    t = time.perf_counter()
+    f = lp.compile(w.model, example_args=args)
+    cold = time.perf_counter() - t
+    stats = f.stats()
+    t = time.perf_counter()
+    lp.compile(w.model, example_args=args)
+    again = time.perf_counter() - t
+    return {"id": wid, "cold_s": cold, "again_s": again, "kernels": stats.get("kernels"),
+            "stages": {k: v for k, v in stats.get("compile_seconds", {}).items()
+                       if k in STAGES}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", default=None)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    opts = ap.parse_args(argv)
+    if opts.child:
+        print(json.dumps(child(opts.child)))
+        return 0
+    from lepton.bench import select
+    env = {**os.environ, "LEPTON_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1"}
+    header = ["workload", "cold s", "again s", *STAGES, "kernels"]
+    table = []
+    for w in select(opts.only):
+        p = subprocess.run([sys.executable, __file__, "--child", w.id], capture_output=True,
+                           text=True, env=env, timeout=600)
+        if p.returncode != 0:
+            last = (p.stderr.strip().splitlines() or ["?"])[-1]
+            table.append([w.id, "ERROR: " + last[:100]])
+            continue
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        table.append([w.id, f"{r['cold_s']:.3f}", f"{r['again_s']:.3f}",
+                      *(f"{r['stages'].get(s, float('nan')):.3f}" for s in STAGES),
+                      str(r["kernels"])])
+    widths = [max(len(row[i]) for row in [header, *table] if i < len(row))
+              for i in range(len(header))]
+    for row in [header, *table]:
+        print("  ".join(c.ljust(wd) for c, wd in zip(row, widths)).rstrip())
+    print("\ncold: first lp.compile in a fresh process (trace, passes, lowering, LLVM, JIT); "
+          "again: a second lp.compile of the same model in that process")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
