@@ -1,0 +1,258 @@
+"""Optimisers whose whole training step (forward, backward, update) is one compiled graph.
+
+    opt = lp.optim.SGD(0.1, momentum=0.9)            # or lp.optim.Adam(1e-3)
+    def loss_fn(model, x, y):
+        return lp.cross_entropy(model(x), y)
+    loss = opt.step(model, loss_fn, x, y)            # a float; model's arrays updated in place
+
+`opt.step` traces `loss_fn(model, *batch)` with the model's parameters bound to graph inputs
+(`Module.bind`), takes `lp.value_and_grad` with respect to them, and appends the update rule,
+so one graph maps (parameters, optimiser state, hyperparameters, batch) to (loss, new
+parameters, new state). It is compiled once per (loss_fn, static hyperparameters, signature of
+the parameters and batch) and cached; each step then writes the new values into the existing
+NumPy arrays of the model and of `opt.state`.
+
+The update formulas are PyTorch's (torch.optim.SGD, Adam, AdamW, without their rarer options).
+`lr` is an input of the graph, so changing `opt.lr` between steps (a schedule) does not
+recompile; changing momentum, betas, eps or weight_decay compiles a new graph.
+
+An optimiser's state belongs to the first model it steps; stepping another model raises.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .compile import CompileResult
+from .frontends import ops
+from .frontends.pytree import tree_flatten, tree_unflatten
+from .frontends.trace import trace_flat
+from .nn import Module
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+
+
+def _check_rate(value, what: str) -> float:
+    value = float(value)
+    if not value >= 0.0:  # also refuses NaN
+        raise ValueError(f"{what} must be >= 0, got {value}")
+    return value
+
+
+class Optimizer:
+    """The compiled training step shared by the optimisers. A subclass names its per-parameter
+    buffers (`buffers`), the scalars computed on the host each step (`_hyper`), the
+    hyperparameters baked into the graph (`_static`) and the traced update rule (`_update`)."""
+
+    buffers: tuple[str, ...] = ()
+
+    def __init__(self, lr: float, weight_decay: float = 0.0):
+        self.lr = _check_rate(lr, "lr")
+        self.weight_decay = _check_rate(weight_decay, "weight_decay")
+        self.state: dict[str, dict[str, np.ndarray]] = {}  # name -> buffer name -> array
+        self.steps = 0                                      # steps taken so far
+        self._model: Module | None = None
+        self._graphs: dict = {}                             # cache key -> CompileResult
+        self._last: CompileResult | None = None
+
+    # -- what a subclass provides --------------------------------------------------------------
+    def _static(self) -> tuple:
+        """Hyperparameters the graph is specialised on (part of the cache key)."""
+        return (self.weight_decay,)
+
+    def _hyper(self, step: int) -> dict[str, float]:
+        """Scalars for step number `step` (1-based), passed to the graph as f32[] inputs."""
+        return {"lr": self.lr}
+
+    def _update(self, p, g, state: dict, h: dict):
+        """Traced: (parameter, gradient, its buffers, hyper tensors) -> (new p, new buffers)."""
+        raise NotImplementedError
+
+    # -- the step ------------------------------------------------------------------------------
+    def step(self, model: Module, loss_fn, *batch) -> float:
+        """One training step on `batch`: returns loss_fn(model, *batch) before the update, as a
+        float, and updates the model's parameters and `self.state` in place."""
+        if not isinstance(model, Module):
+            raise TypeError(f"{type(self).__name__}.step takes an lp.nn.Module first, got "
+                            f"{type(model).__name__}")
+        if self._model is None:
+            self._model = model
+        elif model is not self._model:
+            raise ValueError(f"this {type(self).__name__} holds the state of another "
+                             f"{type(self._model).__name__}; create one optimiser per model")
+        params = model.parameters()
+        if not params:
+            raise ValueError(f"{type(model).__name__} has no parameters to optimise")
+        self._init_state(params)
+        hyper = {k: np.float32(v) for k, v in self._hyper(self.steps + 1).items()}
+        args = (params, self.state, hyper, *batch)
+        leaves, tree = tree_flatten(args)
+        leaves = [_as_array(x) for x in leaves]
+        key = (loss_fn, self._static(), tree, tuple((a.shape, a.dtype) for a in leaves))
+        res = self._graphs.get(key)
+        if res is None:
+            code = getattr(loss_fn, "__code__", None)
+            if code is not None and any(getattr(k[0], "__code__", None) is code
+                                        and k[0] is not loss_fn for k in self._graphs):
+                warnings.warn(f"{type(self).__name__}.step: loss_fn is a new function object "
+                              f"with the code of one compiled before, so the step compiles "
+                              f"again; define loss_fn once, outside the training loop",
+                              RuntimeWarning, stacklevel=2)
+            res = self._compile(model, loss_fn, args)
+            self._graphs[key] = res
+        self._last = res
+        loss, new_params, new_state = tree_unflatten(res.out_tree, res.executable(*leaves))
+        for name, p in params.items():
+            np.copyto(p, new_params[name])
+            for b, arr in self.state[name].items():
+                np.copyto(arr, new_state[name][b])
+        self.steps += 1
+        return float(loss)
+
+    def _init_state(self, params: dict) -> None:
+        """Zero buffers for parameters not seen before (or whose shape or dtype changed)."""
+        for name, p in params.items():
+            st = self.state.get(name)
+            if st is None or set(st) != set(self.buffers) or any(
+                    a.shape != p.shape or a.dtype != p.dtype for a in st.values()):
+                self.state[name] = {b: np.zeros_like(p) for b in self.buffers}
+        for name in [n for n in self.state if n not in params]:
+            del self.state[name]
+
+    def _compile(self, model: Module, loss_fn, args) -> CompileResult:
+        from .grad import value_and_grad  # noqa: PLC0415  (autodiff sits above the frontend)
+
+        def loss_of(params, *batch):
+            with model.bind(params):
+                return loss_fn(model, *batch)
+
+        def train_step(params, state, hyper, *batch):
+            loss, grads = value_and_grad(loss_of)(params, *batch)
+            new_params, new_state = {}, {}
+            for name, p in params.items():
+                new_params[name], new_state[name] = self._update(p, grads[name], state[name],
+                                                                 hyper)
+            return loss, new_params, new_state
+
+        graph, in_tree, out_tree = trace_flat(train_step, args)
+        return CompileResult(graph, in_tree, out_tree)
+
+    # -- inspection ----------------------------------------------------------------------------
+    @property
+    def num_graphs(self) -> int:
+        """How many training-step graphs have been compiled (one per signature)."""
+        return len(self._graphs)
+
+    def ir(self) -> str:
+        """The optimised IR of the most recent step's graph."""
+        if self._last is None:
+            raise RuntimeError(f"{type(self).__name__} has not taken a step yet")
+        return str(self._last.graph)
+
+    def stats(self) -> dict:
+        """Compile statistics of the most recent step's graph (as CompiledFunction.stats)."""
+        if self._last is None:
+            raise RuntimeError(f"{type(self).__name__} has not taken a step yet")
+        return self._last.stats()
+
+
+def _as_array(x) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, float):
+        return np.asarray(x, np.float32)
+    if isinstance(x, bool):
+        return np.asarray(x, np.bool_)
+    if isinstance(x, int):
+        return np.asarray(x, np.int64)
+    return np.asarray(x)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, as torch.optim.SGD:
+
+        g = grad + weight_decay * p
+        buf = momentum * buf + g             (when momentum > 0; buf starts at 0)
+        g = buf                              (nesterov: g = g + momentum * buf)
+        p = p - lr * g
+    """
+
+    def __init__(self, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False):
+        super().__init__(lr, weight_decay)
+        self.momentum = _check_rate(momentum, "momentum")
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov momentum needs momentum > 0")
+
+    @property
+    def buffers(self) -> tuple[str, ...]:
+        return ("momentum_buffer",) if self.momentum else ()
+
+    def _static(self) -> tuple:
+        return (self.weight_decay, self.momentum, self.nesterov)
+
+    def _update(self, p, g, state, h):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if not self.momentum:
+            return p - h["lr"] * g, {}
+        buf = self.momentum * state["momentum_buffer"] + g
+        g = g + self.momentum * buf if self.nesterov else buf
+        return p - h["lr"] * g, {"momentum_buffer": buf}
+
+
+class Adam(Optimizer):
+    """Adam, as torch.optim.Adam (weight_decay is an L2 term added to the gradient):
+
+        g = grad + weight_decay * p
+        m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g^2
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    where t counts steps from 1; the bias corrections are computed on the host in float64.
+    """
+
+    buffers = ("exp_avg", "exp_avg_sq")
+    decoupled = False
+
+    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(lr, weight_decay)
+        b1, b2 = (float(b) for b in betas)
+        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+            raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
+        self.betas = (b1, b2)
+        self.eps = _check_rate(eps, "eps")
+
+    def _static(self) -> tuple:
+        return (self.weight_decay, self.betas, self.eps)
+
+    def _hyper(self, step: int) -> dict[str, float]:
+        b1, b2 = self.betas
+        return {"lr": self.lr, "step_size": self.lr / (1.0 - b1 ** step),
+                "bc2_sqrt": math.sqrt(1.0 - b2 ** step)}
+
+    def _update(self, p, g, state, h):
+        b1, b2 = self.betas
+        if self.weight_decay:
+            if self.decoupled:
+                p = p * (1.0 - h["lr"] * self.weight_decay)
+            else:
+                g = g + self.weight_decay * p
+        m = b1 * state["exp_avg"] + (1.0 - b1) * g
+        v = b2 * state["exp_avg_sq"] + (1.0 - b2) * (g * g)
+        denom = ops.sqrt(v) / h["bc2_sqrt"] + self.eps
+        return p - h["step_size"] * (m / denom), {"exp_avg": m, "exp_avg_sq": v}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as torch.optim.AdamW: p = p * (1 - lr * weight_decay)
+    before the Adam update (the gradient itself is not changed). weight_decay defaults to 0.01."""
+
+    decoupled = True
+
+    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2):
+        super().__init__(lr, betas, eps, weight_decay)
