@@ -61,6 +61,8 @@ class NativeLibrary:
     def __init__(self, llvm_ir: str, opt_level: int = 3):
         with _lock:
             mod = llvm.parse_assembly(llvm_ir)
+            tm = target_machine()
+            mod.triple, mod.data_layout = tm.triple, str(tm.target_data)
             mod.verify()
             optimize(mod, opt_level)
             self.optimized_ir = str(mod)
