@@ -3,7 +3,7 @@
 
     >>> e = Emitter(g, loc="model.py:3")
     >>> dx = e.sum_to(e.mul(ct, y), x.shape)   # d(x*y)/dx for x broadcast against y
-    >>> e.mul(ct, 0.5)                         # a Python number becomes a 0-d constant of ct's dtype
+    >>> e.mul(ct, 0.5)          # a Python number becomes a 0-d constant of ct's dtype
 
 Every value it creates is recorded in `created` (autodiff prunes the ones it did not need) and
 carries the emitter's `loc`, the user's source line of the primal op being differentiated.
