@@ -193,6 +193,10 @@ class OrtRunner(Runner):
     def version(self):
         return self.ort.__version__
 
+    def unsupported(self, workload):
+        from .onnx_graphs import SUPPORTED
+        return None if workload.id in SUPPORTED else "no ONNX graph"
+
     def prepare(self, workload, args):
         from .onnx_graphs import build
         ort = self.ort
