@@ -27,7 +27,7 @@ import numpy as np
 
 from .compile import CompileResult
 from .frontends import ops
-from .frontends.pytree import tree_flatten, tree_unflatten
+from .frontends.pytree import tree_flatten
 from .frontends.trace import trace_flat
 from .nn import Module
 
@@ -103,13 +103,13 @@ class Optimizer:
             res = self._compile(model, loss_fn, args)
             self._graphs[key] = res
         self._last = res
-        loss, new_params, new_state = tree_unflatten(res.out_tree, res.executable(*leaves))
-        for name, p in params.items():
-            np.copyto(p, new_params[name])
-            for b, arr in self.state[name].items():
-                np.copyto(arr, new_state[name][b])
+        # The graph returns (loss, new params, new state) and takes (params, state, ...): both
+        # flatten in the same order, so output k+1 goes into input leaf k (the array itself).
+        outs = res.executable(*leaves)
+        for dst, src in zip(leaves, outs[1:]):
+            np.copyto(dst, src)
         self.steps += 1
-        return float(loss)
+        return float(outs[0])
 
     def _init_state(self, params: dict) -> None:
         """Zero buffers for parameters not seen before (or whose shape or dtype changed)."""
@@ -137,6 +137,9 @@ class Optimizer:
             return loss, new_params, new_state
 
         graph, in_tree, out_tree = trace_flat(train_step, args)
+        expect = tree_flatten((0.0, args[0], args[1]))[1]
+        if out_tree != expect:  # the in-place copy in step() relies on this layout
+            raise AssertionError(f"training step returned {out_tree}, expected {expect}")
         return CompileResult(graph, in_tree, out_tree)
 
     # -- inspection ----------------------------------------------------------------------------
