@@ -53,7 +53,9 @@ class CompileResult:
         times["passes"] = time.perf_counter() - t
         t = time.perf_counter()
         self.groups = partition(self.graph)
-        self.plan = plan_memory(self.graph, {v for grp in self.groups for v in grp.outputs})
+        self.plan = plan_memory(self.graph, {v for grp in self.groups for v in grp.outputs},
+                                [(grp.outputs, grp.reads(), grp.in_place_pairs())
+                                 for grp in self.groups])
         lowered = lower_graph(self.graph, self.plan, self.groups)
         self.kernels = lowered.kernels
         self.llvm_ir = lowered.llvm_ir

@@ -43,6 +43,21 @@ class Group:
     def is_row(self, v: Value) -> bool:
         return all(s == 1 for s in v.shape[self.split:])
 
+    def reads(self) -> list[Value]:
+        """The values this group's kernel reads from memory."""
+        inside = set(self.members)
+        return list(dict.fromkeys(x for m in self.members for x in m.inputs if x not in inside))
+
+    def in_place_pairs(self) -> list[tuple[Value, Value]]:
+        """(output, input) pairs where the kernel reads the input at exactly the element it
+        writes to the output: a full output and a full input of the same size."""
+        if self.kind != "rows":
+            return []
+        full_in = [x for x in self.reads() if tuple(x.shape) == self.space
+                   and x.op not in ("input", "constant")]
+        return [(o, x) for o in self.outputs if tuple(o.shape) == self.space
+                for x in full_in if x.dtype.itemsize == o.dtype.itemsize]
+
     def describe(self) -> str:
         ops = "+".join(v.op for v in self.members)
         return f"{self.kind}[{ops}]"

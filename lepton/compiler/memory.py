@@ -4,7 +4,10 @@ The native entry takes one array of buffer pointers, laid out as
 `[inputs..., outputs..., constants..., workspace]`; a value lives at (slot, byte offset).
 Inputs and constants live in their own arrays, `reshape` aliases its input (all buffers are
 dense row-major), a kernel-computed graph output is written straight into the output array the
-runtime allocates, and every other kernel result gets a 64-byte-aligned range of the workspace.
+runtime allocates, and every other kernel result gets a 64-byte-aligned range of one workspace
+arena. Buffers whose lifetimes (from the kernel writing them to the last kernel reading them)
+do not overlap share bytes, and an elementwise kernel may write its output over an input that
+dies there.
 An output that is not computed by a kernel of its own (a graph input or constant returned as
 is, a value returned twice) is copied by the runtime: `OutputSpec.source` says from where.
 """
@@ -62,8 +65,14 @@ class MemoryPlan:
         return self.intermediate_bytes
 
 
-def plan_memory(g: Graph, materialized: set[Value] | None = None) -> MemoryPlan:
-    """`materialized`: the values kernels write (fusion-group outputs); by default all."""
+SOURCE_OPS = ("input", "constant", "reshape")
+
+
+def plan_memory(g: Graph, materialized: set[Value] | None = None,
+                schedule: list[tuple] | None = None) -> MemoryPlan:
+    """`materialized`: the values kernels write (fusion-group outputs; by default all).
+    `schedule`: the kernels in order, each (values written, values read[, in-place pairs
+    (output, input)]); buffers whose lifetimes do not overlap share workspace bytes."""
     n_in, n_out = len(g.inputs), len(g.outputs)
     where: dict[Value, tuple[int, int]] = {}
     for i, v in enumerate(g.inputs):
@@ -90,19 +99,65 @@ def plan_memory(g: Graph, materialized: set[Value] | None = None) -> MemoryPlan:
             claimed[r] = k
             where[r] = (n_in + k, 0)
             outputs.append(OutputSpec(("kernel",)))
-    offset = naive = 0
+    naive = sum(align(v.type.nbytes) for v in g.nodes
+                if v.op not in ("input", "constant", "reshape"))
+    roots = [v for v in g.nodes if v.op not in ("input", "constant", "reshape")
+             and v not in where and (materialized is None or v in materialized)]
+    offsets, size = _pack(roots, _lifetimes(g, roots, schedule), _in_place(schedule))
     ws = n_in + n_out + len(constants)
-    for v in g.nodes:
-        naive += align(v.type.nbytes) if v.op not in ("input", "constant", "reshape") else 0
-        if v.op in ("input", "constant") or v in where or (
-                materialized is not None and v not in materialized and v.op != "reshape"):
-            continue
-        r = storage_root(v)
-        if r is not v:
-            continue
-        where[v] = (ws, offset)
-        offset += align(v.type.nbytes)
+    for v, off in offsets.items():
+        where[v] = (ws, off)
     for v in g.nodes:  # aliases share their root's place
         if v.op == "reshape":
             where[v] = where[storage_root(v)]
-    return MemoryPlan(n_in, n_out, constants, where, outputs, offset, naive)
+    return MemoryPlan(n_in, n_out, constants, where, outputs, size, naive)
+
+
+def _lifetimes(g: Graph, roots, schedule) -> dict[Value, tuple[int, int]]:
+    """For each buffer: the step that writes it and the last step that reads it (through
+    reshapes too). Without a schedule every value is its own step."""
+    if schedule is None:
+        schedule = [([v], list(v.inputs), ()) for v in g.nodes if v.op not in SOURCE_OPS]
+    step: dict[Value, int] = {}
+    last: dict[Value, int] = {}
+    for t, (writes, reads, _) in enumerate(schedule):
+        for v in writes:
+            step[v] = t
+        for x in reads:
+            last[storage_root(x)] = t
+    return {v: (step[v], max(step[v], last.get(v, step[v]))) for v in roots}
+
+
+def _in_place(schedule) -> dict[Value, Value]:
+    """Output -> the input buffer its kernel may overwrite (it reads each element of the input
+    at the very position it writes the output)."""
+    return {o: x for _, _, pairs in schedule or [] for o, x in pairs}
+
+
+def _pack(roots, life, donate) -> tuple[dict[Value, int], int]:
+    """Greedy by size: each buffer at the lowest 64-byte-aligned offset that overlaps no placed
+    buffer alive at the same time; a donated pair shares one place and one merged lifetime."""
+    owner = {v: v for v in roots}
+    taken = set()
+    for o, x in donate.items():  # x must die exactly where o is written
+        if o in owner and x in owner and x not in taken and life[x][1] == life[o][0]:
+            owner[o] = x
+            taken.add(x)
+    span: dict[Value, list] = {}
+    for v in roots:
+        r = owner[v]
+        lo, hi = life[v]
+        s = span.setdefault(r, [lo, hi, 0])
+        s[0], s[1], s[2] = min(s[0], lo), max(s[1], hi), max(s[2], align(v.type.nbytes))
+    placed: list[tuple[int, int, int, int]] = []   # (offset, end, first step, last step)
+    where: dict[Value, int] = {}
+    for r, (lo, hi, n) in sorted(span.items(), key=lambda e: (-e[1][2], e[1][0])):
+        off = 0
+        for o, e, a, b in sorted(p for p in placed if not (p[3] < lo or hi < p[2])):
+            if off + n <= o:
+                break
+            off = max(off, e)
+        placed.append((off, off + n, lo, hi))
+        where[r] = off
+    size = max((e for _, e, _, _ in placed), default=0)
+    return {v: where[owner[v]] for v in roots}, size

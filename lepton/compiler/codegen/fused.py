@@ -54,12 +54,13 @@ def operands(group: Group) -> list[Value]:
     return list(seen)
 
 
-def emit_rows(module: ir.Module, name: str, group: Group):
-    """Emits `void name(out..., operand..., i8* scratch)`; returns (fn, operands)."""
+def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True):
+    """Emits `void name(out..., operand..., i8* scratch)`; returns (fn, operands).
+    noalias=False when an output is written over an input (in place)."""
     ext = operands(group)
     outs = group.outputs
     fn, b = new_function(module, name, [mem_type(v.dtype).as_pointer() for v in outs + ext]
-                         + [i8.as_pointer()])
+                         + [i8.as_pointer()], noalias=noalias)
     ptr = dict(zip(outs + ext, fn.args))
     space, k = group.space, group.split
     inside = set(group.members)

@@ -54,8 +54,8 @@ def _elementwise(module, name, v):
     return _rows(module, name, Group("rows", [v], tuple(v.shape), len(v.shape), [v]))
 
 
-def _rows(module, name, group: Group):
-    fn, ext = emit_rows(module, name, group)
+def _rows(module, name, group: Group, noalias: bool = True):
+    fn, ext = emit_rows(module, name, group, noalias)
     return Kernel(fn, tuple(group.outputs), tuple(ext))
 
 
@@ -129,7 +129,8 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None) -
             continue
         name = f"k{n}_{grp.members[-1].op}"
         if grp.kind == "rows":
-            kernels.append(_rows(module, name, grp))
+            shared = {plan.where[v] for v in grp.outputs} & {plan.where.get(x) for x in grp.reads()}
+            kernels.append(_rows(module, name, grp, noalias=not shared))
         else:
             kernels.append(KERNELS[grp.members[0].op](module, name, grp.members[0]))
     for k in kernels:
