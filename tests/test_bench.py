@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lepton.bench import WORKLOADS, check, format_table, select
+from lepton.bench.workloads import as_outputs, verify
 from lepton.bench.harness import FrameworkRun, Report, resolve_peers
 from lepton.bench.supervisor import WorkerProcess
 from lepton.bench.report import fmt_time, rows
@@ -21,12 +22,13 @@ from lepton.bench.timing import Result, Settings, bench_one, measure
 def test_numpy_implementation_matches_float64_reference(wid):
     w = WORKLOADS[wid]
     args = w.make_inputs()
-    assert all(a.dtype == np.float32 for a in args)
+    assert all(a.dtype == (np.int64 if name == "labels" else np.float32)
+               for name, a in zip(w.arg_names, args))
     assert len(args) == len(w.arg_names)
     out = w.numpy_impl(*args)
     ref = w.reference(*args)
-    assert ref.dtype == np.float64
-    verdict = check(out, ref, w.tol)
+    assert all(r.dtype == np.float64 for r in as_outputs(ref))
+    verdict = verify(w, out, ref, args)
     assert verdict.ok, verdict.detail
     # The inputs are a fixed seed: the same arrays every time.
     again = w.make_inputs()
@@ -43,7 +45,25 @@ def test_shapes_are_those_of_benchmarks_md():
     assert shapes["W7"][:3] == [(32, 1, 28, 28), (32, 1, 3, 3), (32,)]
     assert shapes["W7"][3] == (64, 32, 3, 3) and shapes["W7"][5] == (3136, 10)
     assert shapes["W8"][0] == (128, 256) and shapes["W8"][3] == (256, 768)
+    assert shapes["W6"] == [(128, 784), (128,), (784, 256), (256,), (256, 10), (10,)]
     assert WORKLOADS["W3"].make_inputs()[0].shape == (1 << 24,)
+
+
+def test_w6_check_sees_a_wrong_gradient():
+    # The updates are small next to the parameters: W6 compares the gradients recovered from
+    # them, so a gradient 1% off (or a parameter left alone) is WRONG although a plain check of
+    # the updated parameter would pass.
+    w = WORKLOADS["W6"]
+    args = w.make_inputs()
+    ref = w.reference(*args)
+    loss, w1, b1, w2, b2 = w.numpy_impl(*args)
+    stale = verify(w, (loss, args[2], b1, w2, b2), ref, args)
+    assert not stale.ok and stale.detail.startswith("output 1:")
+    off = w1 + np.float32(0.01) * (w1 - args[2])          # 1% more of the update
+    assert check(off, ref[1], w.tol).ok          # the plain check of p' does not see it
+    assert not verify(w, (loss, off, b1, w2, b2), ref, args).ok
+    assert "3 outputs, expected 5" in verify(w, (loss, w1, b1), ref, args).detail
+    assert verify(w, (loss, w1, b1, w2, b2), ref, args).ok
 
 
 def test_w8_reference_is_causal():
@@ -205,17 +225,20 @@ def test_lepton_runner_on_the_call_workload():
 
 @pytest.mark.parametrize("peer,module", [("torch", "torch"), ("jax", "jax"),
                                          ("onnxruntime", "onnxruntime")])
-def test_peer_computes_w8_and_w7(peer, module):
+def test_peer_computes_w6_w7_w8(peer, module):
     pytest.importorskip(module)
     if module == "onnxruntime":
         pytest.importorskip("onnx")
     from lepton.bench.runners import get_runner
     runner = get_runner(peer)
     runner.setup()
-    for wid in ("W7", "W8"):
+    for wid in ("W6", "W7", "W8"):
         w, args, ref = _w(wid)
+        if runner.unsupported(w):
+            assert peer == "onnxruntime" and wid == "W6"
+            continue
         p = runner.prepare(w, args)
-        verdict = check(p.fetch(p.call()), ref, w.tol)
+        verdict = verify(w, p.fetch(p.call()), ref, args)
         assert verdict.ok, f"{peer} {wid}: {verdict.detail}"
 
 

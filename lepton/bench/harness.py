@@ -19,11 +19,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .peers import PEERS, peer_name
 from .runners import get_runner
 from .supervisor import WorkerProcess
+from .worker import save_reference
 from .timing import Result
 from .workloads import Workload, select
 
@@ -81,11 +80,6 @@ def resolve_peers(spec: str | None, quick: bool) -> tuple[list[str], list[str]]:
     return [p for p in PEERS if p in wanted], []
 
 
-def _write_references(workloads: list[Workload], directory: Path) -> None:
-    for w in workloads:
-        np.save(directory / f"{w.id}.npy", w.reference(*w.make_inputs()))
-
-
 def machine_info(threads: int = 1) -> dict:
     return {"python": platform.python_version(), "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
@@ -112,7 +106,8 @@ def run(only: str | None = None, peers: str | None = None, quick: bool = False,
         refs.mkdir()
         if progress:
             progress("float64 references ...")
-        _write_references(workloads, refs)
+        for w in workloads:
+            save_reference(w, refs)
         workers: dict[str, WorkerProcess] = {}
         try:
             for n in names:

@@ -15,7 +15,8 @@ import numpy as np
 
 from .workloads import Workload, causal_mask
 
-SUPPORTED = ("W1", "W2", "W3", "W4", "W5", "W7", "W8", "call")   # the ids `build` knows
+SUPPORTED = ("W1", "W2", "W3", "W4", "W5", "W7", "W8", "call")   # the ids `build` knows (no W6:
+# onnxruntime training is not a peer here)
 OPSET = 20          # LayerNormalization (17) and Gelu with approximate="tanh" (20)
 IR_VERSION = 10
 

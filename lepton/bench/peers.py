@@ -17,8 +17,8 @@ import os
 
 import numpy as np
 
-from .runners import Prepared, Runner
-from .workloads import W3_A, W3_B, W8_HEADS, LN_EPS, causal_mask
+from .runners import Prepared, Runner, to_numpy
+from .workloads import LN_EPS, W3_A, W3_B, W6_LR, W8_HEADS, causal_mask
 
 
 # ---- PyTorch ----------------------------------------------------------------------------------
@@ -38,6 +38,16 @@ def torch_models(torch) -> dict:
     def w4(x, w, b):
         return F.layer_norm(x, (x.shape[-1],), w, b, LN_EPS)
 
+    def w6(x, labels, w1, b1, w2, b2):
+        # Functional SGD, as in the other frameworks: new parameter tensors, not in place.
+        with torch.enable_grad():
+            params = [p.detach().requires_grad_() for p in (w1, b1, w2, b2)]
+            logits = torch.addmm(params[3], torch.relu(torch.addmm(params[1], x, params[0])),
+                                 params[2])
+            loss = F.cross_entropy(logits, labels)
+            grads = torch.autograd.grad(loss, params)
+        return (loss.detach(), *(p.detach() - W6_LR * g for p, g in zip(params, grads)))
+
     def w7(x, c1w, c1b, c2w, c2b, fw, fb):
         h = F.max_pool2d(torch.relu(F.conv2d(x, c1w, c1b, padding=1)), 2)
         h = F.max_pool2d(torch.relu(F.conv2d(h, c2w, c2b, padding=1)), 2)
@@ -54,8 +64,8 @@ def torch_models(torch) -> dict:
                    approximate="tanh")
         return y + torch.addmm(fc2_b, h, fc2_w)
 
-    return {"W1": mlp, "W2": mlp, "W3": w3, "W4": w4, "W5": torch.matmul, "W7": w7, "W8": w8,
-            "call": lambda x: x + 1.0}
+    return {"W1": mlp, "W2": mlp, "W3": w3, "W4": w4, "W5": torch.matmul, "W6": w6, "W7": w7,
+            "W8": w8, "call": lambda x: x + 1.0}
 
 
 class TorchRunner(Runner):
@@ -86,7 +96,13 @@ class TorchRunner(Runner):
     def prepare(self, workload, args):
         fn = self._fn(workload)
         targs = [self.torch.from_numpy(np.ascontiguousarray(a)) for a in args]
-        return Prepared(lambda: fn(*targs), lambda y: y.numpy())
+        return Prepared(lambda: fn(*targs), _torch_to_numpy)
+
+
+def _torch_to_numpy(y):
+    if isinstance(y, (tuple, list)):
+        return tuple(t.numpy() for t in y)
+    return y.numpy()
 
 
 class TorchCompileRunner(TorchRunner):
@@ -121,6 +137,17 @@ def jax_models(jax) -> dict:
     def w3(x):
         return jax.nn.gelu(x * W3_A + W3_B, approximate=True) * 0.5 + x
 
+    def w6_loss(params, x, labels):
+        w1, b1, w2, b2 = params
+        logits = jax.nn.relu(x @ w1 + b1) @ w2 + b2
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        return -jnp.take_along_axis(logp, labels[:, None], axis=1).mean()
+
+    def w6(x, labels, w1, b1, w2, b2):
+        params = (w1, b1, w2, b2)
+        loss, grads = jax.value_and_grad(w6_loss)(params, x, labels)
+        return (loss, *(p - W6_LR * g for p, g in zip(params, grads)))
+
     def w7(x, c1w, c1b, c2w, c2b, fw, fb):
         def block(h, w, b):
             h = lax.conv_general_dilated(h, w, (1, 1), ((1, 1), (1, 1)),
@@ -142,8 +169,8 @@ def jax_models(jax) -> dict:
         h = jax.nn.gelu(layer_norm(y, ln2_w, ln2_b) @ fc1_w + fc1_b, approximate=True)
         return y + h @ fc2_w + fc2_b
 
-    return {"W1": mlp, "W2": mlp, "W3": w3, "W4": layer_norm, "W5": jnp.matmul, "W7": w7,
-            "W8": w8, "call": lambda x: x + 1.0}
+    return {"W1": mlp, "W2": mlp, "W3": w3, "W4": layer_norm, "W5": jnp.matmul, "W6": w6,
+            "W7": w7, "W8": w8, "call": lambda x: x + 1.0}
 
 
 # XLA's CPU backend: no Eigen thread pool and one intra-op thread.
@@ -173,9 +200,11 @@ class JaxRunner(Runner):
         return None if workload.id in self.models else "no jax version"
 
     def prepare(self, workload, args):
-        jargs = [self.jax.device_put(a) for a in args]
+        # Integer inputs (W6's labels) as int32: jax without x64 would narrow them anyway.
+        jargs = [self.jax.device_put(a.astype(np.int32) if a.dtype == np.int64 else a)
+                 for a in args]
         compiled = self.jax.jit(self.models[workload.id]).lower(*jargs).compile()
-        return Prepared(lambda: compiled(*jargs).block_until_ready(), np.asarray)
+        return Prepared(lambda: self.jax.block_until_ready(compiled(*jargs)), to_numpy)
 
 
 # ---- onnxruntime ------------------------------------------------------------------------------

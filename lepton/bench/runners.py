@@ -52,7 +52,7 @@ class Runner:
 
 
 def _identity(x):
-    return np.asarray(x)
+    return x
 
 
 class NumpyRunner(Runner):
@@ -88,14 +88,13 @@ class LeptonRunner(Runner):
 
     def prepare(self, workload, args):
         f = self.lp.compile(workload.model, example_args=tuple(args))
-        return Prepared(lambda: f(*args), _single_output)
+        return Prepared(lambda: f(*args), to_numpy)
 
 
-def _single_output(out) -> np.ndarray:
+def to_numpy(out):
+    """A framework's result as NumPy: an array, or a tuple of arrays for several outputs."""
     if isinstance(out, (tuple, list)):
-        if len(out) != 1:
-            raise ValueError(f"expected one output, got {len(out)}")
-        out = out[0]
+        return tuple(np.asarray(o) for o in out)
     return np.asarray(out)
 
 

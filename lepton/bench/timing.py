@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from .workloads import Workload, check
+from .workloads import Workload, verify
 
 Clock = Callable[[], float]
 
@@ -132,7 +132,7 @@ def bench_one(runner, workload: Workload, args, ref, settings: Settings,
         out = prepared.fetch(prepared.call())
     except Exception as e:   # a framework's failure is a result, not a crash of the table
         return Result(workload.id, name, "error", detail=one_line(e))
-    verdict = check(out, ref, workload.tol)
+    verdict = verify(workload, out, ref, args)
     if not verdict.ok:
         return Result(workload.id, name, "wrong", compile_s=compile_s, error=verdict.error,
                       detail=verdict.detail)

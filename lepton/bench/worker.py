@@ -29,7 +29,7 @@ import numpy as np
 
 from .runners import get_runner
 from .timing import Settings, bench_one, one_line
-from .workloads import select
+from .workloads import as_outputs, select
 
 
 def pin_to_cpus(n: int) -> set[int] | None:
@@ -52,13 +52,20 @@ def release(cpus: set[int] | None) -> None:
             pass       # a thread that ended meanwhile
 
 
-def reference(workload, args, refs_dir: str | None) -> np.ndarray:
+def save_reference(workload, directory: Path) -> None:
+    """Writes `workload`'s float64 reference outputs to <directory>/<id>.npz."""
+    np.savez(directory / f"{workload.id}.npz",
+             *as_outputs(workload.reference(*workload.make_inputs())))
+
+
+def reference(workload, args, refs_dir: str | None) -> tuple[np.ndarray, ...]:
     """The float64 reference: from the harness's shared directory when it wrote one."""
     if refs_dir:
-        path = Path(refs_dir) / f"{workload.id}.npy"
+        path = Path(refs_dir) / f"{workload.id}.npz"
         if path.exists():
-            return np.load(path)
-    return workload.reference(*args)
+            with np.load(path) as z:
+                return tuple(z[f"arr_{i}"] for i in range(len(z.files)))
+    return as_outputs(workload.reference(*args))
 
 
 def _ids(opts):
@@ -75,7 +82,7 @@ def main(argv=None) -> int:
     ap.add_argument("--framework", required=True)
     ap.add_argument("--only", default=None, help="run these ids instead of reading stdin")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--refs", default=None, help="directory of <id>.npy float64 references")
+    ap.add_argument("--refs", default=None, help="directory of <id>.npz float64 references")
     ap.add_argument("--out", required=True)
     ap.add_argument("--cpus", type=int, default=1, help="CPUs the framework may size pools for")
     opts = ap.parse_args(argv)

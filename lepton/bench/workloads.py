@@ -5,11 +5,12 @@ and fixed-seed inputs. The peers' versions live in `peers.py`, keyed by the same
 
     >>> w = WORKLOADS["W5"]
     >>> args = w.make_inputs()                  # float32 arrays, same every run
-    >>> check(w.numpy_impl(*args), w.reference(*args), w.tol).ok
+    >>> verify(w, w.numpy_impl(*args), w.reference(*args), args).ok
     True
 
 Every model takes its tensors as positional arguments (activations first, then weights, in the
-order of `arg_names`) so that every framework receives exactly the same arrays. Linear weights
+order of `arg_names`) so that every framework receives exactly the same arrays; it returns one
+array, or a tuple (W6). Linear weights
 are (in, out) so `x @ w + b` reads the same in every framework. Scalars and masks that are part
 of the model (W3's a and b, W8's causal mask) are closed over, as a user would write them.
 """
@@ -43,6 +44,10 @@ class Workload:
     tol: float = 1e-3                 # see `check`
     unit: str = "ms"
     attrs: dict = field(default_factory=dict)   # shared constants the peers need (a, b, eps...)
+    # What is compared with the reference, when not the outputs themselves: a function of (the
+    # outputs as float64 arrays, the inputs) applied alike to outputs and reference (W6 compares
+    # the gradients recovered from its parameter updates).
+    compare: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,44 @@ def check(out, ref: np.ndarray, tol: float) -> CheckResult:
     if err > tol:
         return CheckResult(False, err, f"max relative error {err:.2e} > tolerance {tol:.0e}")
     return CheckResult(True, err, "")
+
+
+def as_outputs(x) -> tuple[np.ndarray, ...]:
+    """A workload's result as a tuple of arrays (most workloads have one output)."""
+    if isinstance(x, (tuple, list)):
+        return tuple(np.asarray(o) for o in x)
+    return (np.asarray(x),)
+
+
+def verify(workload: Workload, out, ref, args) -> CheckResult:
+    """`check` for every output of `workload` (through `workload.compare` when it has one).
+
+    >>> verify(WORKLOADS["W6"], w6.numpy_impl(*args), w6.reference(*args), args).ok
+    True
+    """
+    outs, refs = as_outputs(out), as_outputs(ref)
+    if len(outs) != len(refs):
+        return CheckResult(False, math.inf, f"{len(outs)} outputs, expected {len(refs)}")
+    for i, (o, r) in enumerate(zip(outs, refs)):
+        # Shape, dtype and finiteness of what the framework returned, before any transform.
+        basic = check(o, r.astype(np.float64), math.inf)
+        if not basic.ok:
+            return CheckResult(False, math.inf, _which(i, len(outs)) + basic.detail)
+    if workload.compare is not None:
+        outs = workload.compare(tuple(o.astype(np.float64) for o in outs), args)
+        refs = workload.compare(tuple(r.astype(np.float64) for r in refs), args)
+        outs = tuple(o.astype(np.float32) for o in outs)   # check() wants float32 outputs
+    worst = 0.0
+    for i, (o, r) in enumerate(zip(outs, refs)):
+        c = check(o, np.asarray(r, np.float64), workload.tol)
+        if not c.ok:
+            return CheckResult(False, c.error, _which(i, len(outs)) + c.detail)
+        worst = max(worst, c.error)
+    return CheckResult(True, worst, "")
+
+
+def _which(i: int, n: int) -> str:
+    return f"output {i}: " if n > 1 else ""
 
 
 def _f64(args):
@@ -233,12 +276,82 @@ def _w5() -> Workload:
                     lambda a, b: np.asarray(a, np.float64) @ np.asarray(b, np.float64))
 
 
-# ---- W6: the training step ---------------------------------------------------------------------
-# W6 (MLP 784-256-10, batch 128, softmax cross-entropy, forward + backward + SGD lr 0.1) needs
-# lp.grad / lp.value_and_grad. When autodiff lands, add `_w6()` here: inputs x f32[128,784],
-# labels i64[128] and the four parameters; the model returns the updated parameters (a tuple), so
-# the Workload needs a reference that returns a tuple and `check` applied to each element. Then
-# register it in WORKLOADS below and add its peers in peers.py (torch autograd, jax.grad).
+# ---- W6: one training step: MLP 784-256-10, batch 128, cross-entropy, backward, SGD ------------
+# step(x, labels, w1, b1, w2, b2) -> (loss, w1', b1', w2', b2'), the parameters after one SGD
+# step (lr 0.1) returned as new arrays, in every framework. The check compares the loss and the
+# gradients recovered from the updates, (p - p') / lr: the updates are small next to the
+# parameters, and a gradient 1% off changes p' by less than the tolerance of a check of p'.
+
+W6_LR = 0.1
+
+
+def _w6_loss(params, x, labels):
+    w1, b1, w2, b2 = params
+    return lp.cross_entropy(lp.relu(x @ w1 + b1) @ w2 + b2, labels)
+
+
+def _w6_model(x, labels, w1, b1, w2, b2):
+    params = (w1, b1, w2, b2)
+    loss, grads = lp.value_and_grad(_w6_loss)(params, x, labels)
+    return (loss, *(p - W6_LR * g for p, g in zip(params, grads)))
+
+
+def _w6_numpy(x, labels, w1, b1, w2, b2):
+    n = x.shape[0]
+    rows = np.arange(n)
+    h = x @ w1
+    h += b1
+    np.maximum(h, 0, out=h)
+    z = h @ w2
+    z += b2
+    # softmax cross-entropy and its gradient from one shifted exponential
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    loss = np.float32(np.log(s[:, 0]).mean() - z[rows, labels].mean())
+    e /= s
+    e[rows, labels] -= 1
+    e *= np.float32(1.0 / n)                # d loss / d logits
+    dw2 = h.T @ e
+    db2 = e.sum(axis=0)
+    dh = e @ w2.T
+    dh *= h > 0                             # ReLU's gradient
+    dw1 = x.T @ dh
+    db1 = dh.sum(axis=0)
+    lr = np.float32(W6_LR)
+    return (np.asarray(loss), w1 - lr * dw1, b1 - lr * db1, w2 - lr * dw2, b2 - lr * db2)
+
+
+def _w6_reference(x, labels, w1, b1, w2, b2):
+    x, w1, b1, w2, b2 = _f64((x, w1, b1, w2, b2))
+    n = x.shape[0]
+    hp = x @ w1 + b1
+    h = np.maximum(hp, 0)
+    z = h @ w2 + b2
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    onehot = np.eye(z.shape[1])[labels]
+    loss = -np.mean(np.sum(onehot * np.log(p), axis=1))
+    dz = (p - onehot) / n
+    dh = (dz @ w2.T) * (hp > 0)
+    grads = (x.T @ dh, dh.sum(axis=0), h.T @ dz, dz.sum(axis=0))
+    return (np.asarray(loss), *(p - W6_LR * g for p, g in zip((w1, b1, w2, b2), grads)))
+
+
+def _w6_compare(outs, args):
+    loss, *new = outs
+    return (loss, *((np.asarray(p, np.float64) - q) / W6_LR for p, q in zip(args[2:], new)))
+
+
+def _w6() -> Workload:
+    def make_inputs():
+        rng = _rng(6)
+        x = rng.standard_normal((128, 784), dtype=np.float32)
+        labels = rng.integers(0, 10, 128).astype(np.int64)
+        return (x, labels, *_linear_params(rng, 784, 256), *_linear_params(rng, 256, 10))
+    return Workload("W6", "train step: MLP 784-256-10, batch 128, cross-entropy, SGD lr 0.1",
+                    ("x", "labels", "w1", "b1", "w2", "b2"), make_inputs, _w6_model,
+                    _w6_numpy, _w6_reference, compare=_w6_compare, attrs={"lr": W6_LR})
 
 
 # ---- W7: the convnet ---------------------------------------------------------------------------
@@ -421,8 +534,8 @@ def _w8() -> Workload:
 
 
 WORKLOADS: dict[str, Workload] = {w.id: w for w in (
-    _mlp("W1", 1, "inference"), _mlp("W2", 256, "inference"), _w3(), _w4(), _w5(), _w7(), _w8(),
-    _call_overhead())}
+    _mlp("W1", 1, "inference"), _mlp("W2", 256, "inference"), _w3(), _w4(), _w5(), _w6(), _w7(),
+    _w8(), _call_overhead())}
 """All workloads by id, in table order; "call" is the call-overhead row (timed in µs)."""
 
 
