@@ -3,8 +3,8 @@
     >>> report = run(only="W1,W5", peers="none", quick=True)
     >>> print(format_table(report))
 
-Each framework has a worker process (worker.py, driven through supervisor.py) with one-thread
-settings in its environment, pinned to one CPU. The workers stay alive and take turns: each
+Each framework has a worker process (worker.py, driven through supervisor.py) with its thread
+pools sized for one CPU (see worker.py for how). The workers stay alive and take turns: each
 workload is measured in every framework back to back before the next workload starts, so a change
 of load on a shared machine shifts the whole table rather than the ratios within a row. A crash or
 hang costs one cell (CRASH / TIMEOUT) and the worker is started again for the next workload.
@@ -22,8 +22,8 @@ from pathlib import Path
 from .peers import PEERS, peer_name
 from .runners import get_runner
 from .supervisor import WorkerProcess
-from .worker import save_reference
 from .timing import Result
+from .worker import save_reference
 from .workloads import Workload, select
 
 # Peers left out under --quick unless named: each of its compiles takes seconds.
