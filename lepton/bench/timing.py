@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from .workloads import Workload, verify
+from .check import verify
+from .workloads import Workload
 
 Clock = Callable[[], float]
 

@@ -29,7 +29,8 @@ import numpy as np
 
 from .runners import get_runner
 from .timing import Settings, bench_one, one_line
-from .workloads import as_outputs, select
+from .check import as_outputs
+from .workloads import select
 
 
 def pin_to_cpus(n: int) -> set[int] | None:
