@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lepton.bench import WORKLOADS, check, format_table, select
-from lepton.bench.workloads import as_outputs, verify
+from lepton.bench.check import as_outputs, verify
 from lepton.bench.harness import FrameworkRun, Report, resolve_peers
 from lepton.bench.supervisor import WorkerProcess
 from lepton.bench.report import fmt_time, rows
