@@ -245,3 +245,18 @@ def test_a_new_loss_function_each_step_warns():
         else:
             opt.step(model, fn, x, y)
     assert opt.num_graphs == 2
+
+
+def test_digits_example_learns(capsys):
+    pytest.importorskip("sklearn")
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parent.parent / "examples" / "train_digits.py"
+    spec = importlib.util.spec_from_file_location("train_digits", path)
+    td = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(td)
+    data = td.load(seed=0)
+    nn.manual_seed(0)
+    acc, _ = td.train("MLP", td.MLP(), lp.optim.SGD(0.1, momentum=0.9), data, 4, 64, 0)
+    assert acc > 0.9
+    assert "epoch  4/4" in capsys.readouterr().out
