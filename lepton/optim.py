@@ -29,6 +29,7 @@ from .compile import CompileResult
 from .frontends import ops
 from .frontends.pytree import tree_flatten
 from .frontends.trace import trace_flat
+from .grad import value_and_grad
 from .nn import Module
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
@@ -122,8 +123,6 @@ class Optimizer:
             del self.state[name]
 
     def _compile(self, model: Module, loss_fn, args) -> CompileResult:
-        from .grad import value_and_grad  # noqa: PLC0415  (autodiff sits above the frontend)
-
         def loss_of(params, *batch):
             with model.bind(params):
                 return loss_fn(model, *batch)
