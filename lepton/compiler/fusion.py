@@ -11,7 +11,7 @@ others never touch memory.
 
 Groups grow greedily in reverse topological order: a value joins a group holding its users when
 its shape fits the group's space and none of its other users leads back into that group (which
-would make the groups depend on each other in a cycle; networkx answers the reachability).
+would make the groups depend on each other in a cycle). networkx orders the finished groups.
 
     groups = partition(g)     # [Group(kind="rows", members=[...], outputs=[...]), ...]
 """
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from ..ir.graph import Graph, Value
-from ..ir.nxview import to_networkx
 
 SOURCES = {"input", "constant", "reshape"}  # no kernel: reshape is a free view
 TRAILING_REDUCTIONS = {"sum", "max", "min", "prod"}
@@ -72,8 +71,10 @@ def _fits(g: Group, shape, split: int) -> bool:
 
 def _row_split(g: Group, shape) -> int | None:
     """The split at which `shape` is a row shape of g's space (trailing ones)."""
-    if len(shape) != len(g.space) or tuple(shape) == g.space:
+    if tuple(shape) == g.space:
         return g.split
+    if len(shape) != len(g.space):
+        return None
     j = len(shape)
     while j > 0 and shape[j - 1] == 1 and g.space[j - 1] != 1:
         j -= 1
@@ -122,7 +123,6 @@ def partition(g: Graph) -> list[Group]:
     users = g.users()
     outputs = set(g.outputs)
     position = {v: i for i, v in enumerate(g.nodes)}
-    view = to_networkx(g)
     group_of: dict[Value, Group] = {}
     groups: list[Group] = []
     for v in reversed(g.nodes):
@@ -131,7 +131,7 @@ def partition(g: Graph) -> list[Group]:
         target = None
         for cand in _candidates(v, users[v], group_of):
             outside = [u for u in users[v] if group_of.get(u) is not cand]
-            if _no_path_back(view, outside, cand, position) and _try_join(cand, v):
+            if _no_path_back(outside, cand, users, group_of) and _try_join(cand, v):
                 target = cand
                 break
         if target is None:
@@ -155,12 +155,23 @@ def _candidates(v: Value, users: list[Value], group_of) -> list[Group]:
     return [grp for grp, n in sorted(count.values(), key=lambda e: -e[1])]
 
 
-def _no_path_back(view, outside: list[Value], grp: Group, position) -> bool:
-    """Joining grp makes grp feed `outside`; that is a cycle if any of them reaches grp."""
-    last = max(position[m] for m in grp.members)
-    for u in outside:
-        if position[u] < last and any(m in grp.members for m in nx.descendants(view, u)):
+def _no_path_back(outside: list[Value], grp: Group, users, group_of) -> bool:
+    """Joining grp makes grp feed the groups of `outside`; that is a cycle if any of them
+    reaches grp. Reachability is between groups: reaching one member of a group reaches the
+    users of all its members (a group runs as one kernel)."""
+    seen: set = set()
+    stack = list(outside)
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        owner = group_of.get(n)
+        if owner is grp:
             return False
+        stack.extend(users[n])
+        if owner is not None:
+            stack.extend(owner.members)
     return True
 
 

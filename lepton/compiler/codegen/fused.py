@@ -113,15 +113,18 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True):
                 row_env[m] = b.load(acc)
             else:
                 evaluate(m, row_env, base)
-            if m in ptr:
+        # stores come after every load of the iteration: an output may overwrite an input
+        for m in outs:
+            if group.is_row(m):
                 store(b, row_env[m], b.gep(ptr[m], [base[m]]), m.dtype)
 
         full_outs = [m for m in outs if not group.is_row(m)]
         if full_outs:
             def store_body(offs):
                 env = dict(row_env)
-                for m in full_outs:
-                    store(b, evaluate(m, env, offs), b.gep(ptr[m], [offs[m]]), m.dtype)
+                values = [evaluate(m, env, offs) for m in full_outs]
+                for m, v in zip(full_outs, values):
+                    store(b, v, b.gep(ptr[m], [offs[m]]), m.dtype)
             inner_loop(store_body)
 
     _nest(b, space[:k], [outer_view(x) for x in accessed], outer_body, name="i")
