@@ -41,9 +41,31 @@ def zero(dt: DType, value=0):
     return ir.Constant(_LL[dt], float(value) if dt.is_float else int(value))
 
 
+def like(x, value) -> ir.Constant:
+    """A constant of x's type (splat across lanes when x is a vector), so that every op
+    below lowers scalars and vectors (GEMM epilogues) alike."""
+    t = x.type
+    elem = t.element if isinstance(t, ir.VectorType) else t
+    c = float(value) if isinstance(elem, (ir.FloatType, ir.DoubleType)) else int(value)
+    return ir.Constant(t, [c] * t.count if isinstance(t, ir.VectorType) else c)
+
+
+def _mangle(t: ir.Type) -> str:
+    if isinstance(t, ir.VectorType):
+        return f"v{t.count}{_mangle(t.element)}"
+    if isinstance(t, ir.FloatType):
+        return "f32"
+    if isinstance(t, ir.DoubleType):
+        return "f64"
+    return f"i{t.width}"
+
+
 def intrinsic(b: ir.IRBuilder, name: str, *args):
+    """Calls the overloaded intrinsic `name` on args of one (scalar or vector) type."""
     t = args[0].type
-    fn = b.module.declare_intrinsic(name, [t], ir.FunctionType(t, [t] * len(args)))
+    full = f"{name}.{_mangle(t)}"
+    fn = b.module.globals.get(full) or ir.Function(b.module, ir.FunctionType(t, [t] * len(args)),
+                                                   full)
     return b.call(fn, list(args))
 
 
@@ -59,14 +81,14 @@ def _neg(b, x, dt):
 def _abs(b, x, dt):
     if dt.is_float:
         return intrinsic(b, "llvm.fabs", x)
-    return x if dt == bool_ else b.select(b.icmp_signed("<", x, zero(dt)), b.neg(x), x)
+    return x if dt == bool_ else b.select(b.icmp_signed("<", x, like(x, 0)), b.neg(x), x)
 
 
 def _relu(b, x, dt):
     if dt == bool_:
         return x
-    lt = b.fcmp_ordered("<", x, zero(dt)) if dt.is_float else b.icmp_signed("<", x, zero(dt))
-    return b.select(lt, zero(dt), x)
+    lt = b.fcmp_ordered("<", x, like(x, 0)) if dt.is_float else b.icmp_signed("<", x, like(x, 0))
+    return b.select(lt, like(x, 0), x)
 
 
 def _arith(float_op, int_op, bool_op=None):
@@ -107,16 +129,16 @@ def _compare(op):
 def _pow(b, xs, ins, out):
     """x**y as exp(y*log|x|), with NumPy's sign for negative x and integral y, and x**0 == 1."""
     x, y = xs
-    one = zero(out, 1)
+    one = like(x, 1)
     r = vmath.exp(b, b.fmul(y, vmath.log(b, intrinsic(b, "llvm.fabs", x))))
     integral = b.fcmp_ordered("==", intrinsic(b, "llvm.floor", y), y)
-    half = b.fmul(y, zero(out, 0.5))
+    half = b.fmul(y, like(y, 0.5))
     odd = b.and_(integral, b.fcmp_ordered("!=", intrinsic(b, "llvm.floor", half), half))
-    neg_x = b.fcmp_ordered("<", x, zero(out))
+    neg_x = b.fcmp_ordered("<", x, like(x, 0))
     r = b.select(b.and_(neg_x, odd), b.fneg(r), r)
-    nan = ir.Constant(r.type, float("nan"))
+    nan = like(r, float("nan"))
     r = b.select(b.and_(neg_x, b.not_(integral)), nan, r)
-    return b.select(b.fcmp_ordered("==", y, zero(out)), one, r)
+    return b.select(b.fcmp_ordered("==", y, like(y, 0)), one, r)
 
 
 def _cast(b, xs, ins, out):
@@ -160,8 +182,8 @@ SCALAR = {
     "sin": _math("sin"),
     "cos": _math("cos"),
     "sqrt": lambda b, xs, ins, out: intrinsic(b, "llvm.sqrt", xs[0]),
-    "rsqrt": lambda b, xs, ins, out: b.fdiv(zero(out, 1), intrinsic(b, "llvm.sqrt", xs[0])),
-    "reciprocal": lambda b, xs, ins, out: b.fdiv(zero(out, 1), xs[0]),
+    "rsqrt": lambda b, xs, ins, out: b.fdiv(like(xs[0], 1), intrinsic(b, "llvm.sqrt", xs[0])),
+    "reciprocal": lambda b, xs, ins, out: b.fdiv(like(xs[0], 1), xs[0]),
     "add": _arith("fadd", "add", "or_"),
     "sub": _arith("fsub", "sub"),
     "mul": _arith("fmul", "mul", "and_"),
