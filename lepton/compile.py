@@ -22,6 +22,7 @@ from .compiler.fusion import partition
 from .compiler.memory import plan_memory
 from .compiler.pipeline import run_pipeline
 from .frontends.pytree import tree_flatten, tree_unflatten
+from .frontends.tensor import constant
 from .frontends.trace import trace_flat
 from .ir.graph import Graph
 from .ir.interpreter import evaluate
@@ -236,13 +237,36 @@ class CompiledModule(CompiledFunction):
         return super().__call__(self.module.parameters(), *args)
 
 
-def compile(fn, example_args=None, *, check: bool = False) -> CompiledFunction:
+class FrozenModule(CompiledFunction):
+    """`lp.compile(model, freeze=True)`: the model's parameters, copied when this is created,
+    are constants of the graph, so weight transforms (a Linear's transpose, reshapes, scales
+    folded together) are computed once at compile time by constant folding. Later parameter
+    updates (optimiser steps, load_parameters) are NOT seen: compile again to pick them up."""
+
+    def __init__(self, module, example_args=None, *, check: bool = False):
+        self.module = module
+        frozen = {k: np.array(v, copy=True) for k, v in module.parameters().items()}
+
+        def forward(*args):
+            return module.apply({k: constant(v) for k, v in frozen.items()}, *args)
+
+        forward.__name__ = type(module).__name__
+        super().__init__(forward, example_args, check=check)
+
+
+def compile(fn, example_args=None, *, check: bool = False, freeze: bool = False
+            ) -> CompiledFunction:
     """Compiles `fn` (a function of arrays and pytrees of arrays, or an `lp.nn.Module`) to
-    native code."""
-    if isinstance(fn, CompiledModule):
+    native code. `freeze=True` (modules only) bakes the module's current parameters in as
+    constants (see FrozenModule)."""
+    if isinstance(fn, (CompiledModule, FrozenModule)):
         fn = fn.module
     elif isinstance(fn, CompiledFunction):
         fn = fn.fn
+    if freeze:
+        if not isinstance(fn, Module):
+            raise TypeError(f"freeze=True needs an lp.nn.Module, got {type(fn).__name__}")
+        return FrozenModule(fn, example_args, check=check)
     if isinstance(fn, Module):
         return CompiledModule(fn, example_args, check=check)
     return CompiledFunction(fn, example_args, check=check)

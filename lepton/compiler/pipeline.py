@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..ir.graph import Graph
-from ..ir.verifier import verify
+from ..ir.verifier import VerifyError, verify
 from .passes.canonicalize import canonicalize
 from .passes.constant_fold import constant_fold
 from .passes.cse import cse
@@ -90,7 +90,10 @@ def run_pipeline(g: Graph, *, verify_each: bool = False, dump_dir: str | None = 
     and one PassRecord per pass."""
     records = []
     if verify_each:
-        verify(g, after="trace (the pipeline's input)")
+        try:
+            verify(g)
+        except VerifyError as e:
+            raise VerifyError(f"the pipeline's input graph is broken: {e}") from None
     if dump_dir:
         os.makedirs(dump_dir, exist_ok=True)
         _write(dump_dir, f"{g.name}.00-input.ir", str(g))

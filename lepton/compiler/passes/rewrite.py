@@ -168,7 +168,7 @@ class Builder:
         self._rules = rules
         self._nodes = nodes
         self._counts = counts
-        self._depth = 0
+        self._active: list[str] = []  # names of the rules whose rewrite is running
         self.root: Value | None = None
 
     def op(self, name: str, *inputs: Value, **attrs) -> Value:
@@ -193,24 +193,25 @@ class Builder:
         rules = self._rules.candidates(v)
         if rules:
             saved = self.root
-            self._depth += 1
-            if self._depth > MAX_DEPTH:
-                raise RewriteError(f"rewrite rules do not terminate on {v.op} {v.type}"
-                                   f"{' at ' + v.loc if v.loc else ''}: rules "
-                                   f"{[r.name for r in rules]} keep rewriting")
+            if len(self._active) > MAX_DEPTH:
+                raise RewriteError(
+                    f"rewrite rules do not terminate: more than {MAX_DEPTH} nested rewrites "
+                    f"(at {v.op} {v.type}{' from ' + v.loc if v.loc else ''}); rules "
+                    f"rewriting: {', '.join(sorted(set(self._active)))}")
             try:
                 for rule in rules:
                     env = match(rule.pattern, v, {})
                     if env is None:
                         continue
                     self.root = v
+                    self._active.append(rule.name)
                     r = rule.rewrite(self, **env)
+                    self._active.pop()
                     self.root = saved
                     if r is not None and r is not v and r.type == v.type:
                         self._counts[rule.name] += 1
                         return r
             finally:
-                self._depth -= 1
                 self.root = saved
         self._nodes.append(v)
         return v
