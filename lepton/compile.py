@@ -87,8 +87,8 @@ class CompileResult:
             "naive_intermediate_bytes": p.naive_bytes,
             "scratch_bytes": p.scratch_bytes,
             "constant_bytes": sum(c.nbytes for c in p.constants),
-            "passes": [{"name": r.name, "seconds": r.seconds, "change": r.change}
-                       for r in self.passes],
+            "passes": [{"name": r.name, "seconds": r.seconds, "change": r.change,
+                        "rewrites": r.rewrites} for r in self.passes],
             "compile_seconds": dict(self.times),
         }
 

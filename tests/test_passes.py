@@ -489,6 +489,23 @@ CANONICALIZE = [
           return %1, %0
         }
     """),
+    case("transpose-as-reshape", """
+        graph @f(%0: f32[2,1,8,8], %1: f32[1,4,3,3]) {
+          %2: f32[2,1,1,8,8] = reshape[shape=(2, 1, 1, 8, 8)] %0
+          %3: f32[1,1,2,8,8] = transpose[perm=(2, 1, 0, 3, 4)] %2
+          %4: f32[1,2,8,8] = reshape[shape=(1, 2, 8, 8)] %3
+          %5: f32[4,1,3,3] = transpose[perm=(1, 0, 2, 3)] %1
+          %6: f32[1,4,3,3] = transpose[perm=(0, 1, 3, 2)] %1
+          return %4, %5, %6
+        }
+    """, """
+        graph @f(%0: f32[2,1,8,8], %1: f32[1,4,3,3]) {
+          %2: f32[1,2,8,8] = reshape[shape=(1, 2, 8, 8)] %0
+          %3: f32[4,1,3,3] = reshape[shape=(4, 1, 3, 3)] %1
+          %4: f32[1,4,3,3] = transpose[perm=(0, 1, 3, 2)] %1
+          return %2, %3, %4
+        }
+    """),
     case("reduce-size-one", """
         graph @f(%0: f32[4,1,3]) {
           %1: f32[4,3] = sum[axes=(1,), keepdims=False] %0

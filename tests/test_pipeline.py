@@ -63,6 +63,7 @@ def test_compiled_function_stats_list_the_passes():
     passes = f.stats()["passes"]
     assert [p["name"] for p in passes] == [name for name, _ in PIPELINE]
     assert "mul-by-one x1" in passes[0]["change"] and "add-zero x1" in passes[0]["change"]
+    assert passes[0]["rewrites"] == {"mul-by-one": 1, "add-zero": 1}
     assert all(isinstance(p["seconds"], float) for p in passes)
     assert [v.op for v in f._last.graph.nodes] == ["input", "exp"]
 

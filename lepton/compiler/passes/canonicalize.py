@@ -148,6 +148,12 @@ def _identity_perm(b, x):
     return x if b.root.attrs["perm"] == tuple(range(x.type.ndim)) else None
 
 
+def _transpose_as_reshape(b, x):
+    """A transpose that keeps the order of the axes longer than 1 moves no data."""
+    moved = [p for p in b.root.attrs["perm"] if x.shape[p] != 1]
+    return b.op("reshape", x, shape=b.root.shape) if moved == sorted(moved) else None
+
+
 def _reduce_size_one(b, x):
     if all(x.shape[a] == 1 for a in b.root.attrs["axes"]):
         return b.op("reshape", x, shape=b.root.shape)
@@ -215,6 +221,7 @@ RULES = [
     Rule("reshape-reshape", op("reshape", op("reshape", x)),
          lambda b, x: b.op("reshape", x, shape=b.root.shape)),
     Rule("transpose-identity", op("transpose", x), _identity_perm),
+    Rule("transpose-as-reshape", op("transpose", x), _transpose_as_reshape),
     Rule("transpose-transpose", op("transpose", op("transpose", x, name="inner")),
          _compose_transposes),
     Rule("reduce-size-one", op(REDUCTIONS, x), _reduce_size_one),

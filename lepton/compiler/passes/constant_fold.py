@@ -88,7 +88,8 @@ def _fold(b):
                 return None
             args = [np.broadcast_to(a, v.shape) for a, v in zip(args, r.inputs)]
     try:
-        res = np.asarray(r.opdef.ref(args, r.attrs))
+        with np.errstate(all="ignore"):  # inf and nan are values like any other here
+            res = np.asarray(r.opdef.ref(args, r.attrs))
     except Exception:  # noqa: BLE001 - any failure of a reference means: do not fold
         return None
     if lazy and res.shape != r.shape and r.opdef.kind == "elementwise":

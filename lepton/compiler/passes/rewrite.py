@@ -8,12 +8,15 @@ Patterns: `op(names, *inputs, commute=False)` matches a value whose op is one of
 or a collection) and, when inputs are given, whose inputs match them (`commute=True` also tries
 a binary op's inputs swapped); `var("x")` matches any value and binds it to `x` (a name bound
 twice must be the same value); `const("c")` matches a constant and `const("c", 1)` a one-element
-constant equal to 1. `name=` on `op` binds the matched value itself.
+constant equal to 1. `name=` on `op` binds the matched value itself; `having=`/`only=` ops
+that some/every input must have, for rules that inspect their inputs in code. A `RuleSet`
+indexes rules by root op and caches, per (op, input ops), the rules that can match, so each
+value is matched in full only against those.
 
 A rewrite `fn(b, **bindings)` returns the replacement Value, or None to decline. It builds new
 values with `b.op(...)`/`b.const(...)` (see `Builder`); those are simplified by the same rules
 as they are made, and the matched value's inputs are already simplified, so one bottom-up walk
-reaches the fixed point. A replacement applies only if it has the matched value's type
+reaches the fixed point (rules look at a value and its producers, never at its users). A replacement applies only if it has the matched value's type
 (TensorType): a rule never changes a shape or dtype, so e.g. `x * 1` with x broadcast by the
 constant is left alone. The result graph is new (unchanged Values are shared, never mutated)
 and holds only the values its outputs need, plus all inputs.
@@ -185,7 +188,8 @@ class Builder:
 
     def eval(self, name: str, *arrays: np.ndarray, **attrs) -> np.ndarray:
         """Runs op `name`'s NumPy reference now (for rules that compute new constants)."""
-        return np.asarray(OPS[name].ref(list(arrays), attrs))
+        with np.errstate(all="ignore"):
+            return np.asarray(OPS[name].ref(list(arrays), attrs))
 
     def finish(self, v: Value) -> Value:
         """v (whose inputs are final) simplified: the replacement a rule gives, else v itself,
