@@ -10,10 +10,10 @@ unless c is a power of two; `exp(log x) -> x` and `log(exp x) -> x` ignore that 
 for x < 0 and exp overflows (as the algebra, and XLA, do). `x * 0` is NOT simplified for
 floats (inf * 0 and NaN * 0 are NaN), only for integers.
 
-Canonical forms other passes can count on: a one-element constant operand sits on the right
-of a commutative op; an elementwise op reads values in their own shape, not through a
-broadcast_to that its implicit broadcasting already does; a broadcast scalar is
-`broadcast_to` of a 0-d value.
+Canonical forms other passes can count on: a constant operand of a commutative op sits on
+the right; an elementwise op reads values in their own shape, not through a broadcast_to that
+its implicit broadcasting already does; a broadcast scalar is `broadcast_to` of a 0-d value;
+a transpose that moves only size-1 axes is a reshape (a free view, not a copy).
 
     g2 = canonicalize(g, counts)     # counts: Counter of rule applications
 """
@@ -23,7 +23,7 @@ from collections import Counter
 
 import numpy as np
 
-from ...ir.graph import Graph, Value
+from ...ir.graph import Graph
 from ...ir.ops import OPS, broadcast_shapes
 from ...ir.types import bool_, float32, float64, int32, int64
 from .rewrite import (Rule, RuleSet, const, is_scalar_const, op, rewrite, scalar_of, splat,
