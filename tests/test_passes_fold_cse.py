@@ -231,7 +231,8 @@ def test_rules_that_undo_each_other_are_reported():
     rules = [Rule("wrap", op("exp", X), lambda b, x: b.op("exp", b.op("neg", b.op("neg", x)))),
              Rule("unwrap", op("neg", op("neg", X)), lambda b, x: x)]
     g = parse("graph @f(%0: f32[3]) {\n  %1: f32[3] = exp %0\n  return %1\n}")
-    with pytest.raises(RewriteError, match=r"do not terminate: more than 64 nested.*rules rewriting: wrap$"):
+    with pytest.raises(RewriteError,
+                       match=r"do not terminate: more than 64 nested.*rules rewriting: wrap$"):
         rewrite(g, rules)
 
 
