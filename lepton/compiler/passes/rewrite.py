@@ -18,8 +18,9 @@ values with `b.op(...)`/`b.const(...)` (see `Builder`); those are simplified by 
 as they are made, and the matched value's inputs are already simplified, so one bottom-up walk
 reaches the fixed point (rules look at a value and its producers, never at its users). A
 replacement applies only if it has the matched value's type (TensorType): a rule never changes
-a shape or dtype, so e.g. `x * 1` with x broadcast by the constant is left alone. The result graph is new (unchanged Values are shared, never mutated)
-and holds only the values its outputs need, plus all inputs.
+a shape or dtype, so e.g. `x * 1` with x broadcast by the constant is left alone. The result
+graph is new (unchanged Values are shared, never mutated) and holds only the values its
+outputs need, plus all inputs.
 """
 from __future__ import annotations
 
