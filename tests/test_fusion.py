@@ -147,3 +147,43 @@ def test_in_place_output_is_stored_after_every_read():
         return lp.sum(lp.exp(h) + h, axis=1), lp.exp(h) * h
     x = rng.standard_normal((6, 6)).astype(np.float32) / 3
     kernels_of(f, x, x)
+
+
+# -- epilogues: elementwise chains applied in the GEMM's store ------------------------------
+@pytest.mark.parametrize("m,k,n", [(1, 784, 512), (7, 5, 13), (256, 64, 40), (5, 9, 3),
+                                   (130, 33, 17)])
+def test_bias_relu_fuse_into_matmul(m, k, n):
+    s = kernels_of(lambda x, w, b: lp.relu(x @ w + b), f32(m, k), f32(k, n), f32(n))
+    assert s["kernels"] == 1 and s["fused_groups"] == ["matmul[matmul+add+relu]"]
+
+
+def test_residual_and_row_broadcast_epilogue_batched():
+    def f(x, w, r, c):
+        return lp.tanh(x @ w + r) * c
+    s = kernels_of(f, f32(3, 6, 10), f32(10, 21), f32(3, 6, 21), f32(6, 1))
+    assert s["kernels"] == 1
+
+
+def test_mlp_bias_relu_in_every_matmul():
+    def mlp(x, w1, b1, w2, b2, w3, b3):
+        h = lp.relu(x @ w1 + b1)
+        h = lp.relu(h @ w2 + b2)
+        return h @ w3 + b3
+    args = [f32(2, 30), f32(30, 20), f32(20), f32(20, 20), f32(20), f32(20, 10), f32(10)]
+    s = kernels_of(mlp, *args)
+    assert s["kernels"] == 3 and len(s["fused_groups"]) == 3
+
+
+def test_conv_bias_relu_fuse_into_conv():
+    def f(x, w, b):
+        return lp.relu(lp.conv2d(x, w, b, padding=1))
+    s = kernels_of(f, f32(2, 3, 9, 7), f32(5, 3, 3, 3), f32(5))
+    assert s["kernels"] == 1 and s["fused_groups"][0].startswith("conv2d[")
+
+
+def test_matmul_used_elsewhere_keeps_its_own_kernel():
+    def f(x, w, b):
+        y = x @ w
+        return y + b, y
+    s = kernels_of(f, f32(4, 5), f32(5, 6), f32(6))
+    assert s["kernels"] == 2 and not s["fused_groups"]

@@ -1,5 +1,8 @@
 """The fusion partitioner: which values are computed together in one kernel (one loop nest).
 
+A `matmul` or `conv2d` group is that op followed by an elementwise chain of its output's shape
+(bias, activation, residual) applied in the GEMM's store (codegen/epilogue.py).
+
 A `rows` group is a loop nest over an iteration space `space` split at `split` into outer dims
 O = space[:split] and inner dims I = space[split:]. Its members are elementwise ops and reductions
 over exactly the inner dims (keepdims). A member is *full* (its shape is the space) or *row*
@@ -19,9 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 import networkx as nx
 
 from ..ir.graph import Graph, Value
+from .codegen.loopnest import broadcast_view
 
 SOURCES = {"input", "constant", "reshape"}  # no kernel: reshape is a free view
 TRAILING_REDUCTIONS = {"sum", "max", "min", "prod"}
@@ -29,7 +35,7 @@ TRAILING_REDUCTIONS = {"sum", "max", "min", "prod"}
 
 @dataclass(eq=False)
 class Group:
-    kind: str                        # "rows" or "single"
+    kind: str                        # "rows", "single", or "matmul"/"conv2d" with an epilogue
     members: list[Value]             # topological order once finished
     space: tuple[int, ...] = ()
     split: int = 0
@@ -90,6 +96,45 @@ def _trailing(v: Value) -> int | None:
     return n - len(axes)
 
 
+EPILOGUE_OPS = {"add", "sub", "mul", "div", "maximum", "minimum", "neg", "abs", "relu", "square",
+                "exp", "log", "tanh", "sigmoid", "erf", "sqrt", "rsqrt", "reciprocal", "sin",
+                "cos", "pow"}
+
+
+def column_dims(head: Value) -> int:
+    """How many trailing dims of a matmul's (1) or conv's (2) output form the GEMM's columns."""
+    return 2 if head.op == "conv2d" else 1
+
+
+def loadable(head: Value, x: Value) -> bool:
+    """Whether an epilogue can read x per column vector of the head's output: constant along
+    the columns, or walking them with unit stride."""
+    view = broadcast_view(x.shape, head.shape)
+    cd = column_dims(head)
+    dense = tuple(math.prod(head.shape[len(head.shape) - cd + i + 1:]) for i in range(cd))
+    return all(s == 0 for s in view.strides[-cd:]) or view.strides[-cd:] == dense
+
+
+def _try_head(g: Group, v: Value, outputs: set, users) -> bool:
+    """A matmul or conv2d becomes the head of an elementwise group of its own shape that holds
+    all its users, when the group's only output has its shape and dtype and the epilogue can
+    read every input of the chain per column vector (codegen/epilogue.py)."""
+    if (g.kind != "rows" or g.reductions or g.split != len(g.space) or g.space != v.shape
+            or v in outputs or not v.dtype.is_float
+            or any(m.op not in EPILOGUE_OPS or m.dtype != v.dtype for m in g.members)):
+        return False
+    inside = set(g.members)
+    outs = [m for m in g.members if m in outputs or any(u not in inside for u in users[m])]
+    if len(outs) != 1 or outs[0].shape != v.shape:
+        return False
+    if not all(loadable(v, x) for m in g.members for x in m.inputs
+               if x not in inside and x is not v):
+        return False
+    g.kind = v.op
+    g.members.append(v)
+    return True
+
+
 def _try_join(g: Group, v: Value) -> bool:
     if g.kind != "rows":
         return False
@@ -129,7 +174,12 @@ def partition(g: Graph) -> list[Group]:
         if v.op in SOURCES:
             continue
         target = None
-        for cand in _candidates(v, users[v], group_of):
+        if v.op in ("matmul", "conv2d"):
+            (cand, *more) = _candidates(v, users[v], group_of) or [None]
+            if cand is not None and not more and all(group_of.get(u) is cand for u in users[v]) \
+                    and _try_head(cand, v, outputs, users):
+                target = cand
+        for cand in [] if target else _candidates(v, users[v], group_of):
             outside = [u for u in users[v] if group_of.get(u) is not cand]
             if _no_path_back(outside, cand, users, group_of) and _try_join(cand, v):
                 target = cand
@@ -138,8 +188,8 @@ def partition(g: Graph) -> list[Group]:
             target = _seed(v)
             groups.append(target)
         group_of[v] = target
-    for grp in groups:
-        grp.members.sort(key=position.__getitem__)
+    for grp in groups:  # the head of an epilogue group first: nothing in it feeds the head
+        grp.members.sort(key=lambda m: (m.op != grp.kind, position[m]))
         grp.outputs = [m for m in grp.members
                        if m in outputs or any(group_of.get(u) is not grp for u in users[m])]
     return _ordered(groups, group_of, position)

@@ -16,6 +16,7 @@ from ...ir.ops import OPS
 from ..memory import MemoryPlan
 from . import conv, gemm, grad_kernels
 from ..fusion import Group, partition
+from .epilogue import emit_epilogue_kernel
 from .fused import emit_rows
 from .loops import const, i8, new_function
 from .movement import emit_concatenate, emit_copy_view, emit_take
@@ -128,7 +129,10 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None) -
         if all(v.type.size == 0 for v in grp.outputs or grp.members):
             continue
         name = f"k{n}_{grp.members[-1].op}"
-        if grp.kind == "rows":
+        if grp.kind in ("matmul", "conv2d"):
+            fn, ops, scratch = emit_epilogue_kernel(module, name, grp)
+            kernels.append(Kernel(fn, tuple(grp.outputs), tuple(ops), scratch))
+        elif grp.kind == "rows":
             shared = {plan.where[v] for v in grp.outputs} & {plan.where.get(x) for x in grp.reads()}
             kernels.append(_rows(module, name, grp, noalias=not shared))
         else:

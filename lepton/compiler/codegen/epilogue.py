@@ -1,0 +1,111 @@
+"""Kernels of `matmul`/`conv` fusion groups: the GEMM (or convolution) applies the group's
+elementwise chain (bias, activation, residual add...) to each output vector just before its
+final store, so the raw product never makes a round trip through memory.
+
+The GEMM sees its output as a 2-d matrix (matmul: rows are the batch and M dims, columns N;
+conv: rows n*O + o, columns oh*Wo + ow) and calls the epilogue with a vector of consecutive
+columns of one row. Each external input of the chain is read through its broadcast view of the
+output: a scalar splat when it is constant along the columns (a conv bias), a (masked) vector
+load when it runs along them with unit stride (a matmul bias, a residual). The GEMM's inner
+tiles are functions of their own, so the chain's input pointers reach them through internal
+globals that the kernel sets on entry (one call at a time per executable).
+"""
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from ...ir.graph import Value
+from ..fusion import Group, column_dims
+from . import conv, gemm
+from .fused import immediate, operands
+from .kernel import masked_load, splat, vptr
+from .loopnest import broadcast_view
+from .loops import const, i8, new_function
+from .scalar import SCALAR, mem_type
+
+
+def emit_epilogue_kernel(module: ir.Module, name: str, group: Group):
+    """Emits `void name(out, head inputs..., chain inputs..., i8* scratch)`; returns
+    (fn, operands, scratch_bytes)."""
+    head, chain, (out,) = group.members[0], group.members[1:], group.outputs
+    ext = [x for x in operands(group) if x not in head.inputs]
+    slots = []
+    for i, x in enumerate(ext):
+        slot = ir.GlobalVariable(module, mem_type(x.dtype).as_pointer(), f"{name}.in{i}")
+        slot.linkage = "internal"
+        slot.initializer = ir.Constant(slot.type.pointee, None)
+        slots.append(slot)
+    shape = head.shape
+    cd = column_dims(head)
+    row_shape, n_cols = shape[:-cd], math.prod(shape[-cd:])
+    views = {x: broadcast_view(x.shape, shape) for x in ext}
+
+    def epilogue(b: ir.IRBuilder, value, row, col):
+        lanes = value.type.count if isinstance(value.type, ir.VectorType) else 0
+        env = {head: value}
+        for x, slot in zip(ext, slots):
+            env[x] = _read(b, b.load(slot), x, views[x], row_shape, cd, row, col, lanes, n_cols)
+
+        def get(v):
+            imm = immediate(v)
+            if imm is not None:
+                return splat(b, imm, lanes) if lanes else imm
+            return env[v]
+
+        for m in chain:
+            env[m] = SCALAR[m.op](b, [get(x) for x in m.inputs], [x.dtype for x in m.inputs],
+                                  m.dtype)
+        return env[out]
+
+    a = head.attrs
+    if head.op == "matmul":
+        inner = gemm.emit_matmul(module, f"{name}.mm", head.inputs[0].type,
+                                 head.inputs[1].type, head.type, epilogue=epilogue)
+    else:
+        inner = conv.emit_conv2d(module, f"{name}.conv", head.inputs[0].type,
+                                 head.inputs[1].type, head.type, a["stride"], a["padding"],
+                                 a["dilation"], a["groups"], epilogue=epilogue)
+    inner.fn.linkage = "internal"
+    args = [mem_type(v.dtype).as_pointer() for v in [out, *head.inputs, *ext]]
+    fn, b = new_function(module, name, args + [i8.as_pointer()])
+    for p, slot in zip(fn.args[3:-1], slots):
+        b.store(p, slot)
+    b.call(inner.fn, [fn.args[0], fn.args[1], fn.args[2], fn.args[-1]])
+    b.ret_void()
+    return fn, [*head.inputs, *ext], inner.scratch_bytes
+
+
+def _read(b, ptr, x: Value, view, row_shape, cd, row, col, lanes, n_cols):
+    """x's element(s) at (row, col..col+lanes) of the head's output matrix."""
+    off = _row_offset(b, row, row_shape, view.strides[:len(row_shape)])
+    if all(s == 0 for s in view.strides[-cd:]):
+        v = b.load(b.gep(ptr, [off]))
+        return splat(b, v, lanes) if lanes else v
+    off = b.add(off, col)
+    if not lanes:
+        return b.load(b.gep(ptr, [off]))
+    vt = ir.VectorType(ptr.type.pointee, lanes)
+    p = vptr(b, ptr, off, vt)
+    if n_cols % lanes == 0:
+        return b.load(p, align=x.dtype.itemsize)
+    # lanes past the last column are masked off: never read outside x
+    idx = ir.Constant(ir.VectorType(ir.IntType(64), lanes), list(range(lanes)))
+    mask = b.icmp_signed("<", idx, splat(b, b.sub(const(n_cols), col), lanes))
+    return masked_load(b, p, mask, vt)
+
+
+def _row_offset(b, row, row_shape, strides):
+    """Element offset of the row index `row` (a flattened index over row_shape)."""
+    if not any(strides):
+        return const(0)
+    dense = all(strides[i] == strides[i + 1] * row_shape[i + 1] for i in range(len(strides) - 1))
+    if dense:
+        return b.mul(row, const(strides[-1]))
+    off, rest = const(0), row
+    for n, s in zip(reversed(row_shape), reversed(strides)):
+        if s:
+            off = b.add(off, b.mul(b.urem(rest, const(n)), const(s)))
+        rest = b.udiv(rest, const(n))
+    return off
