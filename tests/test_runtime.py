@@ -69,3 +69,22 @@ def test_no_leak_over_10000_calls():
     finally:
         tracemalloc.stop()
     assert grown < 64 * 1024, f"traced memory grew by {grown} bytes over 10,000 calls"
+
+
+def test_outputs_nobody_holds_are_recycled_and_held_ones_never_are():
+    exe = _exe()
+    x, i = np.ones((3, 4), np.float32), np.array([1, 2])
+    y1, _ = exe(x, i)
+    y2, _ = exe(x * 2, i)
+    assert y1 is not y2 and not np.shares_memory(y1, y2)
+    np.testing.assert_allclose(y1, np.e)           # still the first result
+    view = y2[0]
+    del y2
+    y3, _ = exe(x * 3, i)
+    assert not np.shares_memory(view, y3)           # a view keeps its base alive
+    np.testing.assert_allclose(view, np.exp(2.0), rtol=1e-6)
+    addr = y3.ctypes.data
+    del y3
+    y4, _ = exe(x, i)
+    assert y4.ctypes.data == addr                   # dropped: its memory is reused
+    np.testing.assert_allclose(y4, np.e, rtol=1e-6)

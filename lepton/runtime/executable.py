@@ -11,6 +11,7 @@ array of buffer pointers `[inputs..., outputs..., constants..., workspace]`.
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 from typing import Sequence
 
@@ -51,6 +52,7 @@ class Executable:
         self._expect = [(t.dtype.np, t.shape) for t in self.input_types]
         self._out = [(t.shape, t.dtype.np) for t in self.output_types]
         self._lock = threading.Lock()  # the pointer array and workspace are per executable
+        self._recycle: list = [None] * len(self._out)
 
     def check(self, args) -> list[np.ndarray]:
         """The arguments as dense arrays of the compiled types, or a clear exception."""
@@ -72,12 +74,23 @@ class Executable:
             out.append(a)
         return out
 
+    def _output(self, k: int) -> np.ndarray:
+        """A fresh array for output k, or the one returned last time if nobody holds it any
+        more (no view, no reference): its pages are already mapped, which saves the page
+        faults of a new large array (a caching allocator, as PyTorch's)."""
+        last = self._recycle[k]
+        if last is not None and sys.getrefcount(last) == 3:  # _recycle, `last`, the argument
+            return last
+        shape, dt = self._out[k]
+        out = self._recycle[k] = np.empty(shape, dt)
+        return out
+
     def __call__(self, *args) -> list[np.ndarray]:
         arrays = self.check(args)
-        outs = [np.empty(shape, dt) if src[0] == "kernel" else None
-                for (shape, dt), src in zip(self._out, self._sources)]
         n_in = len(arrays)
         with self._lock:
+            outs = [self._output(k) if src[0] == "kernel" else None
+                    for k, src in enumerate(self._sources)]
             ptrs = self._ptrs
             for i, a in enumerate(arrays):
                 ptrs[i] = a.ctypes.data
