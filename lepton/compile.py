@@ -26,10 +26,12 @@ from .frontends.tensor import constant
 from .frontends.trace import trace_flat
 from .ir.graph import Graph
 from .ir.interpreter import evaluate
+from .ir.printer import print_graph
 from .ir.types import TensorType
 from .nn import Module
 from .runtime.executable import Executable
-from .runtime.jit import jit_compile
+from .runtime.cache import DiskCache, cache_key
+from .runtime.jit import NativeLibrary, compile_object
 
 _SCALARS = {float: np.float32, int: np.int64, bool: np.bool_}
 
@@ -57,13 +59,32 @@ class CompileResult:
         self.plan = plan_memory(self.graph, {v for grp in self.groups for v in grp.outputs},
                                 [(grp.outputs, grp.reads(), grp.in_place_pairs())
                                  for grp in self.groups])
-        lowered = lower_graph(self.graph, self.plan, self.groups)
-        self.kernels = lowered.kernels
-        self.llvm_ir = lowered.llvm_ir
-        times["lower"] = time.perf_counter() - t
+        times["plan"] = time.perf_counter() - t
+        cache = DiskCache.from_config(cfg.cache_dir, cfg.cache and not cfg.dump_dir)
+        key = cache_key(print_graph(self.graph, locs=False)) if cache else None
+        hit = cache.get(key) if cache else None
+        self.cached = hit is not None
         t = time.perf_counter()
-        self.lib = jit_compile(self.llvm_ir)
-        times["llvm"] = time.perf_counter() - t
+        if hit:
+            obj, meta = hit
+            self.llvm_ir, self.kernel_names = meta["llvm_ir"], meta["kernels"]
+            self.plan.scratch_bytes = meta["scratch_bytes"]
+            self.kernels = None  # not rebuilt: the code comes from the cache
+            self.lib = NativeLibrary(obj)
+            times["cache_load"] = time.perf_counter() - t
+        else:
+            lowered = lower_graph(self.graph, self.plan, self.groups)
+            self.kernels = lowered.kernels
+            self.kernel_names = [k.fn.name for k in self.kernels]
+            self.llvm_ir = lowered.llvm_ir
+            times["lower"] = time.perf_counter() - t
+            t = time.perf_counter()
+            obj, optimized = compile_object(self.llvm_ir)
+            self.lib = NativeLibrary(obj, optimized)
+            times["llvm"] = time.perf_counter() - t
+            if cache:
+                cache.put(key, obj, {"llvm_ir": self.llvm_ir, "kernels": self.kernel_names,
+                                     "scratch_bytes": self.plan.scratch_bytes})
         if cfg.dump_dir:
             with open(os.path.join(cfg.dump_dir, f"{traced.name}.llvm.ll"), "w") as f:
                 f.write(self.llvm_ir)
@@ -78,8 +99,9 @@ class CompileResult:
     def stats(self) -> dict:
         p = self.plan
         return {
-            "kernels": len(self.kernels),
-            "kernel_ops": [k.fn.name for k in self.kernels],
+            "kernels": len(self.kernel_names),
+            "kernel_ops": list(self.kernel_names),
+            "from_disk_cache": self.cached,
             "fused_groups": [grp.describe() for grp in self.groups if len(grp.members) > 1],
             "values": len(self.graph.nodes),
             "workspace_bytes": p.workspace_bytes,

@@ -50,6 +50,7 @@ class Standing:
     vs_numpy: float | None
     vs_fastest: float | None       # against the fastest of NumPy and the peers
     compile_s: float | None
+    warm_s: float | None = None
 
 
 def standing(report: Report, w) -> Standing:
@@ -59,8 +60,9 @@ def standing(report: Report, w) -> Standing:
     others = [v for n, r in cells.items() if n != "Lepton"
               if (v := _value(r, w.unit)) is not None]
     comp = cells["Lepton"].compile_s if lep is not None else None
+    warm = cells["Lepton"].warm_s if lep is not None else None
     return Standing(lep, lep / numpy if lep and numpy else None,
-                    lep / min(others) if lep and others else None, comp)
+                    lep / min(others) if lep and others else None, comp, warm)
 
 
 def rows(report: Report) -> tuple[list[str], list[list[str]]]:
@@ -69,7 +71,7 @@ def rows(report: Report) -> tuple[list[str], list[list[str]]]:
     has_lepton = "Lepton" in names
     header = ["workload", *names]
     if has_lepton:
-        header += ["Lepton/NumPy", "Lepton/fastest", "compile s"]
+        header += ["Lepton/NumPy", "Lepton/fastest", "compile s", "warm ms"]
     out = []
     for w in report.workloads:
         label = w.id if w.unit == "ms" else f"{w.id} (µs)"
@@ -79,6 +81,7 @@ def rows(report: Report) -> tuple[list[str], list[list[str]]]:
             st = standing(report, w)
             row += ["-" if v is None else f"{v:.2f}"
                     for v in (st.vs_numpy, st.vs_fastest, st.compile_s)]
+            row.append("-" if st.warm_s is None else f"{st.warm_s * 1e3:.1f}")
         out.append(row)
     return header, out
 
@@ -92,7 +95,8 @@ def footer(report: Report) -> list[str]:
              "(*_NUM_THREADS=1, LEPTON_NUM_THREADS=1, torch/ORT/XLA settings); results "
              "checked against a float64 reference before timing",
              "Lepton/fastest: against the fastest of NumPy and the peers in this run; "
-             "compile s: Lepton's cold lp.compile (trace, passes, LLVM, JIT)"]
+             "compile s: Lepton's cold lp.compile (trace, passes, LLVM, JIT); warm ms: the "
+             "same compile again, its code loaded from the on-disk cache"]
     lines += report.notes
     for f in report.frameworks:
         if f.note:

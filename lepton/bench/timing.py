@@ -95,6 +95,7 @@ class Result:
     status: str
     ms: float | None = None
     compile_s: float | None = None
+    warm_s: float | None = None       # Lepton: the same compile again, from the disk cache
     error: float | None = None        # the checked relative error
     samples: int | None = None
     cpu_per_wall: float | None = None   # see measure(); > 1 means more than one thread
@@ -142,5 +143,5 @@ def bench_one(runner, workload: Workload, args, ref, settings: Settings,
     except Exception as e:
         return Result(workload.id, name, "error", detail="while timing: " + one_line(e))
     return Result(workload.id, name, "ok", ms=timing.median_s * 1e3, compile_s=compile_s,
-                  error=verdict.error, samples=timing.samples,
+                  warm_s=prepared.warm_s, error=verdict.error, samples=timing.samples,
                   cpu_per_wall=timing.cpu_per_wall)

@@ -57,7 +57,8 @@ def format_array(a: np.ndarray) -> str:
     return nest(a)
 
 
-def print_graph(g) -> str:
+def print_graph(g, locs: bool = True) -> str:
+    """The text form; locs=False leaves out source locations (the canonical form for keys)."""
     names: dict = {}
     for i, v in enumerate(g.nodes):
         names[v] = f"%{i}"
@@ -72,7 +73,7 @@ def print_graph(g) -> str:
             text += f"[{attrs}]"
         if v.inputs:
             text += " " + ", ".join(names.get(i, "%?") for i in v.inputs)
-        if v.loc:
+        if v.loc and locs:
             text += f"  # {v.loc}"
         lines.append(text)
     lines.append("  return " + ", ".join(names.get(o, "%?") for o in g.outputs))

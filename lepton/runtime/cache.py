@@ -1,0 +1,73 @@
+"""The on-disk cache of compiled code: object files keyed by structure, so a warm compile of a
+model seen before skips lowering and LLVM (the slow part) and loads the code in a millisecond.
+
+    cache = DiskCache.from_config()                 # None when disabled
+    key = cache_key(canonical_ir_text)
+    hit = cache.get(key)                            # -> (object bytes, metadata dict) or None
+    cache.put(key, obj, {"scratch_bytes": 0, ...})
+
+The key hashes the canonical IR text (no source locations), the target CPU and its features,
+the llvmlite version and the source of Lepton's compiler itself, so a changed code generator
+never loads stale code. Entries are written atomically; an unreadable entry is a miss.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+
+from .jit import target_key
+
+
+@functools.cache
+def compiler_fingerprint() -> str:
+    """A hash of every source file of lepton/compiler and lepton/ir (they decide the code)."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for sub in ("compiler", "ir"):
+        for path in sorted((root / sub).rglob("*.py")):
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(canonical_ir: str, flags: str = "O3") -> str:
+    h = hashlib.sha256()
+    for part in (canonical_ir, target_key(), compiler_fingerprint(), flags):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class DiskCache:
+    def __init__(self, directory: str):
+        self.dir = pathlib.Path(directory)
+
+    @staticmethod
+    def from_config(directory: str | None, enabled: bool) -> "DiskCache | None":
+        return DiskCache(directory) if enabled and directory else None
+
+    def get(self, key: str) -> tuple[bytes, dict] | None:
+        try:
+            obj = (self.dir / f"{key}.o").read_bytes()
+            meta = json.loads((self.dir / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return obj, meta
+
+    def put(self, key: str, obj: bytes, meta: dict) -> None:
+        """Best effort: a cache that cannot be written is simply not used."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._write(f"{key}.o", obj)
+            self._write(f"{key}.json", json.dumps(meta).encode())
+        except OSError:
+            pass
+
+    def _write(self, name: str, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, self.dir / name)
