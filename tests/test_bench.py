@@ -338,7 +338,8 @@ def _report():
                                                                 detail="worker exited")}),
            FrameworkRun("jax", note="jax is not installed"),
            FrameworkRun("Lepton", results={
-               "W1": _result("W1", "Lepton", 2.0, compile_s=0.31, cpu_per_wall=0.5),
+               "W1": _result("W1", "Lepton", 2.0, compile_s=0.31, cpu_per_wall=0.5,
+                             warm_s=0.004),
                "W5": _result("W5", "Lepton", status="wrong", detail="max relative error 1"),
                "call": _result("call", "Lepton", 0.002, compile_s=0.05)})]
     return Report(ws, fws, quick=True, notes=["torch.compile: skipped under --quick"])
@@ -347,10 +348,10 @@ def _report():
 def test_table_cells_ratios_and_footer():
     header, body = rows(_report())
     assert header == ["workload", "NumPy", "torch", "jax", "Lepton", "Lepton/NumPy",
-                      "Lepton/fastest", "compile s"]
-    assert body[0] == ["W1", "4.00", "1.00", "-", "2.00", "0.50", "2.00", "0.31"]
-    assert body[1] == ["W5", "10.0", "CRASH", "-", "WRONG", "-", "-", "-"]
-    assert body[2] == ["call (µs)", "0.500", "-", "-", "2.00", "4.00", "4.00", "0.05"]
+                      "Lepton/fastest", "compile s", "warm ms"]
+    assert body[0] == ["W1", "4.00", "1.00", "-", "2.00", "0.50", "2.00", "0.31", "4.0"]
+    assert body[1] == ["W5", "10.0", "CRASH", "-", "WRONG", "-", "-", "-", "-"]
+    assert body[2] == ["call (µs)", "0.500", "-", "-", "2.00", "4.00", "4.00", "0.05", "-"]
     text = format_table(_report())
     assert "jax: jax is not installed" in text
     assert "W5 Lepton WRONG: max relative error 1" in text
