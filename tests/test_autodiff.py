@@ -251,7 +251,8 @@ def test_every_op_has_a_vjp_rule_or_is_marked_nondifferentiable():
     from lepton.ir.ops import NONDIFF, OPS
     assert all(op.vjp is not None for op in OPS.values())
     nondiff = {name for name, op in OPS.items() if op.vjp is NONDIFF}
-    assert nondiff == {"input", "constant", "argmax", "lt", "le", "gt", "ge", "eq", "ne"}
+    assert nondiff == {"input", "constant", "argmax", "lt", "le", "gt", "ge", "eq", "ne",
+                       "stop_gradient"}
 
 
 # -- API: pytrees, argnums, integer inputs, zero gradients, errors -------------------------------
@@ -476,3 +477,12 @@ def test_hessian_vector_product_closure_and_compiled():
         # finite differences carry ~1e-7 of noise relative to the array's scale
         np.testing.assert_allclose(a, (p_ - m_) / (2 * h), rtol=1e-5,
                                    atol=1e-6 * np.abs(a).max(), err_msg=k)
+
+
+def test_stop_gradient_blocks_the_gradient_and_softmax_needs_no_max_gradient():
+    x = np.array([0.3, -1.2, 2.0], np.float64)
+    g = lp.grad(lambda v: lp.sum(v * lp.stop_gradient(v)))(x)
+    np.testing.assert_allclose(g, x)                  # d/dv (v * c) with c = v held fixed
+    traced = lp.trace(lp.grad(lambda v: lp.sum(lp.log_softmax(v) * np.arange(3.0))), x)
+    assert "max[" in str(traced) and "argmax" not in str(traced)
+    assert str(traced).count("max[") == 1             # the forward's shift, no gradient of it

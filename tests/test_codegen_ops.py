@@ -35,6 +35,7 @@ CASES = (
                                                               "lt", "eq"]]
     + [case("abs", [(9,)], [int32]), case("neg", [(9,)], [int64])]
     + [case("where", [(7, 1), (1, 13), ()], [bool_, F, F])]
+    + [case("stop_gradient", [(7, 13)])]
     + [case("cast", [(7, 13)], [F], dtype=t) for t in (int32, int64, F, D, bool_)]
     + [case("cast", [(5,)], [t], dtype=F) for t in (int32, int64, bool_)]
     + [case(op, [(2, 3, 5)], axes=a, keepdims=k) for op in ["sum", "max", "min", "prod"]

@@ -186,6 +186,18 @@ CANONICALIZE = [
           return %2, %4
         }
     """),
+    case("stop-gradient", """
+        graph @f(%0: f32[3]) {
+          %1: f32[3] = stop_gradient %0
+          %2: f32[3] = exp %1
+          return %2
+        }
+    """, """
+        graph @f(%0: f32[3]) {
+          %1: f32[3] = exp %0
+          return %1
+        }
+    """),
     case("double-neg", """
         graph @f(%0: f32[3]) {
           %1: f32[3] = neg %0

@@ -9,8 +9,8 @@ from .nn_ops import (avg_pool2d, conv2d, cross_entropy, layer_norm, log_softmax,
 from .ops import (abs, add, arange, argmax, broadcast_to, clip, concatenate, constant, cos, divide,
                   dot, erf, exp, expand_dims, full, gelu, log, logsumexp, matmul, max, maximum,
                   mean, min, minimum, multiply, negative, ones, power, prod, reciprocal, relu,
-                  reshape, rsqrt, sigmoid, sin, split, sqrt, square, squeeze, stack, subtract, sum,
-                  take, tanh, transpose, var, where, zeros)
+                  reshape, rsqrt, sigmoid, sin, split, sqrt, square, squeeze, stack,
+                  stop_gradient, subtract, sum, take, tanh, transpose, var, where, zeros)
 from .tensor import Tensor
 from .trace import trace, trace_flat
 
@@ -18,7 +18,7 @@ __all__ = [
     # elementwise
     "add", "subtract", "multiply", "divide", "power", "negative", "abs", "exp", "log", "sqrt",
     "rsqrt", "tanh", "sigmoid", "relu", "gelu", "erf", "sin", "cos", "maximum", "minimum",
-    "where", "clip", "square", "reciprocal",
+    "where", "clip", "square", "reciprocal", "stop_gradient",
     # reductions
     "sum", "mean", "max", "min", "argmax", "prod", "logsumexp", "var",
     # shape

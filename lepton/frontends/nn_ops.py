@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir.types import float32
 from .ops import (_float, arange, exp, gelu, log, max, mean, rsqrt,  # noqa: F401 (gelu re-exported)
-                  square, sum, where)
+                  square, stop_gradient, sum, where)
 from .tensor import Tensor, emit, fail, lift, lift_all, result_dtype
 
 __all__ = ["softmax", "log_softmax", "gelu", "layer_norm", "conv2d", "max_pool2d", "avg_pool2d",
@@ -23,14 +23,14 @@ __all__ = ["softmax", "log_softmax", "gelu", "layer_norm", "conv2d", "max_pool2d
 def softmax(x, axis=-1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`, with the maximum subtracted first."""
     x = _float(x)
-    e = exp(x - max(x, axis, keepdims=True))
+    e = exp(x - stop_gradient(max(x, axis, keepdims=True)))
     return e / sum(e, axis, keepdims=True)
 
 
 def log_softmax(x, axis=-1) -> Tensor:
     """x - logsumexp(x) along `axis`, computed as s - log(sum(exp(s))) with s = x - max(x)."""
     x = _float(x)
-    s = x - max(x, axis, keepdims=True)
+    s = x - stop_gradient(max(x, axis, keepdims=True))
     return s - log(sum(exp(s), axis, keepdims=True))
 
 

@@ -53,6 +53,12 @@ cos = _unary_float("cos", "cos(x): cosine elementwise.")
 reciprocal = _unary_float("reciprocal", "reciprocal(x): 1 / x elementwise (ints give f32).")
 
 
+def stop_gradient(x) -> Tensor:
+    """x itself, but no gradient flows through it (JAX's lax.stop_gradient): the max shift of
+    softmax and logsumexp, which cancels in their derivative, costs nothing in gradients."""
+    return emit("stop_gradient", [lift(x)])
+
+
 def negative(x) -> Tensor:
     """-x elementwise."""
     x = lift(x)
@@ -278,7 +284,7 @@ def logsumexp(x, axis=None, *, keepdims=False) -> Tensor:
     x = _float(x)
     m = max(x, axis, keepdims=True)
     # A row of -inf (or inf/nan) has no finite shift; shift by 0 there, as SciPy does.
-    m = where(abs(m) < math.inf, m, 0.0)
+    m = stop_gradient(where(abs(m) < math.inf, m, 0.0))
     s = log(sum(exp(x - m), axis, keepdims=keepdims))
     return s + (m if keepdims else squeeze(m, norm_axes(axis, x.ndim, "logsumexp")))
 
@@ -371,7 +377,7 @@ def constant(value, dtype=None) -> Tensor:
 __all__ = [
     "add", "subtract", "multiply", "divide", "power", "negative", "abs", "exp", "log", "sqrt",
     "rsqrt", "tanh", "sigmoid", "relu", "gelu", "erf", "sin", "cos", "maximum", "minimum",
-    "where", "clip", "square", "reciprocal",
+    "where", "clip", "square", "reciprocal", "stop_gradient",
     "sum", "mean", "max", "min", "argmax", "prod", "logsumexp", "var",
     "reshape", "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack",
     "split", "take", "matmul", "dot", "zeros", "ones", "full", "arange", "constant",

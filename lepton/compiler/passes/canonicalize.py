@@ -183,6 +183,8 @@ RULES = [
     Rule("div-by-one", op("div", x, const("c", 1)), lambda b, x, c: x),
     Rule("pow-one", op("pow", x, const("c", 1)), lambda b, x, c: x),
     Rule("mul-zero-int", op("mul", x, const("c", 0)), _mul_zero_int),
+    # differentiation is over by the time the pipeline runs
+    Rule("stop-gradient", op("stop_gradient", x), lambda b, x: x),
     # cheaper forms
     Rule("pow-two", op("pow", x, const("c", 2)), lambda b, x, c: b.op("square", x)),
     Rule("pow-minus-one", op("pow", x, const("c", -1)), lambda b, x, c: b.op("reciprocal", x)),

@@ -144,6 +144,9 @@ ELEMENTWISE = [
     _cmp("eq", np.equal),
     _cmp("ne", np.not_equal),
     OpDef("where", "elementwise", 3, (), _where, lambda xs, a: np.where(*xs), _where_vjp),
+    # the identity, through which no gradient flows (JAX's lax.stop_gradient); the pipeline
+    # removes it after differentiation
+    OpDef("stop_gradient", "elementwise", 1, (), _same, lambda xs, a: xs[0], NONDIFF),
     OpDef("cast", "elementwise", 1, ("dtype",), _cast,
           lambda xs, a: np.asarray(xs[0]).astype(to_dtype(a["dtype"]).np), _cast_vjp),
 ]
