@@ -55,20 +55,36 @@ def compiled(emit, arrays):
     return call, ct
 
 
-def bench_matmul(m, k, n, dt=np.float32):
+def bench_matmul(m, k, n, dt=np.float32, trans_a=False, trans_b=False):
+    """C = op(A) @ op(B); a transposed operand is stored transposed (A as K x M, B as N x K)
+    and NumPy gets the same transposed views."""
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((m, k)).astype(dt), rng.standard_normal((k, n)).astype(dt)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dt)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dt)
+    av, bv = (a.T if trans_a else a), (b.T if trans_b else b)
     c = np.empty((m, n), dt)
     call, ct = compiled(lambda mod: emit_matmul(mod, "mm", TensorType.of(a), TensorType.of(b),
-                                                TensorType.of(c)), [c, a, b])
+                                                TensorType.of(c), trans_a=trans_a,
+                                                trans_b=trans_b), [c, a, b])
     reps = 2000 if m * k * n < 1e7 else 20
     t = best_of(call, reps)
-    err = np.abs(c - a.astype(np.float64) @ b).max() / np.abs(a.astype(np.float64) @ b).max()
-    tn = best_of(lambda: np.matmul(a, b), reps)
+    ref = av.astype(np.float64) @ bv
+    err = np.abs(c - ref).max() / np.abs(ref).max()
+    tn = best_of(lambda: np.matmul(av, bv), reps)
     fl = 2 * m * k * n
-    print(f"matmul {m}x{k}x{n} {np.dtype(dt).name}: compile {ct:.3f} s | lepton {t * 1e6:9.1f} us "
+    what = f"{m}x{k}{'^T' if trans_a else ''} @ {k}x{n}{'(^T)' if trans_b else ''}"
+    print(f"matmul {what:24s} {np.dtype(dt).name}: compile {ct:.3f} s | lepton {t * 1e6:9.1f} us "
           f"{fl / t / 1e9:6.1f} GFLOP/s | numpy {tn * 1e6:9.1f} us {fl / tn / 1e9:6.1f} GFLOP/s | "
           f"ratio {t / tn:.2f} | rel err {err:.1e}")
+
+
+def bench_transposed():
+    """The transposed-operand cases next to their plain forms (same run)."""
+    for m, k, n in [(128, 784, 256), (256, 128, 10), (1, 784, 512), (256, 784, 512),
+                    (1024, 1024, 1024)]:
+        bench_matmul(m, k, n)
+        bench_matmul(m, k, n, trans_a=True)
+        bench_matmul(m, k, n, trans_b=True)
 
 
 def np_conv(x, w, pad):
@@ -114,6 +130,9 @@ def bench_pool(kind, xs, k):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["transposed"]:
+        bench_transposed()
+        sys.exit()
     bench_matmul(1024, 1024, 1024)
     bench_matmul(256, 784, 512)
     bench_matmul(1, 784, 512)

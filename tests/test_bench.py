@@ -132,11 +132,25 @@ def test_measure_batches_calls_shorter_than_a_sample():
     def call():
         calls.append(1)
         clock.now += 2.0 ** -20          # ~1 µs, exact in binary so the count is exact
-    s = Settings(warmup=1, min_samples=4, max_samples=4, budget_s=0.0, min_sample_s=2.0 ** -14)
+    s = Settings(warmup=1, warmup_s=0.0, min_samples=4, max_samples=4, budget_s=0.0,
+                 min_sample_s=2.0 ** -14)
     t = measure(call, s, clock)
     assert t.inner == 64
     assert len(calls) == 1 + 4 * 64
     assert t.median_s == pytest.approx(2.0 ** -20)
+
+
+def test_warm_up_lasts_at_least_its_time():
+    clock = FakeClock()
+    calls = []
+
+    def call():
+        calls.append(1)
+        clock.now += 2.0 ** -7           # exact in binary
+    s = Settings(warmup=1, warmup_s=10 * 2.0 ** -7, min_samples=1, max_samples=1, budget_s=0.0,
+                 min_sample_s=0.0)
+    measure(call, s, clock)
+    assert len(calls) == 10 + 1          # warm-up calls for warmup_s, then one sample
 
 
 def test_measure_runs_until_the_budget_is_spent():
@@ -183,8 +197,9 @@ def test_bench_one_times_a_correct_result():
     clock, cpu = FakeClock(), FakeClock()
     runner = NumpyAsCompiled(clock, cpu=cpu, threads=2)     # computes on two CPUs
     w, args, ref = _w("W8")
-    r = bench_one(runner, w, args, ref, Settings(warmup=1, min_samples=5, max_samples=5,
-                                                  budget_s=0.0, min_sample_s=0.0), clock, cpu)
+    r = bench_one(runner, w, args, ref, Settings(warmup=1, warmup_s=0.0, min_samples=5,
+                                                  max_samples=5, budget_s=0.0, min_sample_s=0.0),
+                  clock, cpu)
     assert r.status == "ok" and r.framework == "fake" and r.workload == "W8"
     assert r.ms == pytest.approx(2.0)
     assert r.cpu_per_wall == pytest.approx(2.0)

@@ -17,15 +17,29 @@ def aligned(nbytes):
     return raw[off:off + max(nbytes, 64)]
 
 
-def matmul(a, b, epilogue=None, blocking=None):
-    """Emits, compiles and runs the kernel; returns (result, Kernel, NativeLibrary)."""
+def matmul(a, b, epilogue=None, blocking=None, trans_a=False, trans_b=False):
+    """Emits, compiles and runs the kernel on a and b as stored (the transposed operand's last
+    two axes swapped in memory when its flag is set); returns (result, Kernel, NativeLibrary)."""
     ta, tb = TensorType.of(a), TensorType.of(b)
-    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    m = a.shape[-1] if trans_a else a.shape[-2]
+    n = b.shape[-2] if trans_b else b.shape[-1]
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n)
     out = np.full(shape, 7, a.dtype)      # garbage the kernel must overwrite
-    m = ir.Module()
-    k = emit_matmul(m, "mm", ta, tb, TensorType.of(out), epilogue=epilogue, blocking=blocking)
-    lib = call_kernel(m, "mm", out, a, b, aligned(k.scratch_bytes))
+    mod = ir.Module()
+    k = emit_matmul(mod, "mm", ta, tb, TensorType.of(out), epilogue=epilogue, blocking=blocking,
+                    trans_a=trans_a, trans_b=trans_b)
+    lib = call_kernel(mod, "mm", out, a, b, aligned(k.scratch_bytes))
     return out, k, lib
+
+
+def stored(x, trans):
+    """x as the kernel reads it: with `trans`, a C-contiguous copy of its transpose."""
+    return np.ascontiguousarray(np.swapaxes(x, -1, -2)) if trans else x
+
+
+def matmul_t(a, b, trans_a, trans_b, **kw):
+    """matmul of the logical operands a, b given to the kernel stored transposed per flag."""
+    return matmul(stored(a, trans_a), stored(b, trans_b), trans_a=trans_a, trans_b=trans_b, **kw)
 
 
 def rand(shape, dtype, seed=0):

@@ -25,8 +25,12 @@ class Settings:
     """How hard to measure. A sample times `inner` back-to-back calls, with inner chosen so a
     sample lasts at least `min_sample_s` (the clock's resolution then does not matter); samples
     are taken until there are `min_samples` of them and `budget_s` has been spent, or
-    `max_samples` are reached."""
+    `max_samples` are reached. Warm-up runs at least `warmup` calls and `warmup_s` seconds: a
+    core that sat idle while another framework was measured takes tens of milliseconds to
+    reach its full clock again, which would otherwise slow the first samples of whoever comes
+    next."""
     warmup: int = 2
+    warmup_s: float = 0.3
     min_samples: int = 10
     max_samples: int = 2000
     budget_s: float = 1.5
@@ -35,7 +39,8 @@ class Settings:
 
     @staticmethod
     def quick_mode() -> "Settings":
-        return Settings(warmup=1, min_samples=3, max_samples=500, budget_s=0.15, quick=True)
+        return Settings(warmup=1, warmup_s=0.1, min_samples=3, max_samples=500, budget_s=0.15,
+                        quick=True)
 
     @staticmethod
     def full() -> "Settings":
@@ -62,10 +67,12 @@ def measure(call: Callable[[], Any], settings: Settings, clock: Clock = time.per
     True
     """
     estimate = 0.0
-    for _ in range(max(1, settings.warmup)):
+    start, calls = clock(), 0
+    while calls < max(1, settings.warmup) or clock() - start < settings.warmup_s:
         t0 = clock()
         call()
         estimate = clock() - t0
+        calls += 1
     inner = 1
     if estimate < settings.min_sample_s:
         inner = min(10_000, math.ceil(settings.min_sample_s / max(estimate, 1e-7)))

@@ -1,9 +1,13 @@
-"""GEMM for very few columns (A @ x with x of shape (K, 1) .. (K, 8)): dot products.
+"""GEMM with very few columns or rows (A @ x with x of shape (K, 1) .. (K, 8); x @ W^T with W
+stored (N, K) and x of 1 .. 8 rows, as nn.Linear's): dot products along K.
 
 With N this small a register tile along N wastes most lanes, so the kernel vectorises along K
-instead: B is transposed once into scratch (N rows of K, zero-padded to whole vectors), then
-each group of R rows of A streams through, every (row, column) pair keeping one vector of
-partial sums that is reduced to a scalar at the end.
+instead. It pairs P, the many rows streamed once, with Q, the few (<= DOT_MAX_N) rows kept in
+L1; both run along K. Normally P is A and Q the columns of B; with `swap` (B stored
+transposed, few rows of A) P is B^T's rows as stored and Q the rows of A. A Q that does not
+run along K in memory (B's columns, or a transposed A's rows) is first transposed into
+scratch, zero-padded to whole vectors; then each group of R rows of P streams through, every
+(p, q) pair keeping one vector of partial sums that is reduced to a scalar at the end.
 
     drv, nbytes = emit_dot_driver(module, "mv", GemmShape(f32, 1024, 1, 1024, 1024, 1, 1))
     # void drv(T* a, T* b, T* c, i8* scratch, i64 row0): same contract as gemm.py's drivers
@@ -27,44 +31,63 @@ def dot_scratch_bytes(dtype, n: int, k: int) -> int:
     return n * (-(-k // vl) * vl) * dtype.itemsize
 
 
-def emit_dot_driver(module: ir.Module, name: str, s, epilogue: Epilogue = None):
-    """Adds the internal driver for GemmShape `s` (s.n <= DOT_MAX_N); returns (fn, scratch bytes)."""
+def emit_dot_driver(module: ir.Module, name: str, s, epilogue: Epilogue = None,
+                    swap: bool = False):
+    """Adds the internal driver for GemmShape `s`; returns (fn, scratch bytes). Without swap
+    A must be untransposed and s.n <= DOT_MAX_N; with swap B must be transposed and
+    s.m <= DOT_MAX_N."""
     t = llvm_type(s.dtype)
     vl = vector_width(s.dtype)
     vt = ir.VectorType(t, vl)
     tp = t.as_pointer()
+    if swap and not s.trans_b or not swap and s.trans_a:
+        raise ValueError(f"dot driver: the streamed operand must run along K ({s})")
     fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64],
                          ["a", "b", "c", "scratch", "row0"])
     fn.linkage = "internal"
     a_p, b_p, c_p, scratch, row0 = fn.args
-    n, k = s.n, s.k
+    k = s.k
+    if swap:    # P: rows of B^T as stored; Q: rows of A (along K unless A is transposed)
+        p_p, n_p, ldp, q_p, n_q, ldq, q_direct = b_p, s.n, s.ldb, a_p, s.m, s.lda, not s.trans_a
+    else:       # P: rows of A; Q: columns of B (along K only if B is transposed)
+        p_p, n_p, ldp, q_p, n_q, ldq, q_direct = a_p, s.m, s.lda, b_p, s.n, s.ldb, s.trans_b
+    if n_q > DOT_MAX_N:
+        raise ValueError(f"dot driver: {n_q} > {DOT_MAX_N} rows kept in registers ({s})")
     kp = -(-k // vl) * vl
     full_chunks, tail = divmod(k, vl)
-    rows = max(1, min(8, ACCUMULATORS // n))
-    bt = b.bitcast(scratch, tp)
+    rows = max(1, min(8, ACCUMULATORS // n_q))
     zero = ir.Constant(t, 0)
     reduce_fn = intrinsic(module, f"llvm.vector.reduce.fadd.{vsuffix(vt)}", t, [t, vt])
-    accs = [[b.alloca(vt) for _ in range(n)] for _ in range(rows)]   # promoted to registers
+    accs = [[b.alloca(vt) for _ in range(n_q)] for _ in range(rows)]   # promoted to registers
 
-    for j in range(n):   # B^T, zero padded: the tail chunk needs no mask on this side
-        with for_range(b, k, name="tk") as kk:
-            v = b.load(b.gep(b_p, [b.add(b.mul(kk, const(s.ldb)), const(j))], inbounds=True))
-            b.store(v, b.gep(bt, [b.add(kk, const(j * kp))], inbounds=True))
-        for kk in range(k, kp):
-            b.store(zero, b.gep(bt, [const(j * kp + kk)], inbounds=True))
+    if not q_direct:
+        # Q^T is stored row-major (Q[j, k] at q[k*ldq + j]): transpose it into scratch, zero
+        # padded so the tail chunk needs no mask on this side
+        qt = b.bitcast(scratch, tp)
+        for j in range(n_q):
+            with for_range(b, k, name="tk") as kk:
+                v = b.load(b.gep(q_p, [b.add(b.mul(kk, const(ldq)), const(j))], inbounds=True))
+                b.store(v, b.gep(qt, [b.add(kk, const(j * kp))], inbounds=True))
+            for kk in range(k, kp):
+                b.store(zero, b.gep(qt, [const(j * kp + kk)], inbounds=True))
+        q_p, ldq = qt, kp
+
+    def load(p, mask, align):
+        return masked_load(b, p, mask, vt) if mask is not None else b.load(p, align=align)
 
     def chunk(r_count, r0, c0, mask):
-        bv = [b.load(vptr(b, bt, b.add(c0, const(j * kp)), vt), align=64) for j in range(n)]
+        q_mask = mask if q_direct else None
+        qv = [load(vptr(b, q_p, b.add(c0, const(j * ldq)), vt), q_mask,
+                   s.dtype.itemsize if q_direct else 64) for j in range(n_q)]
         for r in range(r_count):
-            p = vptr(b, a_p, b.add(b.mul(b.add(r0, const(r)), const(s.lda)), c0), vt)
-            av = masked_load(b, p, mask, vt) if mask is not None else \
-                b.load(p, align=s.dtype.itemsize)
-            for j in range(n):
-                b.store(fma(b, av, bv[j], b.load(accs[r][j])), accs[r][j])
+            pv = load(vptr(b, p_p, b.add(b.mul(b.add(r0, const(r)), const(ldp)), c0), vt), mask,
+                      s.dtype.itemsize)
+            for j in range(n_q):
+                b.store(fma(b, pv, qv[j], b.load(accs[r][j])), accs[r][j])
 
     def group(r_count, r0):
         for r in range(r_count):
-            for j in range(n):
+            for j in range(n_q):
                 b.store(ir.Constant(vt, None), accs[r][j])
         if full_chunks:
             with for_range(b, full_chunks, name="kc") as c:
@@ -72,19 +95,20 @@ def emit_dot_driver(module: ir.Module, name: str, s, epilogue: Epilogue = None):
         if tail:
             chunk(r_count, r0, const(full_chunks * vl), lane_mask(vl, tail))
         for r in range(r_count):
-            row = b.add(r0, const(r))
-            for j in range(n):
+            p = b.add(r0, const(r))
+            for j in range(n_q):
                 v = b.call(reduce_fn, [ir.Constant(t, 0.0), b.load(accs[r][j])],
                            fastmath=("reassoc",))
+                row, col = (const(j), p) if swap else (p, const(j))
                 if epilogue is not None:
-                    v = epilogue(b, v, b.add(row0, row), const(j))
-                b.store(v, b.gep(c_p, [b.add(b.mul(row, const(s.ldc)), const(j))], inbounds=True))
+                    v = epilogue(b, v, b.add(row0, row), col)
+                b.store(v, b.gep(c_p, [b.add(b.mul(row, const(s.ldc)), col)], inbounds=True))
 
-    groups, edge = divmod(s.m, rows)
+    groups, edge = divmod(n_p, rows)
     if groups:
         with for_range(b, groups, name="g") as g:
             group(rows, b.mul(g, const(rows)))
     if edge:
         group(edge, const(groups * rows))
     b.ret_void()
-    return fn, dot_scratch_bytes(s.dtype, n, k)
+    return fn, 0 if q_direct else dot_scratch_bytes(s.dtype, n_q, k)

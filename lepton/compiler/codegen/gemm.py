@@ -28,9 +28,11 @@ from llvmlite import ir
 
 from ...ir.types import DType, TensorType, float32, float64
 from .dot import DOT_MAX_N, emit_dot_driver
+from .int_gemm import emit_int_gemm
 from .kernel import Epilogue, Kernel, llvm_type, minmax, vector_width
 from .loops import const, for_range, i8, i32, i64, new_function
-from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_b
+from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_at, emit_pack_b
+from .transpose import emit_pack_bt
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,20 @@ ROWS_KB = 16                    # rows of B per K slice: streams for the prefetc
 ROWS_SLICE_BYTES = 1 << 15      # while narrow B rows give a slice smaller than this
 
 
+A_PANEL_PAD = 16                # elements between packed A panels (64 B for f32)
+
+
 def _round_up(x: int, m: int) -> int:
     return (x + m - 1) // m * m
 
 
 @dataclass(frozen=True)
 class GemmShape:
-    """One static GEMM C[M,N] (+)= A[M,K] @ B[K,N], row-major with leading dims lda/ldb/ldc."""
+    """One static GEMM C[M,N] = op(A) @ op(B), row-major with leading dims lda/ldb/ldc.
+
+    op(A) is A[M,K] stored as is, or with trans_a its transpose stored as a row-major K x M
+    matrix (A[i, k] at a[k*lda + i]); likewise trans_b: B[K,N] stored as N x K (B[k, j] at
+    b[j*ldb + k]). lda/ldb are the row strides of the operands as stored."""
     dtype: DType
     m: int
     n: int
@@ -74,11 +83,29 @@ class GemmShape:
     lda: int
     ldb: int
     ldc: int
+    trans_a: bool = False
+    trans_b: bool = False
+
+    @property
+    def a_strides(self) -> tuple[int, int]:
+        """(row, column) element strides of A[M,K]: A[i, k] at a[i*rs + k*cs]."""
+        return (1, self.lda) if self.trans_a else (self.lda, 1)
+
+    @property
+    def b_strides(self) -> tuple[int, int]:
+        """(row, column) element strides of B[K,N]: B[k, j] at b[k*rs + j*cs]."""
+        return (1, self.ldb) if self.trans_b else (self.ldb, 1)
+
+
+def _b_pack_bytes(s: GemmShape, blk: Blocking) -> int:
+    return _round_up(min(blk.kc, s.k) * _round_up(min(blk.nc, s.n), blk.nr) * s.dtype.itemsize, 64)
 
 
 def gemm_scratch_bytes(s: GemmShape, blk: Blocking) -> int:
-    """Scratch for one packed kc x nc block of B."""
-    return min(blk.kc, s.k) * _round_up(min(blk.nc, s.n), blk.nr) * s.dtype.itemsize
+    """Scratch for one packed kc x nc block of B (and with trans_a one mc x kc block of A)."""
+    panels = min(blk.mc, _round_up(s.m, blk.mr)) // blk.mr
+    a_bytes = panels * (min(blk.kc, s.k) * blk.mr + A_PANEL_PAD) * s.dtype.itemsize
+    return _b_pack_bytes(s, blk) + (a_bytes if s.trans_a else 0)
 
 
 def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
@@ -97,19 +124,29 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
     a_p, b_p, c_p, scratch, row0 = fn.args
     mr, nr = blk.mr, blk.nr
     b_pack = b.bitcast(scratch, tp)
+    a_pack = b.bitcast(b.gep(scratch, [const(_b_pack_bytes(s, blk))]), tp)
 
     # micro-kernels for the full tile and the (static) edge tiles, only those the shape needs
     m_edge, n_edge = s.m % mr, s.n % nr
 
+    b_rs, b_cs = s.b_strides
+    # A is read in place, except a transposed A: its k steps lie lda apart, and a power-of-two
+    # lda (1024 f32) maps a whole micro-panel into one L1 set (215 instead of 260 GFLOP/s);
+    # packing it into mr-row panels is a copy of mr-element runs
+    import os
+    pack_a = emit_pack_at(module, f"{name}.pa", s.dtype, mr, s.lda, A_PANEL_PAD) if s.trans_a and os.environ.get("PACKA") else None
+    a_rs, a_cs = (1, mr) if pack_a is not None else s.a_strides
+
     def tile(rows, cols, tag):
-        spec = TileSpec(s.dtype, rows, -(-cols // vl), cols, a_rs=s.lda, a_cs=1, b_rs=nr,
+        spec = TileSpec(s.dtype, rows, -(-cols // vl), cols, a_rs=a_rs, a_cs=a_cs, b_rs=nr,
                         ldc=s.ldc, b_align=64)
         return emit_microkernel(module, f"{name}.mk{tag}", spec, epilogue)
     mk = tile(mr, nr, "") if s.m >= mr and s.n >= nr else None
     mk_m = tile(m_edge, nr, ".m") if m_edge and s.n >= nr else None
     mk_n = tile(mr, n_edge, ".n") if n_edge and s.m >= mr else None
     mk_mn = tile(m_edge, n_edge, ".mn") if m_edge and n_edge else None
-    pack_b = emit_pack_b(module, f"{name}.pb", s.dtype, nr, s.ldb)
+    # a transposed B is packed by in-register VL x VL transposes into the same panels
+    pack_b = (emit_pack_bt if s.trans_b else emit_pack_b)(module, f"{name}.pb", s.dtype, nr, s.ldb)
 
     def call_tile(f, ap, bp, crow, ccol, kc, mode):
         c = b.gep(c_p, [b.add(b.mul(crow, const(s.ldc)), ccol)], inbounds=True)
@@ -120,18 +157,25 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
         n_full = b.udiv(nc, const(nr))
         with for_range(b, s.k, step=blk.kc, name="pc") as pc:
             kc = minmax(b, const(blk.kc), b.sub(const(s.k), pc), smaller=True)
-            b.call(pack_b, [b_pack, b.gep(b_p, [b.add(b.mul(pc, const(s.ldb)), jc)], inbounds=True),
-                            kc, nc])
+            b_blk = b.add(b.mul(pc, const(b_rs)), b.mul(jc, const(b_cs)))
+            b.call(pack_b, [b_pack, b.gep(b_p, [b_blk], inbounds=True), kc, nc])
             mode = b.zext(b.icmp_signed(">", pc, const(0)), i32)
             if epilogue is not None:
                 last = b.zext(b.icmp_signed("==", b.add(pc, kc), const(s.k)), i32)
                 mode = b.or_(mode, b.shl(last, ir.Constant(i32, 1)))
             with for_range(b, s.m, step=blk.mc, name="ic") as ic:
                 mc = minmax(b, const(blk.mc), b.sub(const(s.m), ic), smaller=True)
-                a_blk = b.gep(a_p, [b.add(b.mul(ic, const(s.lda)), pc)], inbounds=True)
+                if pack_a is None:
+                    a_blk = b.gep(a_p, [b.add(b.mul(ic, const(a_rs)), b.mul(pc, const(a_cs)))],
+                                  inbounds=True)
+                    panel_step = const(mr * a_rs)
+                else:
+                    a_src = b.gep(a_p, [b.add(ic, b.mul(pc, const(s.lda)))], inbounds=True)
+                    b.call(pack_a, [a_pack, a_src, kc, mc])
+                    a_blk, panel_step = a_pack, b.add(b.mul(kc, const(mr)), const(A_PANEL_PAD))
 
                 def a_panel(i):
-                    return b.gep(a_blk, [b.mul(i, const(mr * s.lda))], inbounds=True)
+                    return b.gep(a_blk, [b.mul(i, panel_step)], inbounds=True)
                 m_full = b.udiv(mc, const(mr))
                 a_edge = a_panel(m_full)
                 edge_row = b.add(ic, b.mul(m_full, const(mr)))
@@ -165,7 +209,10 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
     streams through exactly once: K is cut into slices of ROWS_KB rows (more for narrow B, up
     to ROWS_SLICE_BYTES), and each slice (small enough for L1) meets every row group of A and
     every column of C before the next is read. The hardware prefetcher follows the slice's
-    concurrent row streams of B."""
+    concurrent row streams of B. A may be transposed (other strides); B may not (its rows
+    are what the vector loads stream)."""
+    if s.trans_b:
+        raise ValueError("rows driver: B must be stored untransposed")
     t = llvm_type(s.dtype)
     vl = vector_width(s.dtype)
     tp = t.as_pointer()
@@ -179,11 +226,12 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
     width = nvec * vl
     n_full, n_edge = divmod(s.n, width)
     m_full, m_edge = divmod(s.m, mr)
+    a_rs, a_cs = s.a_strides
 
     def tile(rows, cols, tag):
         if not rows or not cols:
             return None
-        spec = TileSpec(s.dtype, rows, -(-cols // vl), cols, a_rs=s.lda, a_cs=1, b_rs=s.ldb,
+        spec = TileSpec(s.dtype, rows, -(-cols // vl), cols, a_rs=a_rs, a_cs=a_cs, b_rs=s.ldb,
                         ldc=s.ldc, b_masked=True)
         return emit_microkernel(module, f"{name}.mk{tag}", spec, epilogue)
     tiles = {(rows, cols): tile(rows, cols, tag) for rows, cols, tag in
@@ -191,7 +239,7 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
 
     def row_group(rows, r0, a_k, b_k, kc, mode):
         c_r = b.gep(c_p, [b.mul(r0, const(s.ldc))], inbounds=True)
-        a_r = b.gep(a_k, [b.mul(r0, const(s.lda))], inbounds=True)
+        a_r = b.gep(a_k, [b.mul(r0, const(a_rs))], inbounds=True)
         if n_full:
             with for_range(b, n_full, name="j") as j:
                 col = b.mul(j, const(width))
@@ -209,7 +257,7 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
         if epilogue is not None:
             last = b.zext(b.icmp_signed("==", b.add(k0, kc), const(s.k)), i32)
             mode = b.or_(mode, b.shl(last, ir.Constant(i32, 1)))
-        a_k = b.gep(a_p, [k0], inbounds=True)
+        a_k = b.gep(a_p, [b.mul(k0, const(a_cs))], inbounds=True)
         b_k = b.gep(b_p, [b.mul(k0, const(s.ldb))], inbounds=True)
         with for_range(b, m_full, name="g") as g:
             row_group(mr, b.mul(g, const(mr)), a_k, b_k, kc, mode)
@@ -219,45 +267,59 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
     return fn
 
 
-def _emit_int_gemm(module, name, s: GemmShape, epilogue: Epilogue) -> ir.Function:
-    """Integers: C = 0, then C[i, :] += A[i, k] * B[k, :] (a loop LLVM vectorises), wrapping."""
-    t = llvm_type(s.dtype)
-    tp = t.as_pointer()
+def emit_ct_driver(module: ir.Module, name: str, s: GemmShape,
+                   epilogue: Epilogue = None) -> tuple[ir.Function, int]:
+    """Adds a driver (emit_gemm_driver's signature) for a transposed A with few columns
+    (N <= DOT_MAX_N < M: a weight gradient x^T @ dy with few outputs). A as stored is
+    op(A)^T, rows running along M, so C^T = op(B)^T @ op(A)^T is a few-rows product whose
+    vector loads stream A once: the rows driver computes it into scratch, then C^T is copied
+    into C through the epilogue (scalars: row = row0 + i, col = j). Returns (fn, scratch)."""
+    if not s.trans_a:
+        raise ValueError("ct driver: for a transposed A only")
+    ldt = _round_up(s.m, vector_width(s.dtype))
+    st = GemmShape(s.dtype, s.n, s.m, s.k, s.ldb, s.lda, ldt, trans_a=not s.trans_b)
+    inner = emit_rows_driver(module, f"{name}.t", st, DEFAULT_BLOCKING[s.dtype].mr)
+    tp = llvm_type(s.dtype).as_pointer()
     fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64],
                          ["a", "b", "c", "scratch", "row0"])
     fn.linkage = "internal"
-    a_p, b_p, c_p, _, row0 = fn.args
+    a_p, b_p, c_p, scratch, row0 = fn.args
+    ct = b.bitcast(scratch, tp)
+    b.call(inner, [b_p, a_p, ct, scratch, const(0)])
     with for_range(b, s.m, name="i") as i:
-        crow = b.mul(i, const(s.ldc))
-        with for_range(b, s.n, name="j") as j:
-            b.store(ir.Constant(t, 0), b.gep(c_p, [b.add(crow, j)]))
-        with for_range(b, s.k, name="k") as k:
-            aik = b.load(b.gep(a_p, [b.add(b.mul(i, const(s.lda)), k)]))
-            brow = b.mul(k, const(s.ldb))
-            with for_range(b, s.n, name="j") as j:
-                p = b.gep(c_p, [b.add(crow, j)])
-                b.store(b.add(b.load(p), b.mul(aik, b.load(b.gep(b_p, [b.add(brow, j)])))), p)
-        if epilogue is not None:
-            with for_range(b, s.n, name="j") as j:
-                p = b.gep(c_p, [b.add(crow, j)])
-                b.store(epilogue(b, b.load(p), b.add(row0, i), j), p)
+        for j in range(s.n):
+            v = b.load(b.gep(ct, [b.add(i, const(j * ldt))], inbounds=True))
+            if epilogue is not None:
+                v = epilogue(b, v, b.add(row0, i), const(j))
+            b.store(v, b.gep(c_p, [b.add(b.mul(i, const(s.ldc)), const(j))], inbounds=True))
     b.ret_void()
-    return fn
+    return fn, s.n * ldt * s.dtype.itemsize
 
 
 def plan_gemm(module: ir.Module, name: str, s: GemmShape, epilogue: Epilogue = None,
               blocking: Optional[Blocking] = None) -> tuple[ir.Function, int]:
     """Picks the code path for one static GEMM; returns (driver function, scratch bytes).
     The driver has the signature of `emit_gemm_driver`'s. An explicit `blocking` forces the
-    packed path with those blocks (for tests and tuning)."""
+    packed path with those blocks (for tests and tuning).
+
+    Float paths: N <= DOT_MAX_N < M: dot products (A rows against B columns), or for a
+    transposed A the few-rows product C^T = op(B)^T @ A as stored; a transposed B with
+    M <= DOT_MAX_N: dot products the other way round (rows of B^T as stored against rows of
+    A); few rows and a small C with B untransposed: the streaming rows driver; else packed
+    (a transposed B cannot stream along N, so it is packed even for few rows)."""
     if s.dtype not in (float32, float64):
-        return _emit_int_gemm(module, name, s, epilogue), 0
+        return emit_int_gemm(module, name, s, epilogue), 0
     blk = blocking or DEFAULT_BLOCKING[s.dtype]
-    if blocking is None and s.n <= DOT_MAX_N and s.m > s.n:
-        return emit_dot_driver(module, name, s, epilogue)
-    if blocking is None and s.m <= ROWS_MAX_M and \
-            s.m * s.n * s.dtype.itemsize <= ROWS_MAX_C_BYTES:
-        return emit_rows_driver(module, name, s, blk.mr, epilogue), 0
+    if blocking is None:
+        if s.n <= DOT_MAX_N and s.m > s.n:
+            if s.trans_a:
+                return emit_ct_driver(module, name, s, epilogue)
+            return emit_dot_driver(module, name, s, epilogue)
+        if s.trans_b and s.m <= DOT_MAX_N:
+            return emit_dot_driver(module, name, s, epilogue, swap=True)
+        if not s.trans_b and s.m <= ROWS_MAX_M and \
+                s.m * s.n * s.dtype.itemsize <= ROWS_MAX_C_BYTES:
+            return emit_rows_driver(module, name, s, blk.mr, epilogue), 0
     blk = fit_blocking(blk, s)
     return emit_gemm_driver(module, name, s, blk, epilogue), gemm_scratch_bytes(s, blk)
 
@@ -272,14 +334,21 @@ def fit_blocking(blk: Blocking, s: GemmShape) -> Blocking:
     return Blocking(blk.mr, blk.nr, mc, kc, blk.nc)
 
 
-def _check_matmul(a: TensorType, b: TensorType, out: TensorType):
-    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2] or a.dtype != b.dtype:
-        raise ValueError(f"matmul kernel: bad operand types {a} @ {b}")
+def _check_matmul(a: TensorType, b: TensorType, out: TensorType, trans_a: bool, trans_b: bool):
+    """Returns (batch shape, m, k, n) of op(a) @ op(b); ValueError if the types disagree."""
+    what = f"{'transpose(' + str(a) + ')' if trans_a else a} @ " \
+           f"{'transpose(' + str(b) + ')' if trans_b else b}"
+    if a.ndim < 2 or b.ndim < 2 or a.dtype != b.dtype:
+        raise ValueError(f"matmul kernel: bad operand types {what}")
+    m, k = a.shape[-1:-3:-1] if trans_a else a.shape[-2:]
+    kb, n = b.shape[-1:-3:-1] if trans_b else b.shape[-2:]
+    if k != kb:
+        raise ValueError(f"matmul kernel: contracted dims differ ({k} and {kb}) in {what}")
     batch = _broadcast(a.shape[:-2], b.shape[:-2])
-    want = batch + (a.shape[-2], b.shape[-1])
+    want = batch + (m, n)
     if out.shape != want or out.dtype != a.dtype:
-        raise ValueError(f"matmul kernel: output {out} does not match {a} @ {b} (want {want})")
-    return batch
+        raise ValueError(f"matmul kernel: output {out} does not match {what} (want {want})")
+    return batch, m, k, n
 
 
 def _broadcast(x, y):
@@ -301,12 +370,18 @@ def _batch_strides(shape, batch, matrix_elems):
 
 
 def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out: TensorType,
-                epilogue: Epilogue = None, blocking: Optional[Blocking] = None) -> Kernel:
-    """Adds `void name(T* out, T* a, T* b, i8* scratch)` computing np.matmul(a, b) with static
-    shapes (module docstring). Raises ValueError on inconsistent types."""
-    batch = _check_matmul(a, b, out)
-    m, k = a.shape[-2:]
-    n = b.shape[-1]
+                epilogue: Epilogue = None, blocking: Optional[Blocking] = None,
+                trans_a: bool = False, trans_b: bool = False) -> Kernel:
+    """Adds `void name(T* out, T* a, T* b, i8* scratch)` computing op(a) @ op(b) with static
+    shapes and NumPy's batch broadcasting (module docstring). op(x) is x, or with the trans
+    flag its last two axes swapped: `a` then describes the operand as stored, (..., K, M),
+    and `b` (..., N, K); nothing is copied to memory for it. Raises ValueError on
+    inconsistent types.
+
+        emit_matmul(mod, "dw", TensorType(f32, (128, 784)), TensorType(f32, (128, 256)),
+                    TensorType(f32, (784, 256)), trans_a=True)     # x^T @ dy
+    """
+    batch, m, k, n = _check_matmul(a, b, out, trans_a, trans_b)
     t = llvm_type(a.dtype)
     nb = math.prod(batch)
     sa = _batch_strides(a.shape[:-2], batch, m * k)
@@ -327,14 +402,15 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
                 bld.store(v, bld.gep(c_p, [bld.add(bld.mul(r, const(n)), j)]))
         bld.ret_void()
         return Kernel(fn, 0)
-    if not any(sb) and all(x for x, d in zip(sa, batch) if d > 1):
-        # B shared by every batch and A a dense stack: one tall GEMM of nb*m rows
-        s = GemmShape(a.dtype, nb * m, n, k, k, n, n)
+    lda, ldb = (m if trans_a else k), (k if trans_b else n)
+    if not trans_a and not any(sb) and all(x for x, d in zip(sa, batch) if d > 1):
+        # B shared by every batch and A a dense stack of row-major matrices: one tall GEMM
+        s = GemmShape(a.dtype, nb * m, n, k, lda, ldb, n, trans_b=trans_b)
         drv, scratch_bytes = plan_gemm(module, f"{name}.gemm", s, epilogue, blocking)
         bld.call(drv, [a_p, b_p, c_p, scratch, const(0)])
         bld.ret_void()
         return Kernel(fn, scratch_bytes)
-    s = GemmShape(a.dtype, m, n, k, k, n, n)
+    s = GemmShape(a.dtype, m, n, k, lda, ldb, n, trans_a, trans_b)
     drv, scratch_bytes = plan_gemm(module, f"{name}.gemm", s, epilogue, blocking)
     with for_range(bld, nb, name="bi") as bi:
         a_off, b_off, rest = const(0), const(0), bi

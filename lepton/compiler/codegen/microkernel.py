@@ -206,3 +206,37 @@ def emit_pack_b(module: ir.Module, name: str, dtype: DType, nr: int, ldb: int) -
                 b.store(x, vptr(b, dst, b.add(d, const(v * vl)), vt), align=64)
     b.ret_void()
     return fn
+
+
+def emit_pack_at(module: ir.Module, name: str, dtype: DType, mr: int, lda: int,
+                 pad: int = 0) -> ir.Function:
+    """`void name(T* dst, T* src, i64 kc, i64 mc)`: packs the mc x kc block of A whose
+    transpose is stored row-major at src (A[i, k] at src[k*lda + i]) into panels of mr rows:
+    panel p holds element (r, k) at p*(kc*mr + pad) + k*mr + r (the last panel's missing rows
+    are left alone: its edge micro-kernel never reads them). Each source row k is read once,
+    front to back, as mr-element vectors; `pad` keeps the panels' write streams out of one
+    cache set."""
+    t = llvm_type(dtype)
+    vt = ir.VectorType(t, mr)
+    fn, b = new_function(module, name, [t.as_pointer()] * 2 + [i64, i64], ["dst", "src", "kc", "mc"])
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    dst, src, kc, mc = fn.args
+    full = b.udiv(mc, const(mr))
+    rem = b.sub(mc, b.mul(full, const(mr)))
+    panel = b.add(b.mul(kc, const(mr)), const(pad))
+    lanes = ir.Constant(ir.VectorType(i64, mr), list(range(mr)))
+    mask = b.icmp_signed("<", lanes, splat(b, rem, mr))
+    has_rem = b.icmp_unsigned("!=", rem, const(0))
+    with for_range(b, kc, name="k") as k:
+        row = b.mul(k, const(lda))
+        with for_range(b, full, name="p") as p:
+            x = b.load(vptr(b, src, b.add(row, b.mul(p, const(mr))), vt), align=dtype.itemsize)
+            b.store(x, vptr(b, dst, b.add(b.mul(p, panel), b.mul(k, const(mr))), vt),
+                    align=dtype.itemsize)
+        with b.if_then(has_rem):
+            x = masked_load(b, vptr(b, src, b.add(row, b.mul(full, const(mr))), vt), mask, vt)
+            masked_store(b, x, vptr(b, dst, b.add(b.mul(full, panel), b.mul(k, const(mr))), vt),
+                         mask)
+    b.ret_void()
+    return fn
