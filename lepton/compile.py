@@ -27,7 +27,6 @@ from .frontends.trace import trace_flat
 from .ir.graph import Graph
 from .ir.interpreter import evaluate
 from .ir.printer import print_graph
-from .ir.types import TensorType
 from .nn import Module
 from .runtime.executable import Executable
 from .runtime.cache import DiskCache, cache_key

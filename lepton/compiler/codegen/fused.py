@@ -16,8 +16,8 @@ from llvmlite import ir
 
 from ...ir.graph import Value
 from ..fusion import Group
-from .loopnest import View, broadcast_view, collapse, row_major_strides
-from .loops import const, for_range, i8, new_function
+from .loopnest import View, broadcast_view, emit_nest, row_major_strides
+from .loops import i8, new_function
 from .reduce import combine, identity
 from .scalar import SCALAR, llvm_type, load, mem_type, store
 
@@ -28,22 +28,6 @@ def immediate(x: Value):
         return None
     item = x.attrs["value"].reshape(()).item()
     return ir.Constant(llvm_type(x.dtype), float(item) if x.dtype.is_float else int(item))
-
-
-def _nest(b, shape, views, body, name):
-    """Loops over `shape` (collapsed where every view allows), calling body(offsets)."""
-    shape, views = collapse(tuple(shape), views)
-
-    def rec(depth, offsets):
-        if depth == len(shape):
-            body(offsets)
-            return
-        with for_range(b, shape[depth], name=f"{name}{depth}") as i:
-            rec(depth + 1, [off if v.strides[depth] == 0 else
-                            b.add(off, b.mul(i, const(v.strides[depth])))
-                            for off, v in zip(offsets, views)])
-
-    rec(0, [const(v.offset) for v in views])
 
 
 def operands(group: Group) -> list[Value]:
@@ -94,7 +78,7 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True):
             return r
 
         def inner_loop(body):
-            _nest(b, space[k:], [inner_view(x) for x in accessed],
+            emit_nest(b, space[k:], [inner_view(x) for x in accessed],
                   lambda inner: body({x: b.add(base[x], o) for x, o in zip(accessed, inner)}),
                   name="j")
 
@@ -127,7 +111,7 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True):
                     store(b, v, b.gep(ptr[m], [offs[m]]), m.dtype)
             inner_loop(store_body)
 
-    _nest(b, space[:k], [outer_view(x) for x in accessed], outer_body, name="i")
+    emit_nest(b, space[:k], [outer_view(x) for x in accessed], outer_body, name="i")
     b.ret_void()
     return fn, ext
 

@@ -73,24 +73,34 @@ def collapse(shape, views):
     return tuple(shape), [View(v.offset, tuple(st)) for v, st in zip(views, strides)]
 
 
+def emit_nest(b: ir.IRBuilder, shape, views: list[View], body, name="i") -> None:
+    """Loops over `shape` (collapsed where every view allows), calling body(offsets) with each
+    view's element offset (an i64 value) at the current iteration."""
+    shape, views = collapse(tuple(shape), views)
+
+    def rec(depth, offsets):
+        if depth == len(shape):
+            body(offsets)
+            return
+        with for_range(b, shape[depth], name=f"{name}{depth}") as i:
+            rec(depth + 1, [off if v.strides[depth] == 0 else
+                            b.add(off, b.mul(i, const(v.strides[depth])))
+                            for off, v in zip(offsets, views)])
+
+    rec(0, [const(v.offset) for v in views])
+
+
 def emit_map(b: ir.IRBuilder, shape, inputs: list[Access], outputs: list[Access],
              body: Callable[[ir.IRBuilder, list], list]) -> None:
     """Emits `for i in shape: outputs[k][i] = body(b, [inputs[j][i]])[k]` at b's position."""
     if any(s == 0 for s in shape):
         return
     accesses = inputs + outputs
-    shape, views = collapse(tuple(shape), [a.view for a in accesses])
 
-    def nest(depth, offsets):
-        if depth == len(shape):
-            ptrs = [b.gep(a.ptr, [off]) for a, off in zip(accesses, offsets)]
-            vals = [load(b, p, a.dtype) for p, a in zip(ptrs[:len(inputs)], inputs)]
-            for p, a, v in zip(ptrs[len(inputs):], outputs, body(b, vals)):
-                store(b, v, p, a.dtype)
-            return
-        with for_range(b, shape[depth], name=f"i{depth}") as i:
-            nest(depth + 1, [off if v.strides[depth] == 0 else
-                             b.add(off, b.mul(i, const(v.strides[depth])))
-                             for off, v in zip(offsets, views)])
+    def at(offsets):
+        ptrs = [b.gep(a.ptr, [off]) for a, off in zip(accesses, offsets)]
+        vals = [load(b, p, a.dtype) for p, a in zip(ptrs[:len(inputs)], inputs)]
+        for p, a, v in zip(ptrs[len(inputs):], outputs, body(b, vals)):
+            store(b, v, p, a.dtype)
 
-    nest(0, [const(v.offset) for v in views])
+    emit_nest(b, shape, [a.view for a in accesses], at)
