@@ -128,7 +128,8 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None) -
     for n, grp in enumerate(groups if groups is not None else partition(g)):
         if all(v.type.size == 0 for v in grp.outputs or grp.members):
             continue
-        name = f"k{n}_{grp.members[-1].op}"
+        ops = "_".join(dict.fromkeys(v.op for v in grp.members))
+        name = f"k{n}_{ops[:48]}"  # e.g. k0_matmul_add_relu
         if grp.kind in ("matmul", "conv2d"):
             fn, ops, scratch = emit_epilogue_kernel(module, name, grp)
             kernels.append(Kernel(fn, tuple(grp.outputs), tuple(ops), scratch))
