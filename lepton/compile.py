@@ -45,7 +45,8 @@ def as_array(x):
 class CompileResult:
     """Everything produced for one signature: graphs, LLVM IR, executable, timings."""
 
-    def __init__(self, traced: Graph, in_tree, out_tree, *, check: bool = False):
+    def __init__(self, traced: Graph, in_tree, out_tree, *, check: bool = False,
+                 profile: bool = False):
         cfg = config.current()
         times = {}
         self.traced, self.in_tree, self.out_tree = traced, in_tree, out_tree
@@ -60,7 +61,8 @@ class CompileResult:
                                  for grp in self.groups])
         times["plan"] = time.perf_counter() - t
         cache = DiskCache.from_config(cfg.cache_dir, cfg.cache and not cfg.dump_dir)
-        key = cache_key(print_graph(self.graph, locs=False)) if cache else None
+        key = cache_key(print_graph(self.graph, locs=False),
+                        "O3+profile" if profile else "O3") if cache else None
         hit = cache.get(key) if cache else None
         self.cached = hit is not None
         t = time.perf_counter()
@@ -72,7 +74,7 @@ class CompileResult:
             self.lib = NativeLibrary(obj)
             times["cache_load"] = time.perf_counter() - t
         else:
-            lowered = lower_graph(self.graph, self.plan, self.groups)
+            lowered = lower_graph(self.graph, self.plan, self.groups, profile)
             self.kernels = lowered.kernels
             self.kernel_names = [k.fn.name for k in self.kernels]
             self.llvm_ir = lowered.llvm_ir
@@ -189,6 +191,11 @@ class CompiledFunction:
 
     def stats(self) -> dict:
         return self._result().stats()
+
+    def profile(self, *args, repeat: int = 100) -> list:
+        """Time per kernel on these arguments (lepton.profiler.profile)."""
+        from .profiler import profile
+        return profile(self.lower(*args), [as_array(x) for x in tree_flatten(args)[0]], repeat)
 
 
 class CheckError(AssertionError):

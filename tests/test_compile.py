@@ -107,3 +107,12 @@ def test_tracing_data_dependent_control_flow_is_a_clear_error():
         return x if x.sum() > 0 else -x
     with pytest.raises(TypeError, match="control flow"):
         lp.compile(f)(f32(3))
+
+
+def test_profile_gives_each_kernel_a_time():
+    f = lp.compile(lambda x, w: lp.softmax(lp.relu(x @ w)) * 2.0)
+    x, w = f32(64, 32), f32(32, 48)
+    prof = f.profile(x, w, repeat=20)
+    assert [k.name for k in prof] == f.stats()["kernel_ops"]
+    assert all(k.us >= 0 for k in prof) and abs(sum(k.share for k in prof) - 1) < 1e-6
+    assert max(prof, key=lambda k: k.us).us > 0

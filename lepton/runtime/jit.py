@@ -87,6 +87,12 @@ class NativeLibrary:
             raise KeyError(f"no function {name!r} in the compiled module")
         return addr
 
+    def global_address(self, name: str) -> int:
+        addr = self._engine.get_global_value_address(name)
+        if not addr:
+            raise KeyError(f"no global {name!r} in the compiled module")
+        return addr
+
     def assembly(self) -> str:
         if self.optimized_ir is None:
             raise RuntimeError("loaded from the disk cache: no IR to print")

@@ -24,6 +24,7 @@ from .reduce import emit_argmax, emit_reduce
 from .scalar import SCALAR, mem_type
 
 ENTRY = "lepton_main"
+TICKS = "lepton_ticks"
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,11 @@ class Lowered:
     kernels: list[Kernel]
 
 
-def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None) -> Lowered:
-    """Emits one kernel per fusion group and the entry; fills in plan.scratch_bytes."""
+def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
+                profile: bool = False) -> Lowered:
+    """Emits one kernel per fusion group and the entry; fills in plan.scratch_bytes. With
+    profile, the entry records the cycle counter before the first kernel and after each one
+    in the global array `TICKS` (len(kernels) + 1 entries)."""
     module = ir.Module(name=g.name)
     kernels: list[Kernel] = []
     for n, grp in enumerate(groups if groups is not None else partition(g)):
@@ -141,16 +145,19 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None) -
     for k in kernels:
         k.fn.linkage = "internal"
     plan.scratch_bytes = max([k.scratch_bytes for k in kernels], default=0)
-    _emit_entry(module, kernels, plan)
+    _emit_entry(module, kernels, plan, profile)
     return Lowered(str(module), kernels)
 
 
-def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan) -> None:
+def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
+                profile: bool) -> None:
     i8p = i8.as_pointer()
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i8p.as_pointer()]), ENTRY)
     fn.attributes.add("nounwind")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     slots: dict[int, ir.Value] = {}
+    tick = _ticker(module, b, len(kernels)) if profile else (lambda k: None)
+    tick(0)
 
     def address(v: Value):
         slot, offset = plan.where[v]
@@ -169,4 +176,17 @@ def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan) -> N
         else:
             args.append(ir.Constant(i8p, None))
         b.call(k.fn, args)
+        tick(kernels.index(k) + 1)
     b.ret_void()
+
+
+def _ticker(module: ir.Module, b: ir.IRBuilder, n: int):
+    """tick(i) stores the cycle counter in TICKS[i]."""
+    i64 = ir.IntType(64)
+    ticks = ir.GlobalVariable(module, ir.ArrayType(i64, n + 1), TICKS)
+    ticks.initializer = ir.Constant(ticks.type.pointee, None)
+    counter = ir.Function(module, ir.FunctionType(i64, []), "llvm.readcyclecounter")
+
+    def tick(i: int):
+        b.store(b.call(counter, []), b.gep(ticks, [ir.Constant(ir.IntType(32), 0), const(i)]))
+    return tick
