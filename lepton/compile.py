@@ -30,7 +30,7 @@ from .ir.printer import print_graph
 from .nn import Module
 from .runtime.executable import Executable
 from .runtime.cache import DiskCache, cache_key
-from .runtime.jit import NativeLibrary, compile_object
+from .runtime.jit import NativeLibrary, compile_object, openmp_available
 
 _SCALARS = {float: np.float32, int: np.int64, bool: np.bool_}
 
@@ -61,8 +61,9 @@ class CompileResult:
                                  for grp in self.groups])
         times["plan"] = time.perf_counter() - t
         cache = DiskCache.from_config(cfg.cache_dir, cfg.cache and not cfg.dump_dir)
-        key = cache_key(print_graph(self.graph, locs=False),
-                        "O3+profile" if profile else "O3") if cache else None
+        self.threads = cfg.threads if cfg.threads > 1 and openmp_available() else 1
+        flags = f"O3 threads={self.threads}" + (" profile" if profile else "")
+        key = cache_key(print_graph(self.graph, locs=False), flags) if cache else None
         hit = cache.get(key) if cache else None
         self.cached = hit is not None
         t = time.perf_counter()
@@ -74,7 +75,7 @@ class CompileResult:
             self.lib = NativeLibrary(obj)
             times["cache_load"] = time.perf_counter() - t
         else:
-            lowered = lower_graph(self.graph, self.plan, self.groups, profile)
+            lowered = lower_graph(self.graph, self.plan, self.groups, profile, self.threads)
             self.kernels = lowered.kernels
             self.kernel_names = [k.fn.name for k in self.kernels]
             self.llvm_ir = lowered.llvm_ir
@@ -103,6 +104,7 @@ class CompileResult:
             "kernels": len(self.kernel_names),
             "kernel_ops": list(self.kernel_names),
             "from_disk_cache": self.cached,
+            "threads": self.threads,
             "fused_groups": [grp.describe() for grp in self.groups if len(grp.members) > 1],
             "values": len(self.graph.nodes),
             "workspace_bytes": p.workspace_bytes,

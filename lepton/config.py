@@ -4,7 +4,8 @@
 - LEPTON_DEBUG=1      run the IR verifier after every pass
 - LEPTON_CACHE_DIR    where compiled code is cached on disk (default ~/.cache/lepton)
 - LEPTON_CACHE=0      do not use the disk cache
-None of them changes generated code, so none enters the cache key.
+- LEPTON_NUM_THREADS  threads a kernel may use (default: the CPUs this process may run on)
+Only the thread count changes generated code; it is part of the cache key.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class Config:
     debug: bool
     cache_dir: str
     cache: bool
+    threads: int
 
 
 def current() -> Config:
@@ -25,4 +27,18 @@ def current() -> Config:
                   debug=os.environ.get("LEPTON_DEBUG", "") not in ("", "0"),
                   cache_dir=os.environ.get("LEPTON_CACHE_DIR")
                   or os.path.join(os.path.expanduser("~"), ".cache", "lepton"),
-                  cache=os.environ.get("LEPTON_CACHE", "1") not in ("", "0"))
+                  cache=os.environ.get("LEPTON_CACHE", "1") not in ("", "0"),
+                  threads=_threads(os.environ.get("LEPTON_NUM_THREADS", "")))
+
+
+def _threads(text: str) -> int:
+    if text.strip():
+        try:
+            return max(1, int(text))
+        except ValueError:
+            raise ValueError(f"LEPTON_NUM_THREADS must be a positive integer, got {text!r}") \
+                from None
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1

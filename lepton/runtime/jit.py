@@ -9,6 +9,7 @@ frees the code.
 """
 from __future__ import annotations
 
+import ctypes.util
 import functools
 import threading
 
@@ -55,6 +56,19 @@ def optimize(mod: "llvm.ModuleRef", level: int = 3) -> None:
     pto.loop_unrolling = level >= 2
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(mod, pb)
+
+
+@functools.cache
+def openmp_available() -> bool:
+    """Loads libgomp into the process (generated code calls GOMP_parallel); False when the
+    system has none, and then every kernel runs on one thread."""
+    _init()
+    path = ctypes.util.find_library("gomp") or "libgomp.so.1"
+    try:
+        llvm.load_library_permanently(path)
+    except RuntimeError:
+        return False
+    return True
 
 
 def compile_object(llvm_ir: str, opt_level: int = 3) -> tuple[bytes, str]:

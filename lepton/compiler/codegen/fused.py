@@ -12,12 +12,15 @@ through broadcast views of the space; one-element constants become immediates.
 """
 from __future__ import annotations
 
+import math
+
 from llvmlite import ir
 
 from ...ir.graph import Value
 from ..fusion import Group
-from .loopnest import View, broadcast_view, emit_nest, row_major_strides
-from .loops import i8, new_function
+from .loopnest import View, broadcast_view, collapse, emit_nest, row_major_strides
+from .loops import i8
+from .parallel import begin_split, finish_split, worth_threads
 from .reduce import combine, identity
 from .scalar import SCALAR, llvm_type, load, mem_type, store
 
@@ -38,14 +41,16 @@ def operands(group: Group) -> list[Value]:
     return list(seen)
 
 
-def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True):
+def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
+              threads: int = 1):
     """Emits `void name(out..., operand..., i8* scratch)`; returns (fn, operands).
-    noalias=False when an output is written over an input (in place)."""
+    noalias=False when an output is written over an input (in place). The outer loop is
+    split across up to `threads` threads when the kernel is big enough."""
     ext = operands(group)
     outs = group.outputs
-    fn, b = new_function(module, name, [mem_type(v.dtype).as_pointer() for v in outs + ext]
-                         + [i8.as_pointer()], noalias=noalias)
-    ptr = dict(zip(outs + ext, fn.args))
+    arg_types = [mem_type(v.dtype).as_pointer() for v in outs + ext] + [i8.as_pointer()]
+    body, b, args, lo, hi = begin_split(module, name, arg_types, noalias)
+    ptr = dict(zip(outs + ext, args))
     space, k = group.space, group.split
     inside = set(group.members)
     # every pointer access as a view of the whole space (outputs are dense in their own shape)
@@ -111,8 +116,14 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True):
                     store(b, v, b.gep(ptr[m], [offs[m]]), m.dtype)
             inner_loop(store_body)
 
-    emit_nest(b, space[:k], [outer_view(x) for x in accessed], outer_body, name="i")
+    outer_views = [outer_view(x) for x in accessed]
+    outer_shape, _ = collapse(space[:k], outer_views)
+    n0 = outer_shape[0] if outer_shape else 1
+    emit_nest(b, space[:k], outer_views, outer_body, name="i",
+              first=(lo, hi) if outer_shape else None)
     b.ret_void()
+    fn = finish_split(module, name, body, arg_types, n0,
+                      worth_threads(threads, math.prod(space), n0), noalias)
     return fn, ext
 
 

@@ -73,16 +73,18 @@ def collapse(shape, views):
     return tuple(shape), [View(v.offset, tuple(st)) for v, st in zip(views, strides)]
 
 
-def emit_nest(b: ir.IRBuilder, shape, views: list[View], body, name="i") -> None:
+def emit_nest(b: ir.IRBuilder, shape, views: list[View], body, name="i", first=None) -> None:
     """Loops over `shape` (collapsed where every view allows), calling body(offsets) with each
-    view's element offset (an i64 value) at the current iteration."""
+    view's element offset (an i64 value) at the current iteration. `first=(lo, hi)` runs only
+    those iterations of the outermost collapsed loop (a thread's share)."""
     shape, views = collapse(tuple(shape), views)
 
     def rec(depth, offsets):
         if depth == len(shape):
             body(offsets)
             return
-        with for_range(b, shape[depth], name=f"{name}{depth}") as i:
+        lo, hi = first if first is not None and depth == 0 else (0, shape[depth])
+        with for_range(b, hi, start=lo, name=f"{name}{depth}") as i:
             rec(depth + 1, [off if v.strides[depth] == 0 else
                             b.add(off, b.mul(i, const(v.strides[depth])))
                             for off, v in zip(offsets, views)])

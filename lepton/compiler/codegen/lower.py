@@ -56,8 +56,8 @@ def _elementwise(module, name, v):
     return _rows(module, name, Group("rows", [v], tuple(v.shape), len(v.shape), [v]))
 
 
-def _rows(module, name, group: Group, noalias: bool = True):
-    fn, ext = emit_rows(module, name, group, noalias)
+def _rows(module, name, group: Group, noalias: bool = True, threads: int = 1):
+    fn, ext = emit_rows(module, name, group, noalias, threads)
     return Kernel(fn, tuple(group.outputs), tuple(ext))
 
 
@@ -123,7 +123,7 @@ class Lowered:
 
 
 def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
-                profile: bool = False) -> Lowered:
+                profile: bool = False, threads: int = 1) -> Lowered:
     """Emits one kernel per fusion group and the entry; fills in plan.scratch_bytes. With
     profile, the entry records the cycle counter before the first kernel and after each one
     in the global array `TICKS` (len(kernels) + 1 entries)."""
@@ -139,7 +139,7 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
             kernels.append(Kernel(fn, tuple(grp.outputs), tuple(ops), scratch))
         elif grp.kind == "rows":
             shared = {plan.where[v] for v in grp.outputs} & {plan.where.get(x) for x in grp.reads()}
-            kernels.append(_rows(module, name, grp, noalias=not shared))
+            kernels.append(_rows(module, name, grp, noalias=not shared, threads=threads))
         else:
             kernels.append(KERNELS[grp.members[0].op](module, name, grp.members[0]))
     for k in kernels:
