@@ -182,3 +182,135 @@ def test_mixed_dtypes_raise():
     with pytest.raises(ValueError):
         emit_matmul(ir.Module(), "mm", TensorType(int64, (2, 2)), TensorType(int64, (2, 2)),
                     TensorType(int32, (2, 2)))
+
+
+# ---- transposed operands: op(a) @ op(b) with a stored (..., K, M) / b stored (..., N, K) ----
+
+FLAGS = [(True, False), (False, True), (True, True)]
+FLAG_IDS = ["ta", "tb", "ta_tb"]
+
+T_SHAPES = [  # (M, K, N): every path for every flag combination
+    (7, 13, 5), (5, 13, 7), (1, 1, 1), (9, 1, 40), (1, 300, 70), (3, 30, 2),   # tiny, K=1, 1xKxN
+    (13, 50, 37), (16, 40, 100),                  # B^T with few rows: dot products in groups
+    (50, 37, 1), (33, 100, 5), (200, 17, 8),      # few columns (A^T: C^T by the rows driver)
+    (24, 70, 33), (70, 300, 47), (130, 33, 65),   # packed: edges in M and N, K tails
+]
+
+
+T_CASES = [(mkn, np.float32) for mkn in T_SHAPES] + \
+    [(mkn, np.float64) for mkn in [(7, 13, 5), (9, 1, 40), (13, 50, 37), (50, 37, 1), (70, 300, 47)]]
+
+
+@pytest.mark.parametrize("mkn,dt", T_CASES, ids=lambda c: "x".join(map(str, c)) if
+                         isinstance(c, tuple) else np.dtype(c).name)
+@pytest.mark.parametrize("flags", FLAGS, ids=FLAG_IDS)
+def test_transposed_shapes(mkn, dt, flags):
+    m, k, n = mkn
+    a, b = rand((m, k), dt), rand((k, n), dt, 1)
+    out, _, _ = matmul_t(a, b, *flags)
+    check(a, b, out, 1e-4 if dt == np.float32 else 1e-11)
+
+
+@pytest.mark.parametrize("mkn", [(77, 45, 100), (5, 9, 20), (3, 70, 3), (16, 31, 64)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("flags", FLAGS, ids=FLAG_IDS)
+def test_transposed_small_blocks(mkn, flags):
+    # several jc/pc/ic blocks: B^T packed by edge tiles (rows < nr, kc not a multiple of 16)
+    m, k, n = mkn
+    a, b = rand((m, k), np.float32), rand((k, n), np.float32, 1)
+    out, _, _ = matmul_t(a, b, *flags, blocking=Blocking(mr=8, nr=32, mc=16, kc=8, nc=64))
+    check(a, b, out, 1e-4)
+
+
+@pytest.mark.parametrize("dt,mkn,blocking", [
+    (np.float32, (1024, 37, 70), Blocking(mr=6, nr=32, mc=18, kc=8, nc=64)),  # a 4-row panel
+    (np.float32, (1024, 20, 40), None),
+    (np.float64, (512, 30, 24), None),
+])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_transposed_a_with_4k_row_stride_is_packed(dt, mkn, blocking, trans_b):
+    # A^T rows of 4 KiB: the packed path copies A's blocks into panels instead of reading
+    # them in place (every k step of a micro-panel would map to one L1 set)
+    m, k, n = mkn
+    a, b = rand((m, k), dt), rand((k, n), dt, 1)
+    out, kern, _ = matmul_t(a, b, True, trans_b, blocking=blocking)
+    check(a, b, out, 1e-4 if dt == np.float32 else 1e-11)
+    assert "mm.gemm.pa" in str(kern.fn.module)
+
+
+def test_transposed_operands_are_not_copied_whole():
+    # nn.Linear at batch 1 (x @ W^T) reads W as stored: no scratch at all
+    a, w = rand((1, 300), np.float32), rand((70, 300), np.float32, 1)
+    out, kern, _ = matmul(a, w, trans_b=True)
+    check(a, w.T, out, 1e-4)
+    assert kern.scratch_bytes == 0
+    # x^T @ dy reads x in place; scratch only holds the packed block of B, as without trans_a
+    x, dy = rand((64, 70), np.float32), rand((64, 300), np.float32, 1)
+    out, kern, _ = matmul(x, dy, trans_a=True)
+    check(x.T, dy, out, 1e-4)
+    _, plain, _ = matmul(np.ascontiguousarray(x.T), dy)
+    assert kern.scratch_bytes == plain.scratch_bytes
+
+
+@pytest.mark.parametrize("sa,sb,flags", [
+    ((3, 1, 7, 5), (4, 5, 6), (True, False)),       # both broadcast
+    ((3, 1, 7, 5), (4, 5, 6), (False, True)),
+    ((2, 3, 70, 9), (9, 33), (False, True)),        # shared B^T: one tall GEMM
+    ((2, 3, 70, 9), (9, 33), (True, False)),        # shared B, A^T stack: a batch loop
+    ((70, 9), (2, 9, 33), (True, True)),            # shared A
+    ((2, 1, 4, 3), (1, 5, 3, 2), (True, True)),
+])
+def test_transposed_batch_broadcasting(sa, sb, flags):
+    a, b = rand(sa, np.float32), rand(sb, np.float32, 1)
+    out, _, _ = matmul_t(a, b, *flags)
+    check(a, b, out, 1e-4)
+
+
+@pytest.mark.parametrize("dt", [np.int32, np.int64])
+@pytest.mark.parametrize("flags", FLAGS, ids=FLAG_IDS)
+def test_transposed_integers(dt, flags):
+    a, b = rand((2, 7, 13), dt), rand((13, 9), dt, 1)
+    out, kern, _ = matmul_t(a, b, *flags)
+    np.testing.assert_array_equal(out, np.matmul(a, b))
+    assert kern.scratch_bytes == 0
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=FLAG_IDS)
+@pytest.mark.parametrize("mkn", [(3, 0, 4), (0, 5, 4), (3, 5, 0)], ids=["k0", "m0", "n0"])
+def test_transposed_empty(flags, mkn):
+    m, k, n = mkn
+    a, b = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
+    out, _, _ = matmul_t(a, b, *flags)
+    np.testing.assert_array_equal(out, np.zeros((m, n), np.float32))
+
+
+@pytest.mark.parametrize("sa,sb,flags,dt,blocking", [
+    ((70, 300), (300, 47), (True, False), np.float32, None),          # packed, A^T in place
+    ((70, 300), (300, 47), (False, True), np.float32, None),          # packed, B^T packed
+    ((77, 45), (45, 100), (True, True), np.float32, Blocking(8, 32, 16, 8, 64)),
+    ((1024, 9), (9, 40), (True, False), np.float32, None),            # A^T packed (4 KiB rows)
+    ((5, 40), (40, 37), (True, False), np.float64, None),             # few rows, A^T strides
+    ((2, 3, 40), (40, 37), (False, True), np.float32, None),          # dot, swapped, batch rows
+    ((13, 40), (40, 37), (False, True), np.float32, None),            # swapped dot in groups
+    ((2, 21, 37), (37, 3), (False, True), np.float32, None),          # dot, B^T read in place
+    ((21, 37), (37, 3), (True, False), np.float32, None),             # C^T, copied through it
+    ((2, 3, 4), (4, 5), (True, True), np.int32, None),
+])
+def test_transposed_epilogue_sees_each_value_once(sa, sb, flags, dt, blocking):
+    a, b = rand(sa, dt), rand(sb, dt, 1)
+    out, _, _ = matmul_t(a, b, *flags, epilogue=index_epilogue, blocking=blocking)
+    ref = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    rows = np.arange(int(np.prod(ref.shape[:-1]))).reshape(ref.shape[:-1] + (1,))
+    ref = ref * 2 + rows * 1000 + np.arange(ref.shape[-1])
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("ta,tb,to,flags", [
+    ((4, 3), (4, 6), (3, 6), (False, False)),       # would need trans_a
+    ((3, 4), (6, 4), (3, 7), (False, True)),
+    ((5, 3), (6, 4), (3, 6), (True, True)),         # K 5 vs 4
+])
+def test_transposed_bad_types_raise(ta, tb, to, flags):
+    with pytest.raises(ValueError):
+        emit_matmul(ir.Module(), "mm", TensorType(float32, ta), TensorType(float32, tb),
+                    TensorType(float32, to), trans_a=flags[0], trans_b=flags[1])

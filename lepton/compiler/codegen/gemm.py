@@ -1,22 +1,27 @@
 """Batched matmul kernels: a packed, cache-blocked, register-blocked GEMM for f32/f64, a streaming
-path for few rows (matrix-vector), dot products for few columns (dot.py), a plain loop for
-integers.
+path for few rows (matrix-vector), dot products for few columns or, with B transposed, few rows
+(dot.py), a plain loop for integers (int_gemm.py).
 
     k = emit_matmul(module, "mm", TensorType(f32, (64, 784)), TensorType(f32, (784, 256)),
                     TensorType(f32, (64, 256)))
     # void mm(float* out, float* a, float* b, i8* scratch), scratch of k.scratch_bytes
 
-Semantics are np.matmul's for inputs of at least 2 dims: batch dims broadcast. The epilogue's
-row index counts rows of the output seen as a (batch*M, N) matrix; its column index is n.
+Semantics are np.matmul's for inputs of at least 2 dims: batch dims broadcast. `trans_a` /
+`trans_b` swap the last two axes of an operand as stored (x^T @ dy, x @ W^T) without copying
+it: every path reads the stored operand through its strides or transposes a block as it packs.
+The epilogue's row index counts rows of the output seen as a (batch*M, N) matrix; its column
+index is n.
 
 The float GEMM follows the BLIS loop nest (jc over NC columns, pc over KC of K, ic over MC rows,
 then micro-panels jr, ir): a KC x NC block of B is packed once per (jc, pc) and stays in L2/L3,
 each KC x NR micro-panel of B stays in L1 while the micro-kernel sweeps the MC x KC block of A
 (L2) past it. A is read in place: packing it too was measured 0-10% slower here (the
-prefetchers follow the mr row streams) and cost compile time.
+prefetchers follow the mr row streams) and cost compile time. A transposed B is packed by
+in-register transposes (transpose.py) into the same panels; a transposed A is read in place
+with other strides, or packed when its row stride is a multiple of 4 KiB (see emit_gemm_driver).
 
-Measured on the znver5 host, one core (tests/bench_gemm_conv.py): 1024^3 f32 ~250 GFLOP/s,
-f64 ~125 (np.matmul with this OpenBLAS: ~125 and ~62).
+Measured on the znver5 host, one core (tests/bench_gemm_conv.py): 1024^3 f32 ~260 GFLOP/s with
+either flag or none, f64 ~125 (np.matmul with this OpenBLAS: ~130 and ~63).
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from typing import Optional
 from llvmlite import ir
 
 from ...ir.types import DType, TensorType, float32, float64
-from .dot import DOT_MAX_N, emit_dot_driver
+from .dot import DOT_MAX_N, DOT_SWAP_MAX_M, emit_dot_driver
 from .int_gemm import emit_int_gemm
 from .kernel import Epilogue, Kernel, llvm_type, minmax, vector_width
 from .loops import const, for_range, i8, i32, i64, new_function
@@ -101,11 +106,15 @@ def _b_pack_bytes(s: GemmShape, blk: Blocking) -> int:
     return _round_up(min(blk.kc, s.k) * _round_up(min(blk.nc, s.n), blk.nr) * s.dtype.itemsize, 64)
 
 
+def _packs_a(s: GemmShape, blk: Blocking) -> bool:
+    return s.trans_a and s.n > blk.nr and s.lda * s.dtype.itemsize % 4096 == 0
+
+
 def gemm_scratch_bytes(s: GemmShape, blk: Blocking) -> int:
     """Scratch for one packed kc x nc block of B (and with trans_a one mc x kc block of A)."""
     panels = min(blk.mc, _round_up(s.m, blk.mr)) // blk.mr
     a_bytes = panels * (min(blk.kc, s.k) * blk.mr + A_PANEL_PAD) * s.dtype.itemsize
-    return _b_pack_bytes(s, blk) + (a_bytes if s.trans_a else 0)
+    return _b_pack_bytes(s, blk) + (a_bytes if _packs_a(s, blk) else 0)
 
 
 def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
@@ -130,11 +139,13 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
     m_edge, n_edge = s.m % mr, s.n % nr
 
     b_rs, b_cs = s.b_strides
-    # A is read in place, except a transposed A: its k steps lie lda apart, and a power-of-two
-    # lda (1024 f32) maps a whole micro-panel into one L1 set (215 instead of 260 GFLOP/s);
-    # packing it into mr-row panels is a copy of mr-element runs
-    import os
-    pack_a = emit_pack_at(module, f"{name}.pa", s.dtype, mr, s.lda, A_PANEL_PAD) if s.trans_a and os.environ.get("PACKA") else None
+    # A is read in place (a transposed A has other strides), except a transposed A whose
+    # row stride is a multiple of 4 KiB: then a micro-panel's k steps all map to one L1 set
+    # (1024^3 f32: 216 instead of 262 GFLOP/s). Packing it (reading rows front to back) pays
+    # once the block meets more than one B micro-panel (n = 32: 205 packed, 223 in place).
+    pack_a = None
+    if _packs_a(s, blk):
+        pack_a = emit_pack_at(module, f"{name}.pa", s.dtype, mr, s.lda, A_PANEL_PAD)
     a_rs, a_cs = (1, mr) if pack_a is not None else s.a_strides
 
     def tile(rows, cols, tag):
@@ -315,7 +326,7 @@ def plan_gemm(module: ir.Module, name: str, s: GemmShape, epilogue: Epilogue = N
             if s.trans_a:
                 return emit_ct_driver(module, name, s, epilogue)
             return emit_dot_driver(module, name, s, epilogue)
-        if s.trans_b and s.m <= DOT_MAX_N:
+        if s.trans_b and s.m <= DOT_SWAP_MAX_M:
             return emit_dot_driver(module, name, s, epilogue, swap=True)
         if not s.trans_b and s.m <= ROWS_MAX_M and \
                 s.m * s.n * s.dtype.itemsize <= ROWS_MAX_C_BYTES:

@@ -16,31 +16,59 @@ from __future__ import annotations
 from llvmlite import ir
 
 from ...ir.types import DType
-from .kernel import lane_mask, llvm_type, masked_load, masked_store, splat, vector_width, vptr
+from .kernel import llvm_type, masked_load, masked_store, splat, vector_width, vptr
 from .loops import const, for_range, i1, i32, i64, new_function
 
 
 def transpose_vectors(b: ir.IRBuilder, rows: list) -> list:
-    """The transpose of a VL x VL block given as its VL row vectors (VL a power of two).
+    """The transpose of a VL x VL block (VL = 16 x f32 or 8 x f64) given as its VL row vectors.
 
-    Stage `bit` swaps that bit between the row index and the lane index (each output row is
-    one shuffle of a pair of rows); after every bit has been swapped, (r, c) sits at (c, r)."""
+    The classic AVX-512 network, each output one two-input shuffle that the backend maps to a
+    single instruction: interleave row pairs within 128-bit lanes (unpcklps/unpckhps), for f32
+    pair those again by 64-bit halves (shufps), then vector x[g*L + c] holds, in 128-bit lane
+    q, rows g*L .. g*L+L-1 of column q*L + c (L elements per lane); two rounds of 128-bit
+    lane shuffles (vshuff32x4) finish a 4 x 4 transpose of those lanes for each c."""
     vl = len(rows)
-    if vl & (vl - 1):
-        raise ValueError(f"transpose_vectors: {vl} rows is not a power of two")
-    mask_t = ir.VectorType(i32, vl)
-    cur = list(rows)
-    bit = 1
-    while bit < vl:
-        lo = ir.Constant(mask_t, [k if not k & bit else vl + (k ^ bit) for k in range(vl)])
-        hi = ir.Constant(mask_t, [(k ^ bit) if not k & bit else vl + k for k in range(vl)])
-        nxt = list(cur)
-        for j in range(vl):
-            if not j & bit:
-                nxt[j] = b.shuffle_vector(cur[j], cur[j | bit], lo)
-                nxt[j | bit] = b.shuffle_vector(cur[j], cur[j | bit], hi)
-        cur, bit = nxt, bit << 1
-    return cur
+    lane = vl // 4                      # elements per 128-bit lane
+    if lane not in (2, 4) or vl != 4 * lane:
+        raise ValueError(f"transpose_vectors: {vl} rows of {rows[0].type}")
+
+    def shuf(x, y, idx):
+        return b.shuffle_vector(x, y, ir.Constant(ir.VectorType(i32, vl), idx))
+
+    def in_lanes(pick):    # pick(e) -> source index within (x ++ y) for element e of a lane
+        return [q * lane + pick(e) for q in range(4) for e in range(lane)]
+
+    half = lane // 2
+    lo = in_lanes(lambda e: e // 2 + (vl if e % 2 else 0))
+    hi = in_lanes(lambda e: half + e // 2 + (vl if e % 2 else 0))
+    x = []
+    for r in range(0, vl, 2):
+        x += [shuf(rows[r], rows[r + 1], lo), shuf(rows[r], rows[r + 1], hi)]
+    if lane == 4:
+        # x[4g + 2h + s] holds, per lane, rows 4g+2h, 4g+2h+1 at columns 2s, 2s+1 (paired)
+        lo64 = in_lanes(lambda e: e % 2 + (vl if e >= 2 else 0))
+        hi64 = in_lanes(lambda e: 2 + e % 2 + (vl if e >= 2 else 0))
+        y = []
+        for g in range(4):
+            t = x[4 * g:4 * g + 4]
+            y += [shuf(t[0], t[2], lo64), shuf(t[0], t[2], hi64),
+                  shuf(t[1], t[3], lo64), shuf(t[1], t[3], hi64)]
+        x = y
+
+    def lanes(first, second):   # 128-bit lanes (a.first, a.second, b.first, b.second)
+        return [src + blk * lane + e for src, blk in ((0, first), (0, second), (vl, first),
+                                                      (vl, second)) for e in range(lane)]
+    even, odd = lanes(0, 2), lanes(1, 3)
+    out = [None] * vl
+    for c in range(lane):
+        g = [x[k * lane + c] for k in range(4)]
+        y0, y1 = shuf(g[0], g[1], even), shuf(g[0], g[1], odd)
+        y2, y3 = shuf(g[2], g[3], even), shuf(g[2], g[3], odd)
+        for q, (u, v, m) in enumerate(((y0, y2, even), (y1, y3, even), (y0, y2, odd),
+                                       (y1, y3, odd))):
+            out[q * lane + c] = shuf(u, v, m)
+    return out
 
 
 def emit_transpose(module: ir.Module, name: str, dtype: DType, lds: int, ldd: int,
@@ -59,48 +87,46 @@ def emit_transpose(module: ir.Module, name: str, dtype: DType, lds: int, ldd: in
     dst, src, rows, cols = fn.args
     mask_t = ir.VectorType(i1, vl)
     none = ir.Constant(mask_t, [0] * vl)
-    full_c = b.udiv(cols, const(vl))
-    tail_c = b.sub(cols, b.mul(full_c, const(vl)))
     lanes = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
 
-    def tile(r0, c0, row_lim, col_mask, col_lim):
-        """One VL x VL tile at (r0, c0). row_lim None: all VL rows are there; else rows
-        r0 + r with r < row_lim are. col_mask None: all VL columns; else the lanes to read and
-        col_lim the number of dst rows to write."""
+    def tile(r0, c0, row_lim=None, col_lim=None):
+        """One VL x VL tile at (r0, c0). Without limits all of it is there; else only rows
+        r0 + r with r < row_lim and columns c0 + c with c < col_lim are (masked loads read
+        zeros elsewhere) and only dst rows c < col_lim are written."""
+        ones = ir.Constant(mask_t, [1] * vl)
+        col_mask = None if col_lim is None else \
+            b.icmp_signed("<", lanes, splat(b, col_lim, vl))
         vecs = []
         for r in range(vl):
             p = vptr(b, src, b.add(b.mul(b.add(r0, const(r)), const(lds)), c0), vt)
-            if row_lim is None and col_mask is None:
+            if row_lim is None:
                 vecs.append(b.load(p, align=dtype.itemsize))
-                continue
-            m = col_mask if col_mask is not None else ir.Constant(mask_t, [1] * vl)
-            if row_lim is not None:
-                m = b.select(b.icmp_signed("<", const(r), row_lim), m, none)
-            vecs.append(masked_load(b, p, m, vt))
+            else:
+                ok = b.icmp_signed("<", const(r), row_lim)
+                vecs.append(masked_load(b, p, b.select(ok, col_mask, none), vt))
         for c, v in enumerate(transpose_vectors(b, vecs)):
             p = vptr(b, dst, b.add(b.mul(b.add(c0, const(c)), const(ldd)), r0), vt)
             if col_lim is None:
                 b.store(v, p, align=dtype.itemsize)
             else:
                 ok = b.icmp_signed("<", const(c), col_lim)
-                masked_store(b, v, p, b.select(ok, ir.Constant(mask_t, [1] * vl), none))
+                masked_store(b, v, p, b.select(ok, ones, none))
 
-    def row_block(r0, row_lim):
-        with for_range(b, full_c, name="ct") as ct:
-            tile(r0, b.mul(ct, const(vl)), row_lim, None, None)
-        with b.if_then(b.icmp_signed(">", tail_c, const(0))):
-            cmask = b.icmp_signed("<", lanes, splat(b, tail_c, vl))
-            tile(r0, b.mul(full_c, const(vl)), row_lim, cmask, tail_c)
-
+    # two copies of the tile: unmasked for whole tiles, masked for the edges (rows past
+    # `rows`, up to rows_pad, load as zeros: an all-false mask reads nothing)
     with for_range(b, rows_pad // vl, name="rt") as rt:
         r0 = b.mul(rt, const(vl))
-        left = b.sub(rows, r0)
-        with b.if_else(b.icmp_signed(">=", left, const(vl))) as (whole, part):
-            with whole:
-                row_block(r0, None)
-            with part:
-                # rows past `rows` load as zeros (an all-false mask reads nothing)
-                row_block(r0, left)
+        row_lim = b.sub(rows, r0)
+        whole_rows = b.icmp_signed(">=", row_lim, const(vl))
+        with for_range(b, b.udiv(b.add(cols, const(vl - 1)), const(vl)), name="ct") as ct:
+            c0 = b.mul(ct, const(vl))
+            col_lim = b.sub(cols, c0)
+            whole = b.and_(whole_rows, b.icmp_signed(">=", col_lim, const(vl)))
+            with b.if_else(whole) as (full, edge):
+                with full:
+                    tile(r0, c0)
+                with edge:
+                    tile(r0, c0, row_lim, col_lim)
     b.ret_void()
     return fn
 
