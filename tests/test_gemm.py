@@ -193,12 +193,13 @@ T_SHAPES = [  # (M, K, N): every path for every flag combination
     (7, 13, 5), (5, 13, 7), (1, 1, 1), (9, 1, 40), (1, 300, 70), (3, 30, 2),   # tiny, K=1, 1xKxN
     (13, 50, 37), (16, 40, 100),                  # B^T with few rows: dot products in groups
     (50, 37, 1), (33, 100, 5), (200, 17, 8),      # few columns (A^T: C^T by the rows driver)
+    (40000, 3, 2),                                # ... with a C^T beyond L2: one K slice
     (24, 70, 33), (70, 300, 47), (130, 33, 65),   # packed: edges in M and N, K tails
 ]
 
 
-T_CASES = [(mkn, np.float32) for mkn in T_SHAPES] + \
-    [(mkn, np.float64) for mkn in [(7, 13, 5), (9, 1, 40), (13, 50, 37), (50, 37, 1), (70, 300, 47)]]
+T_CASES = [(mkn, np.float32) for mkn in T_SHAPES] + [
+    (mkn, np.float64) for mkn in [(7, 13, 5), (9, 1, 40), (13, 50, 37), (50, 37, 1), (70, 300, 47)]]
 
 
 @pytest.mark.parametrize("mkn,dt", T_CASES, ids=lambda c: "x".join(map(str, c)) if
@@ -314,3 +315,25 @@ def test_transposed_bad_types_raise(ta, tb, to, flags):
     with pytest.raises(ValueError):
         emit_matmul(ir.Module(), "mm", TensorType(float32, ta), TensorType(float32, tb),
                     TensorType(float32, to), trans_a=flags[0], trans_b=flags[1])
+
+
+@pytest.mark.parametrize("dt", [float32, float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("rows,cols", [(32, 40), (5, 13), (17, 3), (0, 5), (32, 0), (20, 16)])
+def test_block_transpose_edges(dt, rows, cols):
+    # the B^T packing primitive: dst rows c < cols get src column c, zeros past `rows` up to
+    # rows_pad; nothing else in dst is written (sentinels survive), nothing outside is read
+    from lepton.compiler.codegen.loops import const, new_function
+    from lepton.compiler.codegen.transpose import emit_transpose
+    lds, ldd, pad = 45, 40, 32
+    mod = ir.Module()
+    tr = emit_transpose(mod, "tr", dt, lds=lds, ldd=ldd, rows_pad=pad)
+    fn, b = new_function(mod, "run", [tr.args[0].type] * 2)
+    b.call(tr, [fn.args[0], fn.args[1], const(rows), const(cols)])
+    b.ret_void()
+    src = rand((max(rows, 1), lds), dt.np)
+    dst = np.full((cols + 2, ldd), -7, dt.np)
+    call_kernel(mod, "run", dst, src)
+    want = np.full_like(dst, -7)
+    want[:cols, :pad] = 0
+    want[:cols, :rows] = src[:rows, :cols].T
+    np.testing.assert_array_equal(dst, want)

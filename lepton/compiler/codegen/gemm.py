@@ -262,6 +262,10 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
                                          b.add(row0, r0), col])
 
     kb = max(ROWS_KB, ROWS_SLICE_BYTES // (s.n * s.dtype.itemsize))
+    if s.m <= mr and s.m * s.n * s.dtype.itemsize > ROWS_MAX_C_BYTES:
+        # one row group and a C beyond L2 (emit_ct_driver's tall C^T): slices would only
+        # re-read C, there is no other row group to share them with
+        kb = s.k
     with for_range(b, s.k, step=kb, name="ks") as k0:
         kc = minmax(b, const(kb), b.sub(const(s.k), k0), smaller=True)
         mode = b.zext(b.icmp_signed(">", k0, const(0)), i32)

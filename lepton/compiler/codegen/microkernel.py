@@ -15,8 +15,11 @@ memory traffic).
 last K slice, apply the epilogue before storing. The store is one place, written once per mode,
 so an epilogue sees every output value exactly once.
 
-Packed layout of B (the micro-kernel's fast input):
+Packed layout of B (the micro-kernel's fast input; emit_pack_b here, transpose.emit_pack_bt
+for a B stored transposed):
     panel q (cols q*NR ..): element (k, j) at q*kc*NR + k*NR + j; columns past the edge are 0
+Packed layout of a transposed A (emit_pack_at; only where reading it in place is slow):
+    panel p (rows p*MR ..): element (r, k) at p*(kc*MR + pad) + k*MR + r
 """
 from __future__ import annotations
 
@@ -218,7 +221,8 @@ def emit_pack_at(module: ir.Module, name: str, dtype: DType, mr: int, lda: int,
     cache set."""
     t = llvm_type(dtype)
     vt = ir.VectorType(t, mr)
-    fn, b = new_function(module, name, [t.as_pointer()] * 2 + [i64, i64], ["dst", "src", "kc", "mc"])
+    fn, b = new_function(module, name, [t.as_pointer()] * 2 + [i64, i64],
+                         ["dst", "src", "kc", "mc"])
     fn.linkage = "internal"
     fn.attributes.add("noinline")
     dst, src, kc, mc = fn.args
