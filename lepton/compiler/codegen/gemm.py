@@ -120,8 +120,8 @@ def gemm_scratch_bytes(s: GemmShape, blk: Blocking) -> int:
 def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
                      epilogue: Epilogue = None) -> ir.Function:
     """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0)` computing
-    C = A @ B for the static shape `s` (row0: the epilogue's index of C's first row); scratch
-    holds gemm_scratch_bytes(s, blk) for the packed block of B."""
+    C = op(A) @ op(B) for the static shape `s` (row0: the epilogue's index of C's first row);
+    scratch holds gemm_scratch_bytes(s, blk) for the packed block of B (and of A, if packed)."""
     t = llvm_type(s.dtype)
     vl = vector_width(s.dtype)
     if blk.nr % vl or blk.mc % blk.mr or blk.nc % blk.nr:
@@ -319,9 +319,10 @@ def plan_gemm(module: ir.Module, name: str, s: GemmShape, epilogue: Epilogue = N
 
     Float paths: N <= DOT_MAX_N < M: dot products (A rows against B columns), or for a
     transposed A the few-rows product C^T = op(B)^T @ A as stored; a transposed B with
-    M <= DOT_MAX_N: dot products the other way round (rows of B^T as stored against rows of
-    A); few rows and a small C with B untransposed: the streaming rows driver; else packed
-    (a transposed B cannot stream along N, so it is packed even for few rows)."""
+    M <= DOT_SWAP_MAX_M: dot products the other way round (rows of B^T as stored against
+    groups of up to DOT_MAX_N rows of A); few rows and a small C with B untransposed: the
+    streaming rows driver; else packed (a transposed B cannot stream along N: beyond 16 rows
+    packing it beats another pass over it per 8 rows)."""
     if s.dtype not in (float32, float64):
         return emit_int_gemm(module, name, s, epilogue), 0
     blk = blocking or DEFAULT_BLOCKING[s.dtype]
