@@ -187,3 +187,27 @@ def test_matmul_used_elsewhere_keeps_its_own_kernel():
         return y + b, y
     s = kernels_of(f, f32(4, 5), f32(5, 6), f32(6))
     assert s["kernels"] == 2 and not s["fused_groups"]
+
+
+@pytest.mark.parametrize("shapes,fn", [
+    ([(5, 7), (9, 7)], lambda x, w: x @ w.T),                     # nn.Linear's layout
+    ([(7, 5), (7, 9)], lambda x, w: x.T @ w),                     # a weight gradient
+    ([(1, 784), (300, 784), (300,)], lambda x, w, b: lp.relu(x @ w.T + b)),
+    ([(2, 3, 6, 4), (2, 3, 6, 5)], lambda a, b: lp.matmul(a.transpose(0, 1, 3, 2), b)),
+    ([(40, 33), (50, 33)], lambda a, b: (a @ b.T).T @ a),
+])
+def test_transposed_operands_are_read_in_place(shapes, fn):
+    s = kernels_of(fn, *[f32(*sh) for sh in shapes])
+    assert all(k.split("_", 1)[1] != "transpose" for k in s["kernel_ops"])  # none copies one
+
+
+def test_training_step_gradients_read_transposes_in_place():
+    def loss(p, x, y):
+        return lp.cross_entropy(lp.relu(x @ p["w1"] + p["b1"]) @ p["w2"], y)
+    p = {"w1": f32(20, 16), "b1": f32(16), "w2": f32(16, 4)}
+    x, y = f32(8, 20), np.arange(8) % 4
+    f = lp.compile(lp.value_and_grad(loss))
+    (v, g) = f(p, x, y)
+    assert all(k.split("_", 1)[1] != "transpose" for k in f.stats()["kernel_ops"])
+    want = interpret(lp.trace(lp.value_and_grad(loss), p, x, y), *[p["b1"], p["w1"], p["w2"], x, y])
+    np.testing.assert_allclose(v, want[0], rtol=1e-5)

@@ -1,7 +1,8 @@
 """The fusion partitioner: which values are computed together in one kernel (one loop nest).
 
-A `matmul` or `conv2d` group is that op followed by an elementwise chain of its output's shape
-(bias, activation, residual) applied in the GEMM's store (codegen/epilogue.py).
+A `matmul` or `conv2d` group is that op, possibly followed by an elementwise chain of its
+output's shape (bias, activation, residual) applied in the GEMM's store (codegen/epilogue.py);
+a matmul's operands that are transposes of the last two axes are read transposed in place.
 
 A `rows` group is a loop nest over an iteration space `space` split at `split` into outer dims
 O = space[:split] and inner dims I = space[split:]. Its members are elementwise ops and reductions
@@ -40,6 +41,11 @@ class Group:
     space: tuple[int, ...] = ()
     split: int = 0
     outputs: list[Value] = field(default_factory=list)
+
+    @property
+    def head(self) -> Value | None:
+        """The matmul/conv2d of a `matmul`/`conv2d` group."""
+        return next((m for m in self.members if m.op == self.kind), None)
 
     @property
     def reductions(self) -> list[Value]:
@@ -160,7 +166,26 @@ def _seed(v: Value) -> Group:
         x = v.inputs[0]
         if x.type.size > 0:
             return Group("rows", [v], tuple(x.shape), _trailing(v))
+    if v.op in ("matmul", "conv2d"):
+        return Group(v.op, [v], tuple(v.shape), len(v.shape))
     return Group("single", [v])
+
+
+def _swaps_last_two(v: Value) -> bool:
+    n = len(v.shape)
+    return v.op == "transpose" and n >= 2 and v.attrs["perm"] == tuple(range(n - 2)) + (n - 1, n - 2)
+
+
+def _try_operand(v: Value, users, group_of, outputs) -> Group | None:
+    """A transpose of the last two axes read only by a matmul is read transposed by the GEMM
+    itself (never copied to memory): it joins the matmul's group."""
+    if not _swaps_last_two(v) or v in outputs or not users[v]:
+        return None
+    grp = group_of.get(users[v][0])
+    if grp is None or grp.kind != "matmul" or any(u is not grp.head for u in users[v]):
+        return None
+    grp.members.append(v)
+    return grp
 
 
 def partition(g: Graph) -> list[Group]:
@@ -173,7 +198,7 @@ def partition(g: Graph) -> list[Group]:
     for v in reversed(g.nodes):
         if v.op in SOURCES:
             continue
-        target = None
+        target = _try_operand(v, users, group_of, outputs)
         if v.op in ("matmul", "conv2d"):
             (cand, *more) = _candidates(v, users[v], group_of) or [None]
             if cand is not None and not more and all(group_of.get(u) is cand for u in users[v]) \
@@ -188,7 +213,7 @@ def partition(g: Graph) -> list[Group]:
             target = _seed(v)
             groups.append(target)
         group_of[v] = target
-    for grp in groups:  # the head of an epilogue group first: nothing in it feeds the head
+    for grp in groups:  # a matmul/conv2d head first (its transposed operands are read in place)
         grp.members.sort(key=lambda m: (m.op != grp.kind, position[m]))
         grp.outputs = [m for m in grp.members
                        if m in outputs or any(group_of.get(u) is not grp for u in users[m])]

@@ -19,7 +19,7 @@ from llvmlite import ir
 from ...ir.graph import Value
 from ..fusion import Group, column_dims
 from . import conv, gemm
-from .fused import immediate, operands
+from .fused import immediate
 from .kernel import masked_load, splat, vptr
 from .loopnest import broadcast_view
 from .loops import const, i8, new_function
@@ -27,10 +27,16 @@ from .scalar import SCALAR, mem_type
 
 
 def emit_epilogue_kernel(module: ir.Module, name: str, group: Group):
-    """Emits `void name(out, head inputs..., chain inputs..., i8* scratch)`; returns
-    (fn, operands, scratch_bytes)."""
-    head, chain, (out,) = group.members[0], group.members[1:], group.outputs
-    ext = [x for x in operands(group) if x not in head.inputs]
+    """Emits `void name(out, head operands..., chain inputs..., i8* scratch)`; returns
+    (fn, operands, scratch_bytes). A head operand that is a transpose in the group is passed
+    as stored and read transposed by the GEMM."""
+    head, (out,) = group.head, group.outputs
+    inside = set(group.members)
+    chain = [m for m in group.members if m is not head and m.op != "transpose"]
+    stored = [x.inputs[0] if x in inside else x for x in head.inputs]
+    trans = [x in inside for x in head.inputs]
+    ext = list(dict.fromkeys(x for m in chain for x in m.inputs
+                             if x not in inside and immediate(x) is None))
     slots = []
     for i, x in enumerate(ext):
         slot = ir.GlobalVariable(module, mem_type(x.dtype).as_pointer(), f"{name}.in{i}")
@@ -60,21 +66,24 @@ def emit_epilogue_kernel(module: ir.Module, name: str, group: Group):
         return env[out]
 
     a = head.attrs
+    if not chain:
+        epilogue = None
     if head.op == "matmul":
-        inner = gemm.emit_matmul(module, f"{name}.mm", head.inputs[0].type,
-                                 head.inputs[1].type, head.type, epilogue=epilogue)
+        inner = gemm.emit_matmul(module, f"{name}.mm", stored[0].type, stored[1].type,
+                                 head.type, epilogue=epilogue, trans_a=trans[0],
+                                 trans_b=trans[1])
     else:
         inner = conv.emit_conv2d(module, f"{name}.conv", head.inputs[0].type,
                                  head.inputs[1].type, head.type, a["stride"], a["padding"],
                                  a["dilation"], a["groups"], epilogue=epilogue)
     inner.fn.linkage = "internal"
-    args = [mem_type(v.dtype).as_pointer() for v in [out, *head.inputs, *ext]]
+    args = [mem_type(v.dtype).as_pointer() for v in [out, *stored, *ext]]
     fn, b = new_function(module, name, args + [i8.as_pointer()])
     for p, slot in zip(fn.args[3:-1], slots):
         b.store(p, slot)
     b.call(inner.fn, [fn.args[0], fn.args[1], fn.args[2], fn.args[-1]])
     b.ret_void()
-    return fn, [*head.inputs, *ext], inner.scratch_bytes
+    return fn, [*stored, *ext], inner.scratch_bytes
 
 
 def _read(b, ptr, x: Value, view, row_shape, cd, row, col, lanes, n_cols):
