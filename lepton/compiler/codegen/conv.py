@@ -20,6 +20,7 @@ from .gemm import GemmShape, plan_gemm
 from .kernel import (Epilogue, Kernel, lane_mask, llvm_type, masked_load, masked_store, minmax,
                      splat, vector_width)
 from .loops import const, for_range, i8, i64, new_function
+from .parallel import begin_split, finish_split, thread_scratch, worth_threads
 from .pool import emit_pool2d
 
 __all__ = ["emit_conv2d", "emit_pool2d"]
@@ -110,7 +111,8 @@ def emit_im2col(module: ir.Module, name: str, x: TensorType, cg: int, kernel, st
 
 
 def emit_conv2d(module: ir.Module, name: str, x: TensorType, w: TensorType, out: TensorType,
-                stride, padding, dilation, groups: int, epilogue: Epilogue = None) -> Kernel:
+                stride, padding, dilation, groups: int, epilogue: Epilogue = None,
+                threads: int = 1) -> Kernel:
     """Adds `void name(T* out, T* x, T* w, i8* scratch)` computing conv2d (module docstring)."""
     stride, padding, dilation = tuple(stride), tuple(padding), tuple(dilation)
     _check(x, w, out, stride, padding, dilation, groups)
@@ -129,18 +131,40 @@ def emit_conv2d(module: ir.Module, name: str, x: TensorType, w: TensorType, out:
     col_bytes = 0 if direct else kdim * npix * x.dtype.itemsize
     im2col = None if direct else emit_im2col(module, f"{name}.im2col", x, cg, (kh, kw), stride,
                                              padding, dilation, (ho, wo))
-    col = b.bitcast(b.gep(scratch, [const(col_off)]), t.as_pointer())
-    with for_range(b, n * groups, name="ng") as ng:
+    per_scratch = _round64(col_off + col_bytes if col_bytes else gemm_bytes)
+    use = worth_threads(threads, n * groups * og * npix * kdim // 32, n * groups)
+
+    def image(bb, ng, out_p, x_p, w_p, scratch):
         # image n, group g: its channels are contiguous in x, its filters in w, outputs in out
-        xg = b.gep(x_p, [b.mul(ng, const(cg * h * wd))], inbounds=True)
-        g = b.urem(ng, const(groups))
-        wg = b.gep(w_p, [b.mul(g, const(og * kdim))], inbounds=True)
-        og_row = b.mul(ng, const(og))
-        outg = b.gep(out_p, [b.mul(og_row, const(npix))], inbounds=True)
+        col = bb.bitcast(bb.gep(scratch, [const(col_off)]), t.as_pointer())
+        xg = bb.gep(x_p, [bb.mul(ng, const(cg * h * wd))], inbounds=True)
+        g = bb.urem(ng, const(groups))
+        wg = bb.gep(w_p, [bb.mul(g, const(og * kdim))], inbounds=True)
+        og_row = bb.mul(ng, const(og))
+        outg = bb.gep(out_p, [bb.mul(og_row, const(npix))], inbounds=True)
         if direct:
-            b.call(gemm, [wg, xg, outg, scratch, og_row])
+            bb.call(gemm, [wg, xg, outg, scratch, og_row])
         else:
-            b.call(im2col, [col, xg])
-            b.call(gemm, [wg, col, outg, scratch, og_row])
+            bb.call(im2col, [col, xg])
+            bb.call(gemm, [wg, col, outg, scratch, og_row])
+
+    if use <= 1:
+        with for_range(b, n * groups, name="ng") as ng:
+            image(b, ng, out_p, x_p, w_p, scratch)
+        b.ret_void()
+        return Kernel(fn, per_scratch)
+    arg_types = [a.type for a in fn.args]
+    body, bb, args, lo, hi = begin_split(module, f"{name}.par", arg_types)
+    mine = thread_scratch(bb, args[3], per_scratch)
+    with for_range(bb, hi, start=lo, name="ng") as ng:
+        image(bb, ng, *args[:3], mine)
+    bb.ret_void()
+    par = finish_split(module, f"{name}.par", body, arg_types, n * groups, use)
+    par.linkage = "internal"
+    b.call(par, list(fn.args))
     b.ret_void()
-    return Kernel(fn, col_off + col_bytes if col_bytes else gemm_bytes)
+    return Kernel(fn, per_scratch * use)
+
+
+def _round64(x: int) -> int:
+    return (x + 63) // 64 * 64

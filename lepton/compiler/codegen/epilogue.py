@@ -26,7 +26,7 @@ from .loops import const, i8, new_function
 from .scalar import SCALAR, mem_type
 
 
-def emit_epilogue_kernel(module: ir.Module, name: str, group: Group):
+def emit_epilogue_kernel(module: ir.Module, name: str, group: Group, threads: int = 1):
     """Emits `void name(out, head operands..., chain inputs..., i8* scratch)`; returns
     (fn, operands, scratch_bytes). A head operand that is a transpose in the group is passed
     as stored and read transposed by the GEMM."""
@@ -71,11 +71,11 @@ def emit_epilogue_kernel(module: ir.Module, name: str, group: Group):
     if head.op == "matmul":
         inner = gemm.emit_matmul(module, f"{name}.mm", stored[0].type, stored[1].type,
                                  head.type, epilogue=epilogue, trans_a=trans[0],
-                                 trans_b=trans[1])
+                                 trans_b=trans[1], threads=threads)
     else:
         inner = conv.emit_conv2d(module, f"{name}.conv", head.inputs[0].type,
                                  head.inputs[1].type, head.type, a["stride"], a["padding"],
-                                 a["dilation"], a["groups"], epilogue=epilogue)
+                                 a["dilation"], a["groups"], epilogue=epilogue, threads=threads)
     inner.fn.linkage = "internal"
     args = [mem_type(v.dtype).as_pointer() for v in [out, *stored, *ext]]
     fn, b = new_function(module, name, args + [i8.as_pointer()])

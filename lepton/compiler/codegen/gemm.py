@@ -36,6 +36,7 @@ from .dot import DOT_MAX_N, DOT_SWAP_MAX_M, emit_dot_driver
 from .int_gemm import emit_int_gemm
 from .kernel import Epilogue, Kernel, llvm_type, minmax, vector_width
 from .loops import const, for_range, i8, i32, i64, new_function
+from .parallel import begin_split, finish_split, thread_scratch, worth_threads
 from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_at, emit_pack_b
 from .transpose import emit_pack_bt
 
@@ -387,7 +388,7 @@ def _batch_strides(shape, batch, matrix_elems):
 
 def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out: TensorType,
                 epilogue: Epilogue = None, blocking: Optional[Blocking] = None,
-                trans_a: bool = False, trans_b: bool = False) -> Kernel:
+                trans_a: bool = False, trans_b: bool = False, threads: int = 1) -> Kernel:
     """Adds `void name(T* out, T* a, T* b, i8* scratch)` computing op(a) @ op(b) with static
     shapes and NumPy's batch broadcasting (module docstring). op(x) is x, or with the trans
     flag its last two axes swapped: `a` then describes the operand as stored, (..., K, M),
@@ -419,23 +420,70 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
         bld.ret_void()
         return Kernel(fn, 0)
     lda, ldb = (m if trans_a else k), (k if trans_b else n)
-    if not trans_a and not any(sb) and all(x for x, d in zip(sa, batch) if d > 1):
+    if nb == 1 or (not trans_a and not any(sb) and all(x for x, d in zip(sa, batch) if d > 1)):
         # B shared by every batch and A a dense stack of row-major matrices: one tall GEMM
-        s = GemmShape(a.dtype, nb * m, n, k, lda, ldb, n, trans_b=trans_b)
-        drv, scratch_bytes = plan_gemm(module, f"{name}.gemm", s, epilogue, blocking)
-        bld.call(drv, [a_p, b_p, c_p, scratch, const(0)])
-        bld.ret_void()
-        return Kernel(fn, scratch_bytes)
+        # of nb*m rows, split into blocks of rows across threads
+        rows = nb * m
+        per_thread = worth_threads(threads, rows * n * k // 32, rows // 8)
+        mb = rows if per_thread == 1 else _round_up(-(-rows // per_thread), 8)
+        sizes = sorted({mb, rows - (-(-rows // mb) - 1) * mb})
+        drivers = {}
+        for size in sizes:
+            s = GemmShape(a.dtype, size, n, k, lda, ldb, n, trans_a, trans_b)
+            tag = ".gemm" if size == mb else ".gemm.tail"
+            drivers[size] = plan_gemm(module, name + tag, s, epilogue, blocking)
+        per_scratch = _round_up(max(sc for _, sc in drivers.values()), 64)
+
+        def rows_body(bb, blk, a_p, b_p, c_p, scratch):
+            r0 = bb.mul(blk, const(mb))
+            a_blk = bb.gep(a_p, [r0 if trans_a else bb.mul(r0, const(lda))])
+            args = [a_blk, b_p, bb.gep(c_p, [bb.mul(r0, const(n))]), scratch, r0]
+            last = -(-rows // mb) - 1
+            if len(sizes) == 1:
+                bb.call(drivers[sizes[0]][0], args)
+            else:
+                with bb.if_else(bb.icmp_signed("==", blk, const(last))) as (tail, full):
+                    with tail:
+                        bb.call(drivers[sizes[0]][0], args)
+                    with full:
+                        bb.call(drivers[sizes[1]][0], args)
+        return _split_kernel(module, name, fn, bld, -(-rows // mb), per_thread, rows_body,
+                             per_scratch)
     s = GemmShape(a.dtype, m, n, k, lda, ldb, n, trans_a, trans_b)
     drv, scratch_bytes = plan_gemm(module, f"{name}.gemm", s, epilogue, blocking)
-    with for_range(bld, nb, name="bi") as bi:
+    per_scratch = _round_up(scratch_bytes, 64)
+
+    def batch_body(bb, bi, a_p, b_p, c_p, scratch):
         a_off, b_off, rest = const(0), const(0), bi
         for d in reversed(range(len(batch))):
-            idx = bld.urem(rest, const(batch[d]))
-            rest = bld.udiv(rest, const(batch[d]))
-            a_off = bld.add(a_off, bld.mul(idx, const(sa[d])))
-            b_off = bld.add(b_off, bld.mul(idx, const(sb[d])))
-        bld.call(drv, [bld.gep(a_p, [a_off]), bld.gep(b_p, [b_off]),
-                       bld.gep(c_p, [bld.mul(bi, const(m * n))]), scratch, bld.mul(bi, const(m))])
+            idx = bb.urem(rest, const(batch[d]))
+            rest = bb.udiv(rest, const(batch[d]))
+            a_off = bb.add(a_off, bb.mul(idx, const(sa[d])))
+            b_off = bb.add(b_off, bb.mul(idx, const(sb[d])))
+        bb.call(drv, [bb.gep(a_p, [a_off]), bb.gep(b_p, [b_off]),
+                      bb.gep(c_p, [bb.mul(bi, const(m * n))]), scratch, bb.mul(bi, const(m))])
+    return _split_kernel(module, name, fn, bld, nb,
+                         worth_threads(threads, nb * m * n * k // 32, nb), batch_body,
+                         per_scratch)
+
+
+def _split_kernel(module, name, fn, bld, n_items: int, threads: int, body, per_scratch: int):
+    """Finishes `fn(out, a, b, scratch)`: body(builder, i, a, b, c, scratch) for every item
+    i < n_items, on `threads` threads, each passing its own scratch of per_scratch bytes."""
+    c_p, a_p, b_p, scratch = fn.args
+    if threads <= 1:
+        with for_range(bld, n_items, name="item") as i:
+            body(bld, i, a_p, b_p, c_p, scratch)
+        bld.ret_void()
+        return Kernel(fn, per_scratch)
+    arg_types = [a.type for a in fn.args]
+    inner, bb, args, lo, hi = begin_split(module, f"{name}.par", arg_types)
+    mine = thread_scratch(bb, args[3], per_scratch)
+    with for_range(bb, hi, start=lo, name="item") as i:
+        body(bb, i, args[1], args[2], args[0], mine)
+    bb.ret_void()
+    par = finish_split(module, f"{name}.par", inner, arg_types, n_items, threads)
+    par.linkage = "internal"
+    bld.call(par, list(fn.args))
     bld.ret_void()
-    return Kernel(fn, scratch_bytes)
+    return Kernel(fn, per_scratch * threads)

@@ -135,7 +135,7 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
         ops = "_".join(dict.fromkeys(v.op for v in grp.members))
         name = f"k{n}_{ops[:48]}"  # e.g. k0_matmul_add_relu
         if grp.kind in ("matmul", "conv2d"):
-            fn, ops, scratch = emit_epilogue_kernel(module, name, grp)
+            fn, ops, scratch = emit_epilogue_kernel(module, name, grp, threads)
             kernels.append(Kernel(fn, tuple(grp.outputs), tuple(ops), scratch))
         elif grp.kind == "rows":
             shared = {plan.where[v] for v in grp.outputs} & {plan.where.get(x) for x in grp.reads()}

@@ -75,6 +75,15 @@ def _outlined(module, name, body, ctx_t, n: int) -> ir.Function:
     return fn
 
 
+def thread_scratch(b: ir.IRBuilder, scratch, per_thread: int):
+    """This thread's part of a scratch buffer holding per_thread bytes for each thread (the
+    thread number is 0 outside a parallel region)."""
+    if per_thread == 0:
+        return scratch
+    tid = b.sext(b.call(_declare(b.module, "omp_get_thread_num", i32, []), []), i64)
+    return b.gep(scratch, [b.mul(tid, ir.Constant(i64, per_thread))])
+
+
 def _min(b, x, y):
     return b.select(b.icmp_signed("<", x, y), x, y)
 
