@@ -211,3 +211,13 @@ def test_training_step_gradients_read_transposes_in_place():
     assert all(k.split("_", 1)[1] != "transpose" for k in f.stats()["kernel_ops"])
     want = interpret(lp.trace(lp.value_and_grad(loss), p, x, y), *[p["b1"], p["w1"], p["w2"], x, y])
     np.testing.assert_allclose(v, want[0], rtol=1e-5)
+
+
+def test_row_passes_are_loops_not_unrolled_and_expensive_values_cached():
+    f = lp.compile(lambda x: lp.softmax(x), example_args=(f32(4, 256),))
+    text = f.llvm_ir()
+    assert "llvm.loop.unroll.disable" in text and "llvm.loop.interleave.count" in text
+    assert "alloca [256 x float]" in text     # exp(x - max) kept for the division pass
+    x = f32(4, 256)
+    np.testing.assert_allclose(f(x), interpret(lp.trace(lambda v: lp.softmax(v), x), x)[0],
+                               rtol=1e-6, atol=1e-7)

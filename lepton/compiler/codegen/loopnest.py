@@ -73,7 +73,8 @@ def collapse(shape, views):
     return tuple(shape), [View(v.offset, tuple(st)) for v, st in zip(views, strides)]
 
 
-def emit_nest(b: ir.IRBuilder, shape, views: list[View], body, name="i", first=None) -> None:
+def emit_nest(b: ir.IRBuilder, shape, views: list[View], body, name="i", first=None,
+              unroll: bool = True, interleave: bool = False) -> None:
     """Loops over `shape` (collapsed where every view allows), calling body(offsets) with each
     view's element offset (an i64 value) at the current iteration. `first=(lo, hi)` runs only
     those iterations of the outermost collapsed loop (a thread's share)."""
@@ -84,7 +85,9 @@ def emit_nest(b: ir.IRBuilder, shape, views: list[View], body, name="i", first=N
             body(offsets)
             return
         lo, hi = first if first is not None and depth == 0 else (0, shape[depth])
-        with for_range(b, hi, start=lo, name=f"{name}{depth}") as i:
+        innermost = depth == len(shape) - 1
+        with for_range(b, hi, start=lo, name=f"{name}{depth}", unroll=unroll,
+                       interleave=interleave and innermost) as i:
             rec(depth + 1, [off if v.strides[depth] == 0 else
                             b.add(off, b.mul(i, const(v.strides[depth])))
                             for off, v in zip(offsets, views)])

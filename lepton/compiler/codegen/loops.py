@@ -20,10 +20,17 @@ def const(v: int) -> ir.Constant:
     return ir.Constant(i64, int(v))
 
 
+NO_UNROLL = "lepton.nounroll"
+NO_UNROLL_INTERLEAVE = "lepton.nounroll.interleave"
+
+
 @contextmanager
-def for_range(b: ir.IRBuilder, n, start=0, step=1, name="i"):
+def for_range(b: ir.IRBuilder, n, start=0, step=1, name="i", unroll: bool = True,
+              interleave: bool = False):
     """A loop `for i in range(start, n, step)`; the body is emitted inside the `with` block.
-    Emits nothing observable when the trip count is zero."""
+    Emits nothing observable when the trip count is zero. unroll=False keeps LLVM from
+    unrolling it (it still vectorises), interleave=True (with unroll=False) asks for four
+    interleaved vector iterations (independent accumulators): see `loop_metadata`."""
     n = const(n) if isinstance(n, int) else n
     start = const(start) if isinstance(start, int) else start
     fn = b.function
@@ -40,8 +47,27 @@ def for_range(b: ir.IRBuilder, n, start=0, step=1, name="i"):
     yield i
     nxt = b.add(i, const(step), name=f"{name}.next", flags=("nsw",))
     i.add_incoming(nxt, b.block)
-    b.branch(head)
+    latch = b.branch(head)
+    if not unroll:
+        latch.set_metadata(NO_UNROLL_INTERLEAVE if interleave else NO_UNROLL,
+                           b.module.add_metadata([]))
     b.position_at_end(done)
+
+
+def loop_metadata(llvm_ir: str) -> str:
+    """Turns the latches marked by for_range(unroll=False) into LLVM loop metadata (a distinct
+    self-referencing node per loop, which llvmlite's builder cannot express)."""
+    defs = ['!900000 = !{!"llvm.loop.unroll.disable"}',
+            '!900001 = !{!"llvm.loop.interleave.count", i32 4}']
+    for marker, props in ((NO_UNROLL_INTERLEAVE, "!900000, !900001"), (NO_UNROLL, "!900000")):
+        parts = llvm_ir.split(f"!{marker} !")
+        out = [parts[0]]
+        for part in parts[1:]:
+            node = 900002 + len(defs)
+            out.append(f"!llvm.loop !{node}" + part.lstrip("0123456789"))
+            defs.append(f"!{node} = distinct !{{!{node}, {props}}}")
+        llvm_ir = "".join(out)
+    return llvm_ir + "\n" + "\n".join(defs) + "\n" if len(defs) > 2 else llvm_ir
 
 
 def new_function(module: ir.Module, name: str, arg_types, arg_names=None,

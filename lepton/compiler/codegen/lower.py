@@ -18,7 +18,7 @@ from . import conv, gemm, grad_kernels
 from ..fusion import Group, partition
 from .epilogue import emit_epilogue_kernel
 from .fused import emit_rows
-from .loops import const, i8, new_function
+from .loops import const, i8, loop_metadata, new_function
 from .movement import emit_concatenate, emit_copy_view, emit_take
 from .reduce import emit_argmax, emit_reduce
 from .scalar import SCALAR, mem_type
@@ -146,7 +146,7 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
         k.fn.linkage = "internal"
     plan.scratch_bytes = max([k.scratch_bytes for k in kernels], default=0)
     _emit_entry(module, kernels, plan, profile)
-    return Lowered(str(module), kernels)
+    return Lowered(loop_metadata(str(module)), kernels)
 
 
 def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
