@@ -60,33 +60,8 @@ class CompileResult:
                                 [(grp.outputs, grp.reads(), grp.in_place_pairs())
                                  for grp in self.groups])
         times["plan"] = time.perf_counter() - t
-        cache = DiskCache.from_config(cfg.cache_dir, cfg.cache and not cfg.dump_dir)
         self.threads = cfg.threads if cfg.threads > 1 and openmp_available() else 1
-        flags = f"O3 threads={self.threads}" + (" profile" if profile else "")
-        key = cache_key(print_graph(self.graph, locs=False), flags) if cache else None
-        hit = cache.get(key) if cache else None
-        self.cached = hit is not None
-        t = time.perf_counter()
-        if hit:
-            obj, meta = hit
-            self.llvm_ir, self.kernel_names = meta["llvm_ir"], meta["kernels"]
-            self.plan.scratch_bytes = meta["scratch_bytes"]
-            self.kernels = None  # not rebuilt: the code comes from the cache
-            self.lib = NativeLibrary(obj)
-            times["cache_load"] = time.perf_counter() - t
-        else:
-            lowered = lower_graph(self.graph, self.plan, self.groups, profile, self.threads)
-            self.kernels = lowered.kernels
-            self.kernel_names = [k.fn.name for k in self.kernels]
-            self.llvm_ir = lowered.llvm_ir
-            times["lower"] = time.perf_counter() - t
-            t = time.perf_counter()
-            obj, optimized = compile_object(self.llvm_ir)
-            self.lib = NativeLibrary(obj, optimized)
-            times["llvm"] = time.perf_counter() - t
-            if cache:
-                cache.put(key, obj, {"llvm_ir": self.llvm_ir, "kernels": self.kernel_names,
-                                     "scratch_bytes": self.plan.scratch_bytes})
+        self._native_code(cfg, profile, times)
         if cfg.dump_dir:
             with open(os.path.join(cfg.dump_dir, f"{traced.name}.llvm.ll"), "w") as f:
                 f.write(self.llvm_ir)
@@ -97,6 +72,36 @@ class CompileResult:
             self.lib, ENTRY, [v.type for v in g.inputs], [v.type for v in g.outputs],
             [s.source for s in self.plan.outputs], self.plan.constants, self.plan.workspace_bytes)
         self.times = times
+
+    def _native_code(self, cfg, profile: bool, times: dict) -> None:
+        """Object code for the planned graph: from the disk cache, or lowered and compiled
+        (then cached). Sets llvm_ir, kernel_names, kernels (None from the cache) and lib."""
+        cache = DiskCache.from_config(cfg.cache_dir, cfg.cache and not cfg.dump_dir)
+        flags = f"O3 threads={self.threads}" + (" profile" if profile else "")
+        key = cache_key(print_graph(self.graph, locs=False), flags) if cache else None
+        hit = cache.get(key) if cache else None
+        self.cached = hit is not None
+        t = time.perf_counter()
+        if hit:
+            obj, meta = hit
+            self.llvm_ir, self.kernel_names = meta["llvm_ir"], meta["kernels"]
+            self.plan.scratch_bytes = meta["scratch_bytes"]
+            self.kernels = None
+            self.lib = NativeLibrary(obj)
+            times["cache_load"] = time.perf_counter() - t
+            return
+        lowered = lower_graph(self.graph, self.plan, self.groups, profile, self.threads)
+        self.kernels = lowered.kernels
+        self.kernel_names = [k.fn.name for k in self.kernels]
+        self.llvm_ir = lowered.llvm_ir
+        times["lower"] = time.perf_counter() - t
+        t = time.perf_counter()
+        obj, optimized = compile_object(self.llvm_ir)
+        self.lib = NativeLibrary(obj, optimized)
+        times["llvm"] = time.perf_counter() - t
+        if cache:
+            cache.put(key, obj, {"llvm_ir": self.llvm_ir, "kernels": self.kernel_names,
+                                 "scratch_bytes": self.plan.scratch_bytes})
 
     def stats(self) -> dict:
         p = self.plan
