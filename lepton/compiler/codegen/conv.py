@@ -20,7 +20,7 @@ from .gemm import GemmShape, plan_gemm
 from .kernel import (Epilogue, Kernel, lane_mask, llvm_type, masked_load, masked_store, minmax,
                      splat, vector_width)
 from .loops import const, for_range, i8, i64, new_function
-from .parallel import begin_split, finish_split, thread_scratch, worth_threads
+from .parallel import finish_items, worth_threads
 from .pool import emit_pool2d
 
 __all__ = ["emit_conv2d", "emit_pool2d"]
@@ -134,7 +134,8 @@ def emit_conv2d(module: ir.Module, name: str, x: TensorType, w: TensorType, out:
     per_scratch = _round64(col_off + col_bytes if col_bytes else gemm_bytes)
     use = worth_threads(threads, n * groups * og * npix * kdim // 32, n * groups)
 
-    def image(bb, ng, out_p, x_p, w_p, scratch):
+    def image(bb, ng, args):
+        out_p, x_p, w_p, scratch = args
         # image n, group g: its channels are contiguous in x, its filters in w, outputs in out
         col = bb.bitcast(bb.gep(scratch, [const(col_off)]), t.as_pointer())
         xg = bb.gep(x_p, [bb.mul(ng, const(cg * h * wd))], inbounds=True)
@@ -148,22 +149,7 @@ def emit_conv2d(module: ir.Module, name: str, x: TensorType, w: TensorType, out:
             bb.call(im2col, [col, xg])
             bb.call(gemm, [wg, col, outg, scratch, og_row])
 
-    if use <= 1:
-        with for_range(b, n * groups, name="ng") as ng:
-            image(b, ng, out_p, x_p, w_p, scratch)
-        b.ret_void()
-        return Kernel(fn, per_scratch)
-    arg_types = [a.type for a in fn.args]
-    body, bb, args, lo, hi = begin_split(module, f"{name}.par", arg_types)
-    mine = thread_scratch(bb, args[3], per_scratch)
-    with for_range(bb, hi, start=lo, name="ng") as ng:
-        image(bb, ng, *args[:3], mine)
-    bb.ret_void()
-    par = finish_split(module, f"{name}.par", body, arg_types, n * groups, use)
-    par.linkage = "internal"
-    b.call(par, list(fn.args))
-    b.ret_void()
-    return Kernel(fn, per_scratch * use)
+    return Kernel(fn, finish_items(module, name, fn, b, n * groups, use, per_scratch, image))
 
 
 def _round64(x: int) -> int:

@@ -36,7 +36,7 @@ from .dot import DOT_MAX_N, DOT_SWAP_MAX_M, emit_dot_driver
 from .int_gemm import emit_int_gemm
 from .kernel import Epilogue, Kernel, llvm_type, minmax, vector_width
 from .loops import const, for_range, i8, i32, i64, new_function
-from .parallel import begin_split, finish_split, thread_scratch, worth_threads
+from .parallel import finish_items, worth_threads
 from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_at, emit_pack_b
 from .transpose import emit_pack_bt
 
@@ -434,7 +434,8 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
             drivers[size] = plan_gemm(module, name + tag, s, epilogue, blocking)
         per_scratch = _round_up(max(sc for _, sc in drivers.values()), 64)
 
-        def rows_body(bb, blk, a_p, b_p, c_p, scratch):
+        def rows_body(bb, blk, args):
+            c_p, a_p, b_p, scratch = args
             r0 = bb.mul(blk, const(mb))
             a_blk = bb.gep(a_p, [r0 if trans_a else bb.mul(r0, const(lda))])
             args = [a_blk, b_p, bb.gep(c_p, [bb.mul(r0, const(n))]), scratch, r0]
@@ -447,13 +448,14 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
                         bb.call(drivers[sizes[0]][0], args)
                     with full:
                         bb.call(drivers[sizes[1]][0], args)
-        return _split_kernel(module, name, fn, bld, -(-rows // mb), per_thread, rows_body,
-                             per_scratch)
+        return Kernel(fn, finish_items(module, name, fn, bld, -(-rows // mb), per_thread,
+                                       per_scratch, rows_body))
     s = GemmShape(a.dtype, m, n, k, lda, ldb, n, trans_a, trans_b)
     drv, scratch_bytes = plan_gemm(module, f"{name}.gemm", s, epilogue, blocking)
     per_scratch = _round_up(scratch_bytes, 64)
 
-    def batch_body(bb, bi, a_p, b_p, c_p, scratch):
+    def batch_body(bb, bi, args):
+        c_p, a_p, b_p, scratch = args
         a_off, b_off, rest = const(0), const(0), bi
         for d in reversed(range(len(batch))):
             idx = bb.urem(rest, const(batch[d]))
@@ -462,28 +464,6 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
             b_off = bb.add(b_off, bb.mul(idx, const(sb[d])))
         bb.call(drv, [bb.gep(a_p, [a_off]), bb.gep(b_p, [b_off]),
                       bb.gep(c_p, [bb.mul(bi, const(m * n))]), scratch, bb.mul(bi, const(m))])
-    return _split_kernel(module, name, fn, bld, nb,
-                         worth_threads(threads, nb * m * n * k // 32, nb), batch_body,
-                         per_scratch)
-
-
-def _split_kernel(module, name, fn, bld, n_items: int, threads: int, body, per_scratch: int):
-    """Finishes `fn(out, a, b, scratch)`: body(builder, i, a, b, c, scratch) for every item
-    i < n_items, on `threads` threads, each passing its own scratch of per_scratch bytes."""
-    c_p, a_p, b_p, scratch = fn.args
-    if threads <= 1:
-        with for_range(bld, n_items, name="item") as i:
-            body(bld, i, a_p, b_p, c_p, scratch)
-        bld.ret_void()
-        return Kernel(fn, per_scratch)
-    arg_types = [a.type for a in fn.args]
-    inner, bb, args, lo, hi = begin_split(module, f"{name}.par", arg_types)
-    mine = thread_scratch(bb, args[3], per_scratch)
-    with for_range(bb, hi, start=lo, name="item") as i:
-        body(bb, i, args[1], args[2], args[0], mine)
-    bb.ret_void()
-    par = finish_split(module, f"{name}.par", inner, arg_types, n_items, threads)
-    par.linkage = "internal"
-    bld.call(par, list(fn.args))
-    bld.ret_void()
-    return Kernel(fn, per_scratch * threads)
+    return Kernel(fn, finish_items(module, name, fn, bld, nb,
+                                   worth_threads(threads, nb * m * n * k // 32, nb),
+                                   per_scratch, batch_body))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .loops import i8, i32, i64, new_function
+from .loops import for_range, i8, i32, i64, new_function
 
 # Below this many elements of work a kernel stays on one thread (a region costs ~2 µs).
 MIN_PARALLEL_ELEMENTS = 1 << 15
@@ -73,6 +73,29 @@ def _outlined(module, name, body, ctx_t, n: int) -> ir.Function:
     b.call(body, args + [lo, hi])
     b.ret_void()
     return fn
+
+
+def finish_items(module: ir.Module, name: str, fn: ir.Function, b: ir.IRBuilder, n_items: int,
+                 threads: int, per_scratch: int, body) -> int:
+    """Completes `fn(..., i8* scratch)` (b at its end): body(builder, i, args) for each item
+    i < n_items on `threads` threads, args being fn's arguments with the scratch replaced by
+    this thread's own per_scratch bytes. Returns the scratch bytes fn needs."""
+    if threads <= 1:
+        with for_range(b, n_items, name="item") as i:
+            body(b, i, list(fn.args))
+        b.ret_void()
+        return per_scratch
+    arg_types = [a.type for a in fn.args]
+    inner, bb, args, lo, hi = begin_split(module, f"{name}.par", arg_types)
+    mine = args[:-1] + [thread_scratch(bb, args[-1], per_scratch)]
+    with for_range(bb, hi, start=lo, name="item") as i:
+        body(bb, i, mine)
+    bb.ret_void()
+    par = finish_split(module, f"{name}.par", inner, arg_types, n_items, threads)
+    par.linkage = "internal"
+    b.call(par, list(fn.args))
+    b.ret_void()
+    return per_scratch * threads
 
 
 def thread_scratch(b: ir.IRBuilder, scratch, per_thread: int):
