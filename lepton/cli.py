@@ -96,6 +96,11 @@ def dump(target: str, args: str, stage: str = "all", llvm: bool = False, out=Non
         if stage in ("after", "all"):
             print("// optimised IR", file=out)
             print(f.ir(), file=out)
+            stats = f.stats()
+            print(f"// {stats['kernels']} kernels (fusion groups), {stats['threads']} thread(s)",
+                  file=out)
+            for name in stats["kernel_ops"]:
+                print(f"//   {name}", file=out)
         if llvm:
             print("// LLVM IR", file=out)
             print(f.llvm_ir(), file=out)
