@@ -7,8 +7,9 @@
 from . import ir, nn, optim
 from .compile import compile
 from .grad import grad, value_and_grad
+from .frontends.onnx import load as from_onnx
 from .frontends import *  # noqa: F401,F403  the traced ops, dtypes and trace
 from .frontends import __all__ as _frontend_names
 
 __version__ = "0.1.0"
-__all__ = ["ir", "nn", "optim", "compile", "grad", "value_and_grad", *_frontend_names]
+__all__ = ["ir", "nn", "optim", "compile", "grad", "value_and_grad", "from_onnx", *_frontend_names]

@@ -114,3 +114,8 @@ def test_exported_names_are_exactly_the_public_api():
     exec("from lepton.frontends import *", namespace)
     assert set(namespace) - {"__builtins__"} == expected
     assert lp.int64 is int64
+    import lepton
+    from lepton.frontends.onnx import load
+    assert set(lepton.__all__) == expected | {"ir", "nn", "optim", "compile", "grad",
+                                              "value_and_grad", "from_onnx"}
+    assert lepton.from_onnx is load

@@ -1,0 +1,308 @@
+"""Loading an ONNX model as a compiled Lepton function.
+
+The model's graph is rebuilt as a Python function over traced Tensors, one ONNX node at a time
+through the op table (op_table.py), and that function goes to `lp.compile` (one compilation per
+input signature). Initializers and Constant nodes become graph constants, so constant folding
+sees the weights; values computed only from constants (Shape -> Gather -> Concat -> Reshape
+chains) are evaluated while tracing when a node needs them as static attributes.
+
+    >>> f = load("mlp.onnx")                 # or an onnx.ModelProto, or its serialized bytes
+    >>> [y] = f(x)                           # NumPy inputs in graph-input order -> list of outputs
+    >>> print(f.ir()); f.stats()             # as for any lp.compile'd function
+
+Input shapes are static. A symbolic dimension ("batch") is bound by the arrays of each call
+(compiling once per signature); `load(model, shapes={"x": (8, 784)})` fixes it ahead of time.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from ...ir.types import DType, bool_, float32, float64, int32, int64
+from ..tensor import Tensor, constant as _constant, current_graph
+from .node import Node
+from .op_table import TABLE
+
+# ONNX TensorProto element types Lepton has (the rest are refused with their ONNX name).
+ONNX_DTYPES: dict[int, DType] = {1: float32, 11: float64, 6: int32, 7: int64, 9: bool_}
+
+
+def onnx_type_name(elem_type: int) -> str:
+    from onnx import TensorProto
+    try:
+        return TensorProto.DataType.Name(elem_type)
+    except ValueError:
+        return f"element type {elem_type}"
+
+
+def _read_model(model):
+    """A ModelProto from a path, serialized bytes or a ModelProto."""
+    import onnx
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, (bytes, bytearray)):
+        return onnx.load_from_string(bytes(model))
+    if isinstance(model, (str, os.PathLike)):
+        return onnx.load(os.fspath(model))
+    raise TypeError(f"from_onnx needs a path, an onnx.ModelProto or its bytes, got "
+                    f"{type(model).__name__}")
+
+
+class InputSpec:
+    """One graph input: its name, dtype and dims (ints, or a dim_param name / None if unknown);
+    dims is None when the model does not give the rank."""
+
+    def __init__(self, name: str, dtype: DType, dims: tuple | None):
+        self.name, self.dtype, self.dims = name, dtype, dims
+
+    @property
+    def static(self) -> bool:
+        return self.dims is not None and all(isinstance(d, int) for d in self.dims)
+
+    def describe(self) -> str:
+        dims = "?" if self.dims is None else ",".join(
+            str(d) if d is not None else "?" for d in self.dims)
+        return f"'{self.name}': {self.dtype.name}[{dims}]"
+
+
+def _input_spec(vi, shapes: dict) -> InputSpec:
+    tt = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type"):
+        raise NotImplementedError(f"graph input '{vi.name}' is not a tensor (sequences, maps "
+                                  f"and optionals are not supported)")
+    if tt.elem_type not in ONNX_DTYPES:
+        raise NotImplementedError(f"graph input '{vi.name}' has element type "
+                                  f"{onnx_type_name(tt.elem_type)}; Lepton supports FLOAT, "
+                                  f"DOUBLE, INT32, INT64 and BOOL")
+    dims = None
+    if tt.HasField("shape"):
+        dims = tuple(d.dim_value if d.HasField("dim_value")
+                     else (d.dim_param or None) for d in tt.shape.dim)
+    if vi.name in shapes:
+        given = tuple(int(s) for s in shapes[vi.name])
+        if dims is not None and (len(given) != len(dims) or any(
+                isinstance(d, int) and d != s for d, s in zip(dims, given))):
+            raise ValueError(f"shapes['{vi.name}'] = {given} does not fit the model's input "
+                             f"{InputSpec(vi.name, ONNX_DTYPES[tt.elem_type], dims).describe()}")
+        dims = given
+    return InputSpec(vi.name, ONNX_DTYPES[tt.elem_type], dims)
+
+
+def _initializer(t) -> np.ndarray:
+    from onnx import numpy_helper
+    if t.data_type not in ONNX_DTYPES:
+        raise NotImplementedError(f"initializer '{t.name}' has element type "
+                                  f"{onnx_type_name(t.data_type)}, which Lepton does not support")
+    arr = numpy_helper.to_array(t)
+    arr = np.array(arr, dtype=ONNX_DTYPES[t.data_type].np, copy=True)
+    arr.flags.writeable = False
+    return arr
+
+
+def _graph_name(name: str) -> str:
+    return re.sub(r"[^\w.\-]", "", name) or "onnx"
+
+
+class _Builder:
+    """Builds one trace of the ONNX graph: name -> Tensor, with constants evaluated on demand."""
+
+    def __init__(self, model: "OnnxFunction"):
+        self.model = model
+        self.env: dict[str, Tensor] = {}
+        self.memo: dict = {}          # Value -> np.ndarray, or None when not a constant
+
+    def static(self, t: Tensor) -> np.ndarray | None:
+        """t's value when it depends on constants only (by the ops' NumPy references)."""
+        memo = self.memo
+        stack = [t.value]
+        while stack:
+            v = stack[-1]
+            if v in memo:
+                stack.pop()
+                continue
+            if v.op == "constant":
+                memo[v] = v.attrs["value"]
+            elif v.op == "input":
+                memo[v] = None
+            else:
+                pending = [i for i in v.inputs if i not in memo]
+                if pending:
+                    stack.extend(pending)
+                    continue
+                ins = [memo[i] for i in v.inputs]
+                memo[v] = (None if any(x is None for x in ins)
+                           else np.asarray(v.opdef.ref(ins, v.attrs)))
+            stack.pop()
+        return memo[t.value]
+
+    def run(self, inputs: tuple[Tensor, ...]) -> list[Tensor]:
+        m = self.model
+        for spec, t in zip(m.inputs, inputs):
+            self.env[spec.name] = t
+        for name, arr in m.initializers.items():
+            if name not in self.env:   # an input shadows an initializer of the same name
+                t = self.env[name] = _constant(arr)
+                t.value.loc = f"onnx initializer '{name}'"
+        g = current_graph()
+        for index, proto in enumerate(m.graph.node):
+            start = len(g.nodes)
+            node = Node(proto, index, m.opset,
+                        [self._lookup(n, proto, index) for n in proto.input], self.static)
+            outs = node.convert(TABLE[proto.op_type])
+            for v in g.nodes[start:]:
+                v.loc = node.loc       # IR errors and dumps name the ONNX node
+            for out_name, t in zip(proto.output, outs):
+                if out_name:
+                    self.env[out_name] = t
+        missing = [o.name for o in m.graph.output if o.name not in self.env]
+        if missing:
+            raise ValueError(f"the graph's outputs {missing} are produced by no node")
+        return [self.env[o.name] for o in m.graph.output]
+
+    def _lookup(self, name: str, proto, index: int) -> Tensor | None:
+        if not name:
+            return None             # an omitted optional input
+        if name not in self.env:
+            raise ValueError(f"ONNX node '{proto.name or '#%d' % index}' ({proto.op_type}) "
+                             f"reads '{name}', which "
+                             f"no earlier node, input or initializer defines (nodes must be "
+                             f"in topological order)")
+        return self.env[name]
+
+
+class OnnxFunction:
+    """A loaded ONNX model: call it with NumPy arrays (graph-input order), get a list of
+    NumPy arrays (graph-output order). Compiles with `lp.compile`, once per input signature;
+    `.ir()`, `.llvm_ir()`, `.stats()` describe the most recent compilation."""
+
+    def __init__(self, model, *, shapes: dict | None = None, check: bool = False):
+        from ...compile import compile as lp_compile
+        proto = _read_model(model)
+        self.proto = proto
+        self.graph = proto.graph
+        self.opset = _default_opset(proto)
+        shapes = dict(shapes or {})
+        init_names = {t.name for t in self.graph.initializer}
+        # Before IR version 4 initializers were also listed as inputs; they stay constants.
+        self.inputs = [_input_spec(vi, shapes) for vi in self.graph.input
+                       if vi.name not in init_names]
+        unknown = set(shapes) - {s.name for s in self.inputs}
+        if unknown:
+            raise ValueError(f"shapes= names {sorted(unknown)}, which are not graph inputs "
+                             f"(inputs: {[s.name for s in self.inputs]})")
+        self.input_names = [s.name for s in self.inputs]
+        self.output_names = [o.name for o in self.graph.output]
+        self.initializers = {t.name: _initializer(t) for t in self.graph.initializer}
+        self._check_ops()
+
+        # One output is returned bare: lp.compile's fast path then hands back the array itself
+        # (no container), and its output buffer is reused by the next call.
+        single = len(self.output_names) == 1
+
+        def forward(*tensors):
+            outs = _Builder(self).run(tensors)
+            return outs[0] if single else outs
+
+        forward.__name__ = _graph_name(self.graph.name)
+        self.name = forward.__name__
+        self.compiled = lp_compile(forward, check=check)
+        self._checked: set = set()   # signatures bind() accepted
+        if all(s.static for s in self.inputs):
+            self.compiled.lower(*[np.zeros(s.dims, s.dtype.np) for s in self.inputs])
+
+    def _check_ops(self) -> None:
+        """Every op type must be in the table: refuse the model now, not at the first call."""
+        for i, node in enumerate(self.graph.node):
+            label = f"'{node.name or '#%d' % i}'"
+            if node.domain not in ("", "ai.onnx"):
+                raise NotImplementedError(f"ONNX node {label}: op {node.op_type} of domain "
+                                          f"'{node.domain}' is not supported")
+            if node.op_type not in TABLE:
+                raise NotImplementedError(f"ONNX node {label}: op type {node.op_type} is not "
+                                          f"supported by Lepton's ONNX frontend")
+
+    # -- calling ----------------------------------------------------------------------------
+    def bind(self, args) -> list[np.ndarray]:
+        """The call's arrays, checked against the graph's inputs: count (TypeError), dtype
+        (TypeError), rank and static dims (ValueError), one size per symbolic dim name."""
+        if len(args) != len(self.inputs):
+            raise TypeError(f"{self.name} takes {len(self.inputs)} inputs "
+                            f"({', '.join(s.describe() for s in self.inputs)}), got {len(args)}")
+        arrays, bound = [], {}
+        for i, (spec, a) in enumerate(zip(self.inputs, args)):
+            a = a if isinstance(a, np.ndarray) else np.asarray(a, dtype=spec.dtype.np)
+            where = f"input {i} {spec.describe()}"
+            if a.dtype != spec.dtype.np:
+                raise TypeError(f"{where}: got an array of dtype {a.dtype}; convert it with "
+                                f".astype(np.{spec.dtype.np.name})")
+            if spec.dims is not None:
+                if a.ndim != len(spec.dims) or any(
+                        isinstance(d, int) and d != n for d, n in zip(spec.dims, a.shape)):
+                    raise ValueError(f"{where}: got shape {a.shape}")
+                for d, n in zip(spec.dims, a.shape):
+                    if isinstance(d, str):
+                        if bound.setdefault(d, (n, spec.name))[0] != n:
+                            raise ValueError(f"{where}: dim '{d}' is {n} here but "
+                                             f"{bound[d][0]} in input '{bound[d][1]}'")
+            arrays.append(a)
+        return arrays
+
+    def __call__(self, *args) -> list[np.ndarray]:
+        try:   # arrays of a signature already checked skip the checks (saves ~2 us a call)
+            known = tuple((a.shape, a.dtype) for a in args) in self._checked
+        except AttributeError:
+            known = False
+        if not known:
+            args = self.bind(args)
+            self._checked.add(tuple((a.shape, a.dtype) for a in args))
+        outs = self.compiled(*args)
+        return [outs] if len(self.output_names) == 1 else list(outs)
+
+    # -- inspection -------------------------------------------------------------------------
+    def _inspect(self, what: str):
+        try:
+            return getattr(self.compiled, what)()
+        except RuntimeError:   # lp.compile's "not compiled yet"
+            symbolic = [s.describe() for s in self.inputs if not s.static]
+            raise ValueError(f"{self.name} is not compiled yet: inputs {', '.join(symbolic)} "
+                             f"have symbolic dims; call it with arrays (it compiles for their "
+                             f"shapes) or load it with shapes={{name: shape}}") from None
+
+    def ir(self) -> str:
+        """The optimised IR of the most recent compilation."""
+        return self._inspect("ir")
+
+    def traced_ir(self) -> str:
+        """The IR as traced from the ONNX graph, before optimisation."""
+        return self._inspect("traced_ir")
+
+    def llvm_ir(self) -> str:
+        return self._inspect("llvm_ir")
+
+    def stats(self) -> dict:
+        return self._inspect("stats")
+
+    def __repr__(self) -> str:
+        ins = ", ".join(s.describe() for s in self.inputs)
+        return f"<OnnxFunction {self.name}({ins}) -> {self.output_names}, opset {self.opset}>"
+
+
+def _default_opset(proto) -> int:
+    for imp in proto.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    raise ValueError("the model imports no version of the default ONNX domain (opset_import)")
+
+
+def load(model, *, shapes: dict | None = None, check: bool = False) -> OnnxFunction:
+    """Loads an ONNX model (a path, an onnx.ModelProto or its bytes) as a compiled function.
+
+    shapes: optional {input name: shape} fixing symbolic dims ahead of the first call. A model
+    whose inputs all have concrete dims is compiled now, so errors surface at load time.
+    check=True: every call is also run by the reference interpreter (as lp.compile's check).
+    Raises NotImplementedError naming the node and the op (or attribute) Lepton lacks.
+    """
+    return OnnxFunction(model, shapes=shapes, check=check)
+

@@ -1,0 +1,219 @@
+"""Converters for ONNX's neural-network ops: Gemm, Conv, the pools, the normalisations,
+Softmax/LogSoftmax, Gelu, Dropout. Each takes a `Node` and returns traced Tensors.
+
+Convolutions and pools take 1-d (N, C, L) inputs as (N, C, 1, L) images. Padding the IR's
+conv2d/pool ops cannot express (asymmetric, or beyond half a pooling window) is made explicit
+with the IR's `pad`: zeros for Conv, a -inf border for MaxPool, and for AveragePool the padded
+sum rescaled by a per-window count computed now:
+
+    >>> Conv(x, w, pads=[0, 0, 1, 1])   # pad[lo=(0,0,0,0), hi=(0,0,1,1)], conv2d[padding=(0,0)]
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .. import nn_ops, ops
+from ..tensor import Tensor, constant, emit
+
+
+def pad_zeros(x: Tensor, lo, hi) -> Tensor:
+    """x with lo[i] zeros before and hi[i] after axis i (the IR's pad op)."""
+    lo, hi = tuple(int(p) for p in lo), tuple(int(p) for p in hi)
+    if not any(lo) and not any(hi):
+        return x
+    return emit("pad", [x], lo=lo, hi=hi, interior=(0,) * x.ndim)
+
+
+# -- Gemm --------------------------------------------------------------------------------------
+def gemm(n) -> Tensor:
+    """alpha * op(A) @ op(B) + beta * C, op transposing when transA/transB is set."""
+    a, b, c = n.x(0), n.x(1), n.opt(2)
+    if a.ndim != 2 or b.ndim != 2:
+        n.invalid(f"A and B must be matrices, got {a.type} and {b.type}")
+    a = a.T if n.attr("transA", 0) else a
+    b = b.T if n.attr("transB", 0) else b
+    y = ops.matmul(a, b)
+    alpha, beta = n.attr("alpha", 1.0), n.attr("beta", 1.0)
+    if alpha != 1.0:
+        y = y * alpha
+    if c is not None and beta != 0.0:
+        y = y + (c if beta == 1.0 else c * beta)
+    return y
+
+
+# -- windows: Conv and the pools ---------------------------------------------------------------
+def _window_geometry(n, sizes, kernel, dilations):
+    """(strides, pads before, pads after) per spatial axis from strides/auto_pad/pads."""
+    k = len(kernel)
+    strides = tuple(n.attr("strides", [1] * k))
+    auto = n.attr("auto_pad", "NOTSET")
+    if auto == "NOTSET":
+        pads = tuple(n.attr("pads", [0] * 2 * k))
+        if len(pads) != 2 * k:
+            n.invalid(f"pads must have {2 * k} entries, got {list(pads)}")
+        lo, hi = pads[:k], pads[k:]
+    elif auto == "VALID":
+        lo = hi = (0,) * k
+    elif auto in ("SAME_UPPER", "SAME_LOWER"):
+        lo, hi = [], []
+        for size, kk, s, d in zip(sizes, kernel, strides, dilations):
+            total = max((math.ceil(size / s) - 1) * s + (kk - 1) * d + 1 - size, 0)
+            small, big = total // 2, total - total // 2
+            lo.append(small if auto == "SAME_UPPER" else big)
+            hi.append(big if auto == "SAME_UPPER" else small)
+    else:
+        n.invalid(f"unknown auto_pad '{auto}'")
+    if len(strides) != k or min(strides) < 1 or min(lo) < 0 or min(hi) < 0:
+        n.invalid(f"bad strides {list(strides)} or pads {list(lo) + list(hi)} for a "
+                  f"{k}-d window")
+    return strides, tuple(lo), tuple(hi)
+
+
+def _as_image(n, x: Tensor) -> Tensor:
+    """x as (N, C, H, W): 1-d inputs (N, C, L) get H = 1; 3-d windows are refused."""
+    if x.ndim == 4:
+        return x
+    if x.ndim == 3:
+        return x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
+    n.unsupported(f"only 1-d and 2-d {n.op_type} is supported, got input {x.type}")
+
+
+def _for_image(nd: int, params: tuple, neutral: int) -> tuple:
+    """A 1-d op's window parameter extended for the added H axis (size, stride 1; pad 0)."""
+    return tuple(params) if nd == 2 else (neutral,) + tuple(params)
+
+
+def conv(n) -> Tensor:
+    x, w, b = n.x(0), n.x(1), n.opt(2)
+    nd = x.ndim - 2
+    img = _as_image(n, x)
+    kernel = tuple(w.shape[2:])
+    if tuple(n.attr("kernel_shape", kernel)) != kernel:
+        n.invalid(f"kernel_shape {n.attr('kernel_shape')} does not match the weight {w.type}")
+    dil = tuple(n.attr("dilations", [1] * nd))
+    strides, lo, hi = _window_geometry(n, x.shape[2:], kernel, dil)
+    strides, dil = _for_image(nd, strides, 1), _for_image(nd, dil, 1)
+    lo, hi = _for_image(nd, lo, 0), _for_image(nd, hi, 0)
+    if nd == 1:
+        w = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2])
+    # conv2d pads symmetrically; any extra on one side is explicit zeros first
+    sym = tuple(min(a, c) for a, c in zip(lo, hi))
+    img = pad_zeros(img, (0, 0) + tuple(a - s for a, s in zip(lo, sym)),
+                    (0, 0) + tuple(c - s for c, s in zip(hi, sym)))
+    y = nn_ops.conv2d(img, w, b, stride=strides, padding=sym, dilation=dil,
+                      groups=int(n.attr("group", 1)))
+    return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if nd == 1 else y
+
+
+def _window_count(sizes, kernel, strides, lo, hi) -> np.ndarray:
+    """How many input (not padding) elements each window of the padded input covers."""
+    inside = np.pad(np.ones(sizes), list(zip(lo, hi)))
+    v = sliding_window_view(inside, kernel)[::strides[0], ::strides[1]]
+    return v.sum(axis=(-2, -1))
+
+
+def pool(kind: str):
+    def rule(n) -> Tensor:
+        x = n.x(0)
+        nd = x.ndim - 2
+        img = _as_image(n, x)
+        kernel = tuple(n.attr("kernel_shape", ()))
+        if len(kernel) != nd:
+            n.invalid(f"kernel_shape {list(kernel)} does not fit input {x.type}")
+        if n.attr("ceil_mode", 0):
+            n.unsupported("ceil_mode=1 is not supported")
+        if any(d != 1 for d in n.attr("dilations", [1] * nd)):
+            n.unsupported("dilated pooling is not supported")
+        if kind == "max" and n.attr("storage_order", 0):
+            n.unsupported("storage_order=1 is not supported")
+        strides, lo, hi = _window_geometry(n, x.shape[2:], kernel, (1,) * nd)
+        kernel, strides = _for_image(nd, kernel, 1), _for_image(nd, strides, 1)
+        lo, hi = _for_image(nd, lo, 0), _for_image(nd, hi, 0)
+        include_pad = kind == "avg" and n.attr("count_include_pad", 0)
+        op = nn_ops.max_pool2d if kind == "max" else nn_ops.avg_pool2d
+        if lo == hi and all(p <= k // 2 for p, k in zip(lo, kernel)) and not (
+                include_pad and any(lo)):
+            y = op(img, kernel, strides, lo)
+        else:
+            padded = pad_zeros(img, (0, 0) + lo, (0, 0) + hi)
+            if kind == "max":  # the border must never win: -inf there, + 0 elsewhere
+                border = np.pad(np.zeros(img.shape[2:], img.dtype.np), list(zip(lo, hi)),
+                                constant_values=-np.inf)
+                padded = padded + constant(border)
+            y = op(padded, kernel, strides, 0)
+            if kind == "avg" and not include_pad:  # avg_pool2d divided by the whole window
+                count = _window_count(img.shape[2:], kernel, strides, lo, hi)
+                y = y * constant((math.prod(kernel) / count).astype(img.dtype.np))
+        return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if nd == 1 else y
+    return rule
+
+
+def global_pool(reduce):
+    def rule(n) -> Tensor:
+        x = n.x(0)
+        return reduce(x, tuple(range(2, x.ndim)), keepdims=True)
+    return rule
+
+
+# -- normalisations ----------------------------------------------------------------------------
+def batch_norm(n) -> Tensor:
+    """Inference: (x - mean) / sqrt(var + eps) * scale + B per channel (axis 1), written as
+    x * a + (B - mean * a) so the per-channel constants fold into two."""
+    x, scale, bias, mean, var = (n.x(i) for i in range(5))
+    if n.attr("training_mode", 0):
+        n.unsupported("training_mode=1 is not supported (inference only)")
+    if n.attr("spatial", 1) != 1:
+        n.unsupported("spatial=0 is not supported")
+    shape = (x.shape[1],) + (1,) * (x.ndim - 2)
+    a = scale * ops.rsqrt(var + n.attr("epsilon", 1e-5))
+    return x * a.reshape(shape) + (bias - mean * a).reshape(shape)
+
+
+def layer_norm(n) -> list[Tensor]:
+    """Normalises over the axes from `axis` to the last; outputs Y, Mean, InvStdDev."""
+    x, scale, bias = n.x(0), n.x(1), n.opt(2)
+    axis = n.attr("axis", -1)
+    axis = axis + x.ndim if axis < 0 else axis
+    if not 0 <= axis < x.ndim:
+        n.invalid(f"axis {n.attr('axis')} is out of range for {x.type}")
+    axes = tuple(range(axis, x.ndim))
+    mu = ops.mean(x, axes, keepdims=True)
+    d = x - mu
+    inv = ops.rsqrt(ops.mean(ops.square(d), axes, keepdims=True) + n.attr("epsilon", 1e-5))
+    y = d * inv * scale
+    if bias is not None:
+        y = y + bias
+    return [y, mu, inv]
+
+
+def softmax(f):
+    """Softmax/LogSoftmax: opset >= 13 along `axis` (default -1); before 13 the input is
+    viewed as a matrix split at `axis` (default 1), normalised along its rows."""
+    def rule(n) -> Tensor:
+        x = n.x(0)
+        if n.opset >= 13:
+            return f(x, n.attr("axis", -1))
+        axis = n.attr("axis", 1)
+        axis = axis + x.ndim if axis < 0 else axis
+        rows = math.prod(x.shape[:axis])
+        return f(x.reshape(rows, x.size // max(rows, 1)), -1).reshape(x.shape)
+    return rule
+
+
+def gelu(n) -> Tensor:
+    approx = n.attr("approximate", "none")
+    if approx not in ("none", "tanh"):
+        n.invalid(f"approximate must be 'none' or 'tanh', got '{approx}'")
+    return ops.gelu(n.x(0), approximate=approx == "tanh")
+
+
+def dropout(n) -> list[Tensor]:
+    """Inference: the input itself, and an all-true mask."""
+    x = n.x(0)
+    training = n.const(2)
+    if training is not None and bool(training):
+        n.unsupported("training mode is not supported (inference only)")
+    return [x, ops.full(x.shape, True)]

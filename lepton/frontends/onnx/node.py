@@ -1,0 +1,132 @@
+"""`Node`: one ONNX node as its converter sees it, and `Rule`: a converter and its attributes.
+
+A converter is a function `rule(node) -> Tensor | list[Tensor]` over the node's traced inputs;
+`Node` gives it the inputs, the attributes as Python values and, for inputs that must be known
+while tracing (shapes, axes, pads), their NumPy values:
+
+    >>> def reshape(n):                      # Reshape(data, shape)
+    ...     return n.x(0).reshape(n.ints(1))
+    >>> TABLE = {"Reshape": Rule(reshape, ("allowzero",))}
+
+Errors name the node: attributes outside the rule's list and inputs that are not constant raise
+NotImplementedError; malformed nodes raise ValueError/TypeError with the node's label in front.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one ONNX op type becomes traced ops; `attrs` lists every attribute it understands."""
+    fn: Callable[["Node"], object]
+    attrs: tuple[str, ...] = ()
+
+
+def _attr_value(a):
+    from onnx import AttributeProto, helper, numpy_helper
+    if a.type == AttributeProto.TENSOR:
+        return numpy_helper.to_array(a.t)
+    v = helper.get_attribute_value(a)
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, list) and v and isinstance(v[0], bytes):
+        return [s.decode() for s in v]
+    return v
+
+
+def _relabel(e: Exception, label: str) -> Exception:
+    """The same kind of exception with the node's label in front of its message."""
+    msg = f"{label}: {e}"
+    try:
+        return type(e)(msg)
+    except Exception:  # an exception class with another constructor
+        return ValueError(msg)
+
+
+class Node:
+    """A node under conversion: `x(i)` a required input, `opt(i)` an optional one (None when
+    omitted), `const(i)`/`ints(i)` the NumPy value of an input computed from constants
+    (`maybe_const(i)`: or None),
+    `attr(name, default)`, `n_outputs`, and `unsupported(msg)` / `invalid(msg)` to refuse it."""
+
+    def __init__(self, proto, index: int, opset: int, inputs: list, static):
+        self.proto = proto
+        self.op_type = proto.op_type
+        self.name = proto.name or f"#{index}"
+        self.label = f"ONNX node '{self.name}' ({self.op_type})"
+        self.loc = f"onnx {self.op_type} '{self.name}'".replace("\n", " ")
+        self.opset = opset
+        self.inputs = inputs
+        self.n_outputs = len(proto.output)
+        self.attrs: dict = {}
+        self._static = static
+
+    # -- conversion -------------------------------------------------------------------------
+    def convert(self, rule: Rule) -> list[Tensor]:
+        for a in self.proto.attribute:
+            if a.name not in rule.attrs:
+                self.unsupported(f"attribute '{a.name}' is not supported")
+        self.attrs = {a.name: _attr_value(a) for a in self.proto.attribute}
+        try:
+            outs = rule.fn(self)
+        except NotImplementedError:
+            raise
+        except (ValueError, TypeError, IndexError) as e:
+            if str(e).startswith(self.label):
+                raise
+            raise _relabel(e, self.label) from e
+        outs = [outs] if isinstance(outs, Tensor) else list(outs)
+        for k, name in enumerate(self.proto.output[len(outs):], len(outs)):
+            if name:
+                self.unsupported(f"output {k} ('{name}') is not supported")
+        return outs
+
+    # -- inputs -----------------------------------------------------------------------------
+    def opt(self, i: int) -> Tensor | None:
+        return self.inputs[i] if i < len(self.inputs) else None
+
+    def x(self, i: int) -> Tensor:
+        t = self.opt(i)
+        if t is None:
+            self.invalid(f"input {i} is required")
+        return t
+
+    def xs(self) -> list[Tensor]:
+        """All inputs, none of which may be omitted (variadic ops)."""
+        return [self.x(i) for i in range(len(self.inputs))]
+
+    def maybe_const(self, i: int) -> np.ndarray | None:
+        """Input i's value if it is computable from constants, else None."""
+        t = self.opt(i)
+        return None if t is None else self._static(t)
+
+    def const(self, i: int) -> np.ndarray | None:
+        """Input i's value, which must be computable from constants; None when omitted."""
+        if self.opt(i) is None:
+            return None
+        v = self._static(self.inputs[i])
+        if v is None:
+            self.unsupported(f"input {i} ('{self.proto.input[i]}') depends on the graph's "
+                             f"inputs, but Lepton needs it while tracing (shapes are static); "
+                             f"it must come from initializers, Constant or Shape nodes")
+        return v
+
+    def ints(self, i: int) -> tuple[int, ...] | None:
+        v = self.const(i)
+        return None if v is None else tuple(int(a) for a in np.asarray(v).reshape(-1))
+
+    def attr(self, name: str, default=None):
+        return self.attrs.get(name, default)
+
+    # -- refusing ---------------------------------------------------------------------------
+    def unsupported(self, msg: str):
+        raise NotImplementedError(f"{self.label}: {msg}")
+
+    def invalid(self, msg: str, exc=ValueError):
+        raise exc(f"{self.label}: {msg}")

@@ -1,0 +1,408 @@
+"""The ONNX op table: op type -> `Rule` (converter and accepted attributes), over the traced ops
+of lepton.frontends (no IR op of its own). Neural-network converters live in neural.py.
+
+    >>> TABLE["Relu"].fn(node)                  # -> lp.relu(node.x(0))
+    >>> TABLE["Gemm"].attrs                     # ('alpha', 'beta', 'transA', 'transB')
+
+Semantics follow the ONNX operator docs, per opset where they changed (Softmax's axis before 13;
+Squeeze, Unsqueeze, Split, ReduceSum taking axes as inputs from 13, the other reductions
+from 18; Clip's bounds as inputs from 11; Slice's from 10). Inputs that fix shapes (Reshape's
+shape, Slice's starts...) must be computable from constants; Gather's indices may be computed.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from ...ir.types import float64
+from .. import nn_ops, ops, shapes
+from ..tensor import Tensor, cast, constant
+from . import neural
+from .node import Rule
+
+
+# -- elementwise -------------------------------------------------------------------------------
+def unary(f):
+    return lambda n: f(n.x(0))
+
+
+def binary(f):
+    return lambda n: f(n.x(0), n.x(1))
+
+
+def variadic(f):
+    return lambda n: functools.reduce(f, n.xs())
+
+
+def div(n) -> Tensor:
+    a, b = n.x(0), n.x(1)
+    if a.dtype.is_float:
+        return ops.divide(a, b)
+    # integer Div truncates toward zero (as C and onnxruntime); exact below 2**53
+    return cast(ops.divide(cast(a, float64), cast(b, float64)), a.dtype)
+
+
+def pow_(n) -> Tensor:
+    """Pow(X, Y): the result has X's type; Y may have another type."""
+    a, b = n.x(0), n.x(1)
+    e = n.maybe_const(1)
+    if e is not None and e.size == 1:      # a constant exponent stays a scalar (2 -> square)
+        e = e.reshape(()).item()
+        if a.dtype.is_float:
+            return ops.power(a, float(e))
+        if float(e).is_integer() and e >= 0:
+            return ops.power(a, int(e))
+    if a.dtype.is_float:
+        return ops.power(a, cast(b, a.dtype))
+    return cast(ops.power(cast(a, float64), cast(b, float64)), a.dtype)
+
+
+def clip(n) -> Tensor:
+    """Bounds are attributes `min`/`max` before opset 11, optional inputs 1 and 2 after."""
+    x = n.x(0)
+    if n.opset < 11:
+        return ops.clip(x, n.attr("min"), n.attr("max"))
+    return ops.clip(x, n.opt(1), n.opt(2))
+
+
+def leaky_relu(n) -> Tensor:
+    x = n.x(0)
+    return ops.where(x < 0, x * n.attr("alpha", 0.01), x)
+
+
+def elu(n) -> Tensor:
+    x = n.x(0)
+    return ops.where(x > 0, x, n.attr("alpha", 1.0) * (ops.exp(x) - 1.0))
+
+
+def softplus(n) -> Tensor:
+    x = n.x(0)   # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), which never overflows
+    return ops.relu(x) + ops.log(1.0 + ops.exp(-ops.abs(x)))
+
+
+def hard_sigmoid(n) -> Tensor:
+    x = n.x(0)
+    return ops.clip(x * n.attr("alpha", 0.2) + n.attr("beta", 0.5), 0.0, 1.0)
+
+
+def hard_swish(n) -> Tensor:
+    x = n.x(0)
+    return x * ops.clip(x * (1.0 / 6.0) + 0.5, 0.0, 1.0)
+
+
+def mean_of(n) -> Tensor:
+    xs = n.xs()
+    return functools.reduce(ops.add, xs) / float(len(xs))
+
+
+def _onnx_dtype(n, elem_type: int):
+    from .loader import ONNX_DTYPES, onnx_type_name
+    if elem_type not in ONNX_DTYPES:
+        n.unsupported(f"element type {onnx_type_name(elem_type)} is not supported")
+    return ONNX_DTYPES[elem_type]
+
+
+def cast_(n) -> Tensor:
+    return cast(n.x(0), _onnx_dtype(n, n.attr("to")))
+
+
+# -- reductions --------------------------------------------------------------------------------
+def reduction(f):
+    """ReduceX: axes from the attribute (older opsets) or input 1; none means all axes, or
+    the identity with noop_with_empty_axes=1."""
+    def rule(n) -> Tensor:
+        x = n.x(0)
+        axes = n.attr("axes")
+        if axes is None:
+            axes = n.ints(1)
+        if not axes:
+            if n.attr("noop_with_empty_axes", 0):
+                return x
+            axes = None
+        return f(x, None if axes is None else tuple(axes), bool(n.attr("keepdims", 1)))
+    return rule
+
+
+def _mean(x, axes, keep):
+    y = ops.mean(x, axes, keepdims=keep)
+    return y if x.dtype.is_float else cast(y, x.dtype)
+
+
+REDUCTIONS = {
+    "ReduceSum": lambda x, a, k: ops.sum(x, a, x.dtype, keepdims=k),
+    "ReduceMean": _mean,
+    "ReduceMax": lambda x, a, k: ops.max(x, a, keepdims=k),
+    "ReduceMin": lambda x, a, k: ops.min(x, a, keepdims=k),
+    "ReduceProd": lambda x, a, k: ops.prod(x, a, x.dtype, keepdims=k),
+    "ReduceL1": lambda x, a, k: ops.sum(ops.abs(x), a, x.dtype, keepdims=k),
+    "ReduceL2": lambda x, a, k: ops.sqrt(ops.sum(ops.square(x), a, keepdims=k)),
+    "ReduceSumSquare": lambda x, a, k: ops.sum(ops.square(x), a, x.dtype, keepdims=k),
+    "ReduceLogSumExp": lambda x, a, k: ops.logsumexp(x, a, keepdims=k),
+}
+
+
+def arg_reduce(sign: int):
+    """ArgMax (sign 1) / ArgMin (-1, the ArgMax of -x); select_last_index searches the
+    reversed axis."""
+    def rule(n) -> Tensor:
+        x = n.x(0)
+        x = x if sign > 0 else -x
+        axis = shapes.norm_axis(n.attr("axis", 0), x.ndim, n.op_type)
+        keep = bool(n.attr("keepdims", 1))
+        if not n.attr("select_last_index", 0):
+            return ops.argmax(x, axis, keepdims=keep)
+        rev = shapes.slice_axis(x, axis, slice(None, None, -1))
+        return (x.shape[axis] - 1) - ops.argmax(rev, axis, keepdims=keep)
+    return rule
+
+
+# -- shapes ------------------------------------------------------------------------------------
+def flatten(n) -> Tensor:
+    x = n.x(0)
+    axis = n.attr("axis", 1)
+    axis = axis + x.ndim if axis < 0 else axis
+    if not 0 <= axis <= x.ndim:
+        n.invalid(f"axis {n.attr('axis')} is out of range for {x.type}")
+    return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+
+
+def reshape(n) -> Tensor:
+    """0 copies the input's dim (unless allowzero=1), -1 is inferred."""
+    x, shape = n.x(0), n.ints(1)
+    if not n.attr("allowzero", 0):
+        shape = tuple(x.shape[i] if s == 0 else s for i, s in enumerate(shape))
+    return x.reshape(shape)
+
+
+def transpose(n) -> Tensor:
+    x = n.x(0)
+    return ops.transpose(x, n.attr("perm"))
+
+
+def _axes(n, i: int):
+    """Axes given as attribute (before opset 13) or as input i."""
+    axes = n.attr("axes")
+    return tuple(axes) if axes is not None else n.ints(i)
+
+
+def squeeze(n) -> Tensor:
+    return ops.squeeze(n.x(0), _axes(n, 1))
+
+
+def unsqueeze(n) -> Tensor:
+    axes = _axes(n, 1)
+    if axes is None:
+        n.invalid("axes are required")
+    return ops.expand_dims(n.x(0), axes)
+
+
+def concat(n) -> Tensor:
+    if n.attr("axis") is None:
+        n.invalid("attribute 'axis' is required")
+    return ops.concatenate(n.xs(), axis=n.attr("axis"))
+
+
+def split(n) -> list[Tensor]:
+    """Sizes from the `split` attribute (< 13) or input, else n_outputs (or num_outputs,
+    opset 18) parts, the last one smaller when the axis does not divide evenly."""
+    x = n.x(0)
+    axis = shapes.norm_axis(n.attr("axis", 0), x.ndim, "Split")
+    dim = x.shape[axis]
+    sizes = n.attr("split")
+    if sizes is None:
+        sizes = n.ints(1)
+    if sizes is None:
+        k = n.attr("num_outputs", n.n_outputs)
+        chunk = -(-dim // k)
+        sizes = [chunk] * (k - 1) + [dim - chunk * (k - 1)]
+    sizes = [int(s) for s in sizes]
+    if sum(sizes) != dim or min(sizes) < 0 or len(sizes) != n.n_outputs:
+        n.invalid(f"cannot split axis {axis} of {x.type} into sizes {sizes} "
+                  f"for {n.n_outputs} outputs")
+    return ops.split(x, list(np.cumsum(sizes)[:-1]), axis)
+
+
+def slice_(n) -> Tensor:
+    """Python slicing per axis: ONNX clamps starts/ends exactly as slice.indices does."""
+    x = n.x(0)
+    if n.opset < 10:
+        starts, ends, axes, steps = n.attr("starts"), n.attr("ends"), n.attr("axes"), None
+    else:
+        starts, ends, axes, steps = n.ints(1), n.ints(2), n.ints(3), n.ints(4)
+    axes = range(len(starts)) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        n.invalid("starts, ends, axes and steps must have the same length")
+    key = [slice(None)] * x.ndim
+    for a, b, e, s in zip(axes, starts, ends, steps):
+        if s == 0:
+            n.invalid("steps must not be 0")
+        key[shapes.norm_axis(a, x.ndim, "Slice")] = slice(b, e, s)
+    return x[tuple(key)]
+
+
+def gather(n) -> Tensor:
+    x, idx = n.x(0), n.x(1)
+    const = n.maybe_const(1)   # constant indices are bounds-checked now
+    return ops.take(x, idx if const is None else const, axis=n.attr("axis", 0))
+
+
+def expand(n) -> Tensor:
+    x = n.x(0)
+    return ops.broadcast_to(x, np.broadcast_shapes(x.shape, n.ints(1)))
+
+
+def tile(n) -> Tensor:
+    """x repeated along each axis: x viewed as (1, d0, 1, d1...), broadcast to (r0, d0, r1,
+    d1...) and flattened pairwise."""
+    x, reps = n.x(0), n.ints(1)
+    if len(reps) != x.ndim:
+        n.invalid(f"repeats {list(reps)} do not match {x.type}")
+    inter = tuple(v for d in x.shape for v in (1, d))
+    big = tuple(v for r, d in zip(reps, x.shape) for v in (r, d))
+    y = ops.broadcast_to(x.reshape(inter), big)
+    return y.reshape(tuple(r * d for r, d in zip(reps, x.shape)))
+
+
+def pad(n) -> Tensor:
+    """Pad (constant, edge, reflect, wrap); negative pads crop. Edge/reflect/wrap gather
+    along each axis with the index map np.pad gives an arange."""
+    x = n.x(0)
+    mode = n.attr("mode", "constant")
+    if n.opset < 11:
+        pads, value, axes = n.attr("pads"), n.attr("value", 0.0), None
+    else:
+        pads, axes = n.ints(1), n.ints(3)
+        value = n.const(2)
+        value = 0 if value is None or value.size == 0 else value.reshape(-1)[0].item()
+    axes = list(range(x.ndim)) if axes is None else [shapes.norm_axis(a, x.ndim, "Pad")
+                                                      for a in axes]
+    if len(pads) != 2 * len(axes):
+        n.invalid(f"pads must have {2 * len(axes)} entries, got {list(pads)}")
+    lo, hi = [0] * x.ndim, [0] * x.ndim
+    for k, a in enumerate(axes):
+        lo[a], hi[a] = pads[k], pads[k + len(axes)]
+    crop = tuple(slice(max(-a, 0), d - max(-b, 0)) for a, b, d in zip(lo, hi, x.shape))
+    x = x[crop]
+    lo, hi = [max(a, 0) for a in lo], [max(b, 0) for b in hi]
+    if mode == "constant":
+        y = neural.pad_zeros(x, lo, hi)
+        if value != 0 and (any(lo) or any(hi)):
+            inside = np.pad(np.ones(x.shape, bool), list(zip(lo, hi)))
+            y = ops.where(inside, y, value)
+        return y
+    if mode not in ("edge", "reflect", "wrap"):
+        n.invalid(f"unknown mode '{mode}'")
+    for a in range(x.ndim):
+        if lo[a] or hi[a]:
+            x = ops.take(x, np.pad(np.arange(x.shape[a]), (lo[a], hi[a]), mode=mode), axis=a)
+    return x
+
+
+# -- creation ----------------------------------------------------------------------------------
+_DTYPES = {np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64, np.bool_)}
+
+
+def constant_(n) -> Tensor:
+    for key, dtype in (("value", None), ("value_float", np.float32), ("value_int", np.int64),
+                       ("value_floats", np.float32), ("value_ints", np.int64)):
+        if key in n.attrs:
+            arr = np.asarray(n.attrs[key], dtype=dtype)
+            if arr.dtype not in _DTYPES:
+                n.unsupported(f"a constant of dtype {arr.dtype} is not supported")
+            return constant(arr)
+    n.invalid("needs one of the attributes value, value_float(s), value_int(s)")
+
+
+def shape(n) -> Tensor:
+    x = n.x(0)
+    return constant(np.array(x.shape[n.attr("start", 0):n.attr("end", None)], np.int64))
+
+
+def size(n) -> Tensor:
+    return constant(np.array(n.x(0).size, np.int64))
+
+
+def constant_of_shape(n) -> Tensor:
+    value = n.attr("value")
+    value = np.zeros((), np.float32) if value is None else np.asarray(value).reshape(())
+    return ops.broadcast_to(constant(value), n.ints(0))
+
+
+def range_(n) -> Tensor:
+    start, limit, delta = (n.const(i).reshape(()) for i in range(3))
+    if delta == 0:
+        n.invalid("delta must not be 0")
+    count = max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
+    return constant((start + delta * np.arange(count)).astype(start.dtype))
+
+
+def identity(n) -> Tensor:
+    return n.x(0)
+
+
+# -- the table ---------------------------------------------------------------------------------
+_POOL = ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides")
+_REDUCE = ("axes", "keepdims", "noop_with_empty_axes")
+_ARG = ("axis", "keepdims", "select_last_index")
+
+TABLE: dict[str, Rule] = {
+    # arithmetic and math
+    "Add": Rule(binary(ops.add)), "Sub": Rule(binary(ops.subtract)),
+    "Mul": Rule(binary(ops.multiply)), "Div": Rule(div), "Pow": Rule(pow_),
+    "Neg": Rule(unary(ops.negative)), "Abs": Rule(unary(ops.abs)),
+    "Exp": Rule(unary(ops.exp)), "Log": Rule(unary(ops.log)), "Sqrt": Rule(unary(ops.sqrt)),
+    "Reciprocal": Rule(unary(ops.reciprocal)), "Tanh": Rule(unary(ops.tanh)),
+    "Sigmoid": Rule(unary(ops.sigmoid)), "Erf": Rule(unary(ops.erf)),
+    "Sin": Rule(unary(ops.sin)), "Cos": Rule(unary(ops.cos)),
+    "Max": Rule(variadic(ops.maximum)), "Min": Rule(variadic(ops.minimum)),
+    "Sum": Rule(variadic(ops.add)), "Mean": Rule(mean_of),
+    "Clip": Rule(clip, ("min", "max")),
+    # activations
+    "Relu": Rule(unary(ops.relu)), "LeakyRelu": Rule(leaky_relu, ("alpha",)),
+    "Elu": Rule(elu, ("alpha",)), "Softplus": Rule(softplus),
+    "HardSigmoid": Rule(hard_sigmoid, ("alpha", "beta")), "HardSwish": Rule(hard_swish),
+    "Gelu": Rule(neural.gelu, ("approximate",)),
+    "Softmax": Rule(neural.softmax(nn_ops.softmax), ("axis",)),
+    "LogSoftmax": Rule(neural.softmax(nn_ops.log_softmax), ("axis",)),
+    # comparisons and logic
+    "Equal": Rule(binary(ops.equal)), "Less": Rule(binary(ops.less)),
+    "LessOrEqual": Rule(binary(ops.less_equal)), "Greater": Rule(binary(ops.greater)),
+    "GreaterOrEqual": Rule(binary(ops.greater_equal)),
+    "Not": Rule(unary(ops.logical_not)), "And": Rule(binary(ops.logical_and)),
+    "Or": Rule(binary(ops.logical_or)), "Xor": Rule(binary(ops.logical_xor)),
+    "Where": Rule(lambda n: ops.where(n.x(0), n.x(1), n.x(2))),
+    "Cast": Rule(cast_, ("to", "saturate")),
+    "CastLike": Rule(lambda n: cast(n.x(0), n.x(1).dtype), ("saturate",)),
+    # linear algebra and neural networks
+    "MatMul": Rule(binary(ops.matmul)),
+    "Gemm": Rule(neural.gemm, ("alpha", "beta", "transA", "transB")),
+    "Conv": Rule(neural.conv, ("auto_pad", "dilations", "group", "kernel_shape", "pads",
+                               "strides")),
+    "MaxPool": Rule(neural.pool("max"), _POOL + ("storage_order",)),
+    "AveragePool": Rule(neural.pool("avg"), _POOL + ("count_include_pad",)),
+    "GlobalAveragePool": Rule(neural.global_pool(ops.mean)),
+    "GlobalMaxPool": Rule(neural.global_pool(ops.max)),
+    "BatchNormalization": Rule(neural.batch_norm, ("epsilon", "momentum", "training_mode",
+                                                   "spatial", "is_test", "consumed_inputs")),
+    "LayerNormalization": Rule(neural.layer_norm, ("axis", "epsilon", "stash_type")),
+    "Dropout": Rule(neural.dropout, ("ratio", "seed", "is_test")),
+    # reductions
+    **{op: Rule(reduction(f), _REDUCE) for op, f in REDUCTIONS.items()},
+    "ArgMax": Rule(arg_reduce(1), _ARG), "ArgMin": Rule(arg_reduce(-1), _ARG),
+    # shapes
+    "Identity": Rule(identity), "Flatten": Rule(flatten, ("axis",)),
+    "Reshape": Rule(reshape, ("allowzero",)), "Transpose": Rule(transpose, ("perm",)),
+    "Squeeze": Rule(squeeze, ("axes",)), "Unsqueeze": Rule(unsqueeze, ("axes",)),
+    "Concat": Rule(concat, ("axis",)), "Split": Rule(split, ("axis", "split", "num_outputs")),
+    "Slice": Rule(slice_, ("starts", "ends", "axes")),
+    "Gather": Rule(gather, ("axis",)), "Expand": Rule(expand), "Tile": Rule(tile),
+    "Pad": Rule(pad, ("mode", "pads", "value")),
+    # constants and shapes as values
+    "Constant": Rule(constant_, ("value", "value_float", "value_floats", "value_int",
+                                 "value_ints")),
+    "Shape": Rule(shape, ("start", "end")), "Size": Rule(size),
+    "ConstantOfShape": Rule(constant_of_shape, ("value",)), "Range": Rule(range_),
+}
