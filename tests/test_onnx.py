@@ -152,13 +152,18 @@ IMG, W33, B4 = r(2, 3, 7, 8), r(4, 3, 3, 3), r(4)
 A3 = r(2, 3, 5)
 CASES = [
     ("Add", "Add", [X, r(4)], {}, np.add),
+    ("Add-f64", "Add", [r(3, 4, dtype=np.float64), r(4, dtype=np.float64)], {}, np.add),
     ("Sub", "Sub", [X, Y], {}, np.subtract),
     ("Mul", "Mul", [X, C(r(3, 1))], {}, np.multiply),
     ("Div", "Div", [X, P], {}, np.divide),
     ("Div-int", "Div", [ints(3, 4, lo=0, hi=50), ints(3, 4, lo=1, hi=7)], {},
      lambda a, b: a // b),
+    ("Mod-int", "Mod", [ints(3, 4, lo=-20, hi=20), C(np.array([3, -3, 4, -7], np.int64))], {},
+     np.mod),
+    ("Mod-fmod", "Mod", [X * 10, P], {"fmod": 1}, np.fmod),
     ("Pow", "Pow", [P, r(3, 4)], {}, np.power),
     ("Pow-const-2", "Pow", [X, f32(2.0)], {}, lambda a, b: a * a),
+    ("Pow-broadcasting-const", "Pow", [X, f32([[[3.0]]])], {}, np.power),
     ("Pow-int-exp", "Pow", [P, C(np.array(3, np.int64))], {},
      lambda a, b: (a ** 3).astype(np.float32)),
     ("Neg", "Neg", [X], {}, np.negative),
@@ -270,6 +275,8 @@ CASES = [
     ("Gelu-tanh", "Gelu", [X], {"approximate": "tanh"},
      lambda a: 0.5 * a * (1 + np.tanh(np.sqrt(2 / np.pi) * (a + 0.044715 * a ** 3)))),
     ("Softmax", "Softmax", [A3], {"axis": 1}, lambda x: softmax_ref(x, 1)),
+    ("Softmax-f64", "Softmax", [A3.astype(np.float64)], {}, lambda x: softmax_ref(x, -1),
+     {"rtol": 1e-12, "atol": 1e-14}),
     ("Softmax-opset11-flattens", "Softmax", [A3], {},
      lambda x: softmax_ref(x.reshape(2, 15), 1).reshape(2, 3, 5), {"opset": 11}),
     ("LogSoftmax", "LogSoftmax", [A3], {},
@@ -353,6 +360,10 @@ CASES = [
     ("Tile", "Tile", [X, i64(2, 3)], {}, lambda x, s: np.tile(x, (2, 3))),
     ("Pad-constant", "Pad", [X, i64(1, 0, 2, 3), f32(1.5)], {},
      lambda x, p, v: np.pad(x, ((1, 2), (0, 3)), constant_values=1.5)),
+    ("Pad-constant-int", "Pad", [ints(2, 3), i64(0, 1, 2, 0), C(np.array(7, np.int64))], {},
+     lambda x, *_: np.pad(x, ((0, 2), (1, 0)), constant_values=7)),
+    ("Pad-attrs-opset7", "Pad", [X], {"pads": [0, 1, 2, 0], "value": -2.5},
+     lambda x: np.pad(x, ((0, 2), (1, 0)), constant_values=-2.5), {"opset": 7}),
     ("Pad-edge-axes", "Pad", [A3, i64(2, -1), None, i64(-1)], {"mode": "edge"},
      lambda x, *_: np.pad(x, ((0, 0), (0, 0), (2, 0)), mode="edge")[:, :, :-1]),
     ("Pad-reflect", "Pad", [X, i64(0, 2, 1, 3)], {"mode": "reflect"},
@@ -525,6 +536,13 @@ def test_load_from_path_and_bytes_and_check(tmp_path):
     for source in (path, str(path), model.SerializeToString()):
         np.testing.assert_allclose(lp.from_onnx(source)(*arrays)[0], np.tanh(X), rtol=1e-5)
     np.testing.assert_allclose(load(model, check=True)(X)[0], np.tanh(X), rtol=1e-5)
+
+
+def test_nodes_out_of_topological_order():
+    nodes = [helper.make_node("Relu", ["h"], ["y"], name="late"),
+             helper.make_node("Neg", ["x"], ["h"], name="early")]
+    with pytest.raises(ValueError, match="'late'.*reads 'h'"):
+        lp.from_onnx(make_model(nodes, [("x", X)], ["y"]))
 
 
 def test_opset7_initializers_listed_as_inputs_stay_constants():

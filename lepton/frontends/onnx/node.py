@@ -18,7 +18,19 @@ from typing import Callable
 
 import numpy as np
 
+from ...ir.types import DType, bool_, float32, float64, int32, int64
 from ..tensor import Tensor
+
+# ONNX TensorProto element types Lepton has (the rest are refused with their ONNX name).
+ONNX_DTYPES: dict[int, DType] = {1: float32, 11: float64, 6: int32, 7: int64, 9: bool_}
+
+
+def onnx_type_name(elem_type: int) -> str:
+    from onnx import TensorProto
+    try:
+        return TensorProto.DataType.Name(elem_type)
+    except ValueError:
+        return f"element type {elem_type}"
 
 
 @dataclass(frozen=True)

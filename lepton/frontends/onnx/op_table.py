@@ -16,11 +16,11 @@ import math
 
 import numpy as np
 
-from ...ir.types import float64
+from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
 from . import neural
-from .node import Rule
+from .node import ONNX_DTYPES, Rule, onnx_type_name
 
 
 # -- elementwise -------------------------------------------------------------------------------
@@ -36,19 +36,36 @@ def variadic(f):
     return lambda n: functools.reduce(f, n.xs())
 
 
+def _truncated_quotient(a: Tensor, b: Tensor) -> Tensor:
+    """a / b rounded toward zero, in a's dtype (a float-to-int cast truncates); for integers
+    exact below 2**53."""
+    q = ops.divide(cast(a, float64), cast(b, float64))
+    return cast(q, a.dtype) if not a.dtype.is_float else cast(cast(q, int64), a.dtype)
+
+
 def div(n) -> Tensor:
     a, b = n.x(0), n.x(1)
-    if a.dtype.is_float:
-        return ops.divide(a, b)
-    # integer Div truncates toward zero (as C and onnxruntime); exact below 2**53
-    return cast(ops.divide(cast(a, float64), cast(b, float64)), a.dtype)
+    # integer Div truncates toward zero, as C and onnxruntime do
+    return ops.divide(a, b) if a.dtype.is_float else _truncated_quotient(a, b)
+
+
+def mod(n) -> Tensor:
+    """fmod=1: C's fmod (the sign of a); fmod=0 (integers only): Python's % (the sign of b)."""
+    a, b = n.x(0), n.x(1)
+    if a.dtype.is_float and not n.attr("fmod", 0):
+        n.invalid("fmod=0 needs integer inputs (the ONNX spec)")
+    r = a - _truncated_quotient(a, b) * b
+    if n.attr("fmod", 0):
+        return r
+    return ops.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
 
 
 def pow_(n) -> Tensor:
     """Pow(X, Y): the result has X's type; Y may have another type."""
     a, b = n.x(0), n.x(1)
     e = n.maybe_const(1)
-    if e is not None and e.size == 1:      # a constant exponent stays a scalar (2 -> square)
+    if e is not None and e.size == 1 and e.ndim <= a.ndim:   # a constant exponent stays a
+        # scalar (2 becomes square); it must not add dims by broadcasting
         e = e.reshape(()).item()
         if a.dtype.is_float:
             return ops.power(a, float(e))
@@ -98,7 +115,6 @@ def mean_of(n) -> Tensor:
 
 
 def _onnx_dtype(n, elem_type: int):
-    from .loader import ONNX_DTYPES, onnx_type_name
     if elem_type not in ONNX_DTYPES:
         n.unsupported(f"element type {onnx_type_name(elem_type)} is not supported")
     return ONNX_DTYPES[elem_type]
@@ -290,8 +306,10 @@ def pad(n) -> Tensor:
     if mode == "constant":
         y = neural.pad_zeros(x, lo, hi)
         if value != 0 and (any(lo) or any(hi)):
-            inside = np.pad(np.ones(x.shape, bool), list(zip(lo, hi)))
-            y = ops.where(inside, y, value)
+            # where the input lies, as a mask over the padded axes only (1 on the others)
+            dims = [d if a or b else 1 for a, b, d in zip(lo, hi, x.shape)]
+            inside = np.pad(np.ones(dims, bool), list(zip(lo, hi)))
+            y = ops.where(inside, y, constant(np.array(value, y.dtype.np)))
         return y
     if mode not in ("edge", "reflect", "wrap"):
         n.invalid(f"unknown mode '{mode}'")
@@ -351,7 +369,8 @@ _ARG = ("axis", "keepdims", "select_last_index")
 TABLE: dict[str, Rule] = {
     # arithmetic and math
     "Add": Rule(binary(ops.add)), "Sub": Rule(binary(ops.subtract)),
-    "Mul": Rule(binary(ops.multiply)), "Div": Rule(div), "Pow": Rule(pow_),
+    "Mul": Rule(binary(ops.multiply)), "Div": Rule(div), "Mod": Rule(mod, ("fmod",)),
+    "Pow": Rule(pow_),
     "Neg": Rule(unary(ops.negative)), "Abs": Rule(unary(ops.abs)),
     "Exp": Rule(unary(ops.exp)), "Log": Rule(unary(ops.log)), "Sqrt": Rule(unary(ops.sqrt)),
     "Reciprocal": Rule(unary(ops.reciprocal)), "Tanh": Rule(unary(ops.tanh)),
