@@ -623,3 +623,17 @@ def test_wrong_inputs():
         lp.from_onnx(m)(r(3, 2), r(4, 2))
     with pytest.raises(ValueError, match="shapes"):
         load(m, shapes={"a": (3, 5)})
+
+
+@pytest.mark.parametrize("wid", ["W7", "W8"])
+def test_benchmark_workloads_built_as_onnx(wid):
+    """The convnet and transformer workloads as the onnxruntime peer sees them (onnx.helper
+    graphs, weights as graph inputs) agree with their float64 references."""
+    from lepton.bench.check import verify
+    from lepton.bench.onnx_graphs import build
+    from lepton.bench.workloads import WORKLOADS
+    w = WORKLOADS[wid]
+    args = w.make_inputs()
+    out = lp.from_onnx(build(w, args))(*args)[0]
+    result = verify(w, out, w.reference(*args), args)
+    assert result.ok, result.detail
