@@ -88,3 +88,14 @@ def test_outputs_nobody_holds_are_recycled_and_held_ones_never_are():
     y4, _ = exe(x, i)
     assert y4.ctypes.data == addr                   # dropped: its memory is reused
     np.testing.assert_allclose(y4, np.e, rtol=1e-6)
+
+
+def test_outputs_in_containers_are_freed_without_the_garbage_collector():
+    import lepton as lp
+    f = lp.compile(lambda x: [x * 2.0, {"y": x + 1.0}])
+    x = np.ones(1000, np.float32)
+    out = f(x)
+    addr = out[0].ctypes.data
+    del out                      # no reference cycle: the arrays go now, and are reused
+    again = f(x)
+    assert again[0].ctypes.data == addr

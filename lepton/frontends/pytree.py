@@ -105,23 +105,24 @@ def tree_unflatten(treedef: PyTreeDef, leaves: Iterable) -> Any:
     leaves = list(leaves)
     if len(leaves) != treedef.num_leaves:
         raise ValueError(f"{treedef} has {treedef.num_leaves} leaves, got {len(leaves)}")
-    it = iter(leaves)
+    return _build(treedef, iter(leaves))
 
-    def build(t: PyTreeDef):
-        if t.kind == LEAF:
-            return next(it)
-        if t.kind == NONE:
-            return None
-        kids = [build(c) for c in t.children]
-        if t.kind == LIST:
-            return kids
-        if t.kind == TUPLE:
-            return tuple(kids)
-        if t.kind == NAMEDTUPLE:
-            return t.meta(*kids)
-        return dict(zip(t.meta, kids))
 
-    return build(treedef)
+def _build(t: PyTreeDef, it):
+    # a module-level function, not a closure over itself: that reference cycle kept every
+    # returned array alive until the garbage collector ran (so output buffers were never reused)
+    if t.kind == LEAF:
+        return next(it)
+    if t.kind == NONE:
+        return None
+    kids = [_build(c, it) for c in t.children]
+    if t.kind == LIST:
+        return kids
+    if t.kind == TUPLE:
+        return tuple(kids)
+    if t.kind == NAMEDTUPLE:
+        return t.meta(*kids)
+    return dict(zip(t.meta, kids))
 
 
 def tree_leaves(tree, is_leaf=None) -> list:
