@@ -320,7 +320,7 @@ def dot(a, b) -> Tensor:
     # b's contracted axis first, the others flattened into columns, in the result's order.
     b2 = reshape(transpose(b, (b.ndim - 2,) + tuple(range(b.ndim - 2)) + (b.ndim - 1,)),
                  (k, math.prod(rest)))
-    out = matmul(reshape(a, (-1, a.shape[-1])), b2)
+    out = matmul(reshape(a, (math.prod(a.shape[:-1]), a.shape[-1])), b2)  # no -1: K may be 0
     return reshape(out, a.shape[:-1] + rest)
 
 

@@ -1,0 +1,284 @@
+"""Adversarial end-to-end tests: random models built through the public API (tests/fuzz_models.py
+and fuzz_nn.py draw them), compiled with lp.compile and compared with the reference interpreter
+on the traced graph, with one and two threads; gradients of random scalar losses, compiled vs
+interpreted (and vs finite differences when everything is f64); and wrong calls, which must
+raise TypeError/ValueError, never crash.
+
+Hunting: LEPTON_FUZZ_EXAMPLES=2000 python -m pytest tests/test_fuzz_models.py -x
+(with --hypothesis-seed=N to vary, LEPTON_FUZZ_STEPS=16 for longer models); a failure prints the model as Python-like lines.
+Regressions found this way are the explicit tests at the end of this file.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lepton as lp
+from lepton.runtime.jit import openmp_available
+
+from fuzz_nn import FUSION_KINDS, programs
+from fuzz_program import _tree_map
+
+N = int(os.environ.get("LEPTON_FUZZ_EXAMPLES", "0"))
+STEPS = int(os.environ.get("LEPTON_FUZZ_STEPS", "8"))       # steps per model at most
+FUZZ = settings(deadline=None, derandomize=N == 0, print_blob=True, report_multiple_bugs=False,
+                suppress_health_check=list(HealthCheck))
+BIG = 32 * 1024      # elements of work above which a kernel is split across threads
+
+
+def _examples(default: int):
+    return settings(FUZZ, max_examples=N or default)
+
+
+# -- comparison --------------------------------------------------------------------------------
+TOL = {np.dtype(np.float32): 1e-3, np.dtype(np.float64): 1e-8}
+
+
+def assert_same(got, want, what="", tol=None):
+    """got (compiled) equals want (interpreter): exactly for ints and bools; for floats the same
+    NaN and infinity positions and the finite values close relative to the output's scale
+    (tol: the relative tolerance, by default the output dtype's; a graph that computes in f32
+    somewhere needs f32's even for an f64 output)."""
+    assert isinstance(got, np.ndarray), f"{what}: got a {type(got).__name__}, not an array"
+    assert got.dtype == want.dtype and got.shape == want.shape, \
+        f"{what}: got {got.dtype}{list(got.shape)}, want {want.dtype}{list(want.shape)}"
+    if want.dtype.kind != "f":
+        bad = np.flatnonzero(got != want)
+        assert not bad.size, (f"{what}: {bad.size} of {want.size} differ, first at flat "
+                              f"{bad[0]}: got {got.flat[bad[0]]}, want {want.flat[bad[0]]}")
+        return
+    tol = tol or TOL[want.dtype]
+    finite = np.isfinite(want)
+    assert np.array_equal(np.isnan(got), np.isnan(want)), f"{what}: NaN positions differ"
+    assert np.array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)]), \
+        f"{what}: infinities differ"
+    scale = max(1.0, float(np.abs(want[finite]).max())) if finite.any() else 1.0
+    err = np.abs(got[finite] - want[finite])
+    bad = err > tol * (scale + np.abs(want[finite]))
+    if not bad.any() and finite.all() and np.isfinite(got).all():
+        return
+    assert np.isfinite(got[finite]).all(), f"{what}: got non-finite values where want is finite"
+    k = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+    assert not bad.any(), (f"{what}: {int(bad.sum())} of {want.size} differ (scale {scale:g}); "
+                           f"first: got {got[finite][k]!r}, want {want[finite][k]!r}")
+
+
+def graph_tolerance(g) -> float:
+    """f32's tolerance when any value of g is f32 (its rounding reaches f64 outputs), else f64's."""
+    return TOL[np.dtype(np.float32 if any(v.type.dtype.name == "f32" for v in g.nodes)
+                        else np.float64)]
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        return [x for k in sorted(tree) for x in _leaves(tree[k])]
+    if isinstance(tree, (list, tuple)):
+        return [x for v in tree for x in _leaves(v)]
+    return [tree]
+
+
+def _as_arrays(args):
+    """Call-time arguments as the interpreter takes them (Python scalars as lp.compile does)."""
+    kinds = {float: np.float32, int: np.int64, bool: np.bool_}
+    return [np.asarray(a, kinds[type(a)]) if type(a) in kinds else a for a in args]
+
+
+def check_model(prog, threads=None, monkeypatch=None):
+    """Compiles prog's model and compares it with the interpreter: with one and two threads
+    when some value is big enough to be split, on two argument sets in a row (the second call
+    reuses output buffers the first did not keep, the first's outputs are held meanwhile), and
+    checks that no argument was written to."""
+    calls = [prog.arguments(), prog.arguments(prog.seed + 1)]
+    g = lp.trace(prog.model, *calls[0])
+    wants = [lp.ir.interpret(g, *_as_arrays(args)) for args in calls]
+    big = any(v.type.size >= BIG for v in g.nodes)
+    tol = graph_tolerance(g)
+    runs = ["1", "2"] if big and openmp_available() else [None]
+    for t in threads or runs:
+        if t is not None:
+            monkeypatch.setenv("LEPTON_NUM_THREADS", t)
+        f = lp.compile(prog.model)
+        outs = []
+        for args in calls:
+            before = [np.copy(a) for a in args]
+            outs.append(f(*args))
+            for k, (a, b) in enumerate(zip(args, before)):
+                assert np.array_equal(a, b, equal_nan=True), f"argument {k} was overwritten"
+        for c, (out, want) in enumerate(zip(outs, wants)):
+            got = _leaves(out)
+            assert len(got) == len(want)
+            for k, (a, b) in enumerate(zip(got, want)):
+                assert_same(a, b, f"call {c}, output {k} (threads={t})", tol)
+            # The pytree comes back with the model's structure.
+            assert _tree_map(lambda _: 0, out) == _tree_map(lambda _: 0, prog.outputs)
+    return g
+
+
+# -- forward models ----------------------------------------------------------------------------
+@_examples(40)
+@given(data=st.data())
+def test_random_models_match_the_interpreter(data, monkeypatch):
+    prog = data.draw(programs(max_steps=STEPS), label="program")
+    check_model(prog, monkeypatch=monkeypatch)
+
+
+@_examples(25)
+@given(data=st.data())
+def test_random_fused_chains_on_big_tensors(data, monkeypatch):
+    """Elementwise chains, reductions and epilogues on tensors big enough for threads."""
+    prog = data.draw(programs(max_steps=STEPS, kinds=FUSION_KINDS, big=0.6), label="program")
+    check_model(prog, monkeypatch=monkeypatch)
+
+
+# -- gradients ---------------------------------------------------------------------------------
+def _loss_fn(prog, args):
+    """A scalar loss of the program's outputs: sum_k sum(out_k * c_k), c_k fixed random."""
+    g = lp.trace(prog.model, *args)
+    rng = np.random.default_rng(prog.seed + 7)
+    weights = [rng.standard_normal(o.type.shape).astype(o.type.dtype.np) for o in g.outputs]
+
+    def loss(*xs):
+        outs = _leaves(prog.model(*xs))
+        return sum(lp.sum(o * w) for o, w in zip(outs, weights))
+    return loss, g
+
+
+def _finite_difference(loss_graph, args, argnums, grads, rng):
+    """Checks <grad, v> against (L(x + h v) - L(x - h v)) / 2h for a random direction v."""
+    h = 1e-6
+    vs = [rng.standard_normal(args[i].shape) for i in argnums]
+    plus, minus = list(args), list(args)
+    for i, v in zip(argnums, vs):
+        plus[i], minus[i] = args[i] + h * v, args[i] - h * v
+    lp_, lm = (float(lp.ir.interpret(loss_graph, *a)[0]) for a in (plus, minus))
+    fd = (lp_ - lm) / (2 * h)
+    an = sum(float(np.sum(g * v)) for g, v in zip(grads, vs))
+    if not (np.isfinite(fd) and np.isfinite(an)):
+        return  # a NaN loss (var with ddof=1 of one element) has no derivative to check
+    assert abs(fd - an) <= 1e-4 * (1 + abs(fd) + abs(an)), f"finite difference {fd} vs {an}"
+
+
+@_examples(20)
+@given(data=st.data())
+def test_random_gradients_match_the_interpreter(data):
+    prog = data.draw(programs(max_steps=STEPS - 2, grad=True), label="program")
+    args = prog.arguments()
+    argnums = tuple(k for k, a in enumerate(args) if a.dtype.kind == "f")
+    if not argnums:
+        return
+    loss, g = _loss_fn(prog, args)
+    df = lp.grad(loss, argnums=argnums)
+    want = lp.ir.interpret(lp.trace(df, *args), *args)
+    got = df(*args)
+    assert len(got) == len(want)
+    tol = graph_tolerance(g)
+    for k, (a, b) in enumerate(zip(got, want)):
+        assert_same(a, b, f"gradient {k}", tol)
+    if all(v.type.dtype.name in ("f64", "i32", "i64", "bool") for v in g.nodes):
+        lossg = lp.trace(loss, *args)
+        _finite_difference(lossg, args, argnums, want, np.random.default_rng(prog.seed))
+
+
+# -- wrong calls and unusual array layouts -----------------------------------------------------
+_NOT_ARRAYS = [None, "x", object(), ["a", "b"], [[1.0, 2.0], [3.0]], {"a": 1}, 1 + 2j,
+               np.array(["x"]), np.zeros((2, 2), object), np.zeros(3, np.complex64),
+               np.zeros(3, np.float16), np.zeros((2, 3), np.uint8), np.zeros(3, np.int8)]
+
+
+def _mutate(data, args, exe_inputs):
+    """A wrong argument list for a function compiled for `args`, and what was changed."""
+    how = data.draw(st.sampled_from(["more", "fewer", "dtype", "shape", "junk"]), label="how")
+    bad = list(args)
+    if how == "more" or not bad:
+        return bad + [np.zeros(1, np.float32)], "more"
+    k = data.draw(st.integers(0, len(bad) - 1), label="argument")
+    a = np.asarray(bad[k])
+    if how == "fewer":
+        return bad[:k] + bad[k + 1:], how
+    if how == "dtype":
+        other = [d for d in (np.float32, np.float64, np.int32, np.int64, np.bool_) if d != a.dtype]
+        bad[k] = a.astype(data.draw(st.sampled_from(other), label="dtype"))
+    elif how == "shape":
+        shape = data.draw(st.lists(st.integers(0, 4), max_size=3).filter(
+            lambda s: tuple(s) != a.shape), label="shape")
+        bad[k] = np.zeros(shape, a.dtype)
+    else:
+        bad[k] = data.draw(st.sampled_from(_NOT_ARRAYS), label="junk")
+    return bad, how
+
+
+@_examples(30)
+@given(data=st.data())
+def test_wrong_calls_raise_type_or_value_errors(data):
+    prog = data.draw(programs(max_steps=3), label="program")
+    args = _as_arrays(prog.arguments())
+    f = lp.compile(prog.model)
+    exe = f.lower(*args).executable
+    bad, how = _mutate(data, args, exe.input_types)
+    # The executable of one signature checks every argument before native code runs.
+    with pytest.raises((TypeError, ValueError)):
+        exe(*bad)
+    # The compiled function either compiles the new signature (and computes what the
+    # interpreter does) or refuses it with a clear exception. (None, lists and dicts are
+    # pytrees, which the model itself would receive.)
+    if any(isinstance(a, (type(None), list, dict)) for a in bad):
+        return
+    try:
+        out = f(*bad)
+    except (TypeError, ValueError, IndexError):
+        return
+    want = lp.ir.interpret(lp.trace(prog.model, *bad), *_as_arrays(bad))
+    for k, (a, b) in enumerate(zip(_leaves(out), want)):
+        assert_same(a, b, f"output {k} after a call with {how}")
+
+
+def _layouts(a: np.ndarray, how: str) -> np.ndarray:
+    """The same values as `a` in another memory layout."""
+    if how == "fortran" and a.ndim >= 2:
+        return np.asfortranarray(a)
+    if how == "reversed" and a.ndim:
+        return a[::-1].copy()[::-1]
+    if how == "strided" and a.ndim:
+        b = np.zeros((a.shape[0] * 2,) + a.shape[1:], a.dtype)
+        b[::2] = a
+        return b[::2]
+    if how == "unaligned" and a.nbytes:
+        raw = np.zeros(a.nbytes + 1, np.uint8)[1:]
+        u = raw.view(a.dtype).reshape(a.shape)
+        u[...] = a
+        return u
+    if how == "readonly":
+        b = a.copy()
+        b.flags.writeable = False
+        return b
+    return a
+
+
+@_examples(20)
+@given(data=st.data())
+def test_inputs_in_any_memory_layout(data):
+    prog = data.draw(programs(max_steps=4), label="program")
+    args = _as_arrays(prog.arguments())
+    g = lp.trace(prog.model, *args)
+    want = lp.ir.interpret(g, *args)
+    hows = data.draw(st.lists(st.sampled_from(["fortran", "reversed", "strided", "unaligned",
+                                               "readonly", "same"]), min_size=len(args),
+                              max_size=len(args)), label="layouts")
+    f = lp.compile(prog.model)
+    f(*args)
+    out = f(*[_layouts(a, h) for a, h in zip(args, hows)])
+    for k, (a, b) in enumerate(zip(_leaves(out), want)):
+        assert_same(a, b, f"output {k}", graph_tolerance(g))
+    for a, h in zip(args, hows):  # and the inputs are left as they were
+        assert np.array_equal(_layouts(a, h), a, equal_nan=True)
+
+
+# -- regressions found by the fuzzers ----------------------------------------------------------
+def test_dot_with_an_empty_contraction():
+    # lp.dot reshaped a to (-1, K), which cannot infer -1 when K == 0 (fixed in frontends/ops.py).
+    a, b = np.zeros((1, 0), np.float32), np.ones((1, 0, 1), np.float32)
+    np.testing.assert_array_equal(lp.compile(lambda a, b: lp.dot(a, b))(a, b), np.dot(a, b))
