@@ -282,3 +282,21 @@ def test_dot_with_an_empty_contraction():
     # lp.dot reshaped a to (-1, K), which cannot infer -1 when K == 0 (fixed in frontends/ops.py).
     a, b = np.zeros((1, 0), np.float32), np.ones((1, 0, 1), np.float32)
     np.testing.assert_array_equal(lp.compile(lambda a, b: lp.dot(a, b))(a, b), np.dot(a, b))
+
+
+def test_max_pool2d_of_integers_is_refused_at_the_users_line():
+    # The IR accepted int pools, the kernel raised only when compiling and the reference
+    # interpreter crashed (OverflowError: -inf padding in an int array); now the frontend refuses.
+    x = np.arange(16, dtype=np.int32).reshape(1, 1, 4, 4)
+    with pytest.raises(TypeError, match="max_pool2d"):
+        lp.compile(lambda x: lp.max_pool2d(x, 3, 1, 1))(x)
+    f = lp.compile(lambda x: lp.max_pool2d(x.astype(lp.float32), 3, 1, 1))
+    np.testing.assert_array_equal(f(x), lp.ir.interpret(lp.trace(f.fn, x), x)[0])
+
+
+def test_interpreter_pads_integer_max_pool_with_the_lowest_integer():
+    g = lp.ir.Graph("g")
+    x = g.input(lp.ir.types.TensorType(lp.int32, (1, 1, 2, 2)))
+    g.set_outputs([g.add("max_pool2d", [x], kernel=(3, 3), stride=(1, 1), padding=(1, 1))])
+    a = np.array([[[[-5, -7], [-9, -6]]]], np.int32)
+    np.testing.assert_array_equal(lp.ir.interpret(g, a)[0], np.full((1, 1, 2, 2), -5))

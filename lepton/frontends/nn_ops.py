@@ -79,8 +79,11 @@ def _pool(op: str, x, kernel_size, stride, padding) -> Tensor:
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
-    """Maximum over windows of x (N, C, H, W); stride defaults to kernel_size; padding (at most
-    half the kernel) is never the maximum."""
+    """Maximum over windows of x (N, C, H, W), a float tensor; stride defaults to kernel_size;
+    padding (at most half the kernel) is never the maximum."""
+    x = lift(x)
+    if not x.dtype.is_float:  # the native pooling kernels are float only
+        fail("max_pool2d", f"needs a float tensor, got {x.type}; cast it first", TypeError)
     return _pool("max_pool2d", x, kernel_size, stride, padding)
 
 

@@ -103,7 +103,9 @@ def _pool(types, a):
 
 
 def _max_pool_ref(xs, a):
-    v = _windows(xs[0], a["kernel"], a["stride"], a["padding"], fill=-np.inf)
+    x = xs[0]  # padding is the lowest value of x's dtype (-inf cannot fill an int array)
+    low = -np.inf if x.dtype.kind == "f" else False if x.dtype == bool else np.iinfo(x.dtype).min
+    v = _windows(x, a["kernel"], a["stride"], a["padding"], fill=low)
     return v.max(axis=(4, 5)).astype(xs[0].dtype)
 
 
