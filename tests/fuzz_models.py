@@ -186,6 +186,26 @@ def k_reduce(b: Builder):
     b.add("reduce", [i], exact=exact and op in ("max", "min"), **params)
 
 
+def k_reduce_combine(b: Builder):
+    """x (op) reduce(x) over some axes with keepdims, the shape of softmax and layer_norm:
+    a row (or column) value broadcast back against the full one."""
+    ok = (lambda v: v.t.dtype.is_float) if b.grad else (lambda v: v.t.dtype.name != "bool")
+    i = b.pick(lambda v: ok(v) and v.t.ndim >= 1 and v.t.size > 0)
+    if i is None:
+        return _fresh(b, float_only=True)
+    n = b.v(i).ndim
+    k = b.d(st.integers(1, n))
+    axes = tuple(range(n - k, n)) if b.flag(0.6) else tuple(range(k))  # trailing or leading
+    axis = axes if len(axes) > 1 or b.flag(0.5) else axes[0] - (n if b.flag(0.5) else 0)
+    op = b.choice(("sum", "max", "min", "mean") + (() if b.grad else ("prod",)))
+    (r,) = b.add("reduce", [i], exact=b.vals[i].exact and op in ("max", "min"), op=op,
+                 axis=axis, keepdims=True)
+    if b.flag(0.3):
+        (r,) = b.add("unary", [r], fn=b.choice(("exp", "sqrt_eps", "rsqrt", "neg", "square")))
+    b.add("binary", [i, r], op=b.choice(("-", "*", "/", "+", "max")), swap=b.flag(0.3),
+          via="op")
+
+
 # -- shapes ------------------------------------------------------------------------------------
 def k_reshape(b: Builder):
     i = b.pick()

@@ -31,7 +31,8 @@ def _maybe_input(b: Builder, shape, dtype):
 
 def k_matmul(b: Builder):
     ints = not b.grad and b.flag(0.1)
-    dt = (lambda: b.choice(("int32", "int64"))) if ints else (lambda: b.choice(b.floats))
+    dt = (lambda: b.choice(("int32", "int64", "bool"))) if ints else (
+        lambda: b.choice(b.floats))
     i = b.pick(lambda v: v.t.ndim >= 1 and (v.t.dtype.is_float != ints)
                and v.t.ndim <= 3) if b.flag(0.6) else None
     ta = False
@@ -158,6 +159,7 @@ KINDS = {
     "split": fm.k_split, "getitem": fm.k_getitem, "take": fm.k_take, "matmul": k_matmul,
     "softmax": k_softmax, "layer_norm": k_layer_norm, "conv2d": k_conv2d, "pool": k_pool,
     "cross_entropy": k_cross_entropy, "creation": k_creation, "input": k_input,
+    "reduce_combine": fm.k_reduce_combine,
 }
 # Elementwise and reductions are drawn more often: they are what most models are made of.
 FORWARD_KINDS = list(KINDS) + ["unary", "binary", "binary", "reduce", "getitem", "matmul"]
@@ -165,7 +167,7 @@ GRAD_KINDS = [k for k in FORWARD_KINDS if k not in ("invert",)]
 # What fusion groups are made of: elementwise chains, broadcasts, trailing reductions, matmul
 # and conv epilogues.
 FUSION_KINDS = ["unary", "unary", "binary", "binary", "binary", "where", "astype", "reduce",
-                "reduce", "softmax", "layer_norm", "matmul", "conv2d", "broadcast_to",
+                "reduce_combine", "reduce_combine", "reduce_combine", "softmax", "layer_norm", "matmul", "conv2d", "broadcast_to",
                 "transpose", "expand_squeeze"]
 
 

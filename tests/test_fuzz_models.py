@@ -21,6 +21,7 @@ import lepton as lp
 from lepton.runtime.jit import openmp_available
 
 from fuzz_nn import FUSION_KINDS, programs
+from fuzz_numpy import replay
 from fuzz_program import _tree_map
 
 N = int(os.environ.get("LEPTON_FUZZ_EXAMPLES", "0"))
@@ -132,6 +133,28 @@ def test_random_fused_chains_on_big_tensors(data, monkeypatch):
     """Elementwise chains, reductions and epilogues on tensors big enough for threads."""
     prog = data.draw(programs(max_steps=STEPS, kinds=FUSION_KINDS, big=0.6), label="program")
     check_model(prog, monkeypatch=monkeypatch)
+
+
+@_examples(150)
+@given(data=st.data())
+def test_random_models_follow_numpy(data):
+    """The frontend's semantics: the traced graph (run by the interpreter) computes what the
+    same steps written with NumPy compute: the same shapes, and values within f32 rounding
+    (dtypes may differ where Lepton's rules do: i32 + f32 is f32 here, f64 in NumPy)."""
+    prog = data.draw(programs(max_steps=STEPS), label="program")
+    args = prog.arguments()
+    arrays = _as_arrays(args)
+    got = lp.ir.interpret(lp.trace(prog.model, *args), *arrays)
+    with np.errstate(all="ignore"):
+        want = replay(prog, arrays)
+    assert len(got) == len(want)
+    for k, (a, b) in enumerate(zip(got, want)):
+        assert a.shape == b.shape, f"output {k}: shape {a.shape}, NumPy gives {b.shape}"
+        if a.dtype.kind in "biu" and b.dtype.kind in "biu":
+            assert np.array_equal(a, b), f"output {k}: {a} != NumPy's {b}"
+        else:
+            assert_same(a.astype(np.float64), b.astype(np.float64), f"output {k}",
+                        TOL[np.dtype(np.float32)])
 
 
 # -- gradients ---------------------------------------------------------------------------------
@@ -300,3 +323,26 @@ def test_interpreter_pads_integer_max_pool_with_the_lowest_integer():
     g.set_outputs([g.add("max_pool2d", [x], kernel=(3, 3), stride=(1, 1), padding=(1, 1))])
     a = np.array([[[[-5, -7], [-9, -6]]]], np.int32)
     np.testing.assert_array_equal(lp.ir.interpret(g, a)[0], np.full((1, 1, 2, 2), -5))
+
+
+@pytest.mark.xfail(strict=True, reason="codegen/vmath.py sin/cos return NaN beyond |x| = "
+                   "SINCOS_MAX (~1e6 for f32, ~1e15 for f64) instead of NumPy's value: no "
+                   "Payne-Hanek reduction for large arguments")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sin_cos_of_large_arguments(dtype):
+    # Found as cos((exp(exp(2)) + 0.5) ** 2) = cos(2.62e6): NaN compiled, -0.9989 interpreted.
+    x = np.array([2.62e6, -8e6, 1e8, 3e38], dtype)
+    f = lp.compile(lambda x: (lp.sin(x), lp.cos(x)))
+    for got, want in zip(f(x), (np.sin(x), np.cos(x))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_matmul_of_bool_matrices():
+    # The IR and the interpreter took bool @ bool, the GEMM codegen raised "no kernel element
+    # type for dtype bool" when compiling; the frontend now computes it as ints != 0 (NumPy's
+    # OR of ANDs).
+    rng = np.random.default_rng(0)
+    a, b = rng.random((4, 5)) < 0.3, rng.random((2, 5, 3)) < 0.3
+    got = lp.compile(lambda a, b: a @ b)(a, b)
+    assert got.dtype == np.bool_
+    np.testing.assert_array_equal(got, a @ b)

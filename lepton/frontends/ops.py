@@ -296,6 +296,8 @@ def matmul(a, b) -> Tensor:
     a, b = lift_all(a, b)
     if a.ndim == 0 or b.ndim == 0:
         fail("matmul", f"operands must have at least 1 dimension, got {a.type} @ {b.type}")
+    if a.dtype == bool_:  # NumPy: an OR of ANDs; the GEMM kernels have no bool version
+        return matmul(cast(a, int32), cast(b, int32)) != 0
     a2 = reshape(a, (1,) + a.shape) if a.ndim == 1 else a
     b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
     out = emit("matmul", [a2, b2])
