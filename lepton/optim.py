@@ -91,7 +91,8 @@ class Optimizer:
         args = (params, self.state, hyper, *batch)
         leaves, tree = tree_flatten(args)
         leaves = [_as_array(x) for x in leaves]
-        key = (loss_fn, self._static(), tree, tuple((a.shape, a.dtype) for a in leaves))
+        ties = _ties(params)
+        key = (loss_fn, self._static(), tree, tuple((a.shape, a.dtype) for a in leaves), ties)
         res = self._graphs.get(key)
         if res is None:
             code = getattr(loss_fn, "__code__", None)
@@ -101,7 +102,7 @@ class Optimizer:
                               f"with the code of one compiled before, so the step compiles "
                               f"again; define loss_fn once, outside the training loop",
                               RuntimeWarning, stacklevel=2)
-            res = self._compile(model, loss_fn, args)
+            res = self._compile(model, loss_fn, args, ties)
             self._graphs[key] = res
         self._last = res
         # The graph returns (loss, new params, new state) and takes (params, state, ...): both
@@ -122,13 +123,18 @@ class Optimizer:
         for name in [n for n in self.state if n not in params]:
             del self.state[name]
 
-    def _compile(self, model: Module, loss_fn, args) -> CompileResult:
+    def _compile(self, model: Module, loss_fn, args, ties=()) -> CompileResult:
         def loss_of(params, *batch):
             with model.bind(params):
                 return loss_fn(model, *batch)
 
         def train_step(params, state, hyper, *batch):
             loss, grads = value_and_grad(loss_of)(params, *batch)
+            for names in ties:  # one array under several names: its gradient is the sum
+                total = grads[names[0]]
+                for n in names[1:]:
+                    total = total + grads[n]
+                grads.update({n: total for n in names})
             new_params, new_state = {}, {}
             for name, p in params.items():
                 new_params[name], new_state[name] = self._update(p, grads[name], state[name],
@@ -158,6 +164,15 @@ class Optimizer:
         if self._last is None:
             raise RuntimeError(f"{type(self).__name__} has not taken a step yet")
         return self._last.stats()
+
+
+def _ties(params: dict) -> tuple[tuple[str, ...], ...]:
+    """Names that hold the very same array (tied weights, e.g. an embedding reused as the
+    output layer): each name gets the sum of their gradients, so they stay one parameter."""
+    groups: dict[int, list[str]] = {}
+    for name, p in params.items():
+        groups.setdefault(id(p), []).append(name)
+    return tuple(tuple(g) for g in groups.values() if len(g) > 1)
 
 
 def _as_array(x) -> np.ndarray:

@@ -346,3 +346,45 @@ def test_matmul_of_bool_matrices():
     got = lp.compile(lambda a, b: a @ b)(a, b)
     assert got.dtype == np.bool_
     np.testing.assert_array_equal(got, a @ b)
+
+
+class _Tied(lp.nn.Module):
+    """An embedding reused as the output layer: one array under two parameter names."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = lp.nn.Embedding(5, 3, rng=np.random.default_rng(0))
+        self.out = lp.nn.Linear(3, 5, bias=False)
+        self.out.weight = self.emb.weight
+
+    def forward(self, idx):
+        return self.out(self.emb(idx))
+
+
+class _Shared(lp.nn.Module):
+    """The same model written with one parameter."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = w.copy()
+
+    def forward(self, idx):
+        return lp.take(self.w, idx, axis=0) @ self.w.T
+
+
+@pytest.mark.parametrize("make_opt", [lambda: lp.optim.SGD(0.5, momentum=0.9),
+                                      lambda: lp.optim.Adam(0.1)], ids=["sgd", "adam"])
+def test_tied_weights_train_as_one_parameter(make_opt):
+    # Each name got its own partial gradient and the last in-place copy won, so a tied
+    # embedding lost the output layer's gradient (fixed in optim.py: the names' gradients are
+    # summed).
+    idx, y = np.array([0, 1, 2, 3]), np.array([1, 2, 3, 4])
+    tied = _Tied()
+    shared = _Shared(tied.emb.weight)
+    loss_fn = lambda model, i, y: lp.cross_entropy(model(i), y)  # noqa: E731
+    opt_t, opt_s = make_opt(), make_opt()
+    for _ in range(3):
+        lt, ls = opt_t.step(tied, loss_fn, idx, y), opt_s.step(shared, loss_fn, idx, y)
+        assert lt == pytest.approx(ls, rel=1e-5)
+    assert tied.out.weight is tied.emb.weight
+    np.testing.assert_allclose(tied.emb.weight, shared.w, rtol=1e-5, atol=1e-6)
