@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import lepton as lp
 from lepton.runtime.jit import openmp_available
 
+from fuzz_modules import build, model_specs
 from fuzz_nn import FUSION_KINDS, programs
 from fuzz_numpy import replay
 from fuzz_program import _tree_map
@@ -204,6 +205,33 @@ def test_random_gradients_match_the_interpreter(data):
     if all(v.type.dtype.name in ("f64", "i32", "i64", "bool") for v in g.nodes):
         lossg = lp.trace(loss, *args)
         _finite_difference(lossg, args, argnums, want, np.random.default_rng(prog.seed))
+
+
+# -- lp.nn models and training steps -----------------------------------------------------------
+def _xent(model, x, y):
+    return lp.cross_entropy(model(x), y)
+
+
+@_examples(12)
+@given(spec=model_specs())
+def test_random_modules_compile_and_train(spec):
+    """lp.compile(model) and freeze=True vs the interpreter on model.apply; one SGD step updates
+    every parameter by -lr * the interpreted gradient and returns the interpreted loss."""
+    model, x, y = build(spec)
+    params = {k: v.copy() for k, v in model.parameters().items()}
+    want = lp.ir.interpret(lp.trace(model.apply, params, x), *_leaves([params, x]))[0]
+    assert_same(lp.compile(model)(x), want, "compile(model)")
+    assert_same(lp.compile(model, freeze=True)(x), want, "compile(model, freeze=True)")
+
+    def loss_of(p, x, y):
+        return _xent(lambda v: model.apply(p, v), x, y)
+    vg = lp.value_and_grad(loss_of)
+    loss, *grads = lp.ir.interpret(lp.trace(vg, params, x, y), *_leaves([params, x, y]))
+    lr = 0.25
+    got_loss = lp.optim.SGD(lr).step(model, _xent, x, y)
+    assert got_loss == pytest.approx(float(loss), rel=1e-4, abs=1e-5)
+    for (name, p), g in zip(sorted(params.items()), grads):
+        assert_same(model.parameters()[name], p - lr * g, f"parameter {name} after a step")
 
 
 # -- wrong calls and unusual array layouts -----------------------------------------------------
