@@ -5,7 +5,8 @@ interpreted (and vs finite differences when everything is f64); and wrong calls,
 raise TypeError/ValueError, never crash.
 
 Hunting: LEPTON_FUZZ_EXAMPLES=2000 python -m pytest tests/test_fuzz_models.py -x
-(with --hypothesis-seed=N to vary, LEPTON_FUZZ_STEPS=16 for longer models); a failure prints the model as Python-like lines.
+(with --hypothesis-seed=N to vary, LEPTON_FUZZ_STEPS=16 for longer models,
+LEPTON_FUZZ_THREADS=1,3,5 for other thread counts); a failure prints the model as Python-like lines.
 Regressions found this way are the explicit tests at the end of this file.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ STEPS = int(os.environ.get("LEPTON_FUZZ_STEPS", "8"))       # steps per model at
 FUZZ = settings(deadline=None, derandomize=N == 0, print_blob=True, report_multiple_bugs=False,
                 suppress_health_check=list(HealthCheck))
 BIG = 32 * 1024      # elements of work above which a kernel is split across threads
+THREADS = os.environ.get("LEPTON_FUZZ_THREADS", "1,2").split(",")   # counts to compare
 
 
 def _examples(default: int):
@@ -99,7 +101,7 @@ def check_model(prog, threads=None, monkeypatch=None):
     wants = [lp.ir.interpret(g, *_as_arrays(args)) for args in calls]
     big = any(v.type.size >= BIG for v in g.nodes)
     tol = graph_tolerance(g)
-    runs = ["1", "2"] if big and openmp_available() else [None]
+    runs = THREADS if big and openmp_available() else [None]
     for t in threads or runs:
         if t is not None:
             monkeypatch.setenv("LEPTON_NUM_THREADS", t)
@@ -205,6 +207,27 @@ def test_random_gradients_match_the_interpreter(data):
     if all(v.type.dtype.name in ("f64", "i32", "i64", "bool") for v in g.nodes):
         lossg = lp.trace(loss, *args)
         _finite_difference(lossg, args, argnums, want, np.random.default_rng(prog.seed))
+
+
+@_examples(8)
+@given(data=st.data())
+def test_random_hessian_vector_products(data):
+    """grad of (grad . v): second-order rules (VJPs of the VJP graphs) compiled vs interpreted,
+    and vs finite differences of the interpreted gradient when everything is f64."""
+    prog = data.draw(programs(max_steps=5, grad=True), label="program")
+    args = prog.arguments()
+    if not args or args[0].dtype.kind != "f":
+        return
+    loss, g = _loss_fn(prog, args)
+    v = np.random.default_rng(prog.seed).standard_normal(args[0].shape).astype(args[0].dtype)
+    hvp = lp.grad(lambda *xs: lp.sum(lp.grad(loss, argnums=0)(*xs) * v), argnums=0)
+    want = lp.ir.interpret(lp.trace(hvp, *args), *args)[0]
+    assert_same(hvp(*args), want, "hvp", graph_tolerance(g))
+    if graph_tolerance(g) == TOL[np.dtype(np.float64)] and np.isfinite(want).all():
+        h, d = 1e-6, lp.trace(lp.grad(loss, argnums=0), *args)
+        gp, gm = (lp.ir.interpret(d, args[0] + s * h * v, *args[1:])[0] for s in (1, -1))
+        np.testing.assert_allclose((gp - gm) / (2 * h), want, rtol=1e-3,
+                                   atol=1e-4 * (1 + np.abs(want).max()))
 
 
 # -- lp.nn models and training steps -----------------------------------------------------------
