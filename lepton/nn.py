@@ -432,7 +432,10 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}"
 
 
-class MaxPool2d(Module):
+class _Pool2d(Module):
+    """A parameter-free 2-d pooling layer over `pool` (an nn_ops function)."""
+    pool = None
+
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
@@ -441,16 +444,12 @@ class MaxPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
     def forward(self, x):
-        return nn_ops.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return type(self).pool(x, self.kernel_size, self.stride, self.padding)
 
 
-class AvgPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+class MaxPool2d(_Pool2d):
+    pool = staticmethod(nn_ops.max_pool2d)
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
-    def forward(self, x):
-        return nn_ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+class AvgPool2d(_Pool2d):
+    pool = staticmethod(nn_ops.avg_pool2d)
