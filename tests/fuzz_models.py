@@ -93,6 +93,8 @@ def k_binary(b: Builder):
             params["op"] = "+"
         if op == "**" and not (x.dtype.is_float or b.v(j).dtype.is_float):
             params["op"] = "*"
+        divisor = j if not params["swap"] else i
+        params["guard"] = op == "/" and not b.vals[divisor].exact
         return b.add("binary", [i, j], exact=b.vals[i].exact and b.vals[j].exact
                      and op in ("max", "min"), **params)
     if mode == "scalar":
@@ -105,6 +107,7 @@ def k_binary(b: Builder):
         params["op"] = "+"
     if op == "**" and not x.dtype.is_float and cd.kind != "f":
         params["op"] = "*"
+    params["guard"] = op == "/" and params["swap"] and not b.vals[i].exact
     b.add("binary", [i, None], exact=b.vals[i].exact and op in ("max", "min"), const=c, **params)
 
 
@@ -202,8 +205,9 @@ def k_reduce_combine(b: Builder):
                  axis=axis, keepdims=True)
     if b.flag(0.3):
         (r,) = b.add("unary", [r], fn=b.choice(("exp", "sqrt_eps", "rsqrt", "neg", "square")))
-    b.add("binary", [i, r], op=b.choice(("-", "*", "/", "+", "max")), swap=b.flag(0.3),
-          via="op")
+    op, swap = b.choice(("-", "*", "/", "+", "max")), b.flag(0.3)
+    b.add("binary", [i, r], op=op, swap=swap, via="op",
+          guard=op == "/" and not b.vals[i if swap else r].exact)
 
 
 # -- shapes ------------------------------------------------------------------------------------

@@ -172,13 +172,16 @@ FUSION_KINDS = ["unary", "unary", "binary", "binary", "binary", "where", "astype
 
 
 @st.composite
-def programs(draw, max_steps: int = 8, grad: bool = False, kinds=None, big: float = 0.2):
+def programs(draw, max_steps: int = 8, grad: bool = False, kinds=None, big: float = 0.2,
+             specials: bool = False):
     """A random model (fuzz_program.Program); grad=True: float inputs (ints only as labels and
     indices), differentiable steps, outputs a list of float values to make a scalar loss of;
     kinds: the step kinds to draw from (KINDS' names, repeats weigh); big: how often an input
-    dimension is large (thousands: threads split such kernels)."""
+    dimension is large (thousands: threads split such kernels); specials: float inputs may
+    hold nan, inf, -0.0 and denormals."""
     from lepton.frontends.tensor import tracing
     b = Builder(draw, grad, big)
+    b.specials = specials
     kinds = kinds or (GRAD_KINDS if grad else FORWARD_KINDS)
     with tracing(b.g):
         for _ in range(draw(st.integers(1, 2))):

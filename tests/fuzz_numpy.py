@@ -53,9 +53,11 @@ def unary(x, fn):
     return UNARY[fn](x)
 
 
-def binary(x, y=None, *, op, const=None, swap=False, via="op"):
+def binary(x, y=None, *, op, const=None, swap=False, via="op", guard=False):
     b = y if y is not None else const
     a, b = (b, x) if swap else (x, b)
+    if guard:
+        b = np.abs(b) + 0.5
     if op == "**":  # the guards of fuzz_ops.binary: which operands are traced tensors matters
         a_traced, b_traced = (y is not None, True) if swap else (True, y is not None)
         if not a_traced or np.asarray(a).dtype.kind == "f":

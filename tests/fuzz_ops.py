@@ -63,11 +63,14 @@ _FUNCTIONS = {"+": lp.add, "-": lp.subtract, "*": lp.multiply, "/": lp.divide, "
               "max": lp.maximum, "min": lp.minimum}
 
 
-def binary(x, y=None, *, op, const=None, swap=False, via="op"):
+def binary(x, y=None, *, op, const=None, swap=False, via="op", guard=False):
     """x (op) y, y a traced tensor or `const` (Python/NumPy scalar or array); swap puts the
-    second operand on the left."""
+    second operand on the left; guard: a computed divisor d becomes |d| + 0.5 (one rounded
+    to zero on one side only would give inf)."""
     b = y if y is not None else const
     a, b = (b, x) if swap else (x, b)
+    if guard:
+        b = lp.abs(b) + 0.5
     if op == "**":
         # A float base kept positive; integer powers of ints use a Python int exponent.
         if isinstance(a, Tensor) and a.dtype in (lp.float32, lp.float64):

@@ -38,7 +38,7 @@ MAX_SIZE = 150_000        # elements per value: big enough for threading (> 32K)
 @dataclass
 class Input:
     type: TensorType
-    data: tuple             # ("normal",) ("grid",) ("range", lo, hi) ("bool",)
+    data: tuple             # ("normal",) ("grid",) ("special",) ("range", lo, hi) ("bool",)
     scalar: bool = False    # passed to the compiled function as a Python scalar
 
 
@@ -115,6 +115,12 @@ def _data(rng, inp: Input):
         a = rng.integers(inp.data[1], inp.data[2], t.shape)
     elif kind == "grid":  # repeated values: ties for argmax/max, exact zeros for relu/abs
         a = rng.integers(-4, 5, t.shape) / 2
+    elif kind == "special":  # normal values with some nan, +-inf, -0.0 and denormals
+        # (no huge finite values: whether a*b + c overflows depends on fma contraction)
+        a = rng.standard_normal(t.shape)
+        mask = rng.random(t.shape)
+        specials = np.array([np.nan, np.inf, -np.inf, -0.0, 1e-40, -1e-39])
+        a = np.where(mask < 0.1, specials[rng.integers(0, len(specials), t.shape)], a)
     else:
         a = rng.standard_normal(t.shape)
     a = np.asarray(a, dtype=t.dtype.np)
@@ -134,6 +140,7 @@ class Builder:
 
     def __init__(self, draw, grad: bool, big: float = 0.2):
         self.draw, self.grad, self.big = draw, grad, big  # big: how often a dim is large
+        self.specials = False  # float inputs may hold nan, inf, -0.0 and denormals
         self.prog = Program(seed=draw(st.integers(0, 2**31 - 1)))
         self.rng = np.random.default_rng(self.prog.seed + 1)
         self.vals: list[Val] = []
@@ -179,9 +186,13 @@ class Builder:
 
     # -- recording -------------------------------------------------------------------------
     def new_input(self, shape, dtype, data=None, exact=True) -> int:
-        data = data or (("bool",) if dtype == "bool" else ("range", -5, 6)
-                        if dtype.startswith("int") else ("grid",) if not self.grad and self.flag(0.15)
-                        else ("normal",))
+        if data is None and dtype == "bool":
+            data = ("bool",)
+        elif data is None and dtype.startswith("int"):
+            data = ("range", -5, 6)
+        elif data is None:
+            data = (("grid",) if not self.grad and self.flag(0.15) else ("special",)
+                    if self.specials and self.flag(0.3) else ("normal",))
         scalar = shape == () and not self.grad and dtype != "int32" and self.flag(0.3)
         if scalar and dtype == "float64":
             scalar = False  # a Python float is f32
