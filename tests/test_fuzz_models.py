@@ -452,3 +452,12 @@ def test_tied_weights_train_as_one_parameter(make_opt):
 def test_check_mode_accepts_f32_rounding_seen_through_a_cast():
     x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
     lp.compile(lambda x: lp.exp(x).astype(lp.float64), check=True)(x)
+
+
+@pytest.mark.xfail(strict=True, reason="compile.py as_array converts a Python int with "
+                   "np.asarray(x, np.int64), which raises OverflowError (not TypeError/"
+                   "ValueError) for ints beyond 64 bits")
+def test_a_python_int_too_big_for_int64_is_a_value_or_type_error():
+    f = lp.compile(lambda x: x * 2)
+    with pytest.raises((TypeError, ValueError)):
+        f(2 ** 70)
