@@ -1,15 +1,13 @@
-"""Hypothesis strategies for random Lepton models built through the public frontend.
+"""Step kinds for random Lepton models: elementwise ops, casts, reductions, shape ops and
+indexing (linear algebra and neural ops are in fuzz_nn.py, which also has the `programs`
+strategy that draws whole models from all the kinds):
 
-    >>> @given(st.data())
-    ... def test(data):
-    ...     prog = data.draw(programs(max_steps=8))        # or programs(grad=True)
-    ...     args = prog.arguments()
-    ...     got = lp.compile(prog.model)(*args)
-    ...     want = lp.ir.interpret(lp.trace(prog.model, *args), *args)
+    >>> k_binary(builder)      # draws x (op) y for a value x made so far, y another value,
+    ...                        # a new input, a Python/NumPy scalar or a NumPy array
 
-One function per kind of step draws its operands among the values made so far (or new inputs
-and NumPy constants) and parameters valid for their shapes; a kind that finds nothing to apply
-to adds a fresh input instead. The program (tests/fuzz_program.py) records what was drawn.
+One function per kind draws its operands among the values made so far (or new inputs and NumPy
+constants) and parameters valid for their shapes; a kind that finds nothing to apply to adds a
+fresh input instead. The program (tests/fuzz_program.py) records what was drawn.
 """
 from __future__ import annotations
 

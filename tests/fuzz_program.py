@@ -5,7 +5,7 @@ with graph inputs created on the way and a pytree of values returned. It is draw
 traced, so every draw knows the real shapes and dtypes the frontend gave, and replayed by
 `Program.model` for lp.compile / lp.trace:
 
-    >>> prog = data.draw(programs())
+    >>> prog = data.draw(fuzz_nn.programs())
     >>> args = prog.arguments()                       # NumPy data for the inputs
     >>> lp.compile(prog.model)(*args)                 # vs lp.ir.interpret(lp.trace(...), *args)
 
@@ -60,7 +60,7 @@ class Program:
             name, ids, params = step[:3]
             out = STEPS[name](*[vals[i] if i is not None else None for i in ids], **params)
             vals.extend(out if isinstance(out, list) else [out])
-        return _tree_map(lambda i: vals[i], self.outputs)
+        return tree_map(lambda i: vals[i], self.outputs)
 
     def arguments(self, seed: int | None = None) -> list:
         rng = np.random.default_rng(self.seed if seed is None else seed)
@@ -85,7 +85,7 @@ class Program:
             outs = ", ".join(f"v{n + j}" for j in range(count))
             lines.append(f"{outs} = {name}({', '.join(args)})")
             n += count
-        lines.append(f"return {_tree_map(lambda i: f'v{i}', self.outputs)}  # seed={self.seed}")
+        lines.append(f"return {tree_map(lambda i: f'v{i}', self.outputs)}  # seed={self.seed}")
         return "\n".join(lines)
 
 
@@ -98,11 +98,11 @@ def _short(v):
     return repr(v)
 
 
-def _tree_map(f, tree):
+def tree_map(f, tree):
     if isinstance(tree, dict):
-        return {k: _tree_map(f, v) for k, v in tree.items()}
+        return {k: tree_map(f, v) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
-        return type(tree)(_tree_map(f, v) for v in tree)
+        return type(tree)(tree_map(f, v) for v in tree)
     return f(tree)
 
 
