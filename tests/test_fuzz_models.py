@@ -447,17 +447,11 @@ def test_tied_weights_train_as_one_parameter(make_opt):
     np.testing.assert_allclose(tied.emb.weight, shared.w, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="compile.py check=True picks the tolerance by each "
-                   "value's own dtype, so an f32 computation cast to f64 is held to f64's 1e-9 "
-                   "and a correct result raises CheckError naming the cast")
 def test_check_mode_accepts_f32_rounding_seen_through_a_cast():
     x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
     lp.compile(lambda x: lp.exp(x).astype(lp.float64), check=True)(x)
 
 
-@pytest.mark.xfail(strict=True, reason="compile.py as_array converts a Python int with "
-                   "np.asarray(x, np.int64), which raises OverflowError (not TypeError/"
-                   "ValueError) for ints beyond 64 bits")
 def test_a_python_int_too_big_for_int64_is_a_value_or_type_error():
     f = lp.compile(lambda x: x * 2)
     with pytest.raises((TypeError, ValueError)):
