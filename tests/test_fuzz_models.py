@@ -457,3 +457,12 @@ def test_a_python_int_too_big_for_int64_is_a_value_or_type_error():
     f = lp.compile(lambda x: x * 2)
     with pytest.raises((TypeError, ValueError)):
         f(2 ** 70)
+
+
+def test_an_empty_list_index_selects_nothing():
+    # np.asarray([]) is float64, which the frontend refused ("indices must be integers");
+    # NumPy reads it as no indices (fixed in frontends/shapes.py).
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    f = lp.compile(lambda x: (x[[]], x[:, []] * 2, lp.take(x, [], axis=1)))
+    for got, want in zip(f(x), (x[[]], x[:, []] * 2, np.take(x, [], axis=1))):
+        assert got.shape == want.shape and got.dtype == want.dtype

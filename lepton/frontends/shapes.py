@@ -177,6 +177,8 @@ def _index_tensor(indices, op: str, n: int | None) -> Tensor:
                     if indices.dtype.name == "bool" else ""), TypeError)
         return indices
     arr = np.asarray(indices)
+    if arr.size == 0 and isinstance(indices, (list, tuple)):
+        arr = arr.astype(np.int64)  # NumPy reads an empty list as no integer indices
     if arr.dtype == np.bool_:
         if arr.ndim != 1 or (n is not None and arr.shape[0] != n):
             fail(op, f"a boolean index must be 1-d and match the axis (size {n}), got shape "
