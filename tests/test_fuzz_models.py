@@ -124,7 +124,7 @@ def check_model(prog, threads=None, monkeypatch=None):
 
 
 # -- forward models ----------------------------------------------------------------------------
-@_examples(40)
+@_examples(60)
 @given(data=st.data())
 def test_random_models_match_the_interpreter(data, monkeypatch):
     specials = data.draw(st.sampled_from([False, False, False, True]), label="specials")
@@ -133,7 +133,7 @@ def test_random_models_match_the_interpreter(data, monkeypatch):
         check_model(prog, monkeypatch=monkeypatch)
 
 
-@_examples(25)
+@_examples(40)
 @given(data=st.data())
 def test_random_fused_chains_on_big_tensors(data, monkeypatch):
     """Elementwise chains, reductions and epilogues on tensors big enough for threads."""
@@ -144,7 +144,7 @@ def test_random_fused_chains_on_big_tensors(data, monkeypatch):
         check_model(prog, monkeypatch=monkeypatch)
 
 
-@_examples(150)
+@_examples(300)
 @given(data=st.data())
 def test_random_models_follow_numpy(data):
     """The frontend's semantics: the traced graph (run by the interpreter) computes what the
@@ -194,7 +194,7 @@ def _finite_difference(loss_graph, args, argnums, grads, rng):
     assert abs(fd - an) <= 1e-4 * (1 + abs(fd) + abs(an)), f"finite difference {fd} vs {an}"
 
 
-@_examples(20)
+@_examples(30)
 @given(data=st.data())
 def test_random_gradients_match_the_interpreter(data):
     prog = data.draw(programs(max_steps=STEPS - 2, grad=True), label="program")
