@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 import lepton as lp
 from lepton.compile import CompileResult
 from lepton.compiler.fusion import partition
-from lepton.ir import Graph, OpError, TensorType, float32, interpret
+from lepton.ir import Graph, TensorType, float32, interpret
+from random_graphs import random_graph
 
 rng = np.random.default_rng(1)
 
@@ -78,40 +79,6 @@ def test_reduction_over_leading_axis_stays_separate_but_correct():
 
 
 # -- random graphs ---------------------------------------------------------------------------
-UNARY = ["exp", "tanh", "neg", "abs", "sigmoid", "relu", "square"]
-BINARY = ["add", "sub", "mul", "maximum", "minimum"]
-
-
-@st.composite
-def random_graph(draw):
-    """A random DAG of elementwise, broadcast and trailing/leading reductions over (4, 6)."""
-    g = Graph("random")
-    shapes = [(4, 6), (4, 1), (6,), (1, 6), ()]
-    values = [g.input(TensorType(float32, s)) for s in draw(st.lists(
-        st.sampled_from(shapes), min_size=1, max_size=3)) + [(4, 6)]]
-    for _ in range(draw(st.integers(1, 10))):
-        kind = draw(st.sampled_from(["unary", "binary", "binary", "reduce"]))
-        x = draw(st.sampled_from(values))
-        if kind == "unary":
-            v = g.add(draw(st.sampled_from(UNARY)), [x])
-        elif kind == "binary":
-            try:
-                v = g.add(draw(st.sampled_from(BINARY)), [x, draw(st.sampled_from(values))])
-            except OpError:  # shapes that do not broadcast
-                continue
-        else:
-            if not x.shape:
-                continue
-            axis = draw(st.sampled_from(range(len(x.shape))))
-            v = g.add(draw(st.sampled_from(["sum", "max"])), [x], axes=(axis,),
-                      keepdims=draw(st.booleans()))
-        values.append(v)
-    outs = draw(st.lists(st.sampled_from(values[len(g.inputs):] or values), min_size=1,
-                         max_size=3))
-    g.set_outputs(outs)
-    return g
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_graph(), st.integers(0, 2 ** 31))
 def test_random_graphs_fused_match_interpreter(g, seed):
