@@ -66,16 +66,15 @@ def emit_epilogue_kernel(module: ir.Module, name: str, group: Group, threads: in
         return env[out]
 
     a = head.attrs
-    if not chain:
-        epilogue = None
+    apply = epilogue if chain else None
     if head.op == "matmul":
         inner = gemm.emit_matmul(module, f"{name}.mm", stored[0].type, stored[1].type,
-                                 head.type, epilogue=epilogue, trans_a=trans[0],
+                                 head.type, epilogue=apply, trans_a=trans[0],
                                  trans_b=trans[1], threads=threads)
     else:
         inner = conv.emit_conv2d(module, f"{name}.conv", head.inputs[0].type,
                                  head.inputs[1].type, head.type, a["stride"], a["padding"],
-                                 a["dilation"], a["groups"], epilogue=epilogue, threads=threads)
+                                 a["dilation"], a["groups"], epilogue=apply, threads=threads)
     inner.fn.linkage = "internal"
     args = [mem_type(v.dtype).as_pointer() for v in [out, *stored, *ext]]
     fn, b = new_function(module, name, args + [i8.as_pointer()])

@@ -19,7 +19,7 @@ from llvmlite import ir
 from ...ir.graph import Value
 from ..fusion import Group
 from .loopnest import View, broadcast_view, collapse, emit_nest, row_major_strides
-from .loops import i8
+from .loops import entry_alloca, i8
 from .parallel import begin_split, finish_split, worth_threads
 from .reduce import combine, identity
 from .scalar import FAST, SCALAR, like, llvm_type, load, mem_type, store
@@ -123,7 +123,7 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
             if not group.is_row(m):
                 continue
             if m.opdef.kind == "reduce":
-                acc = _local(b, llvm_type(m.dtype))
+                acc = entry_alloca(b, llvm_type(m.dtype))
                 b.store(identity(m.op, m.dtype), acc)
 
                 def reduce_body(offs, m=m, acc=acc):
@@ -195,8 +195,7 @@ def _interleaved(group: Group, r: Value) -> bool:
 
 
 def _row_buffer(b: ir.IRBuilder, dtype, n: int):
-    with b.goto_entry_block():
-        buf = b.alloca(ir.ArrayType(mem_type(dtype), n))
+    buf = entry_alloca(b, ir.ArrayType(mem_type(dtype), n))
     return b.gep(buf, [ir.Constant(ir.IntType(64), 0), ir.Constant(ir.IntType(64), 0)])
 
 
@@ -208,7 +207,3 @@ def _dense_view(shape, space) -> View:
     return View(0, tuple(0 if s == 1 and o != 1 else st
                          for s, o, st in zip(shape, space, strides)))
 
-
-def _local(b: ir.IRBuilder, t):
-    with b.goto_entry_block():
-        return b.alloca(t)

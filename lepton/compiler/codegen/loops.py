@@ -70,6 +70,12 @@ def loop_metadata(llvm_ir: str) -> str:
     return llvm_ir + "\n" + "\n".join(defs) + "\n" if len(defs) > 2 else llvm_ir
 
 
+def entry_alloca(b: ir.IRBuilder, t: ir.Type):
+    """Stack space in the function's entry block (where LLVM promotes it to registers)."""
+    with b.goto_entry_block():
+        return b.alloca(t)
+
+
 def new_function(module: ir.Module, name: str, arg_types, arg_names=None,
                  noalias=True) -> tuple[ir.Function, ir.IRBuilder]:
     """A void function with pointer args marked noalias (buffers never overlap) and nounwind;

@@ -10,7 +10,7 @@ from llvmlite import ir
 
 from ...ir.types import DType, bool_
 from .loopnest import row_major_strides
-from .loops import const, for_range
+from .loops import const, entry_alloca, for_range
 from .scalar import intrinsic, is_nan, llvm_type, load, store, zero
 
 REDUCE_FLAGS = ("reassoc", "contract")
@@ -46,10 +46,6 @@ def combine(b: ir.IRBuilder, op: str, dt: DType, acc, x):
     return b.select(b.icmp_signed(">" if op == "max" else "<", acc, x), acc, x)
 
 
-def _local(b: ir.IRBuilder, t):
-    with b.goto_entry_block():
-        return b.alloca(t)
-
 
 def emit_reduce(b: ir.IRBuilder, op: str, dt: DType, x_ptr, shape, axes, out_ptr) -> None:
     """out = op-reduce(x over axes); x is a dense row-major buffer of `shape`."""
@@ -71,7 +67,7 @@ def emit_reduce(b: ir.IRBuilder, op: str, dt: DType, x_ptr, shape, axes, out_ptr
             store(b, identity(op, dt), b.gep(out_ptr, [i]), dt)
     if tail == 0 or any(shape[k] == 0 for k in outer):
         return
-    acc = _local(b, llvm_type(dt))
+    acc = entry_alloca(b, llvm_type(dt))
 
     def nest(depth, xo, oo):
         if depth < len(outer):
@@ -104,7 +100,7 @@ def emit_argmax(b: ir.IRBuilder, dt: DType, x_ptr, shape, axis: int, out_ptr) ->
     n = shape[axis]
     if before * after == 0:
         return
-    best, best_i = _local(b, llvm_type(dt)), _local(b, ir.IntType(64))
+    best, best_i = entry_alloca(b, llvm_type(dt)), entry_alloca(b, ir.IntType(64))
     with for_range(b, before, name="a") as i:
         with for_range(b, after, name="c") as j:
             base = b.add(b.mul(i, const(n * after)), j)
