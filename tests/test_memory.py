@@ -72,3 +72,10 @@ def test_default_plan_without_schedule():
     g = chain_graph(n=3, shape=(2, 2))
     p = plan_memory(g)
     assert p.intermediate_bytes == 2 * ALIGN
+
+
+def test_w8_transformer_block_arena_is_under_half_the_naive_plan():
+    from lepton.bench.workloads import WORKLOADS
+    w8 = WORKLOADS["W8"]
+    s = lp.compile(w8.model, example_args=tuple(w8.make_inputs())).stats()
+    assert 0 < s["intermediate_bytes"] < s["naive_intermediate_bytes"] / 2
