@@ -3,10 +3,13 @@
     f = lp.compile(fn)                         # compiles at the first call of each signature
     y = f(x, w)
     f = lp.compile(fn, example_args=(x, w))    # compiles now
+    f = lp.compile(fn, static_argnums=(2,), static_argnames=("training",))   # as jax.jit
     print(f.ir()); print(f.llvm_ir()); f.stats()
 
-A signature is the arguments' pytree structure with each leaf's shape and dtype. Python scalars
-become 0-d arrays (float -> f32, int -> i64, bool -> bool), as when tracing.
+A signature is the arguments' pytree structure, each traced leaf's shape and dtype, and the
+values of the static ones (frontends/arguments.py). Arrays and modules fn reads from its closure
+or globals are read at every call by reference (frontends/capture.py); `freeze=True` bakes them
+in as constants at the first trace of each signature instead.
 """
 from __future__ import annotations
 
@@ -21,38 +24,29 @@ from .compiler.codegen.lower import ENTRY, lower_graph
 from .compiler.fusion import partition
 from .compiler.memory import plan_memory
 from .compiler.pipeline import run_pipeline
+from .frontends.arguments import ArgSpec, Call
+from .frontends.capture import NO_CAPTURES, Captures, scan
 from .frontends.pytree import tree_flatten, tree_unflatten
-from .frontends.tensor import constant
-from .frontends.trace import trace_flat
+from .frontends.trace import graph_name, trace_flat
 from .ir.graph import Graph
 from .ir.interpreter import evaluate
+from .ir.ops import OpError
 from .ir.printer import print_graph
-from .nn import Module
 from .runtime.executable import Executable
 from .runtime.cache import DiskCache, cache_key
 from .runtime.jit import NativeLibrary, compile_object, openmp_available
-
-_SCALARS = {float: np.float32, int: np.int64, bool: np.bool_}
-
-
-def as_array(x):
-    """A call-time leaf as a NumPy array (Python scalars by the tracing rule)."""
-    if type(x) in _SCALARS:
-        try:
-            return np.asarray(x, dtype=_SCALARS[type(x)])
-        except OverflowError:
-            raise ValueError(f"the Python int {x} does not fit in int64") from None
-    return x if isinstance(x, np.ndarray) else np.asarray(x)
-
 
 class CompileResult:
     """Everything produced for one signature: graphs, LLVM IR, executable, timings."""
 
     def __init__(self, traced: Graph, in_tree, out_tree, *, check: bool = False,
-                 profile: bool = False):
+                 profile: bool = False, captures: Captures = NO_CAPTURES,
+                 input_names: list[str] | None = None):
         cfg = config.current()
         times = {}
         self.traced, self.in_tree, self.out_tree = traced, in_tree, out_tree
+        self.captures = captures
+        self._reads = bool(captures.sources or captures.guards)
         t = time.perf_counter()
         self.graph, self.passes = run_pipeline(traced, verify_each=cfg.debug or check,
                                                dump_dir=cfg.dump_dir)
@@ -73,8 +67,24 @@ class CompileResult:
         g = self.graph
         self.executable = Executable(
             self.lib, ENTRY, [v.type for v in g.inputs], [v.type for v in g.outputs],
-            [s.source for s in self.plan.outputs], self.plan.constants, self.plan.workspace_bytes)
+            [s.source for s in self.plan.outputs], self.plan.constants, self.plan.workspace_bytes,
+            None if input_names is None else input_names + [
+                f"captured {n}" for n in captures.names()])
         self.times = times
+
+    def run(self, leaves) -> list | None:
+        """The outputs for the argument leaves, with the captured arrays read now; None when
+        a capture no longer matches the trace (the caller traces again)."""
+        if not self._reads:
+            return self.executable(*leaves)
+        captured = self.captures.read()
+        if captured is None:
+            return None
+        return self.executable(*leaves, *captured)
+
+    def inputs(self, leaves) -> list:
+        """All the graph's inputs for a call: the leaves and the captured arrays now."""
+        return list(leaves) + (self.captures.read() or [])
 
     def _native_code(self, cfg, profile: bool, times: dict) -> None:
         """Object code for the planned graph: from the disk cache, or lowered and compiled
@@ -129,63 +139,82 @@ class CompileResult:
 class CompiledFunction:
     """The callable `lp.compile` returns; caches one CompileResult per signature."""
 
-    def __init__(self, fn, example_args=None, *, check: bool = False):
+    def __init__(self, fn, example_args=None, *, check: bool = False, freeze: bool = False,
+                 static_argnums=(), static_argnames=()):
         self.fn = fn
         self.check = check
+        self.freeze = freeze
+        self.spec = ArgSpec(fn, static_argnums, static_argnames)
         self._cache: dict = {}
-        self._fast: dict = {}
+        self._fast: dict = {}   # leaf types -> result, for calls of plain arrays only
         self._last: CompileResult | None = None
         functools.update_wrapper(self, fn, updated=())
         if example_args is not None:
             self.lower(*example_args)
 
     # -- compilation ------------------------------------------------------------------------
-    def lower(self, *args) -> CompileResult:
+    def lower(self, *args, **kwargs) -> CompileResult:
         """Compiles (or fetches) the code for these arguments' signature."""
-        leaves, tree = tree_flatten(args)
-        leaves = [as_array(x) for x in leaves]
-        return self._get(tree, leaves)
+        return self._get(self.spec.split(args, kwargs))
 
-    def _get(self, tree, leaves) -> CompileResult:
-        key = (tree, tuple((a.shape, a.dtype) for a in leaves))
-        res = self._cache.get(key)
-        if res is None:
-            t = time.perf_counter()
-            graph, in_tree, out_tree = trace_flat(self.fn, tree_unflatten(tree, leaves))
-            traced_s = time.perf_counter() - t
-            res = CompileResult(graph, in_tree, out_tree, check=self.check)
-            res.times = {"trace": traced_s, **res.times,
-                         "total": time.perf_counter() - t}
-            self._cache[key] = res
-            if tree.kind == "tuple" and all(c.kind == "leaf" for c in tree.children):
-                self._fast[key[1]] = res
+    def _get(self, call: Call, stale: CompileResult | None = None) -> CompileResult:
+        res = self._cache.get(call.key)
+        if res is None or res is stale:
+            res = self._cache[call.key] = self._compile(call)
+            if self.spec.simple and len(call.key[0]) == len(call.leaves) and not call.weak \
+                    and all(t.kind == "leaf" for _, t, _ in call.key[0]):
+                self._fast[call.key[2]] = res
         self._last = res
         return res
 
+    def _compile(self, call: Call) -> CompileResult:
+        t = time.perf_counter()
+        captures = None if self.freeze else scan(self.fn, *call.static_values())
+
+        def traced(*leaves):
+            args, kwargs = call.rebuild(leaves)
+            return self.fn(*args, **kwargs)
+
+        traced.__name__ = graph_name(self.fn)
+        try:
+            graph, _, out_tree = trace_flat(traced, call.leaves, captures, call.weak)
+        except (OpError, TypeError, ValueError, IndexError) as e:
+            if getattr(e, "op", None):
+                _name_arguments(e, traced.__name__, call, captures)
+            raise
+        traced_s = time.perf_counter() - t
+        res = CompileResult(graph, None, out_tree, check=self.check,
+                            captures=NO_CAPTURES if captures is None else captures, input_names=call.names)
+        res.times = {"trace": traced_s, **res.times, "total": time.perf_counter() - t}
+        return res
+
     # -- calling ----------------------------------------------------------------------------
-    def __call__(self, *args):
-        if not self.check and all(type(a) is np.ndarray for a in args):  # fast path
+    def __call__(self, *args, **kwargs):
+        if not kwargs and not self.check and all(type(a) is np.ndarray for a in args):
             res = self._fast.get(tuple((a.shape, a.dtype) for a in args))
             if res is not None:
-                self._last = res
-                outs = res.executable(*args)
-                if res.out_tree.kind == "leaf":
-                    return outs[0]
-                return tree_unflatten(res.out_tree, outs)
-            leaves, tree = list(args), tree_flatten(args)[1]
-        else:
-            leaves, tree = tree_flatten(args)
-            leaves = [as_array(x) for x in leaves]
-        res = self._get(tree, leaves)
-        outs = res.executable(*leaves)
+                outs = res.run(args)
+                if outs is not None:
+                    self._last = res
+                    return outs[0] if res.out_tree.kind == "leaf" else \
+                        tree_unflatten(res.out_tree, outs)
+        call = self.spec.split(args, kwargs)
+        res = self._get(call)
+        outs = res.run(call.leaves)
+        if outs is None:  # a captured value changed shape, dtype or value: trace again
+            res = self._get(call, stale=res)
+            outs = res.run(call.leaves)
+            if outs is None:
+                raise RuntimeError(f"{graph_name(self.fn)}: the values it reads from its "
+                                   f"closure changed while it was being compiled")
         if self.check:
-            _check_against_interpreter(res, leaves, outs)
+            _check_against_interpreter(res, res.inputs(call.leaves), outs)
         return tree_unflatten(res.out_tree, outs)
 
     # -- inspection -------------------------------------------------------------------------
     def _result(self) -> CompileResult:
         if self._last is None:
-            raise RuntimeError(f"{getattr(self.fn, '__name__', 'function')} has not been "
+            raise RuntimeError(f"{graph_name(self.fn)} has not been "
                                "compiled yet: call it or pass example_args=")
         return self._last
 
@@ -202,10 +231,36 @@ class CompiledFunction:
     def stats(self) -> dict:
         return self._result().stats()
 
-    def profile(self, *args, repeat: int = 100) -> list:
+    def profile(self, *args, repeat: int = 100, **kwargs) -> list:
         """Time per kernel on these arguments (lepton.profiler.profile)."""
         from .profiler import profile
-        return profile(self.lower(*args), [as_array(x) for x in tree_flatten(args)[0]], repeat)
+        call = self.spec.split(args, kwargs)
+        res = self._get(call)
+        return profile(res, res.inputs(call.leaves), repeat)
+
+
+def _name_arguments(e: Exception, fn_name: str, call: Call, captures: Captures | None) -> None:
+    """Adds to an op's error raised while tracing the arguments it involves (the graph inputs
+    its operands derive from) and the signature being traced."""
+    names = call.names + [f"captured {n}" for n in (captures.names() if captures else [])]
+    inputs = getattr(e, "graph_inputs", [])
+    types = {v: n for v, n in zip(inputs, names)}
+    involved, todo, seen = [], list(getattr(e, "operands", ())), set()
+    while todo:
+        v = todo.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in types:
+            involved.append(v)
+        todo.extend(v.inputs)
+    lines = [str(e.args[0]) if e.args else str(e)]
+    if involved:
+        involved.sort(key=inputs.index)
+        lines.append("  arguments involved: " + ", ".join(f"{types[v]}: {v.type}"
+                                                           for v in involved))
+    lines.append(f"  while compiling {fn_name} for the arguments ({call.describe()})")
+    e.args = ("\n".join(lines),) + tuple(e.args[1:])
 
 
 class CheckError(AssertionError):
@@ -260,59 +315,13 @@ def _first_bad_node(res: CompileResult, leaves) -> str:
     return "every node agrees on its own: the difference comes from accumulated rounding"
 
 
-class CompiledModule(CompiledFunction):
-    """`lp.compile(model)` for an `lp.nn.Module`: compiles model.apply(params, *args) and passes
-    the model's current parameters at each call, so parameter updates (optimiser steps,
-    load_parameters) are seen without recompiling."""
-
-    def __init__(self, module, example_args=None, *, check: bool = False):
-        self.module = module
-
-        def forward(params, *args):
-            return module.apply(params, *args)
-
-        forward.__name__ = type(module).__name__
-        super().__init__(forward, None, check=check)
-        if example_args is not None:
-            self.lower(*example_args)
-
-    def lower(self, *args) -> CompileResult:
-        return super().lower(self.module.parameters(), *args)
-
-    def __call__(self, *args):
-        return super().__call__(self.module.parameters(), *args)
-
-
-class FrozenModule(CompiledFunction):
-    """`lp.compile(model, freeze=True)`: the model's parameters, copied when this is created,
-    are constants of the graph, so weight transforms (a Linear's transpose, reshapes, scales
-    folded together) are computed once at compile time by constant folding. Later parameter
-    updates (optimiser steps, load_parameters) are NOT seen: compile again to pick them up."""
-
-    def __init__(self, module, example_args=None, *, check: bool = False):
-        self.module = module
-        frozen = {k: np.array(v, copy=True) for k, v in module.parameters().items()}
-
-        def forward(*args):
-            return module.apply({k: constant(v) for k, v in frozen.items()}, *args)
-
-        forward.__name__ = type(module).__name__
-        super().__init__(forward, example_args, check=check)
-
-
-def compile(fn, example_args=None, *, check: bool = False, freeze: bool = False
-            ) -> CompiledFunction:
+def compile(fn, example_args=None, *, check: bool = False, freeze: bool = False,
+            static_argnums=(), static_argnames=()) -> CompiledFunction:
     """Compiles `fn` (a function of arrays and pytrees of arrays, or an `lp.nn.Module`) to
-    native code. `freeze=True` (modules only) bakes the module's current parameters in as
-    constants (see FrozenModule)."""
-    if isinstance(fn, (CompiledModule, FrozenModule)):
-        fn = fn.module
-    elif isinstance(fn, CompiledFunction):
+    native code. `freeze=True` bakes the arrays and parameters fn reads from its closure in as
+    constants at the first trace of each signature (later changes to them are not seen);
+    static_argnums / static_argnames are as in jax.jit."""
+    if isinstance(fn, CompiledFunction):
         fn = fn.fn
-    if freeze:
-        if not isinstance(fn, Module):
-            raise TypeError(f"freeze=True needs an lp.nn.Module, got {type(fn).__name__}")
-        return FrozenModule(fn, example_args, check=check)
-    if isinstance(fn, Module):
-        return CompiledModule(fn, example_args, check=check)
-    return CompiledFunction(fn, example_args, check=check)
+    return CompiledFunction(fn, example_args, check=check, freeze=freeze,
+                            static_argnums=static_argnums, static_argnames=static_argnames)

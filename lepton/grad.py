@@ -27,23 +27,12 @@ import functools
 
 from .compile import CompiledFunction, compile as _compile
 from .compiler.autodiff import GradientError, backward, check_scalar_output
-from .frontends.pytree import tree_flatten, tree_unflatten
+from .frontends.pytree import tree_flatten, tree_paths, tree_unflatten
 from .frontends.tensor import Tensor, current_graph, graph_of, lift
 from .frontends.trace import graph_name
 from .ir.emit import Emitter
 
 __all__ = ["grad", "value_and_grad", "GradientError"]
-
-
-def _leaf_paths(tree, prefix: str = ""):
-    """Readable paths of a pytree's leaves, in tree_flatten's order (dict keys sorted)."""
-    if tree is None:
-        return []
-    if type(tree) is dict:
-        return [p for k in sorted(tree) for p in _leaf_paths(tree[k], f"{prefix}[{k!r}]")]
-    if isinstance(tree, (list, tuple)):
-        return [p for i, c in enumerate(tree) for p in _leaf_paths(c, f"{prefix}[{i}]")]
-    return [prefix]
 
 
 class GradFunction:
@@ -107,7 +96,7 @@ class GradFunction:
         wrt, trees = [], []
         for k in nums:
             leaves, tree = tree_flatten(args[k])
-            paths = _leaf_paths(args[k])
+            paths = tree_paths(args[k])
             aliases = []
             for leaf, path in zip(leaves, paths):
                 t = lift(leaf)

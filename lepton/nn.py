@@ -95,6 +95,7 @@ class Module:
 
     Subclasses define `forward(self, *args)` (PyTorch's way) or override `__call__`.
     """
+    _lepton_state = True  # a compiled function reading a module reads its attributes afresh
 
     def __init__(self):
         pass  # nothing to register: parameters are discovered from the attributes

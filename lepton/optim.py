@@ -27,6 +27,7 @@ import numpy as np
 
 from .compile import CompileResult
 from .frontends import ops
+from .frontends.capture import function_key, scan
 from .frontends.pytree import tree_flatten
 from .frontends.trace import trace_flat
 from .grad import value_and_grad
@@ -92,22 +93,26 @@ class Optimizer:
         leaves, tree = tree_flatten(args)
         leaves = [_as_array(x) for x in leaves]
         ties = _ties(params)
-        key = (loss_fn, self._static(), tree, tuple((a.shape, a.dtype) for a in leaves), ties)
+        key = (function_key(loss_fn), self._static(), tree, tuple((a.shape, a.dtype) for a in leaves), ties)
         res = self._graphs.get(key)
         if res is None:
             code = getattr(loss_fn, "__code__", None)
             if code is not None and any(getattr(k[0], "__code__", None) is code
-                                        and k[0] is not loss_fn for k in self._graphs):
+                                        or (type(k[0]) is tuple and k[0][0] is code)
+                                        for k in self._graphs):
                 warnings.warn(f"{type(self).__name__}.step: loss_fn is a new function object "
                               f"with the code of one compiled before, so the step compiles "
                               f"again; define loss_fn once, outside the training loop",
                               RuntimeWarning, stacklevel=2)
             res = self._compile(model, loss_fn, args, ties)
             self._graphs[key] = res
-        self._last = res
         # The graph returns (loss, new params, new state) and takes (params, state, ...): both
         # flatten in the same order, so output k+1 goes into input leaf k (the array itself).
-        outs = res.executable(*leaves)
+        outs = res.run(leaves)
+        if outs is None:  # an array loss_fn reads from its closure changed shape or dtype
+            res = self._graphs[key] = self._compile(model, loss_fn, args, ties)
+            outs = res.run(leaves)
+        self._last = res
         for dst, src in zip(leaves, outs[1:]):
             np.copyto(dst, src)
         self.steps += 1
@@ -141,11 +146,12 @@ class Optimizer:
                                                                  hyper)
             return loss, new_params, new_state
 
-        graph, in_tree, out_tree = trace_flat(train_step, args)
+        captures = scan(loss_fn, model)  # e.g. a GAN's discriminator, read at every step
+        graph, in_tree, out_tree = trace_flat(train_step, args, captures)
         expect = tree_flatten((0.0, args[0], args[1]))[1]
         if out_tree != expect:  # the in-place copy in step() relies on this layout
             raise AssertionError(f"training step returned {out_tree}, expected {expect}")
-        return CompileResult(graph, in_tree, out_tree)
+        return CompileResult(graph, in_tree, out_tree, captures=captures)
 
     # -- inspection ----------------------------------------------------------------------------
     @property

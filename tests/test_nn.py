@@ -328,4 +328,4 @@ def test_compiled_model_sees_updated_parameters_without_recompiling():
     assert m.traces == 2
     g = lp.compile(m, example_args=(x,))
     assert m.traces == 3 and "matmul" in g.ir()
-    assert lp.compile(g).module is m
+    assert lp.compile(g).fn is m

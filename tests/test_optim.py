@@ -1,6 +1,8 @@
 """lp.optim: compiled training steps. Loss falls on a small MLP; one step equals the update
 computed by hand in NumPy (float64, hand-written gradient); state is updated in place; one graph
 per signature; optionally the same trajectory as torch.optim."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -234,17 +236,27 @@ def test_same_trajectory_as_torch(name, kw):
         close(v, t.numpy(), rtol=1e-3, atol=1e-5)
 
 
-def test_a_new_loss_function_each_step_warns():
+def test_a_lambda_made_anew_each_step_compiles_once():
     model = MLP()
     x, y = blobs(n=8)
     opt = lp.optim.SGD(0.1)
-    for i in range(2):
-        fn = lambda m, a, b: lp.cross_entropy(m(a), b)  # noqa: E731 - a new object each time
-        if i:
-            with pytest.warns(RuntimeWarning, match="define loss_fn once"):
-                opt.step(model, fn, x, y)
-        else:
-            opt.step(model, fn, x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):  # the same code reading the same variables: one graph
+            opt.step(model, lambda m, a, b: lp.cross_entropy(m(a), b), x, y)
+    assert opt.num_graphs == 1
+
+
+def test_a_new_closure_each_step_warns():
+    def make_loss(scale):
+        return lambda m, a, b: lp.cross_entropy(m(a) * scale, b)
+
+    model = MLP()
+    x, y = blobs(n=8)
+    opt = lp.optim.SGD(0.1)
+    opt.step(model, make_loss(1.0), x, y)
+    with pytest.warns(RuntimeWarning, match="define loss_fn once"):
+        opt.step(model, make_loss(1.0), x, y)
     assert opt.num_graphs == 2
 
 

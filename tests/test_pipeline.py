@@ -203,8 +203,3 @@ def test_freeze_folds_weight_transforms_and_ignores_later_updates():
     model.fc1.weight[:] = 0.0  # an update after freezing: only the live compile sees it
     np.testing.assert_allclose(frozen(x), want, rtol=1e-5, atol=1e-6)
     assert not np.allclose(live(x), want)
-
-
-def test_freeze_needs_a_module():
-    with pytest.raises(TypeError, match="freeze=True needs an lp.nn.Module"):
-        lp.compile(lambda x: x, freeze=True)

@@ -125,6 +125,17 @@ def _build(t: PyTreeDef, it):
     return dict(zip(t.meta, kids))
 
 
+def tree_paths(tree, prefix: str = "") -> list[str]:
+    """Readable paths of the leaves, in tree_flatten's order: `"['w'][0]"`, `""` for a leaf."""
+    if tree is None:
+        return []
+    if type(tree) is dict:
+        return [p for k in _sorted_keys(tree) for p in tree_paths(tree[k], f"{prefix}[{k!r}]")]
+    if type(tree) in (list, tuple) or _is_namedtuple(tree):
+        return [p for i, c in enumerate(tree) for p in tree_paths(c, f"{prefix}[{i}]")]
+    return [prefix]
+
+
 def tree_leaves(tree, is_leaf=None) -> list:
     return tree_flatten(tree, is_leaf)[0]
 

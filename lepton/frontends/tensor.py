@@ -47,10 +47,12 @@ def _stack() -> list[Graph]:
 
 
 @contextlib.contextmanager
-def tracing(graph: Graph):
-    """Makes `graph` the one that ops without tensor operands (zeros, arange...) build into."""
+def tracing(graph: Graph, captures=None):
+    """Makes `graph` the one that ops without tensor operands (zeros, arange...) build into;
+    `captures` (a `capture.Captures`) turns the arrays the traced code reads from its closure
+    into inputs of the graph instead of constants."""
     stack = _stack()
-    stack.append(graph)
+    stack.append((graph, captures))
     try:
         yield graph
     finally:
@@ -59,7 +61,12 @@ def tracing(graph: Graph):
 
 def current_graph() -> Graph | None:
     stack = _stack()
-    return stack[-1] if stack else None
+    return stack[-1][0] if stack else None
+
+
+def _current_captures():
+    stack = _stack()
+    return stack[-1][1] if stack else None
 
 
 def source_loc() -> str | None:
@@ -85,7 +92,9 @@ def fail(op: str, msg: str, exc=OpError):
     if exc is OpError:
         raise OpError(msg, op, source_loc())
     loc = source_loc()
-    raise exc(f"{msg} in op '{op}'" + (f" at {loc}" if loc else ""))
+    e = exc(f"{msg} in op '{op}'" + (f" at {loc}" if loc else ""))
+    e.op = op  # marks an error of an op (compile adds the arguments involved)
+    raise e
 
 
 _CONTROL_FLOW = ("is a traced value without data; Python control flow or conversions that depend "
@@ -96,14 +105,17 @@ _CONTROL_FLOW = ("is a traced value without data; Python control flow or convers
 # -- the traced tensor -------------------------------------------------------------------------
 class Tensor:
     """A symbolic tensor: an IR value of the graph under construction."""
-    __slots__ = ("value", "graph")
+    __slots__ = ("value", "graph", "weak")
     # NumPy must defer to us: `np_array * t` calls t.__rmul__, `np.exp(t)` raises TypeError.
     __array_ufunc__ = None
     __array_priority__ = 1000
 
-    def __init__(self, value: Value, graph: Graph | None = None):
+    def __init__(self, value: Value, graph: Graph | None = None, weak: bool = False):
         self.value = value
         self.graph = graph if graph is not None else current_graph()
+        # A Python int/float argument, traced as a 0-d tensor: it takes the dtype of the
+        # tensors it meets, as a Python scalar would (JAX's weak types)
+        self.weak = weak
 
     # -- metadata: all static --------------------------------------------------------------
     @property
@@ -274,8 +286,8 @@ _OPERAND_TYPES = (Tensor, np.ndarray, list, tuple) + _WEAK_TYPES
 
 # -- lifting values into the graph -------------------------------------------------------------
 def is_weak(x) -> bool:
-    """Python and NumPy scalars adapt to the tensors they meet."""
-    return isinstance(x, _WEAK_TYPES)
+    """Python and NumPy scalars (and Python scalar arguments) adapt to the tensors they meet."""
+    return isinstance(x, _WEAK_TYPES) or (isinstance(x, Tensor) and x.weak)
 
 
 def as_array(x) -> np.ndarray:
@@ -294,6 +306,8 @@ def as_array(x) -> np.ndarray:
 
 
 def _weak_kind(x) -> DType:
+    if isinstance(x, Tensor):
+        return x.dtype
     if isinstance(x, (bool, np.bool_)):
         return bool_
     if isinstance(x, (int, np.integer)):
@@ -355,12 +369,26 @@ def lift(x, dtype: DType | None = None) -> Tensor:
     """A Tensor for x (tensor, array, list or scalar), cast to `dtype` when given."""
     if isinstance(x, Tensor):
         return x if dtype is None else cast(x, dtype)
+    if type(x) is np.ndarray:
+        captured = _captured(x)
+        if captured is not None:
+            return captured if dtype is None else cast(captured, dtype)
     if dtype is None:
         return constant(x)
     if is_weak(x) and not isinstance(x, np.generic):
         # NumPy 2 raises OverflowError when a Python int does not fit the dtype, as it should.
         return constant(np.array(x, dtype=dtype.np))
     return constant(as_array(x).astype(dtype.np))
+
+
+def _captured(x: np.ndarray) -> Tensor | None:
+    """The graph input standing for array x when the trace captures it (see capture.py)."""
+    caps = _current_captures()
+    if caps is None:
+        return None
+    g = current_graph()
+    v = caps.lift(x, lambda a: g.input(TensorType(to_dtype(a.dtype), a.shape)))
+    return None if v is None else Tensor(v, g)
 
 
 def lift_all(*xs, dtype: DType | None = None) -> list[Tensor]:

@@ -29,27 +29,41 @@ def graph_name(fn) -> str:
     return name or "main"
 
 
-def trace_flat(fn, args) -> tuple[Graph, PyTreeDef, PyTreeDef]:
+def trace_flat(fn, args, captures=None, weak=()) -> tuple[Graph, PyTreeDef, PyTreeDef]:
     """Traces fn(*args). Returns (graph, in_treedef, out_treedef): the graph's inputs are the
-    leaves of `args` (a tuple) in pytree order and its outputs the leaves of the result."""
+    leaves of `args` (a tuple) in pytree order, then the arrays `captures` (a
+    `capture.Captures`) found fn reading from its closure; its outputs are the leaves of the
+    result. Leaves whose index is in `weak` are Python scalars: their tensors take the dtype of
+    what they meet. An exception raised while tracing carries `graph_inputs` (the graph's
+    inputs so far), so a caller can name the arguments an op error involves."""
     args = tuple(args)
     leaves, in_tree = tree_flatten(args)
     g = Graph(graph_name(fn))
-    with tracing(g):
-        inputs = [Tensor(g.input(spec_of(x)), g) for x in leaves]
-        result = fn(*tree_unflatten(in_tree, inputs))
-        out_leaves, out_tree = tree_flatten(result)
-        outs = []
-        for i, leaf in enumerate(out_leaves):
-            if isinstance(leaf, Tensor) and leaf.graph is not g:
-                raise RuntimeError(f"output {i} of {g.name} ({leaf!r}) belongs to another trace")
-            try:
-                outs.append(lift(leaf))
-            except TypeError:
-                raise TypeError(f"output {i} of {g.name} is a {type(leaf).__name__}, not a "
-                                f"tensor, array or number") from None
+    try:
+        with tracing(g, captures):
+            inputs = [Tensor(g.input(spec_of(x)), g, i in weak) for i, x in enumerate(leaves)]
+            out_leaves, out_tree = tree_flatten(fn(*tree_unflatten(in_tree, inputs)))
+            outs = [_output(g, i, leaf) for i, leaf in enumerate(out_leaves)]
+    except Exception as e:
+        e.graph_inputs = list(g.inputs)
+        raise
+    finally:
+        if captures is not None:
+            captures.done()
     g.set_outputs([t.value for t in outs])
+    # captured inputs were added where first read; a graph lists its inputs first
+    g.nodes = g.inputs + [v for v in g.nodes if v.op != "input"]
     return g, in_tree, out_tree
+
+
+def _output(g: Graph, i: int, leaf) -> Tensor:
+    if isinstance(leaf, Tensor) and leaf.graph is not g:
+        raise RuntimeError(f"output {i} of {g.name} ({leaf!r}) belongs to another trace")
+    try:
+        return lift(leaf)
+    except TypeError:
+        raise TypeError(f"output {i} of {g.name} is a {type(leaf).__name__}, not a "
+                        f"tensor, array or number") from None
 
 
 def trace(fn, *args) -> Graph:

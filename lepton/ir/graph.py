@@ -74,7 +74,11 @@ class Graph:
         if op not in OPS or op == "input":
             raise OpError(f"unknown op {op!r}", op, loc)
         v = Value(op, inputs, {}, None, loc)  # type: ignore[arg-type]
-        v.attrs, v.type = OPS[op].check(inputs, attrs, loc)
+        try:
+            v.attrs, v.type = OPS[op].check(inputs, attrs, loc)
+        except OpError as e:
+            e.operands = inputs  # lets a caller name the graph inputs the bad operands come from
+            raise
         self.nodes.append(v)
         return v
 
