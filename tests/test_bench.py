@@ -378,6 +378,17 @@ def test_table_cells_ratios_and_footer():
     assert md.splitlines()[0].startswith("| workload | NumPy |")
 
 
+def test_table_names_each_workload_in_words():
+    # A legend under the table says what W1, W5 and the call row are (Workload.title).
+    text = format_table(_report()).splitlines()
+    assert "W1    MLP 784-512-512-10, ReLU, batch 1, inference" in text
+    assert "W5    matmul 1024x1024 @ 1024x1024" in text
+    assert "call  call overhead: x + 1 on f32[1]" in text
+    md = format_table(_report(), markdown=True).splitlines()
+    assert "| W5 | matmul 1024x1024 @ 1024x1024 |" in md
+    assert all(w.title and len(w.title) < 100 for w in WORKLOADS.values())
+
+
 def test_fmt_time_keeps_three_figures():
     assert [fmt_time(v) for v in (0.09123, 2.4249, 63.51, 201.4)] == \
         ["0.091", "2.42", "63.5", "201"]

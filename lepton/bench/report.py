@@ -5,7 +5,10 @@ footer that says how it was measured and why any cell is not a number.
     W5        16.9   20.8   9.84   12.1    0.72          1.23            0.41
 
 A cell is a median in ms (µs on the call-overhead row), or WRONG / ERROR / TIMEOUT / CRASH
-(explained in the footer), or "-" when that framework did not run it.
+(explained in the footer), or "-" when that framework did not run it. Under the table, a legend
+names each workload in words (its `Workload.title`):
+
+    W5    matmul 1024x1024 @ 1024x1024
 """
 from __future__ import annotations
 
@@ -86,6 +89,11 @@ def rows(report: Report) -> tuple[list[str], list[list[str]]]:
     return header, out
 
 
+def legend(report: Report) -> list[tuple[str, str]]:
+    """(id, what it is in words) for every workload of the table, in table order."""
+    return [(w.id, w.title) for w in report.workloads]
+
+
 def footer(report: Report) -> list[str]:
     """How the numbers were taken, and every reason a cell is not a number."""
     lines = ["median time per call after warm-up"
@@ -156,6 +164,8 @@ def format_table(report: Report, markdown: bool = False) -> str:
     if markdown:
         text = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         text += ["| " + " | ".join(r) + " |" for r in body]
+        text += ["", "| workload | what it is |", "|---|---|"]
+        text += [f"| {wid} | {title} |" for wid, title in legend(report)]
         return "\n".join(text + [""] + [f"- {ln}" for ln in footer(report)])
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
 
@@ -163,4 +173,8 @@ def format_table(report: Report, markdown: bool = False) -> str:
         return "  ".join(c.ljust(wd) if i == 0 else c.rjust(wd)
                          for i, (c, wd) in enumerate(zip(r, widths))).rstrip()
     text = [line(header), "-" * len(line(header)), *map(line, body), ""]
+    names = legend(report)
+    if names:
+        wd = max(len(wid) for wid, _ in names)
+        text += [f"{wid.ljust(wd)}  {title}" for wid, title in names] + [""]
     return "\n".join(text + [f"  {ln}" for ln in footer(report)])

@@ -35,7 +35,7 @@ W8_HEADS = 4
 class Workload:
     """One benchmark. `unit` is how the table prints its time ("ms", or "us" for the call row)."""
     id: str
-    title: str
+    title: str                        # the workload in words (lepton bench's legend)
     arg_names: tuple[str, ...]
     make_inputs: Callable[[], tuple[np.ndarray, ...]]
     model: Callable                   # Lepton: traced tensors in, traced tensor out
@@ -112,7 +112,7 @@ def _mlp(wid: str, batch: int, what: str) -> Workload:
         x = rng.standard_normal((batch, 784), dtype=np.float32)
         return (x, *_linear_params(rng, 784, 512), *_linear_params(rng, 512, 512),
                 *_linear_params(rng, 512, 10))
-    return Workload(wid, f"MLP 784-512-512-10 ReLU, batch {batch} ({what})",
+    return Workload(wid, f"MLP 784-512-512-10, ReLU, batch {batch}, {what}",
                     ("x", "w1", "b1", "w2", "b2", "w3", "b3"), make_inputs,
                     _mlp_model, _mlp_numpy, _mlp_reference)
 
@@ -151,7 +151,8 @@ def _w3_reference(x):
 
 
 def _w3() -> Workload:
-    return Workload("W3", "gelu_tanh(x*a + b)*0.5 + x, x f32[16M]", ("x",),
+    return Workload("W3", "elementwise: gelu_tanh(x*a + b)*0.5 + x, x of 16M floats, a, b scalars",
+                    ("x",),
                     lambda: (_rng(3).standard_normal(1 << 24, dtype=np.float32) * 2,),
                     _w3_model, _w3_numpy, _w3_reference, attrs={"a": W3_A, "b": W3_B})
 
@@ -189,7 +190,8 @@ def _w4() -> Workload:
         return (rng.standard_normal((4096, 1024), dtype=np.float32) * 3 + 1,
                 rng.uniform(0.5, 1.5, 1024).astype(np.float32),
                 rng.uniform(-0.5, 0.5, 1024).astype(np.float32))
-    return Workload("W4", "layer_norm 4096x1024, weight and bias", ("x", "weight", "bias"),
+    return Workload("W4", "layer_norm over the last axis of 4096x1024, with weight and bias",
+                    ("x", "weight", "bias"),
                     make_inputs, _w4_model, _layer_norm_numpy, _layer_norm_reference,
                     attrs={"eps": LN_EPS})
 
@@ -279,7 +281,8 @@ def _w6() -> Workload:
         x = rng.standard_normal((128, 784), dtype=np.float32)
         labels = rng.integers(0, 10, 128).astype(np.int64)
         return (x, labels, *_linear_params(rng, 784, 256), *_linear_params(rng, 256, 10))
-    return Workload("W6", "train step: MLP 784-256-10, batch 128, cross-entropy, SGD lr 0.1",
+    return Workload("W6", "training step: MLP 784-256-10, batch 128, cross-entropy, forward + "
+                    "backward + SGD lr 0.1",
                     ("x", "labels", "w1", "b1", "w2", "b2"), make_inputs, _w6_model,
                     _w6_numpy, _w6_reference, compare=_w6_compare, attrs={"lr": W6_LR})
 
@@ -349,7 +352,8 @@ def _w7() -> Workload:
                     rng.uniform(-bound, bound, cout).astype(np.float32))
         return (rng.standard_normal((32, 1, 28, 28), dtype=np.float32),
                 *conv_params(1, 32), *conv_params(32, 64), *_linear_params(rng, 3136, 10))
-    return Workload("W7", "convnet 32x1x28x28: 2x(conv3x3+ReLU+maxpool2), linear 3136->10",
+    return Workload("W7", "convnet on 32x1x28x28: 2x (conv3x3 + ReLU + maxpool 2), "
+                    "linear 3136->10",
                     ("x", "conv1_w", "conv1_b", "conv2_w", "conv2_b", "fc_w", "fc_b"),
                     make_inputs, _w7_model, _w7_numpy, _w7_reference)
 
@@ -458,7 +462,8 @@ def _w8() -> Workload:
         return (rng.standard_normal((128, d), dtype=np.float32), *ln_params(),
                 *_linear_params(rng, d, 3 * d), *_linear_params(rng, d, d), *ln_params(),
                 *_linear_params(rng, d, 4 * d), *_linear_params(rng, 4 * d, d))
-    return Workload("W8", "pre-LN transformer block, x 128x256, 4-head causal attention",
+    return Workload("W8", "transformer block, x 128x256: pre-LN causal self-attention (4 heads), "
+                    "MLP 256-1024-256 GELU",
                     W8_ARGS, make_inputs, _w8_model, _w8_numpy, _w8_reference,
                     attrs={"heads": W8_HEADS, "eps": LN_EPS})
 
