@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+import lepton
 import lepton.frontends as lp
 from frontend_check import check, ops_of, rand, run
 from lepton.ir import OpError
@@ -178,3 +179,30 @@ def test_cross_entropy_traced_in_a_training_style_function():
     out, _ = run(loss, params, x, y)
     h = np.maximum(x.astype(np.float64) @ params["w1"] + params["b1"], 0)
     np.testing.assert_allclose(out, np_cross_entropy(h @ params["w2"], y), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape,axis", [((3, 0), -1), ((0, 4), 0), ((2, 0, 5), 1), ((0,), 0),
+                                        ((0, 3), -1)])
+def test_softmax_family_over_an_empty_axis(shape, axis):
+    """Empty results like NumPy/SciPy: softmax and log_softmax keep the input's (empty) shape,
+    logsumexp of an empty axis is -inf (the log of an empty sum); compiled and interpreted."""
+    x = np.zeros(shape, np.float32)
+    n = shape[axis]
+    empty = np.zeros(shape, np.float32)
+    if n == 0:
+        lse = np.full(np.delete(shape, axis % len(shape)), -np.inf, np.float32)
+    else:   # the axis is not empty (another one is): NumPy computes it
+        lse = np.log(np.exp(x.astype(np.float64)).sum(axis=axis)).astype(np.float32)
+    for fn, want in ((lambda x: lp.softmax(x, axis), empty),
+                     (lambda x: lp.log_softmax(x, axis), empty),
+                     (lambda x: lp.logsumexp(x, axis), lse),
+                     (lambda x: lp.logsumexp(x, axis, keepdims=True), np.expand_dims(lse, axis))):
+        for got in (run(fn, x)[0], lepton.compile(fn)(x)):
+            assert got.shape == want.shape and got.dtype == np.float32
+            np.testing.assert_array_equal(got, want)
+
+
+def test_logsumexp_over_all_axes_of_an_empty_array_is_minus_inf():
+    x = np.zeros((2, 0), np.float32)
+    for got in (run(lp.logsumexp, x)[0], lepton.compile(lp.logsumexp)(x)):
+        assert got.shape == () and got == -np.inf

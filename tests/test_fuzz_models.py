@@ -383,9 +383,6 @@ def test_interpreter_pads_integer_max_pool_with_the_lowest_integer():
     np.testing.assert_array_equal(lp.ir.interpret(g, a)[0], np.full((1, 1, 2, 2), -5))
 
 
-@pytest.mark.xfail(strict=True, reason="codegen/vmath.py sin/cos return NaN beyond |x| = "
-                   "SINCOS_MAX (~1e6 for f32, ~1e15 for f64) instead of NumPy's value: no "
-                   "Payne-Hanek reduction for large arguments")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sin_cos_of_large_arguments(dtype):
     # Found as cos((exp(exp(2)) + 0.5) ** 2) = cos(2.62e6): NaN compiled, -0.9989 interpreted.

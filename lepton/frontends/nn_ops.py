@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.types import float32
-from .ops import (_float, arange, exp, gelu, log, max, mean, rsqrt,  # noqa: F401 (gelu re-exported)
-                  square, stop_gradient, sum, where)
+from .ops import (_float, arange, exp, gelu, log, max_shift, mean, rsqrt,  # noqa: F401 (gelu)
+                  square, sum, where)
 from .tensor import Tensor, emit, fail, lift, lift_all, result_dtype
 
 __all__ = ["softmax", "log_softmax", "gelu", "layer_norm", "conv2d", "max_pool2d", "avg_pool2d",
@@ -21,16 +21,18 @@ __all__ = ["softmax", "log_softmax", "gelu", "layer_norm", "conv2d", "max_pool2d
 
 
 def softmax(x, axis=-1) -> Tensor:
-    """exp(x) / sum(exp(x)) along `axis`, with the maximum subtracted first."""
+    """exp(x) / sum(exp(x)) along `axis`, with the maximum subtracted first (an empty axis gives
+    an empty result)."""
     x = _float(x)
-    e = exp(x - stop_gradient(max(x, axis, keepdims=True)))
+    e = exp(x - max_shift(x, axis, "softmax"))
     return e / sum(e, axis, keepdims=True)
 
 
 def log_softmax(x, axis=-1) -> Tensor:
-    """x - logsumexp(x) along `axis`, computed as s - log(sum(exp(s))) with s = x - max(x)."""
+    """x - logsumexp(x) along `axis`, computed as s - log(sum(exp(s))) with s = x - max(x) (an
+    empty axis gives an empty result)."""
     x = _float(x)
-    s = x - stop_gradient(max(x, axis, keepdims=True))
+    s = x - max_shift(x, axis, "log_softmax")
     return s - log(sum(exp(s), axis, keepdims=True))
 
 

@@ -279,12 +279,23 @@ def argmax(x, axis=None, *, keepdims=False) -> Tensor:
     return emit("argmax", [x], axis=axis, keepdims=bool(keepdims))
 
 
+def max_shift(x: Tensor, axis, op: str) -> Tensor:
+    """max(x) over `axis` with kept dims, the shift that keeps exp(x - shift) from overflowing
+    in logsumexp and the softmaxes; 0 when an axis is empty (the max of nothing does not exist,
+    and there is nothing to shift: the results are then empty, or -inf for logsumexp)."""
+    if any(x.shape[a] == 0 for a in norm_axes(axis, x.ndim, op)):
+        kept = tuple(1 if a in norm_axes(axis, x.ndim, op) else n for a, n in enumerate(x.shape))
+        return full(kept, 0.0, x.dtype)
+    return stop_gradient(max(x, axis, keepdims=True))
+
+
 def logsumexp(x, axis=None, *, keepdims=False) -> Tensor:
-    """log(sum(exp(x))) over `axis`, computed stably by factoring out the maximum."""
+    """log(sum(exp(x))) over `axis`, computed stably by factoring out the maximum; -inf over an
+    empty axis (the log of an empty sum), as NumPy and SciPy."""
     x = _float(x)
-    m = max(x, axis, keepdims=True)
+    m = max_shift(x, axis, "logsumexp")
     # A row of -inf (or inf/nan) has no finite shift; shift by 0 there, as SciPy does.
-    m = stop_gradient(where(abs(m) < math.inf, m, 0.0))
+    m = where(abs(m) < math.inf, m, 0.0)
     s = log(sum(exp(x - m), axis, keepdims=keepdims))
     return s + (m if keepdims else squeeze(m, norm_axes(axis, x.ndim, "logsumexp")))
 

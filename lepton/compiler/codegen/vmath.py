@@ -4,10 +4,11 @@
     y = vmath.FUNCTIONS["tanh"](builder, x)
 
 Each emitter returns a value of x's type computed with fma, integer and bit operations and
-`select` only: no branches and no calls to libm (LLVM turns `llvm.exp.f32` and friends into
-scalar library calls even inside vectorised loops), so the loop vectoriser makes 16-wide AVX-512
-code of any elementwise loop around them. The only calls are to intrinsics that map to single
-instructions (`llvm.fma`, `llvm.fabs`, `llvm.copysign`). No fast-math flags are used, so inf and
+`select` only: no branches (but the rarely taken one of sin and cos) and no calls to libm (LLVM turns `llvm.exp.f32` and friends into
+scalar library calls even inside vectorised loops), so the loop vectoriser makes full-width
+vector code of any elementwise loop around them. The only calls are to intrinsics that map to
+single instructions (`llvm.fma`, `llvm.fabs`, `llvm.copysign`), and, for sin and cos of
+arguments beyond SINCOS_MAX, to the module's own Payne-Hanek functions (see _sincos). No fast-math flags are used, so inf and
 nan behave as IEEE says and LLVM cannot fold away the rounding tricks.
 
 Every function reduces its argument to a small interval and evaluates a minimax polynomial there,
@@ -20,6 +21,8 @@ from fractions import Fraction
 
 import numpy as np
 from llvmlite import ir
+
+from . import vmath_reduce
 
 
 # -- constants ---------------------------------------------------------------------------------
@@ -85,7 +88,7 @@ COEFFS = {
 # +-1. Both must match the intervals fitted in vmath_fit.py.
 ERF_SPLIT = 1.0
 ERF_MAX = {"f32": 4.0, "f64": 6.0}
-# sin and cos are accurate up to these |x| (tested) and give nan beyond.
+# sin and cos reduce |x| up to these with Cody-Waite, beyond with Payne-Hanek (vmath_reduce.py).
 SINCOS_MAX = {"f32": 2.0 ** 20, "f64": 2.0 ** 50}
 
 _LN2 = Fraction("0.69314718055994530941723212145817656807550013436026")
@@ -293,14 +296,11 @@ def erf(b: ir.IRBuilder, x):
     return b.select(e.lt(a, e.f(ERF_SPLIT)), small, large)
 
 
-def _sincos(b: ir.IRBuilder, x, quadrant: int):
-    """sin(x + quadrant pi/2). x = k pi/2 + r, |r| <= pi/4, pi/2 in three parts (Cody-Waite with
-    fma, whose first step is exact); sin r = r + r^3 S(r^2), cos r = 1 - r^2/2 + r^4 C(r^2), S
-    and C minimax of degree 2 (f32) / 5 (f64); k mod 4 picks sin or cos and the sign.
-    Accurate for |x| <= SINCOS_MAX[dt]; beyond it k = round(x 2/pi) is no longer found exactly
-    in the dtype, the result would be silently wrong, and nan is returned instead."""
-    e = _Emit(b, x)
-    _, k, r = e.reduce(x, _PIO2, 3)
+def _sincos_reduced(e: _Emit, k, r, quadrant: int):
+    """sin(k pi/2 + r + quadrant pi/2) for |r| <= pi/4: sin r = r + r^3 S(r^2),
+    cos r = 1 - r^2/2 + r^4 C(r^2), S and C minimax of degree 2 (f32) / 5 (f64); k mod 4 picks
+    sin or cos and the sign."""
+    b = e.b
     z = b.fmul(r, r)
     sin_r = e.fma(b.fmul(r, z), e.poly(z, COEFFS["sin", e.dt]), r)
     cos_r = e.fma(b.fmul(z, z), e.poly(z, COEFFS["cos", e.dt]), e.fma(z, e.f(-0.5), e.f(1.0)))
@@ -308,15 +308,99 @@ def _sincos(b: ir.IRBuilder, x, quadrant: int):
     odd = b.icmp_unsigned("!=", b.and_(q, e.i(1)), e.i(0))
     v = e.bits(b.select(odd, cos_r, sin_r))
     sign = b.shl(b.and_(q, e.i(2)), e.i(e.nbits - 2))     # quadrants 2 and 3 flip the sign
-    y = e.from_bits(b.xor(v, sign))
-    inside = b.fcmp_ordered("<=", e.call("llvm.fabs", x), e.f(SINCOS_MAX[e.dt]))
-    return b.select(inside, y, e.f(np.nan))
+    return e.from_bits(b.xor(v, sign))
+
+
+def _sincos_big(e: _Emit, x, quadrant: int):
+    """sin(x + quadrant pi/2) reduced by Payne-Hanek (right for every finite x)."""
+    k, r = vmath_reduce.rem_pio2(e, x)
+    return _sincos_reduced(e, k, r, quadrant)
+
+
+# Vector widths (lanes) for which each scalar Payne-Hanek function gets a vector variant.
+_VARIANT_LANES = {"f32": (4, 8, 16), "f64": (2, 4, 8)}
+
+
+def _sincos_big_function(module: ir.Module, e: _Emit, quadrant: int) -> ir.Function:
+    """`T lepton.sincos_big.<quadrant>.T(T x)`, one private function per module, noinline so
+    that it stays out of the loop body, with masked vector variants announced to the loop
+    vectoriser (LLVM's vector function ABI): a vectorised loop calls the variant of its width
+    with the lanes that need it, and the variant returns at once when there are none."""
+    name = f"lepton.sincos_big.{quadrant}.{e.dt}"
+    fn = module.globals.get(name)
+    if fn is not None:
+        return fn
+    fn = _private_function(module, name, e.ty, [e.ty])
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b.ret(_sincos_big(_Emit(b, fn.args[0]), fn.args[0], quadrant))
+    variants = []
+    for lanes in _VARIANT_LANES[e.dt]:
+        vty = ir.VectorType(e.ty, lanes)
+        mty = ir.VectorType(ir.IntType(1), lanes)
+        vfn = _private_function(module, f"{name}.v{lanes}", vty, [vty, mty])
+        vfn.linkage = "weak_odr"    # no caller before vectorisation: keep it from dead-code removal
+        b = ir.IRBuilder(vfn.append_basic_block("entry"))
+        x, mask = vfn.args
+        ve = _Emit(b, x)
+        y = ir.Constant(vty, ir.Undefined)
+        with b.if_then(_any(b, mask), likely=False):
+            y_big = _sincos_big(ve, x, quadrant)
+            rare = b.block
+        out = b.phi(vty)
+        out.add_incoming(y_big, rare)
+        out.add_incoming(y, b.block.parent.blocks[0])
+        b.ret(out)
+        variants.append(f"_ZGV_LLVM_M{lanes}v_{name}({vfn.name})")
+    set.add(fn.attributes, f'"vector-function-abi-variant"="{",".join(variants)}"')
+    return fn
+
+
+def _private_function(module, name, ret, args) -> ir.Function:
+    fn = ir.Function(module, ir.FunctionType(ret, args), name)
+    fn.linkage = "internal"
+    for attr in ("noinline", "nounwind", "readnone"):
+        fn.attributes.add(attr)
+    return fn
+
+
+def _any(b: ir.IRBuilder, mask):
+    name = f"llvm.vector.reduce.or.v{mask.type.count}i1"
+    fn = b.module.globals.get(name) or ir.Function(
+        b.module, ir.FunctionType(ir.IntType(1), [mask.type]), name)
+    return b.call(fn, [mask])
+
+
+def _sincos(b: ir.IRBuilder, x, quadrant: int):
+    """sin(x + quadrant pi/2). For |x| <= SINCOS_MAX[dt], x = k pi/2 + r by Cody-Waite (pi/2 in
+    three parts, with fma, whose first step is exact); inf and nan give nan (r is nan). The
+    finite lanes beyond, where k no longer fits the dtype, are redone with Payne-Hanek behind a
+    branch that is almost never taken: a scalar x calls a noinline function, so that the loop
+    vectoriser keeps the common path vectorised (it calls the function lane by lane where
+    needed) instead of inlining and speculating the whole reduction into every iteration; a
+    vector x tests whether any lane is big and then reduces the whole vector inline."""
+    e = _Emit(b, x)
+    _, k, r = e.reduce(x, _PIO2, 3)
+    y = _sincos_reduced(e, k, r, quadrant)
+    a = e.call("llvm.fabs", x)
+    big = b.and_(e.gt(a, e.f(SINCOS_MAX[e.dt])), e.lt(a, e.f(np.inf)))
+    any_big = _any(b, big) if e.lanes else big
+    common = b.block
+    with b.if_then(any_big, likely=False):
+        if e.lanes:
+            y_big = b.select(big, _sincos_big(e, x, quadrant), y)
+        else:
+            y_big = b.call(_sincos_big_function(b.module, e, quadrant), [x])
+        rare = b.block
+    out = b.phi(y.type)
+    out.add_incoming(y_big, rare)
+    out.add_incoming(y, common)
+    return out
 
 
 def sin(b: ir.IRBuilder, x):
     """sin x (see _sincos for the method). sin(+-inf) = sin(nan) = nan, sin(-0) = -0.
-    Max error 1.5 ulp for |x| <= 2^20 ~ 1e6 (f32); 2 ulp for |x| <= 1e12 and 7 ulp for
-    |x| <= 2^50 ~ 1e15 (f64); nan beyond (see SINCOS_MAX)."""
+    Every finite x is reduced correctly. Max error 1.6 ulp (f32); f64: 2 ulp for |x| <= 1e12 and
+    beyond 2^50 (Payne-Hanek), 7 ulp in between (Cody-Waite's last bits)."""
     # r + r^3 S(r^2) turns r = -0 into +0 (the correction term has the opposite sign)
     zero = b.fcmp_ordered("==", x, _Emit(b, x).f(0.0))
     return b.select(zero, x, _sincos(b, x, 0))
@@ -324,7 +408,7 @@ def sin(b: ir.IRBuilder, x):
 
 def cos(b: ir.IRBuilder, x):
     """cos x = sin(x + pi/2), the quadrant shifted in integer arithmetic (no rounding); same
-    accuracy and range as sin. cos(+-inf) = cos(nan) = nan."""
+    accuracy as sin. cos(+-inf) = cos(nan) = nan."""
     return _sincos(b, x, 1)
 
 
