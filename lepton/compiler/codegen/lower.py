@@ -33,8 +33,8 @@ TICKS = "lepton_ticks"
 @dataclass(frozen=True)
 class Kernel:
     """A native function `void name(out..., operand..., i8* scratch)` computing `outputs`; a
-kernel with a `status` returns an i1 instead, true when its check failed, and the entry then
-returns that status."""
+    kernel with a `status` returns an i1 instead, true when its check failed, and the entry
+    then returns that status."""
     fn: ir.Function
     outputs: tuple[Value, ...]
     operands: tuple[Value, ...]
