@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from . import config
-from .compiler.codegen.lower import ENTRY, lower_graph
+from .compiler.codegen.lower import ENTRY, lower_graph, statuses
 from .compiler.fusion import partition
 from .compiler.memory import plan_memory
 from .compiler.pipeline import run_pipeline
@@ -69,7 +69,8 @@ class CompileResult:
             self.lib, ENTRY, [v.type for v in g.inputs], [v.type for v in g.outputs],
             [s.source for s in self.plan.outputs], self.plan.constants, self.plan.workspace_bytes,
             None if input_names is None else input_names + [
-                f"captured {n}" for n in captures.names()])
+                f"captured {n}" for n in captures.names()],
+            errors=status_messages(g))
         self.times = times
 
     def run(self, leaves) -> list | None:
@@ -134,6 +135,13 @@ class CompileResult:
                         "rewrites": r.rewrites} for r in self.passes],
             "compile_seconds": dict(self.times),
         }
+
+
+def status_messages(g: Graph) -> dict[int, str]:
+    """What each status of the compiled entry means, from the graph (so a disk-cache hit, whose
+    key leaves out source lines, still names this program's lines)."""
+    return {k: v.opdef.runtime_error(v.attrs) + (f" at {v.loc}" if v.loc else "")
+            for v, k in statuses(g).items()}
 
 
 class CompiledFunction:

@@ -348,7 +348,7 @@ class Embedding(Module):
             (num_embeddings, embedding_dim)).astype(np.float32)
 
     def forward(self, indices):
-        return shapes.take(self.weight, indices, axis=0)
+        return shapes.gather(self.weight, indices, 0, "Embedding")
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"

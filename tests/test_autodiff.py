@@ -26,6 +26,8 @@ def away(*shape):  # magnitudes in [0.3, 2]: kinks (relu, abs, max) are far
 IDX = np.array([2, 0, 2, 1], np.int64)
 IDX2 = np.array([[1, 0], [3, 1], [1, 1]], np.int32)
 LABELS = np.array([1, 0, 3, 3, 2], np.int64)
+IGNORED = np.array([1, -100, 3, -100, 2], np.int64)
+NEG_IDX = np.array([-1, 0, -4, 2, -1], np.int32)
 
 # (id, fn, args): fn maps tensors to a tensor of any shape; every float argument is
 # differentiated. Integer arguments (labels) ride along undifferentiated.
@@ -84,6 +86,7 @@ TABLE = [
     ("take", lambda x: lp.take(x, IDX, axis=0), [R(3, 4)]),
     ("take-2d-idx", lambda x: lp.take(x, IDX2, axis=1), [R(2, 4, 3)]),
     ("fancy-index", lambda x: x[:, IDX], [R(2, 3)]),
+    ("take-traced-negative", lambda x, i: lp.take(x, i, axis=1), [R(3, 4), NEG_IDX]),
     # linear algebra
     ("matmul", lambda a, b: a @ b, [R(3, 4), R(4, 5)]),
     ("matmul-batched", lambda a, b: a @ b, [R(2, 1, 3, 4), R(5, 4, 6)]),
@@ -115,6 +118,7 @@ TABLE = [
     ("gelu", lambda x: lp.gelu(x), [R(3, 4)]),
     ("gelu-tanh", lambda x: lp.gelu(x, approximate=True), [R(3, 4)]),
     ("cross_entropy", lp.cross_entropy, [R(5, 4), LABELS]),
+    ("cross_entropy-ignore_index", lp.cross_entropy, [R(5, 4), IGNORED]),
 ]
 
 # The ops gradients introduce, applied directly as IR: (id, op, float args, other args, attrs)
@@ -252,7 +256,7 @@ def test_every_op_has_a_vjp_rule_or_is_marked_nondifferentiable():
     assert all(op.vjp is not None for op in OPS.values())
     nondiff = {name for name, op in OPS.items() if op.vjp is NONDIFF}
     assert nondiff == {"input", "constant", "argmax", "lt", "le", "gt", "ge", "eq", "ne",
-                       "stop_gradient"}
+                       "stop_gradient", "check_index"}
 
 
 # -- API: pytrees, argnums, integer inputs, zero gradients, errors -------------------------------

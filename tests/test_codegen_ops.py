@@ -55,6 +55,8 @@ CASES = (
     + [case("take", [(7, 13), (4,)], [F, int64], axis=1),
        case("take", [(7, 13), (2, 3)], [F, int32], axis=0),
        case("take", [(5,), ()], [F, int64], axis=0)]
+    + [case("check_index", [(7, 13)], [t], bound=3, wrap=True, what="take") for t in (int32, int64)]
+    + [case("check_index", [(0,)], [int64], bound=0, wrap=False, what="take")]
     + [case("matmul", s) for s in [[(7, 5), (5, 13)], [(1, 784), (784, 10)], [(1, 1), (1, 1)],
                                    [(2, 1, 3, 4), (5, 4, 6)], [(3, 8, 16), (16, 33)]]]
     + [case("matmul", [(4, 3), (3, 5)], [int64, int64]), case("matmul", [(6, 7), (7, 9)], [D, D])]
@@ -83,7 +85,7 @@ def sample(op, t: TensorType, k: int) -> np.ndarray:
     if t.dtype == bool_:
         return rng.random(t.shape) < 0.5
     if t.dtype.is_int:
-        if op in ("take", "scatter_add") and k == 1:
+        if op in ("take", "scatter_add") and k == 1 or op == "check_index":
             return rng.integers(-3, 3, t.shape).astype(t.dtype.np)
         return rng.integers(-9, 9, t.shape).astype(t.dtype.np)
     x = rng.standard_normal(t.shape) * (3 if op in ("exp", "tanh", "erf", "sigmoid") else 1)

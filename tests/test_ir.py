@@ -48,7 +48,9 @@ def _sample_graph():
     big = g.add("constant", [], value=np.arange(12, dtype=np.int64).reshape(3, 4))
     e = g.add("exp", [x], loc="m.py:3")
     s = g.add("sum", [g.add("add", [e, c])], axes=(1,), keepdims=True)
-    t = g.add("take", [x, g.add("constant", [], value=np.array([2, 0], np.int32))], axis=1)
+    i = g.add("check_index", [g.add("constant", [], value=np.array([2, -3], np.int32))],
+              bound=3, wrap=True, what="getitem", loc="m.py:4")
+    t = g.add("take", [x, i], axis=1)
     g.set_outputs([s, big, t, g.add("cast", [t], dtype=bool_)])
     return g
 
@@ -58,6 +60,7 @@ def test_print_parse_round_trip():
     text = str(g)
     assert "%3: f32[2,3] = exp %0  # m.py:3" in text
     assert "sum[axes=(1,), keepdims=True]" in text
+    assert "check_index[bound=3, wrap=True, what='getitem'] %6  # m.py:4" in text
     g2 = parse(text)
     assert g2 == g and str(g2) == text
     x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
@@ -106,7 +109,7 @@ def test_networkx_view_and_dot():
 
 
 def test_every_op_has_a_kind_and_reference():
-    kinds = {"source", "elementwise", "reduce", "movement", "matmul", "conv", "pool"}
+    kinds = {"source", "elementwise", "reduce", "movement", "matmul", "conv", "pool", "check"}
     for name, op in OPS.items():
         assert op.kind in kinds, name
         assert callable(op.infer) and callable(op.ref), name

@@ -14,6 +14,7 @@ import numpy as np
 from ..ir.types import float32
 from .ops import (_float, arange, exp, gelu, log, max_shift, mean, rsqrt,  # noqa: F401 (gelu)
                   square, sum, where)
+from .shapes import checked_index
 from .tensor import Tensor, emit, fail, lift, lift_all, result_dtype
 
 __all__ = ["softmax", "log_softmax", "gelu", "layer_norm", "conv2d", "max_pool2d", "avg_pool2d",
@@ -95,27 +96,33 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
     return _pool("avg_pool2d", _float(x), kernel_size, stride, padding)
 
 
-def cross_entropy(logits, labels) -> Tensor:
-    """Mean over the batch of -log_softmax(logits)[i, labels[i]]; logits (N, C) float,
-    labels (N,) int32/int64. The label's log-probability is picked with a one-hot mask
-    (arange(C) == labels[:, None]), so no gather is needed."""
+def cross_entropy(logits, labels, ignore_index: int = -100) -> Tensor:
+    """PyTorch's cross_entropy (reduction="mean"): the mean over the batch of
+    -log_softmax(logits)[i, labels[i]]; logits (N, C) float, labels (N,) int32/int64. Labels
+    equal to `ignore_index` add no loss and are left out of the mean's count (all ignored gives
+    nan); any other label outside [0, C) raises IndexError: now when the labels are constant,
+    in the compiled code when they are traced. The label's log-probability is picked with a
+    one-hot mask (arange(C) == labels[:, None]), which fuses with the softmax: no gather."""
     logits = _float(logits)
+    if logits.ndim != 2:
+        fail("cross_entropy", f"logits must be (N, C), got {logits.type}")
+    n_classes = logits.shape[1]
     if isinstance(labels, Tensor):
         labels_t = labels
     else:
         arr = np.asarray(labels)
-        if arr.dtype.kind in "iu" and arr.size and (arr.min() < 0 or arr.max() >= logits.shape[-1]):
-            fail("cross_entropy", f"labels must lie in [0, {logits.shape[-1]}), got "
-                 f"{arr.min()}..{arr.max()}", IndexError)
+        used = arr[arr != ignore_index] if arr.dtype.kind in "iu" else arr[:0]
+        if used.size and (used.min() < 0 or used.max() >= n_classes):
+            fail("cross_entropy", f"labels must lie in [0, {n_classes}) or equal ignore_index="
+                 f"{ignore_index}, got {used.min()}..{used.max()}", IndexError)
         labels_t = lift(arr)
-    if logits.ndim != 2:
-        fail("cross_entropy", f"logits must be (N, C), got {logits.type}")
     if not labels_t.dtype.is_int:
         fail("cross_entropy", f"labels must be int32 or int64, got {labels_t.type}", TypeError)
     if labels_t.shape != logits.shape[:1]:
         fail("cross_entropy", f"labels must have shape ({logits.shape[0]},) to match logits "
              f"{logits.type}, got {labels_t.type}")
-    onehot = arange(logits.shape[1], dtype=labels_t.dtype) == labels_t[:, None]
+    keep = labels_t != ignore_index
+    label = checked_index(where(keep, labels_t, 0), n_classes, "cross_entropy", wrap=False)
+    onehot = arange(n_classes, dtype=label.dtype) == label[:, None]
     picked = sum(where(onehot, log_softmax(logits, -1), 0.0), axis=1)
-    return -mean(picked)
-
+    return -sum(where(keep, picked, 0.0)) / sum(keep.astype(picked.dtype))

@@ -168,37 +168,50 @@ def split(x, indices_or_sections, axis=0) -> list[Tensor]:
 
 
 # -- gathering ---------------------------------------------------------------------------------
-def _index_tensor(indices, op: str, n: int | None) -> Tensor:
-    """An integer index tensor; constant indices are bounds-checked now, as NumPy does."""
+def checked_index(indices: Tensor, n: int, op: str, wrap: bool = True) -> Tensor:
+    """Traced indices as the gather `op` may use them: the compiled code raises IndexError
+    naming `op` and this line for one outside [-n, n) ([0, n) without wrap) and counts
+    negatives from the end."""
+    return emit("check_index", [indices], bound=n, wrap=wrap, what=op)
+
+
+def _index_tensor(indices, op: str, n: int) -> Tensor:
+    """An integer index tensor in [0, n): constant indices are checked now, as NumPy does,
+    traced ones when the program runs."""
     if isinstance(indices, Tensor):
         if not indices.dtype.is_int:
             fail(op, f"indices must be integers, got {indices.type}"
                  + (" (boolean masks give data-dependent shapes and cannot be traced)"
                     if indices.dtype.name == "bool" else ""), TypeError)
-        return indices
+        return checked_index(indices, n, op)
     arr = np.asarray(indices)
     if arr.size == 0 and isinstance(indices, (list, tuple)):
         arr = arr.astype(np.int64)  # NumPy reads an empty list as no integer indices
     if arr.dtype == np.bool_:
-        if arr.ndim != 1 or (n is not None and arr.shape[0] != n):
+        if arr.ndim != 1 or arr.shape[0] != n:
             fail(op, f"a boolean index must be 1-d and match the axis (size {n}), got shape "
                  f"{arr.shape}", IndexError)
         arr = np.flatnonzero(arr)
     if arr.dtype.kind not in "iu":
         fail(op, f"indices must be integers, got {arr.dtype}", TypeError)
-    if n is not None and arr.size and (arr.min() < -n or arr.max() >= n):
+    if arr.size and (arr.min() < -n or arr.max() >= n):
         fail(op, f"index {int(arr.max() if arr.max() >= n else arr.min())} is out of bounds "
              f"for an axis of size {n}", IndexError)
-    return lift(arr.astype(np.int64))
+    return lift(np.where(arr < 0, arr + n, arr).astype(np.int64))
 
 
 def take(x, indices, axis=None) -> Tensor:
     """NumPy's take: gathers along `axis` (axis=None: from the flattened tensor)."""
+    return gather(x, indices, axis, "take")
+
+
+def gather(x, indices, axis, op: str) -> Tensor:
+    """take, with errors (bad indices, axis) naming `op`: Embedding, ONNX's Gather..."""
     x = lift(x)
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
-    axis = norm_axis(axis, x.ndim, "take")
-    return emit("take", [x, _index_tensor(indices, "take", x.shape[axis])], axis=axis)
+    axis = norm_axis(axis, x.ndim, op)
+    return emit("take", [x, _index_tensor(indices, op, x.shape[axis])], axis=axis)
 
 
 # -- x[key] ------------------------------------------------------------------------------------

@@ -32,7 +32,10 @@ def evaluate(g: Graph, arrays) -> dict[Value, np.ndarray]:
     for v in g.nodes:
         if v.op == "input":
             continue
-        out = np.asarray(v.opdef.ref([env[i] for i in v.inputs], v.attrs))
+        try:
+            out = np.asarray(v.opdef.ref([env[i] for i in v.inputs], v.attrs))
+        except IndexError as e:  # indices are data: the error names the user's line
+            raise IndexError(f"{e} at {v.loc}" if v.loc else str(e)) from None
         if out.shape != v.shape or out.dtype != v.dtype.np:
             raise AssertionError(f"reference of {v.op} gave {out.dtype}{list(out.shape)}, "
                                  f"expected {v.type}")

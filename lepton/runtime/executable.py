@@ -1,12 +1,15 @@
 """`Executable`: native code for one graph signature, callable on NumPy arrays.
 
-    exe = Executable(lib, entry, input_types, output_types, output_sources, constants, ws_bytes)
+    exe = Executable(lib, entry, input_types, output_types, output_sources, constants, ws_bytes,
+                     errors={1: "index out of range [-5, 5) in op 'take' at model.py:3"})
     y, = exe(x, w)
 
 Every argument is checked against the compiled signature before native code runs (a mismatch
 raises TypeError for a dtype or arity, ValueError for a shape, naming the argument), so a
 wrong call can never crash the process. One call is one foreign call to the entry with an
-array of buffer pointers `[inputs..., outputs..., constants..., workspace]`.
+array of buffer pointers `[inputs..., outputs..., constants..., workspace]`; the entry returns
+0 or the status of a check that failed in the compiled code, and the call raises IndexError
+with `errors[status]` (its outputs are never returned).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import numpy as np
 from ..ir.types import TensorType
 from .jit import NativeLibrary
 
-_ENTRY_T = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_ENTRY_T = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
 
 
 def _aligned_empty(nbytes: int, align: int = 64) -> np.ndarray:
@@ -33,7 +36,7 @@ class Executable:
     def __init__(self, lib: NativeLibrary, entry: str, input_types: Sequence[TensorType],
                  output_types: Sequence[TensorType], output_sources: Sequence[tuple],
                  constants: Sequence[np.ndarray], workspace_bytes: int,
-                 input_names: Sequence[str] | None = None):
+                 input_names: Sequence[str] | None = None, errors: dict[int, str] | None = None):
         self.lib = lib
         self.input_types = list(input_types)
         self.output_types = list(output_types)
@@ -53,6 +56,7 @@ class Executable:
         self._out = [(t.shape, t.dtype.np) for t in self.output_types]
         self._lock = threading.Lock()  # the pointer array and workspace are per executable
         self._recycle: list = [None] * len(self._out)
+        self.errors = dict(errors or {})
 
     def check(self, args) -> list[np.ndarray]:
         """The arguments as dense arrays of the compiled types, or a clear exception."""
@@ -96,7 +100,9 @@ class Executable:
                 ptrs[i] = a.ctypes.data
             for k, o in enumerate(outs):
                 ptrs[n_in + k] = o.ctypes.data if o is not None else None
-            self._fn(ptrs)
+            status = self._fn(ptrs)
+        if status:
+            raise IndexError(self.errors.get(status, f"compiled code failed (status {status})"))
         for k, src in enumerate(self._sources):
             if src[0] != "kernel":
                 base = {"input": arrays, "constant": self._constants, "output": outs}[src[0]]

@@ -77,10 +77,11 @@ def entry_alloca(b: ir.IRBuilder, t: ir.Type):
 
 
 def new_function(module: ir.Module, name: str, arg_types, arg_names=None,
-                 noalias=True) -> tuple[ir.Function, ir.IRBuilder]:
-    """A void function with pointer args marked noalias (buffers never overlap) and nounwind;
-    returns it and a builder at its entry block. (znver4/5 hosts already pick 512-bit vectors.)"""
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), list(arg_types)), name)
+                 noalias=True, ret: ir.Type = ir.VoidType()) -> tuple[ir.Function, ir.IRBuilder]:
+    """A function (void unless `ret`) with pointer args marked noalias (buffers never overlap)
+    and nounwind; returns it and a builder at its entry block. (znver4/5 hosts already pick
+    512-bit vectors.)"""
+    fn = ir.Function(module, ir.FunctionType(ret, list(arg_types)), name)
     fn.attributes.add("nounwind")
     for k, a in enumerate(fn.args):
         if arg_names:

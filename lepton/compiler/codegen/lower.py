@@ -1,13 +1,16 @@
 """Lowering a graph to one LLVM module: one kernel function per group of ops, and the entry
-`void lepton_main(i8** buffers)` that calls them in order, so a call from Python is one foreign
-call. The lowering table `KERNELS` maps every op of the IR to the emitter of its kernel; an op
-without one is an import-time error.
+`i32 lepton_main(i8** buffers)` that calls them in order, so a call from Python is one foreign
+call. The entry returns 0, or the status of the first check that failed (it stops there):
+`statuses(g)` numbers the graph's ops that can fail (`OpDef.runtime_error`) 1, 2, ... in graph
+order, so the code and the runtime's table of messages agree without storing anything. The
+lowering table `KERNELS` maps every op of the IR to the emitter of its kernel; an op without
+one is an import-time error.
 
     lowered = lower_graph(graph, plan)       # -> Lowered(llvm_ir=..., kernels=[...])
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
@@ -18,8 +21,8 @@ from . import conv, gemm, grad_kernels
 from ..fusion import Group, partition
 from .epilogue import emit_epilogue_kernel
 from .fused import emit_rows
-from .loops import const, i8, loop_metadata, new_function
-from .movement import emit_concatenate, emit_copy_view, emit_take
+from .loops import const, i1, i32, i8, loop_metadata, new_function
+from .movement import emit_check_index, emit_concatenate, emit_copy_view, emit_take
 from .reduce import emit_argmax, emit_reduce
 from .scalar import SCALAR, mem_type
 
@@ -29,11 +32,20 @@ TICKS = "lepton_ticks"
 
 @dataclass(frozen=True)
 class Kernel:
-    """A native function `void name(out..., operand..., i8* scratch)` computing `outputs`."""
+    """A native function `void name(out..., operand..., i8* scratch)` computing `outputs`; a
+    kernel with a `status` returns an i1 instead, true when its check failed, and the entry
+    then returns that status."""
     fn: ir.Function
     outputs: tuple[Value, ...]
     operands: tuple[Value, ...]
     scratch_bytes: int = 0
+    status: int = 0
+
+
+def statuses(g: Graph) -> dict[Value, int]:
+    """The status the entry returns when the op (one that can fail) fails: 1, 2, ..."""
+    fails = (v for v in g.nodes if v.opdef.runtime_error is not None)
+    return {v: k for k, v in enumerate(fails, 1)}
 
 
 def _ptr(v: Value):
@@ -59,6 +71,12 @@ def _elementwise(module, name, v):
 def _rows(module, name, group: Group, noalias: bool = True, threads: int = 1):
     fn, ext = emit_rows(module, name, group, noalias, threads)
     return Kernel(fn, tuple(group.outputs), tuple(ext))
+
+
+def _check_index(module, name, v):
+    fn, b = new_function(module, name, [_ptr(v), _ptr(v.inputs[0]), i8.as_pointer()], ret=i1)
+    b.ret(emit_check_index(b, v, fn.args[0], fn.args[1]))
+    return Kernel(fn, (v,), v.inputs)
 
 
 def _reduce(b, v, out, ins):
@@ -104,6 +122,7 @@ KERNELS = {
     "slice": _map_kernel(lambda b, v, out, ins: emit_copy_view(b, v, out, ins[0])),
     "concatenate": _map_kernel(lambda b, v, out, ins: emit_concatenate(b, v, out, ins)),
     "take": _map_kernel(lambda b, v, out, ins: emit_take(b, v, out, *ins)),
+    "check_index": _check_index,
     "matmul": _matmul,
     "conv2d": _conv2d,
     "max_pool2d": _pool("max"),
@@ -129,6 +148,7 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
     in the global array `TICKS` (len(kernels) + 1 entries)."""
     module = ir.Module(name=g.name)
     kernels: list[Kernel] = []
+    status = statuses(g)
     for n, grp in enumerate(groups if groups is not None else partition(g)):
         if all(v.type.size == 0 for v in grp.outputs or grp.members):
             continue
@@ -141,7 +161,8 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
             shared = {plan.where[v] for v in grp.outputs} & {plan.where.get(x) for x in grp.reads()}
             kernels.append(_rows(module, name, grp, noalias=not shared, threads=threads))
         else:
-            kernels.append(KERNELS[grp.members[0].op](module, name, grp.members[0]))
+            v = grp.members[0]
+            kernels.append(replace(KERNELS[v.op](module, name, v), status=status.get(v, 0)))
     for k in kernels:
         k.fn.linkage = "internal"
     plan.scratch_bytes = max([k.scratch_bytes for k in kernels], default=0)
@@ -152,7 +173,7 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
 def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
                 profile: bool) -> None:
     i8p = i8.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i8p.as_pointer()]), ENTRY)
+    fn = ir.Function(module, ir.FunctionType(i32, [i8p.as_pointer()]), ENTRY)
     fn.attributes.add("nounwind")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     slots: dict[int, ir.Value] = {}
@@ -175,9 +196,12 @@ def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
             args.append(b.gep(slots[ws], [const(plan.scratch_offset)]))
         else:
             args.append(ir.Constant(i8p, None))
-        b.call(k.fn, args)
+        failed = b.call(k.fn, args)
         tick(kernels.index(k) + 1)
-    b.ret_void()
+        if k.status:  # stop at a failed check: later kernels would read its zeroed indices
+            with b.if_then(failed, likely=False):
+                b.ret(ir.Constant(i32, k.status))
+    b.ret(ir.Constant(i32, 0))
 
 
 def _ticker(module: ir.Module, b: ir.IRBuilder, n: int):

@@ -1,13 +1,14 @@
-"""Data movement as loop nests over views: transpose, broadcast_to, slice, concatenate, and the
+"""Data movement as loop nests over views: transpose, broadcast_to, slice, concatenate, the
 gather `take` (indices wrap like NumPy's negative indices and are clamped into range, as in JAX,
-so generated code never reads outside its buffer)."""
+so generated code never reads outside its buffer whatever its indices), and `check_index`,
+which the frontends put before every gather so that a bad index is an error, not a clamp."""
 from __future__ import annotations
 
 from llvmlite import ir
 
 from .loopnest import Access, View, broadcast_view, contiguous, emit_map, row_major_strides
-from .loops import const, for_range
-from .scalar import load, store
+from .loops import const, entry_alloca, for_range, i1
+from .scalar import load, mem_type, store
 
 
 def transpose_view(in_shape, perm) -> View:
@@ -76,3 +77,24 @@ def emit_take(b, value, out_ptr, x_ptr, idx_ptr) -> None:
             with for_range(b, after, name="c") as c:
                 v = load(b, b.gep(x_ptr, [b.add(src, c)]), x.dtype)
                 store(b, v, b.gep(out_ptr, [b.add(dst, c)]), value.dtype)
+
+
+def emit_check_index(b, value, out_ptr, idx_ptr) -> ir.Value:
+    """Normalises the indices (negatives count from the end when wrap) and returns an i1 that
+    is true when one of them lies outside the range; such an index becomes 0, so the gather
+    after it reads in bounds even if the caller went on. One branch-free loop: the flag is an
+    or-reduction, which LLVM vectorises."""
+    n, wrap = value.attrs["bound"], value.attrs["wrap"]
+    it, dt = ir.IntType(64), value.dtype
+    bad = entry_alloca(b, i1)
+    b.store(ir.Constant(i1, 0), bad)
+    with for_range(b, value.type.size, name="j") as j:
+        k = load(b, b.gep(idx_ptr, [j]), dt)
+        k = b.sext(k, it) if k.type != it else k
+        if wrap:
+            k = b.select(b.icmp_signed("<", k, const(0)), b.add(k, const(n)), k)
+        ok = b.icmp_unsigned("<", k, const(n))  # unsigned: negatives are huge
+        k = b.select(ok, k, const(0))
+        store(b, b.trunc(k, mem_type(dt)) if mem_type(dt) != it else k, b.gep(out_ptr, [j]), dt)
+        b.store(b.or_(b.load(bad), b.not_(ok)), bad)
+    return b.load(bad)

@@ -262,7 +262,7 @@ def slice_(n) -> Tensor:
 def gather(n) -> Tensor:
     x, idx = n.x(0), n.x(1)
     const = n.maybe_const(1)   # constant indices are bounds-checked now
-    return ops.take(x, idx if const is None else const, axis=n.attr("axis", 0))
+    return shapes.gather(x, idx if const is None else const, n.attr("axis", 0), "Gather")
 
 
 def expand(n) -> Tensor:

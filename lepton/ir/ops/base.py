@@ -51,7 +51,7 @@ NONDIFF = _NonDiff()
 @dataclass(frozen=True)
 class OpDef:
     name: str
-    # source | elementwise | reduce | movement | matmul | conv | pool
+    # source | elementwise | reduce | movement | matmul | conv | pool | check
     kind: str
     arity: Optional[int]           # None: variadic, at least one input
     attrs: tuple[str, ...]         # the attribute names, all required
@@ -59,6 +59,9 @@ class OpDef:
     ref: Callable[[list[np.ndarray], dict], np.ndarray]
     # (emitter, out, ct) -> one cotangent or None per input; or NONDIFF. None: missing (an error)
     vjp: Optional[Callable] = None
+    # ops whose compiled kernel can fail at run time (a check of data): attrs -> the message of
+    # the IndexError the call raises (the runtime appends the user's line)
+    runtime_error: Optional[Callable[[dict], str]] = None
 
     def check(self, inputs, attrs: dict, loc: str | None):
         """Returns (canonical attrs, result type) for inputs (Values) or raises OpError."""

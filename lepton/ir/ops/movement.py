@@ -1,9 +1,12 @@
 """Ops that move or select data: reshape, transpose, broadcast_to, slice, concatenate, take,
 the sources `input` and `constant`, and the two that gradients need: `pad` (zeros around and
 between elements; the transpose of a strided slice) and `scatter_add` (the transpose of take).
+`check_index` guards every gather the frontends emit: indices are data, checked when the
+program runs (an IndexError naming the gather and the user's line), never trusted.
 
     pad[lo=(1,), hi=(0,), interior=(1,)] [a, b, c]          -> [0, a, 0, b, 0, c]
     scatter_add[axis=0, size=4] [u0, u1, u2], idx [3, 0, 3] -> [u1, 0, 0, u0 + u2]
+    check_index[bound=5, wrap=True, what="take"] [4, -1]    -> [4, 4]   ([5] raises IndexError)
 
 Each VJP rule is the op's transpose (these ops are linear in their data input)."""
 from __future__ import annotations
@@ -91,6 +94,31 @@ def _take_ref(xs, a):
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise IndexError(f"take: index out of range for axis of size {n}")
     return np.take(x, idx, axis=a["axis"])
+
+
+def _check_index(types, a):
+    (t,) = types
+    if not t.dtype.is_int:
+        raise TypeError(f"indices must be integers, got {t}")
+    if a["bound"] < 0 or not isinstance(a["wrap"], bool) or not isinstance(a["what"], str):
+        raise ValueError("check_index needs bound >= 0, wrap a bool and what a string, got "
+                         f"{a}")
+    return t
+
+
+def index_error(a, index: str = "") -> str:
+    """The message of a failed check_index, without the user's line (callers append it); the
+    interpreter names the bad index, compiled code does not know it."""
+    n = a["bound"]
+    return f"index {index}out of range [{-n if a['wrap'] else 0}, {n}) in op '{a['what']}'"
+
+
+def _check_index_ref(xs, a):
+    idx, n = xs[0], a["bound"]
+    bad = (idx < (-n if a["wrap"] else 0)) | (idx >= n)
+    if bad.any():
+        raise IndexError(index_error(a, f"{idx[bad].reshape(-1)[0]} "))
+    return np.where(idx < 0, idx + n, idx).astype(idx.dtype)
 
 
 def _pad(types, a):
@@ -234,6 +262,8 @@ MOVEMENT = [
     OpDef("concatenate", "movement", None, ("axis",), _concatenate,
           lambda xs, a: np.concatenate(xs, axis=a["axis"]), _concatenate_vjp),
     OpDef("take", "movement", 2, ("axis",), _take, _take_ref, _take_vjp),
+    OpDef("check_index", "check", 1, ("bound", "wrap", "what"), _check_index, _check_index_ref,
+          NONDIFF, runtime_error=index_error),
     OpDef("pad", "movement", 1, ("lo", "hi", "interior"), _pad, _pad_ref, _pad_vjp),
     OpDef("scatter_add", "movement", 2, ("axis", "size"), _scatter_add, _scatter_add_ref,
           _scatter_add_vjp),
