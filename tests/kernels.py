@@ -6,9 +6,10 @@ import numpy as np
 from lepton.runtime.jit import jit_compile
 
 
-def call_kernel(module, name, *arrays, opt_level=3):
-    """Compiles `module`, calls `name(ptr0, ptr1, ...)`; returns the NativeLibrary (for its IR)."""
-    lib = jit_compile(str(module), opt_level)
+def call_kernel(module, name, *arrays, opt_level=3, width=None):
+    """Compiles `module` (preferring `width`-bit vectors; None: LLVM's choice for the host),
+    calls `name(ptr0, ptr1, ...)`; returns the NativeLibrary (for its IR)."""
+    lib = jit_compile(str(module), opt_level, width)
     fn = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * len(arrays))(lib.address(name))
     for a in arrays:
         assert isinstance(a, np.ndarray) and a.flags.c_contiguous
