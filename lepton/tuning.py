@@ -7,7 +7,7 @@ kernels (the decision and its JSON file: runtime/vector_width.py).
 On an AVX-512 host the calibration compiles three small kernels like the benchmarks' (an
 elementwise tanh-GELU, a layer_norm with its row reductions, a 128^3 matmul) with 256-bit and with
 512-bit preference, on one thread, and times them alternately: the width with the smaller sum of
-medians wins. Compiling costs about a second, once per host: the result goes to
+medians wins. Compiling and timing cost about half a second, once per host: the result goes to
 `<LEPTON_CACHE_DIR>/vector_width.json` (not written when LEPTON_CACHE=0; then each process
 measures once).
 """
@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import os
 import statistics
+import threading
 import time
 
 import llvmlite
@@ -26,13 +27,15 @@ from . import config
 from .runtime.jit import host_cpu
 from .runtime.vector_width import FILE_NAME, choose
 
+_choosing = threading.Lock()
 RUNS = 15           # timed calls per kernel and width; each kernel takes ~0.05-0.2 ms
 
 
 def host_vector_width(cfg: config.Config) -> int:
     """The vector width (bits) to compile for: LEPTON_VECTOR_WIDTH when set, else the host's
     measured choice (remembered in this process too)."""
-    return _chosen(cfg.vector_width, cfg.cache_dir if cfg.cache else None)
+    with _choosing:     # two threads compiling at once measure once, not against each other
+        return _chosen(cfg.vector_width, cfg.cache_dir if cfg.cache else None)
 
 
 @functools.cache
