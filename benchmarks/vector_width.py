@@ -19,7 +19,7 @@ import numpy as np
 
 from lepton import config
 from lepton.bench import select
-from lepton.bench.report import fmt_time
+from lepton.bench.report import columns, fmt_time
 from lepton.bench.supervisor import WorkerProcess
 from lepton.runtime.jit import host_cpu
 from lepton.runtime.vector_width import WIDTHS, has_avx512
@@ -58,10 +58,7 @@ def main(argv=None) -> int:
         a, b = table[w.id, 256], table[w.id, 512]
         cells = [fmt_time(r.ms) if r.status == "ok" else r.status.upper() for r in (a, b)]
         rows.append([w.id, *cells, f"{a.ms / b.ms:.2f}x" if a.status == b.status == "ok" else "-"])
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        print("  ".join(c.rjust(wd) if i else c.ljust(wd)
-                        for i, (c, wd) in enumerate(zip(r, widths))))
+    print(columns(header, rows))
     for (wid, width), r in table.items():
         if r.status != "ok":
             print(f"{wid} {width}-bit: {r.status}: {r.detail}")

@@ -2,6 +2,9 @@
 import ctypes
 
 import numpy as np
+from llvmlite import ir
+
+from lepton.compiler.codegen.loops import for_range, new_function
 
 from lepton.runtime.jit import jit_compile
 
@@ -15,3 +18,15 @@ def call_kernel(module, name, *arrays, opt_level=3, width=None):
         assert isinstance(a, np.ndarray) and a.flags.c_contiguous
     fn(*[a.ctypes.data for a in arrays])
     return lib
+
+
+def scale_loop(n: int = 4096) -> ir.Module:
+    """`k(out, in)`: out[i] = in[i] * 3 for n floats, a plain loop for LLVM to vectorise."""
+    mod = ir.Module()
+    ptr = ir.FloatType().as_pointer()
+    fn, b = new_function(mod, "k", [ptr, ptr], ["out", "in"])
+    with for_range(b, n) as i:
+        b.store(b.fmul(b.load(b.gep(fn.args[1], [i])), ir.Constant(ir.FloatType(), 3.0)),
+                b.gep(fn.args[0], [i]))
+    b.ret_void()
+    return mod

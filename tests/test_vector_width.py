@@ -10,9 +10,9 @@ import pytest
 from llvmlite import ir
 
 import lepton as lp
+from kernels import scale_loop
 from lepton import config, tuning
 from lepton.compiler.codegen.gemm import emit_matmul
-from lepton.compiler.codegen.loops import for_range, new_function
 from lepton.compiler.codegen.lower import lower_graph
 from lepton.compiler.fusion import partition
 from lepton.compiler.memory import plan_memory
@@ -154,17 +154,6 @@ def test_the_width_feature_only_where_there_is_a_choice():
         assert jit.target_key(256) == jit.target_key(None)
 
 
-def scale_loop() -> ir.Module:
-    mod = ir.Module()
-    ptr = ir.FloatType().as_pointer()
-    fn, b = new_function(mod, "k", [ptr, ptr], ["out", "in"])
-    with for_range(b, 4096) as i:
-        b.store(b.fmul(b.load(b.gep(fn.args[1], [i])), ir.Constant(ir.FloatType(), 3.0)),
-                b.gep(fn.args[0], [i]))
-    b.ret_void()
-    return mod
-
-
 def gemm() -> ir.Module:
     mod = ir.Module()
     emit_matmul(mod, "mm", TensorType(float32, (64, 64)), TensorType(float32, (64, 64)),
@@ -199,7 +188,7 @@ def test_the_hand_vectorised_gemm_keeps_512_bit_registers(width):
     assert re.search(r"vfmadd231ps\s[^\n]*%zmm", asm)
 
 
-def lowered(fn, args) -> ir.Module:
+def lowered(fn, args) -> str:
     graph, _ = run_pipeline(lp.trace(fn, *args))
     groups = partition(graph)
     plan = plan_memory(graph, {v for g in groups for v in g.outputs},
