@@ -27,7 +27,7 @@ from . import config
 from .runtime.jit import host_cpu
 from .runtime.vector_width import FILE_NAME, choose
 
-_choosing = threading.Lock()
+_choosing = threading.RLock()   # re-entered: measuring compiles, and compiling asks the width
 RUNS = 15           # timed calls per kernel and width; each kernel takes ~0.05-0.2 ms
 
 

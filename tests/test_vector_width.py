@@ -4,6 +4,7 @@ width really changes the code: the target machine's features, the loop vectorise
 the registers of the assembly, checked on an AVX-512 target machine without running its code."""
 import json
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -139,6 +140,19 @@ def test_calibration_times_lepton_kernels():
     # on any host: the calibration kernels compile, run and give a time at the width it has
     seconds = tuning.measure((256,))
     assert set(seconds) == {256} and 0 < seconds[256] < 1
+
+
+def test_measuring_inside_the_choice_does_not_deadlock():
+    # host_vector_width measures under its lock, and measuring compiles, which asks the width
+    done = []
+
+    def choose_and_measure():
+        with tuning._choosing:
+            done.append(tuning.measure((256,)))
+    t = threading.Thread(target=choose_and_measure, daemon=True)
+    t.start()
+    t.join(120)
+    assert done, "measuring while choosing the width deadlocked"
 
 
 def test_the_width_feature_only_where_there_is_a_choice():

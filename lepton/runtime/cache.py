@@ -7,8 +7,9 @@ model seen before skips lowering and LLVM (the slow part) and loads the code in 
     cache.put(key, obj, {"scratch_bytes": 0, ...})
 
 The key hashes the canonical IR text (no source locations), the target CPU and its features,
-the preferred vector width, the llvmlite version and the source of Lepton's compiler itself, so a changed code generator
-never loads stale code. Entries are written atomically; an unreadable entry is a miss.
+the preferred vector width, the llvmlite version and the source of Lepton's compiler itself, so
+a changed code generator never loads stale code. Entries are written atomically; an unreadable
+entry is a miss.
 """
 from __future__ import annotations
 
