@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lepton.bench import select
-from lepton.bench.report import fmt_time
+from lepton.bench.report import columns, fmt_time
 from lepton.bench.supervisor import WorkerProcess
 
 
@@ -58,10 +58,7 @@ def main(argv=None) -> int:
             speed = (f"{one.ms / two.ms:.2f}x" if one.status == two.status == "ok" else "-")
             row += [*cells, speed]
         rows.append(row)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        print("  ".join(c.rjust(wd) if i else c.ljust(wd)
-                        for i, (c, wd) in enumerate(zip(r, widths))))
+    print(columns(header, rows))
     for (wid, key), r in table.items():
         if r.status != "ok":
             print(f"{wid} {key[0]} {key[1]}T: {r.status}: {r.detail}")

@@ -35,14 +35,15 @@ from .ir.printer import print_graph
 from .runtime.executable import Executable
 from .runtime.cache import DiskCache, cache_key
 from .runtime.jit import NativeLibrary, compile_object, openmp_available
+from .tuning import host_vector_width
 
 class CompileResult:
     """Everything produced for one signature: graphs, LLVM IR, executable, timings."""
 
     def __init__(self, traced: Graph, in_tree, out_tree, *, check: bool = False,
                  profile: bool = False, captures: Captures = NO_CAPTURES,
-                 input_names: list[str] | None = None):
-        cfg = config.current()
+                 input_names: list[str] | None = None, cfg: config.Config | None = None):
+        cfg = cfg or config.current()
         times = {}
         self.traced, self.in_tree, self.out_tree = traced, in_tree, out_tree
         self.captures = captures
@@ -58,6 +59,7 @@ class CompileResult:
                                  for grp in self.groups])
         times["plan"] = time.perf_counter() - t
         self.threads = cfg.threads if cfg.threads > 1 and openmp_available() else 1
+        self.vector_width = host_vector_width(cfg)
         self._native_code(cfg, profile, times)
         if cfg.dump_dir:
             with open(os.path.join(cfg.dump_dir, f"{traced.name}.llvm.ll"), "w") as f:
@@ -92,7 +94,8 @@ class CompileResult:
         (then cached). Sets llvm_ir, kernel_names, kernels (None from the cache) and lib."""
         cache = DiskCache.from_config(cfg.cache_dir, cfg.cache and not cfg.dump_dir)
         flags = f"O3 threads={self.threads}" + (" profile" if profile else "")
-        key = cache_key(print_graph(self.graph, locs=False), flags) if cache else None
+        key = cache_key(print_graph(self.graph, locs=False), flags, self.vector_width) \
+            if cache else None
         hit = cache.get(key) if cache else None
         self.cached = hit is not None
         t = time.perf_counter()
@@ -101,7 +104,7 @@ class CompileResult:
             self.llvm_ir, self.kernel_names = meta["llvm_ir"], meta["kernels"]
             self.plan.scratch_bytes = meta["scratch_bytes"]
             self.kernels = None
-            self.lib = NativeLibrary(obj)
+            self.lib = NativeLibrary(obj, width=self.vector_width)
             times["cache_load"] = time.perf_counter() - t
             return
         lowered = lower_graph(self.graph, self.plan, self.groups, profile, self.threads)
@@ -110,8 +113,8 @@ class CompileResult:
         self.llvm_ir = lowered.llvm_ir
         times["lower"] = time.perf_counter() - t
         t = time.perf_counter()
-        obj, optimized = compile_object(self.llvm_ir)
-        self.lib = NativeLibrary(obj, optimized)
+        obj, optimized = compile_object(self.llvm_ir, width=self.vector_width)
+        self.lib = NativeLibrary(obj, optimized, self.vector_width)
         times["llvm"] = time.perf_counter() - t
         if cache:
             cache.put(key, obj, {"llvm_ir": self.llvm_ir, "kernels": self.kernel_names,
@@ -124,6 +127,7 @@ class CompileResult:
             "kernel_ops": list(self.kernel_names),
             "from_disk_cache": self.cached,
             "threads": self.threads,
+            "vector_width": self.vector_width,
             "fused_groups": [grp.describe() for grp in self.groups if len(grp.members) > 1],
             "values": len(self.graph.nodes),
             "workspace_bytes": p.workspace_bytes,

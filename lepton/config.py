@@ -5,7 +5,8 @@
 - LEPTON_CACHE_DIR    where compiled code is cached on disk (default ~/.cache/lepton)
 - LEPTON_CACHE=0      do not use the disk cache
 - LEPTON_NUM_THREADS  threads a kernel may use (default: the CPUs this process may run on)
-Only the thread count changes generated code; it is part of the cache key.
+- LEPTON_VECTOR_WIDTH=256|512  force the SIMD width on an AVX-512 host (default: measured once)
+The thread count and the vector width change generated code; both are part of the cache key.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class Config:
     cache_dir: str
     cache: bool
     threads: int
+    vector_width: int | None     # None: chosen per host (lepton/tuning.py)
 
 
 def current() -> Config:
@@ -28,7 +30,16 @@ def current() -> Config:
                   cache_dir=os.environ.get("LEPTON_CACHE_DIR")
                   or os.path.join(os.path.expanduser("~"), ".cache", "lepton"),
                   cache=os.environ.get("LEPTON_CACHE", "1") not in ("", "0"),
-                  threads=_threads(os.environ.get("LEPTON_NUM_THREADS", "")))
+                  threads=_threads(os.environ.get("LEPTON_NUM_THREADS", "")),
+                  vector_width=_vector_width(os.environ.get("LEPTON_VECTOR_WIDTH", "")))
+
+
+def _vector_width(text: str) -> int | None:
+    if not text.strip():
+        return None
+    if text.strip() in ("256", "512"):
+        return int(text)
+    raise ValueError(f"LEPTON_VECTOR_WIDTH must be 256 or 512 (bits), got {text!r}")
 
 
 def _threads(text: str) -> int:

@@ -12,7 +12,7 @@ import pytest
 from llvmlite import ir
 
 import lepton as lp
-from kernels import call_kernel
+from kernels import call_kernel, scale_loop
 from lepton.compiler.codegen import vmath
 from lepton.compiler.codegen.loops import for_range, new_function
 
@@ -179,15 +179,9 @@ def widest_vector(ir_text: str, elem: str) -> int:
 def host_float_lanes() -> int:
     """How many float lanes LLVM vectorises a plain loop to on this host (AVX2: 8, AVX-512: 8
     or 16 depending on the CPU's preference, NEON: 4), asked by compiling one."""
-    mod = ir.Module()
-    ptr = ir.FloatType().as_pointer()
-    fn, b = new_function(mod, "k", [ptr, ptr], ["out", "in"])
-    with for_range(b, 4096) as i:
-        b.store(b.fmul(b.load(b.gep(fn.args[1], [i])), ir.Constant(ir.FloatType(), 3.0)),
-                b.gep(fn.args[0], [i]))
-    b.ret_void()
     x = np.zeros(4096, np.float32)
-    return widest_vector(call_kernel(mod, "k", np.empty_like(x), x).optimized_ir, "float")
+    return widest_vector(call_kernel(scale_loop(4096), "k", np.empty_like(x), x).optimized_ir,
+                         "float")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -33,6 +33,14 @@ def fmt_time(v: float) -> str:
     return f"{v:.3f}"
 
 
+def columns(header: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.rjust(wd) if i else c.ljust(wd)
+                               for i, (c, wd) in enumerate(zip(r, widths)))
+                     for r in [header, *rows])
+
+
 def _value(r: Result | None, unit: str) -> float | None:
     if r is None or r.status != "ok" or r.ms is None:
         return None

@@ -25,9 +25,10 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "LEPTON_NUM_THREADS")
 
 
-def worker_env(threads: int) -> dict:
+def worker_env(threads: int, extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env.update({v: str(threads) for v in THREAD_VARS})
+    env.update(extra or {})
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
 
@@ -37,8 +38,9 @@ class WorkerProcess:
 
     def __init__(self, framework: str, workdir: Path, quick: bool = False,
                  refs: Path | None = None, threads: int = 1, python: str = sys.executable,
-                 poll_s: float = 0.02):
+                 poll_s: float = 0.02, env: dict | None = None):
         self.framework, self.workdir, self.quick, self.refs = framework, workdir, quick, refs
+        self.env = env          # extra environment variables (e.g. LEPTON_VECTOR_WIDTH)
         self.threads, self.python, self.poll_s = threads, python, poll_s
         self.version = ""
         self.proc: subprocess.Popen | None = None
@@ -67,7 +69,8 @@ class WorkerProcess:
         with open(self._log, "wb") as log:
             # Its own session, so a kill also ends what it started (compilers, thread pools).
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log,
-                                         stderr=subprocess.STDOUT, env=worker_env(self.threads),
+                                         stderr=subprocess.STDOUT,
+                                         env=worker_env(self.threads, self.env),
                                          start_new_session=True)
         ev = self._wait(lambda e: e["event"] in ("info", "unavailable"), timeout_s)
         if isinstance(ev, str):

@@ -7,8 +7,9 @@ model seen before skips lowering and LLVM (the slow part) and loads the code in 
     cache.put(key, obj, {"scratch_bytes": 0, ...})
 
 The key hashes the canonical IR text (no source locations), the target CPU and its features,
-the llvmlite version and the source of Lepton's compiler itself, so a changed code generator
-never loads stale code. Entries are written atomically; an unreadable entry is a miss.
+the preferred vector width, the llvmlite version and the source of Lepton's compiler itself, so
+a changed code generator never loads stale code. Entries are written atomically; an unreadable
+entry is a miss.
 """
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ def compiler_fingerprint() -> str:
     return h.hexdigest()
 
 
-def cache_key(canonical_ir: str, flags: str = "O3") -> str:
+def cache_key(canonical_ir: str, flags: str = "O3", width: int | None = None) -> str:
+    """The key of code compiled from `canonical_ir` with `flags` for vectors of `width` bits."""
     h = hashlib.sha256()
-    for part in (canonical_ir, target_key(), compiler_fingerprint(), flags):
+    for part in (canonical_ir, target_key(width), compiler_fingerprint(), flags):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()

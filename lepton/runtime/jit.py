@@ -16,6 +16,8 @@ import threading
 import llvmlite
 import llvmlite.binding as llvm
 
+from .vector_width import width_features
+
 _lock = threading.Lock()
 
 
@@ -25,31 +27,51 @@ def _init() -> None:
     llvm.initialize_native_asmprinter()
 
 
-def new_target_machine():
-    """A target machine for the host CPU and its features. An MCJIT engine takes ownership of
-    (and frees) the one it is given, so each engine gets its own."""
+def host_cpu() -> tuple[str, str]:
+    """(LLVM's name for the host CPU, its features string)."""
+    _init()
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+
+
+def machine_features(features: str, width: int | None) -> str:
+    """The features string for a target machine preferring `width`-bit vectors (None: LLVM's
+    own preference for the CPU)."""
+    extra = width_features(width, features)
+    return f"{features},{extra}" if extra and features else extra or features
+
+
+def make_target_machine(cpu: str, features: str, width: int | None = None):
+    """A target machine for the default triple, `cpu` and `features`, preferring `width`."""
     _init()
     target = llvm.Target.from_default_triple()
-    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                        features=llvm.get_host_cpu_features().flatten(),
+    return target.create_target_machine(cpu=cpu, features=machine_features(features, width),
                                         opt=3, reloc="default", codemodel="jitdefault")
 
 
+def new_target_machine(width: int | None = None):
+    """A target machine for the host CPU and its features, preferring `width`-bit vectors. An
+    MCJIT engine takes ownership of (and frees) the one it is given, so each engine gets its
+    own: it must match the one the code was compiled with."""
+    return make_target_machine(*host_cpu(), width)
+
+
 @functools.cache
-def target_machine():
+def target_machine(width: int | None = None):
     """The shared host target machine for optimisation and assembly (never given to an engine)."""
-    return new_target_machine()
+    return new_target_machine(width)
 
 
-def target_key() -> str:
-    """Everything about the target that changes generated code: part of every cache key."""
-    tm = target_machine()
-    return f"{tm.triple}|{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|" \
+def target_key(width: int | None = None) -> str:
+    """Everything about the target that changes generated code (the CPU, its features and the
+    preferred vector width, as given to the target machine): part of every cache key."""
+    cpu, features = host_cpu()
+    return f"{target_machine(width).triple}|{cpu}|{machine_features(features, width)}|" \
            f"llvmlite {llvmlite.__version__}"
 
 
-def optimize(mod: "llvm.ModuleRef", level: int = 3) -> None:
-    tm = target_machine()
+def optimize(mod: "llvm.ModuleRef", level: int = 3, tm=None) -> None:
+    """Runs LLVM's O`level` pipeline tuned for `tm` (default: the host's)."""
+    tm = tm or target_machine()
     pto = llvm.create_pipeline_tuning_options(speed_level=level)
     pto.loop_vectorization = level >= 2
     pto.slp_vectorization = level >= 2
@@ -71,14 +93,16 @@ def openmp_available() -> bool:
     return True
 
 
-def compile_object(llvm_ir: str, opt_level: int = 3) -> tuple[bytes, str]:
-    """Verifies, optimises and compiles LLVM IR text for the host: (object code, optimised IR)."""
+def compile_object(llvm_ir: str, opt_level: int = 3,
+                   width: int | None = None) -> tuple[bytes, str]:
+    """Verifies, optimises and compiles LLVM IR text for the host preferring `width`-bit
+    vectors (lepton/tuning.py chooses it; None: LLVM's preference): (object code, optimised IR)."""
     with _lock:
         mod = llvm.parse_assembly(llvm_ir)
-        tm = target_machine()
+        tm = target_machine(width)
         mod.triple, mod.data_layout = tm.triple, str(tm.target_data)
         mod.verify()
-        optimize(mod, opt_level)
+        optimize(mod, opt_level, tm)
         return tm.emit_object(mod), str(mod)
 
 
@@ -86,12 +110,13 @@ class NativeLibrary:
     """Loaded native code (an object file: freshly compiled or from the disk cache); keeps its
     engine, and so its code, alive."""
 
-    def __init__(self, obj: bytes, optimized_ir: str | None = None):
+    def __init__(self, obj: bytes, optimized_ir: str | None = None, width: int | None = None):
         self.object = obj
         self.optimized_ir = optimized_ir
+        self.width = width      # the vector width the code was compiled for
         with _lock:
             self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""),
-                                                      new_target_machine())
+                                                      new_target_machine(width))
             self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             self._engine.finalize_object()
 
@@ -110,8 +135,8 @@ class NativeLibrary:
     def assembly(self) -> str:
         if self.optimized_ir is None:
             raise RuntimeError("loaded from the disk cache: no IR to print")
-        return target_machine().emit_assembly(llvm.parse_assembly(self.optimized_ir))
+        return target_machine(self.width).emit_assembly(llvm.parse_assembly(self.optimized_ir))
 
 
-def jit_compile(llvm_ir: str, opt_level: int = 3) -> NativeLibrary:
-    return NativeLibrary(*compile_object(llvm_ir, opt_level))
+def jit_compile(llvm_ir: str, opt_level: int = 3, width: int | None = None) -> NativeLibrary:
+    return NativeLibrary(*compile_object(llvm_ir, opt_level, width), width)
