@@ -19,10 +19,10 @@ from llvmlite import ir
 from ...ir.graph import Value
 from ..fusion import Group
 from .loopnest import View, broadcast_view, collapse, emit_nest, row_major_strides
-from .loops import entry_alloca, i8
+from .loops import entry_alloca, i1, i8
 from .parallel import begin_split, finish_split, worth_threads
 from .reduce import combine, identity
-from .scalar import FAST, SCALAR, like, llvm_type, load, mem_type, store
+from .scalar import FAST, SCALAR, UNREDUCED, like, llvm_type, load, mem_type, store
 
 
 def immediate(x: Value):
@@ -75,7 +75,7 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
     def inner_view(x):
         return View(0, views[x].strides[k:])
 
-    def outer_body(outer_offsets):
+    def outer_body(outer_offsets, unreduced):
         base = dict(zip(accessed, outer_offsets))
         row_env: dict[Value, ir.Value] = {}
 
@@ -99,6 +99,8 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
                     # one division per row, then products: x * (1/s) for softmax's x / s
                     args[1] = b.fdiv(like(args[1], 1), args[1])
                     r = b.fmul(args[0], args[1], flags=FAST)
+                elif unreduced is not None and v.op in UNREDUCED:
+                    r = UNREDUCED[v.op](b, args[0], unreduced)
                 else:
                     r = SCALAR[v.op](b, args, [x.dtype for x in v.inputs], v.dtype)
                 if v in row_buffers:
@@ -151,8 +153,22 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
     outer_views = [outer_view(x) for x in accessed]
     outer_shape, _ = collapse(space[:k], outer_views)
     n0 = outer_shape[0] if outer_shape else 1
-    emit_nest(b, space[:k], outer_views, outer_body, name="i",
-              first=(lo, hi) if outer_shape else None)
+
+    def emit_all(unreduced):
+        emit_nest(b, space[:k], outer_views, lambda offs: outer_body(offs, unreduced),
+                  name="i", first=(lo, hi) if outer_shape else None)
+
+    if noalias and any(m.op in UNREDUCED for m in group.members):
+        # sin/cos only flag arguments beyond their cheap reduction, which keeps the call of the
+        # exact one out of the loop (it cost 1.3x (f32) to 1.8x (f64)); when one was seen, the
+        # whole share is computed again exactly. Not in place: the inputs must still be there.
+        unreduced = entry_alloca(b, i1)
+        b.store(ir.Constant(i1, 0), unreduced)
+        emit_all(unreduced)
+        with b.if_then(b.load(unreduced), likely=False):
+            emit_all(None)
+    else:
+        emit_all(None)
     b.ret_void()
     fn = finish_split(module, name, body, arg_types, n0,
                       worth_threads(threads, math.prod(space), n0), noalias)

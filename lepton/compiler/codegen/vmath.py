@@ -370,19 +370,29 @@ def _any(b: ir.IRBuilder, mask):
     return b.call(fn, [mask])
 
 
-def _sincos(b: ir.IRBuilder, x, quadrant: int):
+def _sincos(b: ir.IRBuilder, x, quadrant: int, unreduced=None):
     """sin(x + quadrant pi/2). For |x| <= SINCOS_MAX[dt], x = k pi/2 + r by Cody-Waite (pi/2 in
     three parts, with fma, whose first step is exact); inf and nan give nan (r is nan). The
-    finite lanes beyond, where k no longer fits the dtype, are redone with Payne-Hanek behind a
-    branch that is almost never taken: a scalar x calls a noinline function, so that the loop
-    vectoriser keeps the common path vectorised (it calls the function lane by lane where
-    needed) instead of inlining and speculating the whole reduction into every iteration; a
-    vector x tests whether any lane is big and then reduces the whole vector inline."""
+    finite lanes beyond, where k no longer fits the dtype, need Payne-Hanek:
+
+    - with `unreduced` (an i1* the caller has cleared) they are not fixed here: their result is
+      wrong and *unreduced is set, and the caller recomputes with unreduced=None when it finds
+      it set (see fused.py). The loop then holds no call at all and runs at full speed.
+    - without, they are redone behind a branch that is almost never taken: a scalar x calls a
+      noinline function, so that the loop vectoriser keeps the common path vectorised (it
+      calls the function's masked vector variant in every iteration) instead of inlining and
+      speculating the whole reduction into every iteration; a vector x tests whether any lane
+      is big and then reduces the whole vector inline."""
     e = _Emit(b, x)
     _, k, r = e.reduce(x, _PIO2, 3)
     y = _sincos_reduced(e, k, r, quadrant)
     a = e.call("llvm.fabs", x)
-    big = b.and_(e.gt(a, e.f(SINCOS_MAX[e.dt])), e.lt(a, e.f(np.inf)))
+    beyond = e.gt(a, e.f(SINCOS_MAX[e.dt]))
+    if unreduced is not None:
+        # inf is flagged too (its nan is right either way): one compare less per iteration
+        b.store(b.or_(b.load(unreduced), _any(b, beyond) if e.lanes else beyond), unreduced)
+        return y
+    big = b.and_(beyond, e.lt(a, e.f(np.inf)))
     any_big = _any(b, big) if e.lanes else big
     common = b.block
     with b.if_then(any_big, likely=False):
@@ -397,19 +407,19 @@ def _sincos(b: ir.IRBuilder, x, quadrant: int):
     return out
 
 
-def sin(b: ir.IRBuilder, x):
-    """sin x (see _sincos for the method). sin(+-inf) = sin(nan) = nan, sin(-0) = -0.
-    Every finite x is reduced correctly. Max error 1.6 ulp (f32); f64: 2 ulp for |x| <= 1e12 and
-    beyond 2^50 (Payne-Hanek), 7 ulp in between (Cody-Waite's last bits)."""
+def sin(b: ir.IRBuilder, x, unreduced=None):
+    """sin x (see _sincos for the method and `unreduced`). sin(+-inf) = sin(nan) = nan,
+    sin(-0) = -0. Every finite x is reduced correctly. Max error 1.6 ulp (f32); f64: 2 ulp for
+    |x| <= 1e12 and beyond 2^50 (Payne-Hanek), 7 ulp in between (Cody-Waite's last bits)."""
     # r + r^3 S(r^2) turns r = -0 into +0 (the correction term has the opposite sign)
     zero = b.fcmp_ordered("==", x, _Emit(b, x).f(0.0))
-    return b.select(zero, x, _sincos(b, x, 0))
+    return b.select(zero, x, _sincos(b, x, 0, unreduced))
 
 
-def cos(b: ir.IRBuilder, x):
+def cos(b: ir.IRBuilder, x, unreduced=None):
     """cos x = sin(x + pi/2), the quadrant shifted in integer arithmetic (no rounding); same
     accuracy as sin. cos(+-inf) = cos(nan) = nan."""
-    return _sincos(b, x, 1)
+    return _sincos(b, x, 1, unreduced)
 
 
 FUNCTIONS = {"exp": exp, "log": log, "tanh": tanh, "sigmoid": sigmoid, "erf": erf,
