@@ -19,10 +19,11 @@ from llvmlite import ir
 from ...ir.graph import Value
 from ..fusion import Group
 from .loopnest import View, broadcast_view, collapse, emit_nest, row_major_strides
-from .loops import entry_alloca, i1, i8
+from .loops import entry_alloca, i8
 from .parallel import begin_split, finish_split, worth_threads
 from .reduce import combine, identity
 from .scalar import FAST, SCALAR, UNREDUCED, like, llvm_type, load, mem_type, store
+from .vmath import Unreduced
 
 
 def immediate(x: Value):
@@ -47,9 +48,29 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
     noalias=False when an output is written over an input (in place). The outer loop is
     split across up to `threads` threads when the kernel is big enough."""
     ext = operands(group)
+    arg_types = [mem_type(v.dtype).as_pointer() for v in group.outputs + ext] + [i8.as_pointer()]
+    exact = None
+    if noalias and any(m.op in UNREDUCED for m in group.members):
+        # sin/cos computed fast, flagging arguments beyond their cheap reduction, then the share
+        # again by `exact` if one was seen: the call of the exact reduction in the loop cost
+        # 1.3x (f32) to 1.8x (f64). Not in place: the inputs must still be there. A function of
+        # its own, so that no call in this one makes LLVM keep the loop's constants on the stack.
+        exact, _ = _body(module, f"{name}.exact", group, ext, arg_types, noalias, None)
+        exact.attributes.add("noinline")
+    body, n0 = _body(module, name, group, ext, arg_types, noalias, exact)
+    fn = finish_split(module, name, body, arg_types, n0,
+                      worth_threads(threads, math.prod(group.space), n0), noalias)
+    return fn, ext
+
+
+def _body(module: ir.Module, name: str, group: Group, ext, arg_types, noalias: bool,
+          exact: ir.Function | None):
+    """emit_rows's `name.body(args..., lo, hi)`, returned with its outer trip count. With
+    `exact` (a body emitted without), sin and cos only flag what they cannot do, and the body
+    calls exact on its share when they did."""
     outs = group.outputs
-    arg_types = [mem_type(v.dtype).as_pointer() for v in outs + ext] + [i8.as_pointer()]
     body, b, args, lo, hi = begin_split(module, name, arg_types, noalias)
+    unreduced = Unreduced() if exact is not None else None
     ptr = dict(zip(outs + ext, args))
     space, k = group.space, group.split
     inside = set(group.members)
@@ -75,7 +96,7 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
     def inner_view(x):
         return View(0, views[x].strides[k:])
 
-    def outer_body(outer_offsets, unreduced):
+    def outer_body(outer_offsets):
         base = dict(zip(accessed, outer_offsets))
         row_env: dict[Value, ir.Value] = {}
 
@@ -117,7 +138,8 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
                 offs["row"] = inner[-1]
                 body(offs)
             emit_nest(b, space[k:], [inner_view(x) for x in accessed] + [row_view], at,
-                      name="j", unroll=not group.reductions, interleave=reduction)
+                      name="j", unroll=not group.reductions,
+                      interleave=4 if reduction else _single(unreduced))
             stored.update(pending)
             pending.clear()
 
@@ -153,26 +175,13 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
     outer_views = [outer_view(x) for x in accessed]
     outer_shape, _ = collapse(space[:k], outer_views)
     n0 = outer_shape[0] if outer_shape else 1
-
-    def emit_all(unreduced):
-        emit_nest(b, space[:k], outer_views, lambda offs: outer_body(offs, unreduced),
-                  name="i", first=(lo, hi) if outer_shape else None)
-
-    if noalias and any(m.op in UNREDUCED for m in group.members):
-        # sin/cos only flag arguments beyond their cheap reduction, which keeps the call of the
-        # exact one out of the loop (it cost 1.3x (f32) to 1.8x (f64)); when one was seen, the
-        # whole share is computed again exactly. Not in place: the inputs must still be there.
-        unreduced = entry_alloca(b, i1)
-        b.store(ir.Constant(i1, 0), unreduced)
-        emit_all(unreduced)
-        with b.if_then(b.load(unreduced), likely=False):
-            emit_all(None)
-    else:
-        emit_all(None)
+    emit_nest(b, space[:k], outer_views, outer_body, name="i",
+              first=(lo, hi) if outer_shape else None, interleave=_single(unreduced))
+    if exact is not None:
+        with b.if_then(unreduced.seen(b), likely=False):
+            b.call(exact, list(body.args))
     b.ret_void()
-    fn = finish_split(module, name, body, arg_types, n0,
-                      worth_threads(threads, math.prod(space), n0), noalias)
-    return fn, ext
+    return body, n0
 
 
 # Expensive values a later pass over the row needs again are kept in a row buffer on the stack
@@ -200,6 +209,13 @@ def _recomputed_expensive(group: Group) -> list[Value]:
     passes = [_pass_values(group, [r.inputs[0]]) for r in group.reductions]
     passes.append(_pass_values(group, [o for o in group.outputs if not group.is_row(o)]))
     return [m for m in group.members if m.op in EXPENSIVE and sum(m in p for p in passes) > 1]
+
+
+def _single(unreduced) -> int:
+    """The interleave count of a loop that ORs sin/cos's flag: 1, as without the flag (its
+    reduction made LLVM interleave two vector iterations, whose constants no longer fit in
+    AVX2's 16 registers: f64 sin spilled 20 values an iteration and ran 8% slower)."""
+    return 1 if unreduced is not None else 0
 
 
 def _interleaved(group: Group, r: Value) -> bool:

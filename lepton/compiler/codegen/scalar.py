@@ -202,7 +202,7 @@ SCALAR = {
     "cast": _cast,
 }
 
-# Ops whose rare slow path a loop kernel may defer: `UNREDUCED[op](b, x, flag)` gives a value
-# that is right unless it sets the i1 at `flag`, after which the caller recomputes with SCALAR
-# (sin and cos of arguments beyond vmath.SINCOS_MAX; see fused.py).
+# Ops whose rare slow path a loop kernel may defer: `UNREDUCED[op](b, x, flags)` (flags a
+# vmath.Unreduced) gives a value that is right unless flags.seen(), after which the caller
+# computes again with SCALAR (sin and cos of arguments beyond vmath.SINCOS_MAX; see fused.py).
 UNREDUCED = {"sin": vmath.sin, "cos": vmath.cos}

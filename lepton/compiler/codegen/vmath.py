@@ -370,14 +370,55 @@ def _any(b: ir.IRBuilder, mask):
     return b.call(fn, [mask])
 
 
-def _sincos(b: ir.IRBuilder, x, quadrant: int, unreduced=None):
+class Unreduced:
+    """Where sin and cos emitted with it (`sin(b, x, unreduced)`) note that they left work
+    undone: they give the Cody-Waite result only, right for |x| <= SINCOS_MAX, and record in a
+    flag of the function whether some x was beyond (or inf or nan):
+
+        flags = Unreduced()
+        ... loops whose body emits vmath.sin(b, x, flags) ...
+        with b.if_then(flags.seen(b), likely=False):
+            ... the same loops again with vmath.sin(b, x), right for every x ...
+
+    The flag is an integer as wide as x's lanes, cleared in the function's entry block, into
+    which every x ORs bits(SINCOS_MAX) - bits(|x|): its sign bit ends up set when some |x| was
+    beyond. That is three instructions per vector (and, sub, or) and a reduction the loop
+    vectoriser keeps in one register; an i1 flag (LLVM narrows any OR of compare results to one)
+    cost a pack and a spill per iteration, 10% of f64 sin."""
+
+    def __init__(self):
+        self._flags: dict[str, ir.AllocaInstr] = {}
+
+    def mark(self, e: _Emit, x) -> None:
+        b, ity = e.b, ir.IntType(e.nbits)
+        flag = self._flags.get(e.dt)
+        if flag is None:
+            with b.goto_entry_block():
+                flag = self._flags[e.dt] = b.alloca(ity)
+                b.store(ir.Constant(ity, -1), flag)
+        lo = int(np.array(SINCOS_MAX[e.dt], _DT[e.dt]).view(f"i{e.nbits // 8}"))
+        d = b.add(b.and_(e.bits(x), e.i((1 << (e.nbits - 1)) - 1)), e.i(-lo - 1))
+        if e.lanes:
+            d = b.call(ir.Function(b.module, ir.FunctionType(ity, [d.type]),
+                                   f"llvm.vector.reduce.and.v{e.lanes}i{e.nbits}"), [d])
+        b.store(b.and_(b.load(flag), d), flag)
+
+    def seen(self, b: ir.IRBuilder):
+        """An i1: whether some result computed with these flags is wrong (read after the loops)."""
+        out = ir.Constant(ir.IntType(1), 0)
+        for flag in self._flags.values():
+            out = b.or_(out, b.icmp_signed(">=", b.load(flag), ir.Constant(flag.type.pointee, 0)))
+        return out
+
+
+def _sincos(b: ir.IRBuilder, x, quadrant: int, unreduced: Unreduced | None = None):
     """sin(x + quadrant pi/2). For |x| <= SINCOS_MAX[dt], x = k pi/2 + r by Cody-Waite (pi/2 in
     three parts, with fma, whose first step is exact); inf and nan give nan (r is nan). The
     finite lanes beyond, where k no longer fits the dtype, need Payne-Hanek:
 
-    - with `unreduced` (an i1* the caller has cleared) they are not fixed here: their result is
-      wrong and *unreduced is set, and the caller recomputes with unreduced=None when it finds
-      it set (see fused.py). The loop then holds no call at all and runs at full speed.
+    - with `unreduced` they are not fixed here: their result is wrong and `unreduced` notes
+      it; the caller computes again without when it is set (see Unreduced). The loop then
+      holds no call at all and runs at full speed.
     - without, they are redone behind a branch that is almost never taken: a scalar x calls a
       noinline function, so that the loop vectoriser keeps the common path vectorised (it
       calls the function's masked vector variant in every iteration) instead of inlining and
@@ -386,13 +427,11 @@ def _sincos(b: ir.IRBuilder, x, quadrant: int, unreduced=None):
     e = _Emit(b, x)
     _, k, r = e.reduce(x, _PIO2, 3)
     y = _sincos_reduced(e, k, r, quadrant)
-    a = e.call("llvm.fabs", x)
-    beyond = e.gt(a, e.f(SINCOS_MAX[e.dt]))
     if unreduced is not None:
-        # inf is flagged too (its nan is right either way): one compare less per iteration
-        b.store(b.or_(b.load(unreduced), _any(b, beyond) if e.lanes else beyond), unreduced)
+        unreduced.mark(e, x)
         return y
-    big = b.and_(beyond, e.lt(a, e.f(np.inf)))
+    a = e.call("llvm.fabs", x)
+    big = b.and_(e.gt(a, e.f(SINCOS_MAX[e.dt])), e.lt(a, e.f(np.inf)))
     any_big = _any(b, big) if e.lanes else big
     common = b.block
     with b.if_then(any_big, likely=False):
@@ -407,7 +446,7 @@ def _sincos(b: ir.IRBuilder, x, quadrant: int, unreduced=None):
     return out
 
 
-def sin(b: ir.IRBuilder, x, unreduced=None):
+def sin(b: ir.IRBuilder, x, unreduced: Unreduced | None = None):
     """sin x (see _sincos for the method and `unreduced`). sin(+-inf) = sin(nan) = nan,
     sin(-0) = -0. Every finite x is reduced correctly. Max error 1.6 ulp (f32); f64: 2 ulp for
     |x| <= 1e12 and beyond 2^50 (Payne-Hanek), 7 ulp in between (Cody-Waite's last bits)."""
@@ -416,7 +455,7 @@ def sin(b: ir.IRBuilder, x, unreduced=None):
     return b.select(zero, x, _sincos(b, x, 0, unreduced))
 
 
-def cos(b: ir.IRBuilder, x, unreduced=None):
+def cos(b: ir.IRBuilder, x, unreduced: Unreduced | None = None):
     """cos x = sin(x + pi/2), the quadrant shifted in integer arithmetic (no rounding); same
     accuracy as sin. cos(+-inf) = cos(nan) = nan."""
     return _sincos(b, x, 1, unreduced)
