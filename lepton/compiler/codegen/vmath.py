@@ -363,11 +363,12 @@ def _private_function(module, name, ret, args) -> ir.Function:
     return fn
 
 
-def _any(b: ir.IRBuilder, mask):
-    name = f"llvm.vector.reduce.or.v{mask.type.count}i1"
-    fn = b.module.globals.get(name) or ir.Function(
-        b.module, ir.FunctionType(ir.IntType(1), [mask.type]), name)
-    return b.call(fn, [mask])
+def _any(b: ir.IRBuilder, v):
+    """The OR of an integer vector's lanes (of an <N x i1> mask: whether any lane is set)."""
+    ty = v.type.element
+    name = f"llvm.vector.reduce.or.v{v.type.count}i{ty.width}"
+    fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(ty, [v.type]), name)
+    return b.call(fn, [v])
 
 
 class Unreduced:
@@ -383,8 +384,8 @@ class Unreduced:
     The flag is an integer as wide as x's lanes, cleared in the function's entry block, into
     which every x ORs bits(SINCOS_MAX) - bits(|x|): its sign bit ends up set when some |x| was
     beyond. That is three instructions per vector (and, sub, or) and a reduction the loop
-    vectoriser keeps in one register; an i1 flag (LLVM narrows any OR of compare results to one)
-    cost a pack and a spill per iteration, 10% of f64 sin."""
+    vectoriser keeps in one register, where an OR of compare results (which LLVM narrows to
+    i1) costs packs of the masks on AVX2."""
 
     def __init__(self):
         self._flags: dict[str, ir.AllocaInstr] = {}
@@ -395,19 +396,16 @@ class Unreduced:
         if flag is None:
             with b.goto_entry_block():
                 flag = self._flags[e.dt] = b.alloca(ity)
-                b.store(ir.Constant(ity, -1), flag)
+                b.store(ir.Constant(ity, 0), flag)
         lo = int(np.array(SINCOS_MAX[e.dt], _DT[e.dt]).view(f"i{e.nbits // 8}"))
-        d = b.add(b.and_(e.bits(x), e.i((1 << (e.nbits - 1)) - 1)), e.i(-lo - 1))
-        if e.lanes:
-            d = b.call(ir.Function(b.module, ir.FunctionType(ity, [d.type]),
-                                   f"llvm.vector.reduce.and.v{e.lanes}i{e.nbits}"), [d])
-        b.store(b.and_(b.load(flag), d), flag)
+        d = b.sub(e.i(lo), b.and_(e.bits(x), e.i((1 << (e.nbits - 1)) - 1)))
+        b.store(b.or_(b.load(flag), _any(b, d) if e.lanes else d), flag)
 
     def seen(self, b: ir.IRBuilder):
         """An i1: whether some result computed with these flags is wrong (read after the loops)."""
         out = ir.Constant(ir.IntType(1), 0)
         for flag in self._flags.values():
-            out = b.or_(out, b.icmp_signed(">=", b.load(flag), ir.Constant(flag.type.pointee, 0)))
+            out = b.or_(out, b.icmp_signed("<", b.load(flag), ir.Constant(flag.type.pointee, 0)))
         return out
 
 
