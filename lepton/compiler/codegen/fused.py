@@ -9,6 +9,10 @@ the group's members, storing only its outputs.
 Full values are recomputed inside each inner loop that needs them (cheap arithmetic on data
 already in L1), so the group reads each input row from memory once. External inputs are read
 through broadcast views of the space; one-element constants become immediates.
+
+With sin or cos in the group (and no output over an input) the nest is emitted twice: a fast
+body whose sin/cos only flag arguments their cheap reduction cannot handle (vmath.Unreduced),
+and an exact body it calls on its share when one was flagged.
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from .loopnest import View, broadcast_view, collapse, emit_nest, row_major_strid
 from .loops import entry_alloca, i8
 from .parallel import begin_split, finish_split, worth_threads
 from .reduce import combine, identity
-from .scalar import FAST, SCALAR, like, llvm_type, load, mem_type, store
+from .scalar import FAST, SCALAR, UNREDUCED, like, llvm_type, load, mem_type, store
+from .vmath import Unreduced
 
 
 def immediate(x: Value):
@@ -47,9 +52,29 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
     noalias=False when an output is written over an input (in place). The outer loop is
     split across up to `threads` threads when the kernel is big enough."""
     ext = operands(group)
+    arg_types = [mem_type(v.dtype).as_pointer() for v in group.outputs + ext] + [i8.as_pointer()]
+    exact = None
+    if noalias and any(m.op in UNREDUCED for m in group.members):
+        # sin/cos computed fast, flagging arguments beyond their cheap reduction, then the share
+        # again by `exact` if one was seen: the call of the exact reduction in the loop cost
+        # 1.3x (f32) to 1.8x (f64). Not in place: the inputs must still be there. A function of
+        # its own, so that no call in this one makes LLVM keep the loop's constants on the stack.
+        exact, _ = _body(module, f"{name}.exact", group, ext, arg_types, noalias, None)
+        exact.attributes.add("noinline")
+    body, n0 = _body(module, name, group, ext, arg_types, noalias, exact)
+    fn = finish_split(module, name, body, arg_types, n0,
+                      worth_threads(threads, math.prod(group.space), n0), noalias)
+    return fn, ext
+
+
+def _body(module: ir.Module, name: str, group: Group, ext, arg_types, noalias: bool,
+          exact: ir.Function | None):
+    """emit_rows's `name.body(args..., lo, hi)`, returned with its outer trip count. With
+    `exact` (a body emitted without), sin and cos only flag what they cannot do, and the body
+    calls exact on its share when they did."""
     outs = group.outputs
-    arg_types = [mem_type(v.dtype).as_pointer() for v in outs + ext] + [i8.as_pointer()]
     body, b, args, lo, hi = begin_split(module, name, arg_types, noalias)
+    unreduced = Unreduced() if exact is not None else None
     ptr = dict(zip(outs + ext, args))
     space, k = group.space, group.split
     inside = set(group.members)
@@ -99,6 +124,8 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
                     # one division per row, then products: x * (1/s) for softmax's x / s
                     args[1] = b.fdiv(like(args[1], 1), args[1])
                     r = b.fmul(args[0], args[1], flags=FAST)
+                elif unreduced is not None and v.op in UNREDUCED:
+                    r = UNREDUCED[v.op](b, args[0], unreduced)
                 else:
                     r = SCALAR[v.op](b, args, [x.dtype for x in v.inputs], v.dtype)
                 if v in row_buffers:
@@ -115,7 +142,8 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
                 offs["row"] = inner[-1]
                 body(offs)
             emit_nest(b, space[k:], [inner_view(x) for x in accessed] + [row_view], at,
-                      name="j", unroll=not group.reductions, interleave=reduction)
+                      name="j", unroll=not group.reductions,
+                      interleave=4 if reduction else _single(unreduced))
             stored.update(pending)
             pending.clear()
 
@@ -152,11 +180,12 @@ def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
     outer_shape, _ = collapse(space[:k], outer_views)
     n0 = outer_shape[0] if outer_shape else 1
     emit_nest(b, space[:k], outer_views, outer_body, name="i",
-              first=(lo, hi) if outer_shape else None)
+              first=(lo, hi) if outer_shape else None, interleave=_single(unreduced))
+    if exact is not None:
+        with b.if_then(unreduced.seen(b), likely=False):
+            b.call(exact, list(body.args))
     b.ret_void()
-    fn = finish_split(module, name, body, arg_types, n0,
-                      worth_threads(threads, math.prod(space), n0), noalias)
-    return fn, ext
+    return body, n0
 
 
 # Expensive values a later pass over the row needs again are kept in a row buffer on the stack
@@ -184,6 +213,14 @@ def _recomputed_expensive(group: Group) -> list[Value]:
     passes = [_pass_values(group, [r.inputs[0]]) for r in group.reductions]
     passes.append(_pass_values(group, [o for o in group.outputs if not group.is_row(o)]))
     return [m for m in group.members if m.op in EXPENSIVE and sum(m in p for p in passes) > 1]
+
+
+def _single(unreduced) -> int:
+    """The interleave count of a loop that ORs sin/cos's flag: 1, as LLVM chose without the
+    flag. Its reduction makes LLVM interleave two vector iterations, which on AVX2 (16
+    registers, the polynomials' constants do not fit) took 10% (f32) to 22% (f64) more
+    instructions than one iteration unrolled twice, mostly reloads."""
+    return 1 if unreduced is not None else 0
 
 
 def _interleaved(group: Group, r: Value) -> bool:

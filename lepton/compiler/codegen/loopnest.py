@@ -74,10 +74,11 @@ def collapse(shape, views):
 
 
 def emit_nest(b: ir.IRBuilder, shape, views: list[View], body, name="i", first=None,
-              unroll: bool = True, interleave: bool = False) -> None:
+              unroll: bool = True, interleave: int = 0) -> None:
     """Loops over `shape` (collapsed where every view allows), calling body(offsets) with each
     view's element offset (an i64 value) at the current iteration. `first=(lo, hi)` runs only
-    those iterations of the outermost collapsed loop (a thread's share)."""
+    those iterations of the outermost collapsed loop (a thread's share). unroll and interleave
+    are for_range's, for the innermost loop."""
     shape, views = collapse(tuple(shape), views)
 
     def rec(depth, offsets):
@@ -87,7 +88,7 @@ def emit_nest(b: ir.IRBuilder, shape, views: list[View], body, name="i", first=N
         lo, hi = first if first is not None and depth == 0 else (0, shape[depth])
         innermost = depth == len(shape) - 1
         with for_range(b, hi, start=lo, name=f"{name}{depth}", unroll=unroll,
-                       interleave=interleave and innermost) as i:
+                       interleave=interleave if innermost else 0) as i:
             rec(depth + 1, [off if v.strides[depth] == 0 else
                             b.add(off, b.mul(i, const(v.strides[depth])))
                             for off, v in zip(offsets, views)])

@@ -6,6 +6,7 @@ that LLVM's vectoriser recognises (canonical phi induction, unit step, no side e
 """
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 from llvmlite import ir
@@ -20,17 +21,19 @@ def const(v: int) -> ir.Constant:
     return ir.Constant(i64, int(v))
 
 
-NO_UNROLL = "lepton.nounroll"
-NO_UNROLL_INTERLEAVE = "lepton.nounroll.interleave"
+# for_range marks a latch with `!lepton.loop.<unroll 0/1>.<interleave count>`; loop_metadata
+# turns the marks into LLVM loop metadata.
+_MARK = re.compile(r"!lepton\.loop\.([01])\.(\d+) !\d+")
 
 
 @contextmanager
 def for_range(b: ir.IRBuilder, n, start=0, step=1, name="i", unroll: bool = True,
-              interleave: bool = False):
+              interleave: int = 0):
     """A loop `for i in range(start, n, step)`; the body is emitted inside the `with` block.
     Emits nothing observable when the trip count is zero. unroll=False keeps LLVM from
-    unrolling it (it still vectorises), interleave=True (with unroll=False) asks for four
-    interleaved vector iterations (independent accumulators): see `loop_metadata`."""
+    unrolling it (it still vectorises); interleave=n asks the vectoriser for n interleaved
+    vector iterations (4: independent accumulators; 1: none, when two would not fit in the
+    registers), 0 lets it choose: see `loop_metadata`."""
     n = const(n) if isinstance(n, int) else n
     start = const(start) if isinstance(start, int) else start
     fn = b.function
@@ -48,26 +51,25 @@ def for_range(b: ir.IRBuilder, n, start=0, step=1, name="i", unroll: bool = True
     nxt = b.add(i, const(step), name=f"{name}.next", flags=("nsw",))
     i.add_incoming(nxt, b.block)
     latch = b.branch(head)
-    if not unroll:
-        latch.set_metadata(NO_UNROLL_INTERLEAVE if interleave else NO_UNROLL,
-                           b.module.add_metadata([]))
+    if not unroll or interleave:
+        latch.set_metadata(f"lepton.loop.{int(unroll)}.{interleave}", b.module.add_metadata([]))
     b.position_at_end(done)
 
 
 def loop_metadata(llvm_ir: str) -> str:
-    """Turns the latches marked by for_range(unroll=False) into LLVM loop metadata (a distinct
+    """Turns the latches marked by for_range into LLVM loop metadata (a distinct
     self-referencing node per loop, which llvmlite's builder cannot express)."""
-    defs = ['!900000 = !{!"llvm.loop.unroll.disable"}',
-            '!900001 = !{!"llvm.loop.interleave.count", i32 4}']
-    for marker, props in ((NO_UNROLL_INTERLEAVE, "!900000, !900001"), (NO_UNROLL, "!900000")):
-        parts = llvm_ir.split(f"!{marker} !")
-        out = [parts[0]]
-        for part in parts[1:]:
-            node = 900002 + len(defs)
-            out.append(f"!llvm.loop !{node}" + part.lstrip("0123456789"))
-            defs.append(f"!{node} = distinct !{{!{node}, {props}}}")
-        llvm_ir = "".join(out)
-    return llvm_ir + "\n" + "\n".join(defs) + "\n" if len(defs) > 2 else llvm_ir
+    defs: list[str] = []
+
+    def node(m):
+        n = 900000 + len(defs)
+        props = ([] if m[1] == "1" else ['!{!"llvm.loop.unroll.disable"}']) + \
+            ([f'!{{!"llvm.loop.interleave.count", i32 {m[2]}}}'] if m[2] != "0" else [])
+        defs.append(f"!{n} = distinct !{{!{n}, {', '.join(props)}}}")
+        return f"!llvm.loop !{n}"
+
+    llvm_ir = _MARK.sub(node, llvm_ir)
+    return llvm_ir + "\n" + "\n".join(defs) + "\n" if defs else llvm_ir
 
 
 def entry_alloca(b: ir.IRBuilder, t: ir.Type):

@@ -201,3 +201,8 @@ SCALAR = {
     "stop_gradient": lambda b, xs, ins, out: xs[0],
     "cast": _cast,
 }
+
+# Ops whose rare slow path a loop kernel may defer: `UNREDUCED[op](b, x, flags)` (flags a
+# vmath.Unreduced) gives a value that is right unless flags.seen(), after which the caller
+# computes again with SCALAR (sin and cos of arguments beyond vmath.SINCOS_MAX; see fused.py).
+UNREDUCED = {"sin": vmath.sin, "cos": vmath.cos}

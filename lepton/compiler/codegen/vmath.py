@@ -363,24 +363,71 @@ def _private_function(module, name, ret, args) -> ir.Function:
     return fn
 
 
-def _any(b: ir.IRBuilder, mask):
-    name = f"llvm.vector.reduce.or.v{mask.type.count}i1"
-    fn = b.module.globals.get(name) or ir.Function(
-        b.module, ir.FunctionType(ir.IntType(1), [mask.type]), name)
-    return b.call(fn, [mask])
+def _any(b: ir.IRBuilder, v):
+    """The OR of an integer vector's lanes (of an <N x i1> mask: whether any lane is set)."""
+    ty = v.type.element
+    name = f"llvm.vector.reduce.or.v{v.type.count}i{ty.width}"
+    fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(ty, [v.type]), name)
+    return b.call(fn, [v])
 
 
-def _sincos(b: ir.IRBuilder, x, quadrant: int):
+class Unreduced:
+    """Where sin and cos emitted with it (`sin(b, x, unreduced)`) note that they left work
+    undone: they give the Cody-Waite result only, right for |x| <= SINCOS_MAX, and record in a
+    flag of the function whether some x was beyond (or inf or nan):
+
+        flags = Unreduced()
+        ... loops whose body emits vmath.sin(b, x, flags) ...
+        with b.if_then(flags.seen(b), likely=False):
+            ... the same loops again with vmath.sin(b, x), right for every x ...
+
+    The flag is an integer as wide as x's lanes, cleared in the function's entry block, into
+    which every x ORs bits(SINCOS_MAX) - bits(|x|): its sign bit ends up set when some |x| was
+    beyond. That is three instructions per vector (and, sub, or) and a reduction the loop
+    vectoriser keeps in one register, where an OR of compare results (which LLVM narrows to
+    i1) costs packs of the masks on AVX2."""
+
+    def __init__(self):
+        self._flags: dict[str, ir.AllocaInstr] = {}
+
+    def mark(self, e: _Emit, x) -> None:
+        b, ity = e.b, ir.IntType(e.nbits)
+        flag = self._flags.get(e.dt)
+        if flag is None:
+            with b.goto_entry_block():
+                flag = self._flags[e.dt] = b.alloca(ity)
+                b.store(ir.Constant(ity, 0), flag)
+        lo = int(np.array(SINCOS_MAX[e.dt], _DT[e.dt]).view(f"i{e.nbits // 8}"))
+        d = b.sub(e.i(lo), b.and_(e.bits(x), e.i((1 << (e.nbits - 1)) - 1)))
+        b.store(b.or_(b.load(flag), _any(b, d) if e.lanes else d), flag)
+
+    def seen(self, b: ir.IRBuilder):
+        """An i1: whether some result computed with these flags is wrong (read after the loops)."""
+        out = ir.Constant(ir.IntType(1), 0)
+        for flag in self._flags.values():
+            out = b.or_(out, b.icmp_signed("<", b.load(flag), ir.Constant(flag.type.pointee, 0)))
+        return out
+
+
+def _sincos(b: ir.IRBuilder, x, quadrant: int, unreduced: Unreduced | None = None):
     """sin(x + quadrant pi/2). For |x| <= SINCOS_MAX[dt], x = k pi/2 + r by Cody-Waite (pi/2 in
     three parts, with fma, whose first step is exact); inf and nan give nan (r is nan). The
-    finite lanes beyond, where k no longer fits the dtype, are redone with Payne-Hanek behind a
-    branch that is almost never taken: a scalar x calls a noinline function, so that the loop
-    vectoriser keeps the common path vectorised (it calls the function lane by lane where
-    needed) instead of inlining and speculating the whole reduction into every iteration; a
-    vector x tests whether any lane is big and then reduces the whole vector inline."""
+    finite lanes beyond, where k no longer fits the dtype, need Payne-Hanek:
+
+    - with `unreduced` they are not fixed here: their result is wrong and `unreduced` notes
+      it; the caller computes again without when it is set (see Unreduced). The loop then
+      holds no call at all and runs at full speed.
+    - without, they are redone behind a branch that is almost never taken: a scalar x calls a
+      noinline function, so that the loop vectoriser keeps the common path vectorised (it
+      calls the function's masked vector variant in every iteration) instead of inlining and
+      speculating the whole reduction into every iteration; a vector x tests whether any lane
+      is big and then reduces the whole vector inline."""
     e = _Emit(b, x)
     _, k, r = e.reduce(x, _PIO2, 3)
     y = _sincos_reduced(e, k, r, quadrant)
+    if unreduced is not None:
+        unreduced.mark(e, x)
+        return y
     a = e.call("llvm.fabs", x)
     big = b.and_(e.gt(a, e.f(SINCOS_MAX[e.dt])), e.lt(a, e.f(np.inf)))
     any_big = _any(b, big) if e.lanes else big
@@ -397,19 +444,19 @@ def _sincos(b: ir.IRBuilder, x, quadrant: int):
     return out
 
 
-def sin(b: ir.IRBuilder, x):
-    """sin x (see _sincos for the method). sin(+-inf) = sin(nan) = nan, sin(-0) = -0.
-    Every finite x is reduced correctly. Max error 1.6 ulp (f32); f64: 2 ulp for |x| <= 1e12 and
-    beyond 2^50 (Payne-Hanek), 7 ulp in between (Cody-Waite's last bits)."""
+def sin(b: ir.IRBuilder, x, unreduced: Unreduced | None = None):
+    """sin x (see _sincos for the method and `unreduced`). sin(+-inf) = sin(nan) = nan,
+    sin(-0) = -0. Every finite x is reduced correctly. Max error 1.6 ulp (f32); f64: 2 ulp for
+    |x| <= 1e12 and beyond 2^50 (Payne-Hanek), 7 ulp in between (Cody-Waite's last bits)."""
     # r + r^3 S(r^2) turns r = -0 into +0 (the correction term has the opposite sign)
     zero = b.fcmp_ordered("==", x, _Emit(b, x).f(0.0))
-    return b.select(zero, x, _sincos(b, x, 0))
+    return b.select(zero, x, _sincos(b, x, 0, unreduced))
 
 
-def cos(b: ir.IRBuilder, x):
+def cos(b: ir.IRBuilder, x, unreduced: Unreduced | None = None):
     """cos x = sin(x + pi/2), the quadrant shifted in integer arithmetic (no rounding); same
     accuracy as sin. cos(+-inf) = cos(nan) = nan."""
-    return _sincos(b, x, 1)
+    return _sincos(b, x, 1, unreduced)
 
 
 FUNCTIONS = {"exp": exp, "log": log, "tanh": tanh, "sigmoid": sigmoid, "erf": erf,
