@@ -16,6 +16,8 @@ import threading
 import llvmlite
 import llvmlite.binding as llvm
 
+from . import threads
+
 _lock = threading.Lock()
 
 
@@ -23,6 +25,7 @@ _lock = threading.Lock()
 def _init() -> None:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+    threads.register_symbol()
 
 
 def new_target_machine():
@@ -68,6 +71,7 @@ def openmp_available() -> bool:
         llvm.load_library_permanently(path)
     except RuntimeError:
         return False
+    threads.note_openmp_loaded()
     return True
 
 
