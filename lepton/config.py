@@ -4,13 +4,16 @@
 - LEPTON_DEBUG=1      run the IR verifier after every pass
 - LEPTON_CACHE_DIR    where compiled code is cached on disk (default ~/.cache/lepton)
 - LEPTON_CACHE=0      do not use the disk cache
-- LEPTON_NUM_THREADS  threads a kernel may use (default: the CPUs this process may run on)
+- LEPTON_NUM_THREADS  threads a kernel may use (default: the CPUs this process may run on, and
+                      no more than its cgroup's CPU quota allows, see cgroup.py)
 Only the thread count changes generated code; it is part of the cache key.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+from .cgroup import cpu_limit
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ def _threads(text: str) -> int:
             raise ValueError(f"LEPTON_NUM_THREADS must be a positive integer, got {text!r}") \
                 from None
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return min(cpus, cpu_limit() or cpus)

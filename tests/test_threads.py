@@ -154,3 +154,49 @@ def test_generated_code_has_no_mutable_globals(monkeypatch):
     defined = [line for line in f.llvm_ir().splitlines()
                if line.startswith("@") and " global " in line and " external " not in line]
     assert defined == []
+
+
+def fake_cgroups(root, membership: str, files: dict) -> tuple[str, str]:
+    """A fake cgroup mount under root: `files` maps paths to contents; returns the arguments
+    of cpu_limit."""
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    (root / "self-cgroup").write_text(membership)
+    return str(root / "fs"), str(root / "self-cgroup")
+
+
+@pytest.mark.parametrize("membership,files,want", [
+    ("0::/a/b\n", {"fs/a/b/cpu.max": "150000 100000\n"}, 2),            # v2: ceil(1.5)
+    ("0::/a/b\n", {"fs/a/b/cpu.max": "max 100000\n"}, None),
+    ("0::/a/b\n", {"fs/a/b/cpu.max": "max 100000\n", "fs/a/cpu.max": "300000 100000"}, 3),
+    ("0::/a/b\n", {"fs/a/b/cpu.max": "400000 100000\n", "fs/a/cpu.max": "50000 100000"}, 1),
+    ("0::/host/path\n", {"fs/cpu.max": "200000 100000\n"}, 2),           # container's own root
+    ("0::/\n", {"fs/unified/cpu.max": "300000 100000\n"}, 3),            # hybrid layout
+    ("4:cpu,cpuacct:/docker/x\n1:memory:/y\n",
+     {"fs/cpu,cpuacct/docker/x/cpu.cfs_quota_us": "250000\n",
+      "fs/cpu,cpuacct/docker/x/cpu.cfs_period_us": "100000\n"}, 3),      # v1
+    ("3:cpu:/\n", {"fs/cpu/cpu.cfs_quota_us": "-1\n",
+                   "fs/cpu/cpu.cfs_period_us": "100000\n"}, None),       # v1, no quota
+    ("0::/a\n", {"fs/a/cpu.max": "garbage"}, None),
+    ("0::/a\n", {}, None),
+])
+def test_cgroup_cpu_limit(tmp_path, membership, files, want):
+    from lepton.cgroup import cpu_limit
+    assert cpu_limit(*fake_cgroups(tmp_path, membership, files)) == want
+
+
+def test_cgroup_cpu_limit_without_cgroups(tmp_path):
+    from lepton.cgroup import cpu_limit
+    assert cpu_limit(str(tmp_path / "none"), str(tmp_path / "no-such-file")) is None
+
+
+def test_default_thread_count_honours_affinity_and_quota(monkeypatch):
+    from lepton import config
+    monkeypatch.delenv("LEPTON_NUM_THREADS", raising=False)
+    monkeypatch.setattr(config, "cpu_limit", lambda: 1)
+    assert config.current().threads == 1
+    monkeypatch.setattr(config, "cpu_limit", lambda: None)
+    assert config.current().threads == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("LEPTON_NUM_THREADS", "3")        # an explicit count is the user's
+    assert config.current().threads == 3
