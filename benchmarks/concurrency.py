@@ -12,7 +12,9 @@ Each round measures, back to back, one thread alone, N threads sharing one compi
 N threads each with its own `lp.compile` of the same function (the yardstick: nothing shared but
 the process). Rounds interleave the three so load from other users of the machine falls on all
 alike. A speed-up well below the CPU count with the yardstick near it means calls of one
-executable still serialise; both low means the machine was busy.
+executable still serialise; both low means the machine was busy, which the "CPUs busy" column
+(process CPU seconds per wall second) confirms: two threads that are not serialised but get
+only one CPU's worth of time from a loaded machine show ~1.0 there.
 """
 from __future__ import annotations
 
@@ -30,8 +32,9 @@ import numpy as np                          # noqa: E402
 import lepton as lp                         # noqa: E402
 
 
-def calls_per_second(fns, args, seconds: float) -> float:
-    """Total calls per second of len(fns) threads, thread k calling fns[k] until time is up."""
+def calls_per_second(fns, args, seconds: float) -> tuple[float, float]:
+    """(total calls per second, CPU seconds per second) of len(fns) threads, thread k calling
+    fns[k] until time is up."""
     counts = [0] * len(fns)
     start = threading.Barrier(len(fns) + 1)
     stop = threading.Event()
@@ -48,12 +51,13 @@ def calls_per_second(fns, args, seconds: float) -> float:
     for t in threads:
         t.start()
     start.wait()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     time.sleep(seconds)
     stop.set()
     for t in threads:
         t.join()
-    return sum(counts) / (time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    return sum(counts) / wall, (time.process_time() - c0) / wall
 
 
 def main(argv=None) -> int:
@@ -77,15 +81,16 @@ def main(argv=None) -> int:
     print(f"one compiled {n}x{n}x{n} f32 matmul, LEPTON_NUM_THREADS=1, "
           f"{len(os.sched_getaffinity(0))} CPUs ({llvm.get_host_cpu_name()})")
     print(f"round  1 thread calls/s  {opts.threads} threads calls/s  speed-up  "
-          f"one compile per thread")
+          f"one compile per thread  (CPUs busy: 1 thread / {opts.threads} / own compiles)")
     speedups, yardsticks = [], []
     for r in range(opts.rounds):
-        one = calls_per_second([shared], args, opts.seconds)
-        many = calls_per_second([shared] * opts.threads, args, opts.seconds)
-        mine = calls_per_second(own, args, opts.seconds)
+        one, one_cpu = calls_per_second([shared], args, opts.seconds)
+        many, many_cpu = calls_per_second([shared] * opts.threads, args, opts.seconds)
+        mine, mine_cpu = calls_per_second(own, args, opts.seconds)
         speedups.append(many / one)
         yardsticks.append(mine / one)
-        print(f"{r + 1:5d}  {one:16.1f}  {many:17.1f}  {many / one:7.2f}x  {mine / one:9.2f}x")
+        print(f"{r + 1:5d}  {one:16.1f}  {many:17.1f}  {many / one:7.2f}x  {mine / one:9.2f}x"
+              f"                 ({one_cpu:.2f} / {many_cpu:.2f} / {mine_cpu:.2f})")
     print(f"median speed-up {statistics.median(speedups):.2f}x (yardstick, one lp.compile per "
           f"thread: {statistics.median(yardsticks):.2f}x)")
     return 0
