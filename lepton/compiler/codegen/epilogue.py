@@ -74,9 +74,10 @@ def emit_epilogue_kernel(module: ir.Module, name: str, group: Group, threads: in
                                  head.inputs[1].type, head.type, a["stride"], a["padding"],
                                  a["dilation"], a["groups"], epilogue=apply, threads=threads)
     inner.fn.linkage = "internal"
-    fn, b = new_function(module, name, [_ptr(v) for v in [out, *stored, *ext]] + [i8.as_pointer()])
+    fn, b = new_function(module, name,
+                         [_ptr(v) for v in [out, *stored, *ext]] + [i8.as_pointer()])
     args = [fn.args[0], fn.args[1], fn.args[2], fn.args[-1]]
-    if apply is not None:
+    if apply is not None:   # the chain's inputs, for this call only
         ctx = b.alloca(ctx_t)
         for i, p in enumerate(fn.args[3:-1]):
             b.store(b.bitcast(p, i8.as_pointer()), b.gep(ctx, [const(0), const(i)]))

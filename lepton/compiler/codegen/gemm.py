@@ -121,10 +121,10 @@ def gemm_scratch_bytes(s: GemmShape, blk: Blocking) -> int:
 
 def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
                      epilogue: Epilogue = None) -> ir.Function:
-    """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0, i8* ctx)` computing
-    C = op(A) @ op(B) for the static shape `s` (row0: the epilogue's index of C's first row,
-    ctx: its context pointer);
-    scratch holds gemm_scratch_bytes(s, blk) for the packed block of B (and of A, if packed)."""
+    """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0, i8* ctx)`
+    computing C = op(A) @ op(B) for the static shape `s` (row0: the epilogue's index of C's
+    first row, ctx: the epilogue's context); scratch holds gemm_scratch_bytes(s, blk) for the
+    packed block of B (and of A, if packed)."""
     t = llvm_type(s.dtype)
     vl = vector_width(s.dtype)
     if blk.nr % vl or blk.mc % blk.mr or blk.nc % blk.nr:
@@ -216,8 +216,8 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
 
 def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
                      epilogue: Epilogue = None) -> ir.Function:
-    """Adds an internal driver (emit_gemm_driver's signature) for GEMMs whose
-    C fits in cache (few rows: matrix-vector products, small batches). Nothing is packed and B
+    """Adds an internal driver (emit_gemm_driver's signature) for GEMMs whose C fits in cache
+    (few rows: matrix-vector products, small batches). Nothing is packed and B
     streams through exactly once: K is cut into slices of ROWS_KB rows (more for narrow B, up
     to ROWS_SLICE_BYTES), and each slice (small enough for L1) meets every row group of A and
     every column of C before the next is read. The hardware prefetcher follows the slice's
@@ -386,8 +386,8 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
                 epilogue: Epilogue = None, blocking: Optional[Blocking] = None,
                 trans_a: bool = False, trans_b: bool = False, threads: int = 1) -> Kernel:
     """Adds `void name(T* out, T* a, T* b, i8* scratch[, i8* ctx])` (ctx, passed to the
-    epilogue, only with one) computing op(a) @ op(b) with static
-    shapes and NumPy's batch broadcasting (module docstring). op(x) is x, or with the trans
+    epilogue, only with one) computing op(a) @ op(b) with static shapes and NumPy's batch
+    broadcasting (module docstring). op(x) is x, or with the trans
     flag its last two axes swapped: `a` then describes the operand as stored, (..., K, M),
     and `b` (..., N, K); nothing is copied to memory for it. Raises ValueError on
     inconsistent types.

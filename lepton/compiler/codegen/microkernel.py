@@ -12,8 +12,8 @@ memory traffic).
     # void mk(T* a, T* b, T* c, i64 kc, i32 mode, i64 row0, i64 col0, i8* ctx)
 
 `mode` bit 0: add the block to C (later K slices) instead of overwriting it; bit 1: this is the
-last K slice, apply the epilogue (given ctx) before storing. The store is one place, written once per mode,
-so an epilogue sees every output value exactly once.
+last K slice, apply the epilogue (given ctx) before storing. The store is one place, written
+once per mode, so an epilogue sees every output value exactly once.
 
 Packed layout of B (the micro-kernel's fast input; emit_pack_b here, transpose.emit_pack_bt
 for a B stored transposed):
