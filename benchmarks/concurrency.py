@@ -97,9 +97,9 @@ def main(argv=None) -> int:
               f"                 ({one_cpu:.2f} / {many_cpu:.2f} / {mine_cpu:.2f})")
     print(f"median speed-up {statistics.median(speedups):.2f}x (yardstick, one lp.compile per "
           f"thread: {statistics.median(yardsticks):.2f}x)")
+    had = ", ".join(f"{x:.2f}x" for x in free) or "none, the machine was busy: run again"
     print(f"speed-up in the rounds where the machine had the CPUs (1 thread >= 0.9 CPU, "
-          f"the yardstick >= {0.9 * opts.threads:.1f}): " + (", ".join(f"{x:.2f}x" for x in free) or "none, "
-                                             "the machine was busy: run again"))
+          f"the yardstick >= {0.9 * opts.threads:.1f}): {had}")
     return 0
 
 
