@@ -4,7 +4,8 @@
 - LEPTON_DEBUG=1      run the IR verifier after every pass
 - LEPTON_CACHE_DIR    where compiled code is cached on disk (default ~/.cache/lepton)
 - LEPTON_CACHE=0      do not use the disk cache
-- LEPTON_NUM_THREADS  threads a kernel may use (default: the CPUs this process may run on)
+- LEPTON_NUM_THREADS  threads a kernel may use (default: the CPUs this process may run on, and
+                      no more than its cgroup's CPU quota allows, see cgroup.py)
 - LEPTON_VECTOR_WIDTH=256|512  force the SIMD width on an AVX-512 host (default: measured once)
 The thread count and the vector width change generated code; both are part of the cache key.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+from .cgroup import cpu_limit
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ def _threads(text: str) -> int:
             raise ValueError(f"LEPTON_NUM_THREADS must be a positive integer, got {text!r}") \
                 from None
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return min(cpus, cpu_limit() or cpus)

@@ -26,7 +26,8 @@ def conv(x, w, stride, padding, dilation, groups, epilogue=None):
     m = ir.Module()
     k = emit_conv2d(m, "cv", TensorType.of(x), TensorType.of(w), out_t, stride, padding,
                     dilation, groups, epilogue=epilogue)
-    call_kernel(m, "cv", out, x, w, aligned(k.scratch_bytes))
+    ctx = [np.zeros(1, np.uint8)] if epilogue is not None else []   # the epilogue's context
+    call_kernel(m, "cv", out, x, w, aligned(k.scratch_bytes), *ctx)
     ref = OPS["conv2d"].ref([x.astype(np.float64), w.astype(np.float64)], attrs)
     return out, ref
 
@@ -59,7 +60,7 @@ def test_conv2d_f64():
 
 
 def test_conv2d_epilogue_rows_are_image_major_channels():
-    def epi(b, v, row, col):
+    def epi(b, v, row, col, ctx):
         # v + 100*channel (row % O): a per-channel bias, as a fused conv+bias would do
         n = v.type.count
         ch = b.sitofp(b.urem(row, ir.Constant(row.type, 6)), v.type.element)

@@ -34,7 +34,8 @@ def matmul(a, b, epilogue=None, blocking=None, trans_a=False, trans_b=False, wid
     mod = ir.Module()
     k = emit_matmul(mod, "mm", ta, tb, TensorType.of(out), epilogue=epilogue, blocking=blocking,
                     trans_a=trans_a, trans_b=trans_b)
-    lib = call_kernel(mod, "mm", out, a, b, aligned(k.scratch_bytes), width=width)
+    ctx = [np.zeros(1, np.uint8)] if epilogue is not None else []   # the epilogue's context
+    lib = call_kernel(mod, "mm", out, a, b, aligned(k.scratch_bytes), *ctx, width=width)
     return out, k, lib
 
 
@@ -123,7 +124,7 @@ def test_empty_contraction_gives_zeros():
     np.testing.assert_array_equal(out, np.zeros((3, 4), np.float32))
 
 
-def index_epilogue(builder, value, row, col):
+def index_epilogue(builder, value, row, col, ctx):
     """value*2 + 1000*row + col, lane by lane: proves each value passes exactly once, with
     the right row and column."""
     t = value.type.element if isinstance(value.type, ir.VectorType) else value.type

@@ -78,26 +78,29 @@ def _sorted_keys(d: dict) -> tuple:
 def tree_flatten(tree, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list, PyTreeDef]:
     """Returns (leaves in order, structure). `is_leaf(x)` may stop the descent at x."""
     leaves: list = []
+    return leaves, _walk(tree, leaves, is_leaf)
 
-    def walk(x) -> PyTreeDef:
-        if is_leaf is not None and is_leaf(x):
-            leaves.append(x)
-            return LEAF_DEF
-        if x is None:
-            return PyTreeDef(NONE)
-        if type(x) is dict:
-            keys = _sorted_keys(x)
-            return PyTreeDef(DICT, keys, tuple(walk(x[k]) for k in keys))
-        if type(x) is list:
-            return PyTreeDef(LIST, None, tuple(walk(c) for c in x))
-        if type(x) is tuple:
-            return PyTreeDef(TUPLE, None, tuple(walk(c) for c in x))
-        if _is_namedtuple(x):
-            return PyTreeDef(NAMEDTUPLE, type(x), tuple(walk(c) for c in x))
+
+def _walk(x, leaves: list, is_leaf) -> PyTreeDef:
+    # a module function, not a recursive closure: a closure referring to itself is a reference
+    # cycle that would keep `leaves` (a compiled call's arguments) alive until the next
+    # garbage collection
+    if is_leaf is not None and is_leaf(x):
         leaves.append(x)
         return LEAF_DEF
-
-    return leaves, walk(tree)
+    if x is None:
+        return PyTreeDef(NONE)
+    if type(x) is dict:
+        keys = _sorted_keys(x)
+        return PyTreeDef(DICT, keys, tuple(_walk(x[k], leaves, is_leaf) for k in keys))
+    if type(x) is list:
+        return PyTreeDef(LIST, None, tuple(_walk(c, leaves, is_leaf) for c in x))
+    if type(x) is tuple:
+        return PyTreeDef(TUPLE, None, tuple(_walk(c, leaves, is_leaf) for c in x))
+    if _is_namedtuple(x):
+        return PyTreeDef(NAMEDTUPLE, type(x), tuple(_walk(c, leaves, is_leaf) for c in x))
+    leaves.append(x)
+    return LEAF_DEF
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves: Iterable) -> Any:

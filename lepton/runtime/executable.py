@@ -10,12 +10,15 @@ wrong call can never crash the process. One call is one foreign call to the entr
 array of buffer pointers `[inputs..., outputs..., constants..., workspace]`; the entry returns
 0 or the status of a check that failed in the compiled code, and the call raises IndexError
 with `errors[status]` (its outputs are never returned).
+
+Calls are independent: each takes a frame (that pointer array and a workspace) from the
+executable's free list and gives it back, so calls from several threads run at the same time
+(ctypes releases the GIL during the foreign call) while a single caller reuses one frame and
+allocates nothing but its outputs. Nothing of a call's inputs or outputs is kept after it.
 """
 from __future__ import annotations
 
 import ctypes
-import sys
-import threading
 from typing import Sequence
 
 import numpy as np
@@ -43,20 +46,21 @@ class Executable:
         self.input_names = list(input_names or [f"argument {i}" for i in range(len(input_types))])
         self._sources = [tuple(s) for s in output_sources]
         self._constants = [np.ascontiguousarray(c) for c in constants]
-        self._workspace = _aligned_empty(workspace_bytes) if workspace_bytes else None
         self.workspace_bytes = workspace_bytes
-        n_in, n_out = len(self.input_types), len(self.output_types)
-        self._ptrs = (ctypes.c_void_p * (n_in + n_out + len(constants) + 1))()
-        for j, c in enumerate(self._constants):
-            self._ptrs[n_in + n_out + j] = c.ctypes.data
-        if self._workspace is not None:
-            self._ptrs[n_in + n_out + len(constants)] = self._workspace.ctypes.data
         self._fn = _ENTRY_T(lib.address(entry))
         self._expect = [(t.dtype.np, t.shape) for t in self.input_types]
         self._out = [(t.shape, t.dtype.np) for t in self.output_types]
-        self._lock = threading.Lock()  # the pointer array and workspace are per executable
-        self._recycle: list = [None] * len(self._out)
+        self._frames: list[_Frame] = []     # free frames; list.pop and append are atomic
         self.errors = dict(errors or {})
+
+    def _new_frame(self) -> "_Frame":
+        n_in, n_out = len(self.input_types), len(self.output_types)
+        frame = _Frame(self.workspace_bytes, n_in + n_out + len(self._constants) + 1)
+        for j, c in enumerate(self._constants):
+            frame.ptrs[n_in + n_out + j] = c.ctypes.data
+        if frame.workspace is not None:
+            frame.ptrs[n_in + n_out + len(self._constants)] = frame.workspace.ctypes.data
+        return frame
 
     def check(self, args) -> list[np.ndarray]:
         """The arguments as dense arrays of the compiled types, or a clear exception."""
@@ -78,29 +82,24 @@ class Executable:
             out.append(a)
         return out
 
-    def _output(self, k: int) -> np.ndarray:
-        """A fresh array for output k, or the one returned last time if nobody holds it any
-        more (no view, no reference): its pages are already mapped, which saves the page
-        faults of a new large array (a caching allocator, as PyTorch's)."""
-        last = self._recycle[k]
-        if last is not None and sys.getrefcount(last) == 3:  # _recycle, `last`, the argument
-            return last
-        shape, dt = self._out[k]
-        out = self._recycle[k] = np.empty(shape, dt)
-        return out
-
     def __call__(self, *args) -> list[np.ndarray]:
         arrays = self.check(args)
         n_in = len(arrays)
-        with self._lock:
-            outs = [self._output(k) if src[0] == "kernel" else None
-                    for k, src in enumerate(self._sources)]
-            ptrs = self._ptrs
+        outs = [np.empty(*self._out[k]) if src[0] == "kernel" else None
+                for k, src in enumerate(self._sources)]
+        try:
+            frame = self._frames.pop()
+        except IndexError:  # (not a check first: another thread may pop in between)
+            frame = self._new_frame()
+        try:
+            ptrs = frame.ptrs
             for i, a in enumerate(arrays):
                 ptrs[i] = a.ctypes.data
             for k, o in enumerate(outs):
                 ptrs[n_in + k] = o.ctypes.data if o is not None else None
             status = self._fn(ptrs)
+        finally:
+            self._frames.append(frame)
         if status:
             raise IndexError(self.errors.get(status, f"compiled code failed (status {status})"))
         for k, src in enumerate(self._sources):
@@ -108,3 +107,13 @@ class Executable:
                 base = {"input": arrays, "constant": self._constants, "output": outs}[src[0]]
                 outs[k] = np.array(base[src[1]]).reshape(self._out[k][0])
         return outs
+
+
+class _Frame:
+    """What one call needs of its own: the entry's pointer array (constants and workspace
+    filled in once) and the workspace (intermediates and kernel scratch)."""
+    __slots__ = ("ptrs", "workspace")
+
+    def __init__(self, workspace_bytes: int, n_ptrs: int):
+        self.workspace = _aligned_empty(workspace_bytes) if workspace_bytes else None
+        self.ptrs = (ctypes.c_void_p * n_ptrs)()

@@ -17,6 +17,7 @@ import llvmlite
 import llvmlite.binding as llvm
 
 from .vector_width import width_features
+from . import threads
 
 _lock = threading.Lock()
 
@@ -25,6 +26,7 @@ _lock = threading.Lock()
 def _init() -> None:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+    threads.register_symbol()
 
 
 def host_cpu() -> tuple[str, str]:
@@ -90,6 +92,7 @@ def openmp_available() -> bool:
         llvm.load_library_permanently(path)
     except RuntimeError:
         return False
+    threads.note_openmp_loaded()
     return True
 
 

@@ -17,9 +17,9 @@ from llvmlite import ir
 
 from ...ir.types import TensorType
 from .gemm import GemmShape, plan_gemm
-from .kernel import (Epilogue, Kernel, lane_mask, llvm_type, masked_load, masked_store, minmax,
-                     splat, vector_width)
-from .loops import const, for_range, i8, i64, new_function
+from .kernel import (SCRATCH_ARG, Epilogue, Kernel, kernel_args, lane_mask, llvm_type,
+                     masked_load, masked_store, minmax, new_kernel, splat, vector_width)
+from .loops import const, for_range, i64, new_function
 from .parallel import finish_items, worth_threads
 from .pool import emit_pool2d
 
@@ -113,7 +113,8 @@ def emit_im2col(module: ir.Module, name: str, x: TensorType, cg: int, kernel, st
 def emit_conv2d(module: ir.Module, name: str, x: TensorType, w: TensorType, out: TensorType,
                 stride, padding, dilation, groups: int, epilogue: Epilogue = None,
                 threads: int = 1) -> Kernel:
-    """Adds `void name(T* out, T* x, T* w, i8* scratch)` computing conv2d (module docstring)."""
+    """Adds `void name(T* out, T* x, T* w, i8* scratch[, i8* ctx])` (ctx, passed to the
+    epilogue, only with one) computing conv2d (module docstring)."""
     stride, padding, dilation = tuple(stride), tuple(padding), tuple(dilation)
     _check(x, w, out, stride, padding, dilation, groups)
     n, c, h, wd = x.shape
@@ -121,9 +122,7 @@ def emit_conv2d(module: ir.Module, name: str, x: TensorType, w: TensorType, out:
     ho, wo = out.shape[2:]
     og, kdim, npix = o // groups, cg * kh * kw, ho * wo
     t = llvm_type(x.dtype)
-    fn, b = new_function(module, name, [t.as_pointer()] * 3 + [i8.as_pointer()],
-                         ["out", "x", "w", "scratch"])
-    out_p, x_p, w_p, scratch = fn.args
+    fn, b = new_kernel(module, name, x.dtype, epilogue)
     direct = (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0)
     s = GemmShape(x.dtype, og, npix, kdim, kdim, npix, npix)
     gemm, gemm_bytes = plan_gemm(module, f"{name}.gemm", s, epilogue)
@@ -135,7 +134,7 @@ def emit_conv2d(module: ir.Module, name: str, x: TensorType, w: TensorType, out:
     use = worth_threads(threads, n * groups * og * npix * kdim // 32, n * groups)
 
     def image(bb, ng, args):
-        out_p, x_p, w_p, scratch = args
+        out_p, x_p, w_p, scratch, ctx = kernel_args(args)
         # image n, group g: its channels are contiguous in x, its filters in w, outputs in out
         col = bb.bitcast(bb.gep(scratch, [const(col_off)]), t.as_pointer())
         xg = bb.gep(x_p, [bb.mul(ng, const(cg * h * wd))], inbounds=True)
@@ -144,12 +143,13 @@ def emit_conv2d(module: ir.Module, name: str, x: TensorType, w: TensorType, out:
         og_row = bb.mul(ng, const(og))
         outg = bb.gep(out_p, [bb.mul(og_row, const(npix))], inbounds=True)
         if direct:
-            bb.call(gemm, [wg, xg, outg, scratch, og_row])
+            bb.call(gemm, [wg, xg, outg, scratch, og_row, ctx])
         else:
             bb.call(im2col, [col, xg])
-            bb.call(gemm, [wg, col, outg, scratch, og_row])
+            bb.call(gemm, [wg, col, outg, scratch, og_row, ctx])
 
-    return Kernel(fn, finish_items(module, name, fn, b, n * groups, use, per_scratch, image))
+    return Kernel(fn, finish_items(module, name, fn, b, n * groups, use, per_scratch, image,
+                                   SCRATCH_ARG))
 
 
 def _round64(x: int) -> int:

@@ -10,7 +10,7 @@ scratch, zero-padded to whole vectors; then each group of R rows of P streams th
 (p, q) pair keeping one vector of partial sums that is reduced to a scalar at the end.
 
     drv, nbytes = emit_dot_driver(module, "mv", GemmShape(f32, 1024, 1, 1024, 1024, 1, 1))
-    # void drv(T* a, T* b, T* c, i8* scratch, i64 row0): same contract as gemm.py's drivers
+    # void drv(T* a, T* b, T* c, i8* scratch, i64 row0, i8* ctx): gemm.py's drivers' contract
 
 The epilogue receives scalars here (row = row0 + m, col = n).
 """
@@ -20,9 +20,9 @@ from dataclasses import replace
 
 from llvmlite import ir
 
-from .kernel import (Epilogue, fma, intrinsic, lane_mask, llvm_type, masked_load, vector_width,
-                     vptr, vsuffix)
-from .loops import const, for_range, i8, i64, new_function
+from .kernel import (Epilogue, fma, intrinsic, lane_mask, llvm_type, masked_load, new_driver,
+                     vector_width, vptr, vsuffix)
+from .loops import const, for_range, i64
 
 DOT_MAX_N = 8       # at most this many columns (with N=10, one row per group loses to packing)
 ACCUMULATORS = 16   # R*N vectors of partial sums: registers to spare, FMA latency hidden
@@ -50,10 +50,8 @@ def emit_dot_driver(module: ir.Module, name: str, s, epilogue: Epilogue = None,
     tp = t.as_pointer()
     if swap and not s.trans_b or not swap and s.trans_a:
         raise ValueError(f"dot driver: the streamed operand must run along K ({s})")
-    fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64],
-                         ["a", "b", "c", "scratch", "row0"])
-    fn.linkage = "internal"
-    a_p, b_p, c_p, scratch, row0 = fn.args
+    fn, b = new_driver(module, name, s.dtype)
+    a_p, b_p, c_p, scratch, row0, ctx = fn.args
     k = s.k
     if swap:    # P: rows of B^T as stored; Q: rows of A (along K unless A is transposed)
         p_p, n_p, ldp, q_p, n_q, ldq, q_direct = b_p, s.n, s.ldb, a_p, s.m, s.lda, not s.trans_a
@@ -110,7 +108,7 @@ def emit_dot_driver(module: ir.Module, name: str, s, epilogue: Epilogue = None,
                            fastmath=("reassoc",))
                 row, col = (const(j), p) if swap else (p, const(j))
                 if epilogue is not None:
-                    v = epilogue(b, v, b.add(row0, row), col)
+                    v = epilogue(b, v, b.add(row0, row), col, ctx)
                 b.store(v, b.gep(c_p, [b.add(b.mul(row, const(s.ldc)), col)], inbounds=True))
 
     groups, edge = divmod(n_p, rows)
@@ -135,17 +133,14 @@ def _emit_row_groups(module: ir.Module, name: str, s, epilogue: Epilogue):
         passes[m], nbytes = emit_dot_driver(module, f"{name}.g{m}", replace(s, m=m), epilogue,
                                             swap=True)
         scratch = max(scratch, nbytes)
-    tp = llvm_type(s.dtype).as_pointer()
-    fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64],
-                         ["a", "b", "c", "scratch", "row0"])
-    fn.linkage = "internal"
-    a_p, b_p, c_p, scratch_p, row0 = fn.args
+    fn, b = new_driver(module, name, s.dtype)
+    a_p, b_p, c_p, scratch_p, row0, ctx = fn.args
     a_rs = s.a_strides[0]
     r0 = 0
     for m in sizes:
         b.call(passes[m], [b.gep(a_p, [const(r0 * a_rs)], inbounds=True), b_p,
                            b.gep(c_p, [const(r0 * s.ldc)], inbounds=True), scratch_p,
-                           b.add(row0, const(r0))])
+                           b.add(row0, const(r0)), ctx])
         r0 += m
     b.ret_void()
     return fn, scratch

@@ -7,8 +7,9 @@ conv: rows n*O + o, columns oh*Wo + ow) and calls the epilogue with a vector of 
 columns of one row. Each external input of the chain is read through its broadcast view of the
 output: a scalar splat when it is constant along the columns (a conv bias), a (masked) vector
 load when it runs along them with unit stride (a matmul bias, a residual). The GEMM's inner
-tiles are functions of their own, so the chain's input pointers reach them through internal
-globals that the kernel sets on entry (one call at a time per executable).
+tiles are functions of their own, so the chain's input pointers reach them through the
+epilogue's `ctx` argument: an array of those pointers on the kernel's stack, passed down the
+GEMM's functions. Nothing is global, so calls may run at the same time.
 """
 from __future__ import annotations
 
@@ -37,22 +38,19 @@ def emit_epilogue_kernel(module: ir.Module, name: str, group: Group, threads: in
     trans = [x in inside for x in head.inputs]
     ext = list(dict.fromkeys(x for m in chain for x in m.inputs
                              if x not in inside and immediate(x) is None))
-    slots = []
-    for i, x in enumerate(ext):
-        slot = ir.GlobalVariable(module, mem_type(x.dtype).as_pointer(), f"{name}.in{i}")
-        slot.linkage = "internal"
-        slot.initializer = ir.Constant(slot.type.pointee, None)
-        slots.append(slot)
+    ctx_t = ir.ArrayType(i8.as_pointer(), max(1, len(ext)))
     shape = head.shape
     cd = column_dims(head)
     row_shape, n_cols = shape[:-cd], math.prod(shape[-cd:])
     views = {x: broadcast_view(x.shape, shape) for x in ext}
 
-    def epilogue(b: ir.IRBuilder, value, row, col):
+    def epilogue(b: ir.IRBuilder, value, row, col, ctx):
         lanes = value.type.count if isinstance(value.type, ir.VectorType) else 0
         env = {head: value}
-        for x, slot in zip(ext, slots):
-            env[x] = _read(b, b.load(slot), x, views[x], row_shape, cd, row, col, lanes, n_cols)
+        inputs = b.bitcast(ctx, ctx_t.as_pointer())
+        for i, x in enumerate(ext):
+            ptr = b.bitcast(b.load(b.gep(inputs, [const(0), const(i)])), _ptr(x))
+            env[x] = _read(b, ptr, x, views[x], row_shape, cd, row, col, lanes, n_cols)
 
         def get(v):
             imm = immediate(v)
@@ -76,13 +74,21 @@ def emit_epilogue_kernel(module: ir.Module, name: str, group: Group, threads: in
                                  head.inputs[1].type, head.type, a["stride"], a["padding"],
                                  a["dilation"], a["groups"], epilogue=apply, threads=threads)
     inner.fn.linkage = "internal"
-    args = [mem_type(v.dtype).as_pointer() for v in [out, *stored, *ext]]
-    fn, b = new_function(module, name, args + [i8.as_pointer()])
-    for p, slot in zip(fn.args[3:-1], slots):
-        b.store(p, slot)
-    b.call(inner.fn, [fn.args[0], fn.args[1], fn.args[2], fn.args[-1]])
+    fn, b = new_function(module, name,
+                         [_ptr(v) for v in [out, *stored, *ext]] + [i8.as_pointer()])
+    args = [fn.args[0], fn.args[1], fn.args[2], fn.args[-1]]
+    if apply is not None:   # the chain's inputs, for this call only
+        ctx = b.alloca(ctx_t)
+        for i, p in enumerate(fn.args[3:-1]):
+            b.store(b.bitcast(p, i8.as_pointer()), b.gep(ctx, [const(0), const(i)]))
+        args.append(b.bitcast(ctx, i8.as_pointer()))
+    b.call(inner.fn, args)
     b.ret_void()
     return fn, [*stored, *ext], inner.scratch_bytes
+
+
+def _ptr(x: Value):
+    return mem_type(x.dtype).as_pointer()
 
 
 def _read(b, ptr, x: Value, view, row_shape, cd, row, col, lanes, n_cols):

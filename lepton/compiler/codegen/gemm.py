@@ -34,8 +34,9 @@ from llvmlite import ir
 from ...ir.types import DType, TensorType, float32, float64
 from .dot import DOT_MAX_N, DOT_SWAP_MAX_M, emit_dot_driver
 from .int_gemm import emit_int_gemm
-from .kernel import Epilogue, Kernel, llvm_type, minmax, vector_width
-from .loops import const, for_range, i8, i32, i64, new_function
+from .kernel import (SCRATCH_ARG, Epilogue, Kernel, kernel_args, llvm_type, minmax, new_driver,
+                     new_kernel, vector_width)
+from .loops import const, for_range, i32, i64
 from .parallel import finish_items, worth_threads
 from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_at, emit_pack_b
 from .transpose import emit_pack_bt
@@ -120,18 +121,17 @@ def gemm_scratch_bytes(s: GemmShape, blk: Blocking) -> int:
 
 def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
                      epilogue: Epilogue = None) -> ir.Function:
-    """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0)` computing
-    C = op(A) @ op(B) for the static shape `s` (row0: the epilogue's index of C's first row);
-    scratch holds gemm_scratch_bytes(s, blk) for the packed block of B (and of A, if packed)."""
+    """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0, i8* ctx)`
+    computing C = op(A) @ op(B) for the static shape `s` (row0: the epilogue's index of C's
+    first row, ctx: the epilogue's context); scratch holds gemm_scratch_bytes(s, blk) for the
+    packed block of B (and of A, if packed)."""
     t = llvm_type(s.dtype)
     vl = vector_width(s.dtype)
     if blk.nr % vl or blk.mc % blk.mr or blk.nc % blk.nr:
         raise ValueError(f"bad blocking {blk} for {s.dtype}")
     tp = t.as_pointer()
-    fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64],
-                         ["a", "b", "c", "scratch", "row0"])
-    fn.linkage = "internal"
-    a_p, b_p, c_p, scratch, row0 = fn.args
+    fn, b = new_driver(module, name, s.dtype)
+    a_p, b_p, c_p, scratch, row0, ctx = fn.args
     mr, nr = blk.mr, blk.nr
     b_pack = b.bitcast(scratch, tp)
     a_pack = b.bitcast(b.gep(scratch, [const(_b_pack_bytes(s, blk))]), tp)
@@ -162,7 +162,7 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
 
     def call_tile(f, ap, bp, crow, ccol, kc, mode):
         c = b.gep(c_p, [b.add(b.mul(crow, const(s.ldc)), ccol)], inbounds=True)
-        b.call(f, [ap, bp, c, kc, mode, b.add(row0, crow), ccol])
+        b.call(f, [ap, bp, c, kc, mode, b.add(row0, crow), ccol, ctx])
 
     with for_range(b, s.n, step=blk.nc, name="jc") as jc:
         nc = minmax(b, const(blk.nc), b.sub(const(s.n), jc), smaller=True)
@@ -216,8 +216,8 @@ def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
 
 def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
                      epilogue: Epilogue = None) -> ir.Function:
-    """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0)` for GEMMs whose
-    C fits in cache (few rows: matrix-vector products, small batches). Nothing is packed and B
+    """Adds an internal driver (emit_gemm_driver's signature) for GEMMs whose C fits in cache
+    (few rows: matrix-vector products, small batches). Nothing is packed and B
     streams through exactly once: K is cut into slices of ROWS_KB rows (more for narrow B, up
     to ROWS_SLICE_BYTES), and each slice (small enough for L1) meets every row group of A and
     every column of C before the next is read. The hardware prefetcher follows the slice's
@@ -228,10 +228,8 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
     t = llvm_type(s.dtype)
     vl = vector_width(s.dtype)
     tp = t.as_pointer()
-    fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64],
-                         ["a", "b", "c", "scratch", "row0"])
-    fn.linkage = "internal"
-    a_p, b_p, c_p, _, row0 = fn.args
+    fn, b = new_driver(module, name, s.dtype)
+    a_p, b_p, c_p, _, row0, ctx = fn.args
     mr = min(mr, s.m)
     # enough accumulators to cover the FMA latency, few enough to stay in registers
     nvec = max(1, min(ROWS_MAX_VECTORS, 24 // mr, -(-s.n // vl)))
@@ -256,11 +254,11 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
             with for_range(b, n_full, name="j") as j:
                 col = b.mul(j, const(width))
                 b.call(tiles[rows, width], [a_r, b.gep(b_k, [col]), b.gep(c_r, [col]), kc, mode,
-                                            b.add(row0, r0), col])
+                                            b.add(row0, r0), col, ctx])
         if n_edge:
             col = const(n_full * width)
             b.call(tiles[rows, n_edge], [a_r, b.gep(b_k, [col]), b.gep(c_r, [col]), kc, mode,
-                                         b.add(row0, r0), col])
+                                         b.add(row0, r0), col, ctx])
 
     kb = max(ROWS_KB, ROWS_SLICE_BYTES // (s.n * s.dtype.itemsize))
     if s.m <= mr and s.m * s.n * s.dtype.itemsize > ROWS_MAX_C_BYTES:
@@ -296,17 +294,15 @@ def emit_ct_driver(module: ir.Module, name: str, s: GemmShape,
     st = GemmShape(s.dtype, s.n, s.m, s.k, s.ldb, s.lda, ldt, trans_a=not s.trans_b)
     inner = emit_rows_driver(module, f"{name}.t", st, DEFAULT_BLOCKING[s.dtype].mr)
     tp = llvm_type(s.dtype).as_pointer()
-    fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64],
-                         ["a", "b", "c", "scratch", "row0"])
-    fn.linkage = "internal"
-    a_p, b_p, c_p, scratch, row0 = fn.args
+    fn, b = new_driver(module, name, s.dtype)
+    a_p, b_p, c_p, scratch, row0, ctx = fn.args
     ct = b.bitcast(scratch, tp)
-    b.call(inner, [b_p, a_p, ct, scratch, const(0)])
+    b.call(inner, [b_p, a_p, ct, scratch, const(0), ctx])
     with for_range(b, s.m, name="i") as i:
         for j in range(s.n):
             v = b.load(b.gep(ct, [b.add(i, const(j * ldt))], inbounds=True))
             if epilogue is not None:
-                v = epilogue(b, v, b.add(row0, i), const(j))
+                v = epilogue(b, v, b.add(row0, i), const(j), ctx)
             b.store(v, b.gep(c_p, [b.add(b.mul(i, const(s.ldc)), const(j))], inbounds=True))
     b.ret_void()
     return fn, s.n * ldt * s.dtype.itemsize
@@ -389,8 +385,9 @@ def _batch_strides(shape, batch, matrix_elems):
 def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out: TensorType,
                 epilogue: Epilogue = None, blocking: Optional[Blocking] = None,
                 trans_a: bool = False, trans_b: bool = False, threads: int = 1) -> Kernel:
-    """Adds `void name(T* out, T* a, T* b, i8* scratch)` computing op(a) @ op(b) with static
-    shapes and NumPy's batch broadcasting (module docstring). op(x) is x, or with the trans
+    """Adds `void name(T* out, T* a, T* b, i8* scratch[, i8* ctx])` (ctx, passed to the
+    epilogue, only with one) computing op(a) @ op(b) with static shapes and NumPy's batch
+    broadcasting (module docstring). op(x) is x, or with the trans
     flag its last two axes swapped: `a` then describes the operand as stored, (..., K, M),
     and `b` (..., N, K); nothing is copied to memory for it. Raises ValueError on
     inconsistent types.
@@ -403,9 +400,8 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
     nb = math.prod(batch)
     sa = _batch_strides(a.shape[:-2], batch, m * k)
     sb = _batch_strides(b.shape[:-2], batch, k * n)
-    fn, bld = new_function(module, name, [t.as_pointer()] * 3 + [i8.as_pointer()],
-                           ["out", "a", "b", "scratch"])
-    c_p, a_p, b_p, scratch = fn.args
+    fn, bld = new_kernel(module, name, a.dtype, epilogue)
+    c_p, a_p, b_p, scratch, ctx = kernel_args(fn.args)
     if m == 0 or n == 0 or nb == 0:
         bld.ret_void()
         return Kernel(fn, 0)
@@ -415,7 +411,7 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
             with for_range(bld, n, name="j") as j:
                 v = ir.Constant(t, 0)
                 if epilogue is not None:
-                    v = epilogue(bld, v, r, j)
+                    v = epilogue(bld, v, r, j, ctx)
                 bld.store(v, bld.gep(c_p, [bld.add(bld.mul(r, const(n)), j)]))
         bld.ret_void()
         return Kernel(fn, 0)
@@ -435,10 +431,10 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
         per_scratch = _round_up(max(sc for _, sc in drivers.values()), 64)
 
         def rows_body(bb, blk, args):
-            c_p, a_p, b_p, scratch = args
+            c_p, a_p, b_p, scratch, ctx = kernel_args(args)
             r0 = bb.mul(blk, const(mb))
             a_blk = bb.gep(a_p, [r0 if trans_a else bb.mul(r0, const(lda))])
-            args = [a_blk, b_p, bb.gep(c_p, [bb.mul(r0, const(n))]), scratch, r0]
+            args = [a_blk, b_p, bb.gep(c_p, [bb.mul(r0, const(n))]), scratch, r0, ctx]
             last = -(-rows // mb) - 1
             if len(sizes) == 1:
                 bb.call(drivers[sizes[0]][0], args)
@@ -449,13 +445,13 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
                     with full:
                         bb.call(drivers[sizes[1]][0], args)
         return Kernel(fn, finish_items(module, name, fn, bld, -(-rows // mb), per_thread,
-                                       per_scratch, rows_body))
+                                       per_scratch, rows_body, SCRATCH_ARG))
     s = GemmShape(a.dtype, m, n, k, lda, ldb, n, trans_a, trans_b)
     drv, scratch_bytes = plan_gemm(module, f"{name}.gemm", s, epilogue, blocking)
     per_scratch = _round_up(scratch_bytes, 64)
 
     def batch_body(bb, bi, args):
-        c_p, a_p, b_p, scratch = args
+        c_p, a_p, b_p, scratch, ctx = kernel_args(args)
         a_off, b_off, rest = const(0), const(0), bi
         for d in reversed(range(len(batch))):
             idx = bb.urem(rest, const(batch[d]))
@@ -463,7 +459,8 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
             a_off = bb.add(a_off, bb.mul(idx, const(sa[d])))
             b_off = bb.add(b_off, bb.mul(idx, const(sb[d])))
         bb.call(drv, [bb.gep(a_p, [a_off]), bb.gep(b_p, [b_off]),
-                      bb.gep(c_p, [bb.mul(bi, const(m * n))]), scratch, bb.mul(bi, const(m))])
+                      bb.gep(c_p, [bb.mul(bi, const(m * n))]), scratch, bb.mul(bi, const(m)),
+                      ctx])
     return Kernel(fn, finish_items(module, name, fn, bld, nb,
                                    worth_threads(threads, nb * m * n * k // 32, nb),
-                                   per_scratch, batch_body))
+                                   per_scratch, batch_body, SCRATCH_ARG))

@@ -1,7 +1,7 @@
 """Integer GEMM: plain loops that LLVM vectorises, wrapping arithmetic (NumPy's).
 
     fn = emit_int_gemm(module, "mm.gemm", GemmShape(int32, 7, 9, 13, 13, 9, 9))
-    # void fn(T* a, T* b, T* c, i8* scratch, i64 row0): the contract of gemm.py's drivers
+    # void fn(T* a, T* b, T* c, i8* scratch, i64 row0, i8* ctx): gemm.py's drivers' contract
 
 With B stored as is, row i of C accumulates A[i, k] * B[k, :] (unit-stride vectors along N);
 with B stored transposed, C[i, j] is a dot product along K (unit stride in B^T's rows).
@@ -11,18 +11,15 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .kernel import Epilogue, llvm_type
-from .loops import const, for_range, i8, i64, new_function
+from .kernel import Epilogue, llvm_type, new_driver
+from .loops import const, for_range
 
 
 def emit_int_gemm(module: ir.Module, name: str, s, epilogue: Epilogue = None) -> ir.Function:
     """Adds the internal driver for the integer GemmShape `s` (any trans flags)."""
     t = llvm_type(s.dtype)
-    tp = t.as_pointer()
-    fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64],
-                         ["a", "b", "c", "scratch", "row0"])
-    fn.linkage = "internal"
-    a_p, b_p, c_p, _, row0 = fn.args
+    fn, b = new_driver(module, name, s.dtype)
+    a_p, b_p, c_p, _, row0, ctx = fn.args
     a_rs, a_cs = s.a_strides
     b_rs, b_cs = s.b_strides
 
@@ -52,6 +49,6 @@ def emit_int_gemm(module: ir.Module, name: str, s, epilogue: Epilogue = None) ->
         if epilogue is not None:
             with for_range(b, s.n, name="j") as j:
                 p = b.gep(c_p, [b.add(crow, j)])
-                b.store(epilogue(b, b.load(p), b.add(row0, i), j), p)
+                b.store(epilogue(b, b.load(p), b.add(row0, i), j, ctx), p)
     b.ret_void()
     return fn

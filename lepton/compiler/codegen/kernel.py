@@ -7,12 +7,15 @@ calling convention `void name(T* out, T* in0, [T* in1,] i8* scratch)` and return
     k.fn             # the ir.Function
     k.scratch_bytes  # the caller passes a 64-byte aligned buffer of at least this many bytes
 
-An *epilogue* is a callable `epilogue(builder, value, row, col) -> value` applied to each value
-just before it is stored for the last time. `value` is a `<VL x T>` vector holding columns
+An *epilogue* is a callable `epilogue(builder, value, row, col, ctx) -> value` applied to each
+value just before it is stored for the last time. `value` is a `<VL x T>` vector holding columns
 col .. col+VL-1 of row `row` (or a scalar of type T in scalar code paths); `row` and `col` are
 i64 values indexing the output seen as a 2-d matrix (see each emitter for the mapping).
 Lanes past the matrix edge (col + l >= N) hold garbage and are never stored: an epilogue that
-loads per-column data (a bias) must mask those lanes itself, N being static.
+loads per-column data (a bias) must mask those lanes itself, N being static. `ctx` is the i8*
+the kernel was called with for its epilogue (the addresses of the epilogue's inputs): it is
+passed down every internal function to the epilogue, so each call, even one running at the
+same time as another, reads its own inputs (no global state).
 """
 from __future__ import annotations
 
@@ -22,9 +25,9 @@ from typing import Callable, Optional
 from llvmlite import ir
 
 from ...ir.types import DType, float32, float64, int32, int64
-from .loops import i1, i32, i64
+from .loops import i1, i8, i32, i64, new_function
 
-Epilogue = Optional[Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value], ir.Value]]
+Epilogue = Optional[Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value, ir.Value], ir.Value]]
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,35 @@ class Kernel:
     """An emitted kernel: the function and the scratch bytes its caller must provide."""
     fn: ir.Function
     scratch_bytes: int
+
+
+def new_driver(module: ir.Module, name: str, dt: DType) -> tuple[ir.Function, ir.IRBuilder]:
+    """An internal GEMM driver `void name(T* a, T* b, T* c, i8* scratch, i64 row0, i8* ctx)`
+    (the contract of gemm.py's drivers; ctx: the epilogue's) and a builder at its entry."""
+    tp = llvm_type(dt).as_pointer()
+    fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer(), i64, i8.as_pointer()],
+                         ["a", "b", "c", "scratch", "row0", "ctx"])
+    fn.linkage = "internal"
+    return fn, b
+
+
+def new_kernel(module: ir.Module, name: str, dt: DType,
+               epilogue: Epilogue) -> tuple[ir.Function, ir.IRBuilder]:
+    """A GEMM or convolution kernel `void name(T* out, T* x, T* y, i8* scratch[, i8* ctx])`
+    (ctx, the epilogue's, only with one) and a builder at its entry."""
+    p, i8p = llvm_type(dt).as_pointer(), i8.as_pointer()
+    extra = [i8p] if epilogue is not None else []
+    return new_function(module, name, [p, p, p, i8p] + extra,
+                        ["out", "x", "y", "scratch", "ctx"][:4 + len(extra)])
+
+
+SCRATCH_ARG = 3     # the scratch's place among a new_kernel function's arguments
+
+
+def kernel_args(args) -> tuple:
+    """(out, x, y, scratch, ctx) from a new_kernel function's arguments (ctx null if none)."""
+    ctx = args[4] if len(args) > 4 else ir.Constant(i8.as_pointer(), None)
+    return (*args[:4], ctx)
 
 
 _LLVM = {float32: ir.FloatType(), float64: ir.DoubleType(), int32: i32, int64: i64}

@@ -9,11 +9,11 @@ memory traffic).
 
     spec = TileSpec(float32, mr=8, nvec=2, n_valid=32, a_rs=1024, a_cs=1, b_rs=32, ldc=1024)
     mk = emit_microkernel(module, "mm.tile", spec)
-    # void mk(T* a, T* b, T* c, i64 kc, i32 mode, i64 row0, i64 col0)
+    # void mk(T* a, T* b, T* c, i64 kc, i32 mode, i64 row0, i64 col0, i8* ctx)
 
 `mode` bit 0: add the block to C (later K slices) instead of overwriting it; bit 1: this is the
-last K slice, apply the epilogue before storing. The store is one place, written once per mode,
-so an epilogue sees every output value exactly once.
+last K slice, apply the epilogue (given ctx) before storing. The store is one place, written
+once per mode, so an epilogue sees every output value exactly once.
 
 Packed layout of B (the micro-kernel's fast input; emit_pack_b here, transpose.emit_pack_bt
 for a B stored transposed):
@@ -30,7 +30,7 @@ from llvmlite import ir
 from ...ir.types import DType
 from .kernel import (Epilogue, fma, lane_mask, llvm_type, masked_load, masked_store, splat,
                      vector_width, vptr)
-from .loops import const, for_range, i32, i64, new_function
+from .loops import const, for_range, i8, i32, i64, new_function
 
 UNROLL = 4  # k steps per trip of the micro-kernel's main loop: enough to hide the loop overhead
 
@@ -68,13 +68,14 @@ def emit_microkernel(module: ir.Module, name: str, spec: TileSpec,
         raise ValueError(f"micro-kernel {name}: {spec.n_valid} valid columns for {spec.nvec} vectors")
     tail = spec.n_valid - (spec.nvec - 1) * vl          # valid lanes of the last vector
     tail_mask = lane_mask(vl, tail) if tail < vl else None
-    fn, b = new_function(module, name, [t.as_pointer()] * 3 + [i64, i32, i64, i64],
-                         ["a", "b", "c", "kc", "mode", "row0", "col0"])
+    fn, b = new_function(module, name,
+                         [t.as_pointer()] * 3 + [i64, i32, i64, i64, i8.as_pointer()],
+                         ["a", "b", "c", "kc", "mode", "row0", "col0", "ctx"])
     fn.linkage = "internal"
     # kept out of line: inlined with a constant kc, LLVM unrolls the k loop wholesale, which
     # multiplies compile time for no speed (one call per mr x nr x kc tile is noise)
     fn.attributes.add("noinline")
-    a_p, b_p, c_p, kc, mode, row0, col0 = fn.args
+    a_p, b_p, c_p, kc, mode, row0, col0, ctx = fn.args
     mr, nvec = spec.mr, spec.nvec
     zero = ir.Constant(vt, None)
 
@@ -135,11 +136,11 @@ def emit_microkernel(module: ir.Module, name: str, spec: TileSpec,
     b.branch(rhead)
 
     b.position_at_end(store)
-    _emit_store(b, spec, vt, acc2, c_p, mode, row0, col0, tail_mask, epilogue)
+    _emit_store(b, spec, vt, acc2, c_p, mode, row0, col0, tail_mask, epilogue, ctx)
     return fn
 
 
-def _emit_store(b, spec, vt, acc, c_p, mode, row0, col0, tail_mask, epilogue):
+def _emit_store(b, spec, vt, acc, c_p, mode, row0, col0, tail_mask, epilogue, ctx):
     """Writes the register block to C once per mode (see the module docstring)."""
     fn = b.function
     vl = spec.vl
@@ -164,7 +165,7 @@ def _emit_store(b, spec, vt, acc, c_p, mode, row0, col0, tail_mask, epilogue):
                     old = masked_load(b, p, tail_mask, vt) if masked else b.load(p, align=spec.dtype.itemsize)
                     val = b.fadd(old, val)
                 if m & 2:
-                    val = epilogue(b, val, row, b.add(col0, const(v * vl)))
+                    val = epilogue(b, val, row, b.add(col0, const(v * vl)), ctx)
                 if masked:
                     masked_store(b, val, p, tail_mask)
                 else:

@@ -5,6 +5,12 @@ iterations [lo, hi) of its outermost loop, with the kernel's pointer arguments m
 usual; `name(args...)` runs the body once for [0, n) when one thread is enough, or calls
 `GOMP_parallel` with an outlined function that gives each thread a contiguous chunk.
 
+The thread count is fixed at compile time (it decides the blocking) but capped at each call by
+the runtime's i32 `lepton_thread_cap` (lepton/runtime/threads.py), an external symbol the code
+only reads: with a cap of 1 the body runs on the calling thread and libgomp is not entered at
+all, which is what a forked child needs (libgomp's thread pool does not survive a fork: its
+first parallel region there would wait forever for the parent's threads).
+
     body, b, args, lo, hi = begin_split(module, "k0", arg_types)
     ... emit the loops over [lo, hi) with b, then b.ret_void() ...
     finish_split(module, "k0", body, arg_types, n_outer, threads)
@@ -15,10 +21,12 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from .loops import for_range, i8, i32, i64, new_function
+from .loops import entry_alloca, for_range, i8, i32, i64, new_function
 
 # Below this many elements of work a kernel stays on one thread (a region costs ~2 µs).
 MIN_PARALLEL_ELEMENTS = 1 << 15
+
+THREAD_CAP = "lepton_thread_cap"    # the runtime's cap on threads per region (module docstring)
 
 
 def worth_threads(threads: int, elements: int, outer: int) -> int:
@@ -37,21 +45,30 @@ def begin_split(module: ir.Module, name: str, arg_types, noalias: bool = True):
 
 def finish_split(module: ir.Module, name: str, body: ir.Function, arg_types, n: int,
                  threads: int, noalias: bool = True) -> ir.Function:
-    """The kernel `name(args...)`: the body over [0, n) on `threads` threads."""
+    """The kernel `name(args...)`: the body over [0, n) on up to `threads` threads (fewer
+    when the runtime's cap is lower)."""
     fn, b = new_function(module, name, list(arg_types), noalias=noalias)
+    whole = list(fn.args) + [ir.Constant(i64, 0), ir.Constant(i64, n)]
     if threads <= 1:
-        b.call(body, list(fn.args) + [ir.Constant(i64, 0), ir.Constant(i64, n)])
+        b.call(body, whole)
         b.ret_void()
         return fn
-    ctx_t = ir.LiteralStructType(list(arg_types))
-    outlined = _outlined(module, name, body, ctx_t, n)
-    ctx = b.alloca(ctx_t)
-    for k, a in enumerate(fn.args):
-        b.store(a, b.gep(ctx, [ir.Constant(i32, 0), ir.Constant(i32, k)]))
-    b.call(_declare(module, "GOMP_parallel", ir.VoidType(),
-                    [outlined.type, i8.as_pointer(), i32, i32]),
-           [outlined, b.bitcast(ctx, i8.as_pointer()), ir.Constant(i32, threads),
-            ir.Constant(i32, 0)])
+    cap = module.globals.get(THREAD_CAP) or ir.GlobalVariable(module, i32, THREAD_CAP)
+    use = b.load(cap)
+    use = b.select(b.icmp_signed("<", use, ir.Constant(i32, threads)), use,
+                   ir.Constant(i32, threads))
+    with b.if_else(b.icmp_signed("<=", use, ir.Constant(i32, 1))) as (alone, split):
+        with alone:
+            b.call(body, whole)
+        with split:
+            ctx_t = ir.LiteralStructType(list(arg_types))
+            outlined = _outlined(module, name, body, ctx_t, n)
+            ctx = entry_alloca(b, ctx_t)
+            for k, a in enumerate(fn.args):
+                b.store(a, b.gep(ctx, [ir.Constant(i32, 0), ir.Constant(i32, k)]))
+            b.call(_declare(module, "GOMP_parallel", ir.VoidType(),
+                            [outlined.type, i8.as_pointer(), i32, i32]),
+                   [outlined, b.bitcast(ctx, i8.as_pointer()), use, ir.Constant(i32, 0)])
     b.ret_void()
     return fn
 
@@ -76,10 +93,11 @@ def _outlined(module, name, body, ctx_t, n: int) -> ir.Function:
 
 
 def finish_items(module: ir.Module, name: str, fn: ir.Function, b: ir.IRBuilder, n_items: int,
-                 threads: int, per_scratch: int, body) -> int:
-    """Completes `fn(..., i8* scratch)` (b at its end): body(builder, i, args) for each item
-    i < n_items on `threads` threads, args being fn's arguments with the scratch replaced by
-    this thread's own per_scratch bytes. Returns the scratch bytes fn needs."""
+                 threads: int, per_scratch: int, body, scratch_at: int = -1) -> int:
+    """Completes `fn(...)` (b at its end), whose argument `scratch_at` is an i8* scratch:
+    body(builder, i, args) for each item i < n_items on `threads` threads, args being fn's
+    arguments with the scratch replaced by this thread's own per_scratch bytes. Returns the
+    scratch bytes fn needs."""
     if threads <= 1:
         with for_range(b, n_items, name="item") as i:
             body(b, i, list(fn.args))
@@ -87,7 +105,8 @@ def finish_items(module: ir.Module, name: str, fn: ir.Function, b: ir.IRBuilder,
         return per_scratch
     arg_types = [a.type for a in fn.args]
     inner, bb, args, lo, hi = begin_split(module, f"{name}.par", arg_types)
-    mine = args[:-1] + [thread_scratch(bb, args[-1], per_scratch)]
+    mine = list(args)
+    mine[scratch_at] = thread_scratch(bb, args[scratch_at], per_scratch)
     with for_range(bb, hi, start=lo, name="item") as i:
         body(bb, i, mine)
     bb.ret_void()
