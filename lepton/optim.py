@@ -93,12 +93,12 @@ class Optimizer:
         leaves, tree = tree_flatten(args)
         leaves = [_as_array(x) for x in leaves]
         ties = _ties(params)
-        key = (function_key(loss_fn), self._static(), tree, tuple((a.shape, a.dtype) for a in leaves), ties)
+        fkey = function_key(loss_fn)
+        key = (fkey, self._static(), tree, tuple((a.shape, a.dtype) for a in leaves), ties)
         res = self._graphs.get(key)
         if res is None:
             code = getattr(loss_fn, "__code__", None)
-            if code is not None and any(getattr(k[0], "__code__", None) is code
-                                        or (type(k[0]) is tuple and k[0][0] is code)
+            if code is not None and any(k[0] != fkey and type(k[0]) is tuple and k[0][0] is code
                                         for k in self._graphs):
                 warnings.warn(f"{type(self).__name__}.step: loss_fn is a new function object "
                               f"with the code of one compiled before, so the step compiles "
