@@ -111,3 +111,24 @@ def test_one_caller_reuses_one_frame():
     for _ in range(3):
         exe(x, i)
     assert len(exe._frames) == 1
+
+
+def test_large_outputs_are_held_safely_and_their_memory_reused():
+    g = Graph("big")
+    x = g.input(TensorType(float32, (1024, 512)))     # 2 MiB: from the output pool
+    g.set_outputs([g.add("exp", [x])])
+    exe = CompileResult(g, None, None).executable
+    ones = np.ones((1024, 512), np.float32)
+    (y1,) = exe(ones)
+    view, ref, addrs = y1[3:5], weakref.ref(y1), {y1.ctypes.data}
+    del y1
+    (y2,) = exe(ones * 2)
+    assert not np.shares_memory(view, y2)           # a view keeps the memory held
+    np.testing.assert_allclose(view, np.e, rtol=1e-6)
+    assert ref() is not None                       # (the view's base)
+    addrs.add(y2.ctypes.data)
+    del view, y2
+    assert ref() is None                            # no array of a dropped output survives
+    (y3,) = exe(ones)
+    assert y3.ctypes.data in addrs                  # written into memory already mapped
+    np.testing.assert_allclose(y3, np.e, rtol=1e-6)

@@ -14,7 +14,8 @@ with `errors[status]` (its outputs are never returned).
 Calls are independent: each takes a frame (that pointer array and a workspace) from the
 executable's free list and gives it back, so calls from several threads run at the same time
 (ctypes releases the GIL during the foreign call) while a single caller reuses one frame and
-allocates nothing but its outputs. Nothing of a call's inputs or outputs is kept after it.
+allocates nothing but its outputs. Nothing of a call's inputs or outputs is kept after it; the
+memory of a large output comes back for later calls once the caller drops it (outputs.py).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..ir.types import TensorType
 from .jit import NativeLibrary
+from .outputs import OutputPool
 
 _ENTRY_T = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
 
@@ -51,6 +53,7 @@ class Executable:
         self._expect = [(t.dtype.np, t.shape) for t in self.input_types]
         self._out = [(t.shape, t.dtype.np) for t in self.output_types]
         self._frames: list[_Frame] = []     # free frames; list.pop and append are atomic
+        self._pool = OutputPool()           # memory of large outputs nobody holds any more
         self.errors = dict(errors or {})
 
     def _new_frame(self) -> "_Frame":
@@ -85,7 +88,7 @@ class Executable:
     def __call__(self, *args) -> list[np.ndarray]:
         arrays = self.check(args)
         n_in = len(arrays)
-        outs = [np.empty(*self._out[k]) if src[0] == "kernel" else None
+        outs = [self._pool.empty(*self._out[k]) if src[0] == "kernel" else None
                 for k, src in enumerate(self._sources)]
         try:
             frame = self._frames.pop()
