@@ -26,7 +26,7 @@ from .compiler.memory import plan_memory
 from .compiler.pipeline import run_pipeline
 from .frontends.arguments import ArgSpec, Call
 from .frontends.capture import NO_CAPTURES, Captures, scan
-from .frontends.pytree import tree_flatten, tree_unflatten
+from .frontends.pytree import tree_unflatten
 from .frontends.trace import graph_name, trace_flat
 from .ir.graph import Graph
 from .ir.interpreter import evaluate

@@ -23,7 +23,6 @@ Code inside the lepton package, NumPy and the standard library is not scanned.
 from __future__ import annotations
 
 import os
-import sys
 import sysconfig
 import types
 

@@ -1,0 +1,176 @@
+"""`Module`: the base class of models and layers (parameter discovery, loading, binding).
+
+Parameters. A module's parameters are its public attributes (names not starting with "_") that
+hold floating-point NumPy arrays, and, recursively, those of its child modules: attributes that
+hold a `Module`, or a list, tuple or dict of them. Names are PyTorch's dotted paths in
+registration order ("fc1.weight", "layers.0.bias", and "0.weight" inside a `Sequential`); a
+module reached twice is listed once, under its first name. To keep a constant array that is not
+trained, store it under a name starting with "_".
+
+Tracing. A compiled function that calls a module reads its arrays at every call (see
+lepton/frontends/capture.py). `module.apply(params, *args)` calls the module with its parameters
+temporarily replaced by `params` (a dict name -> traced Tensor or array, as `parameters()`
+gives), so a trace sees them as the graph inputs a gradient is taken with respect to; `lp.optim`
+uses it; `with module.bind(params):` is the same as a context. Binding swaps attributes, so one
+module must not be called from two threads while bound.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ..frontends.tensor import Tensor
+
+
+def _is_param(v) -> bool:
+    # A bound parameter is a traced Tensor; it still counts, so binding can nest.
+    return isinstance(v, Tensor) or (isinstance(v, np.ndarray) and v.dtype.kind == "f")
+
+
+class Module:
+    """Base class of models and layers: parameter discovery, loading, and binding for traces.
+
+    Subclasses define `forward(self, *args)` (PyTorch's way) or override `__call__`.
+    """
+    _lepton_state = True  # a compiled function reading a module reads its attributes afresh
+
+    def __init__(self):
+        pass  # nothing to register: parameters are discovered from the attributes
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} defines neither forward() nor "
+                                  f"__call__()")
+
+    # -- discovery -----------------------------------------------------------------------------
+    def _slots(self) -> dict[str, tuple["Module", str]]:
+        """name -> (owning module, attribute) for every parameter, in registration order."""
+        slots: dict[str, tuple[Module, str]] = {}
+        seen: set[int] = set()
+
+        def visit(m: Module, prefix: str) -> None:
+            if id(m) in seen:
+                return
+            seen.add(id(m))
+            for attr, v in vars(m).items():
+                if attr.startswith("_"):
+                    continue
+                if _is_param(v):
+                    slots[prefix + attr] = (m, attr)
+                else:
+                    children(v, prefix + attr, False)
+
+        def children(v, name: str, in_container: bool) -> None:
+            if isinstance(v, Module):
+                visit(v, name + ".")
+            elif isinstance(v, (list, tuple)):
+                for i, c in enumerate(v):
+                    children(c, f"{name}.{i}", True)
+            elif isinstance(v, dict):
+                for k, c in v.items():
+                    children(c, f"{name}.{k}", True)
+            elif in_container and _is_param(v):
+                raise TypeError(f"{type(self).__name__} holds an array inside a list, tuple or "
+                                f"dict ({name}); parameters must be module attributes (wrap it "
+                                f"in a Module), or use a name starting with '_' for a constant")
+
+        visit(self, "")
+        return slots
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """name -> the parameter array itself (not a copy: copy it to keep a snapshot)."""
+        return {name: vars(m)[attr] for name, (m, attr) in self._slots().items()}
+
+    def num_parameters(self) -> int:
+        """The total number of scalars in the parameters."""
+        return sum(int(np.prod(p.shape)) for p in self.parameters().values())
+
+    # -- loading -------------------------------------------------------------------------------
+    def load_parameters(self, params, strict: bool = True) -> None:
+        """Copies `params` (name -> array, e.g. a PyTorch state_dict's arrays) into the
+        parameter arrays, in place. Names, shapes and dtypes must match exactly (dtype: a
+        float64 array does not load into a float32 parameter); with strict=False names may be
+        missing from `params`, never unknown. Nothing is written unless everything matches.
+
+            >>> model.load_parameters({k: v.numpy() for k, v in net.state_dict().items()})
+        """
+        if not hasattr(params, "items"):
+            raise TypeError(f"load_parameters takes a dict name -> array, got "
+                            f"{type(params).__name__}")
+        own = self.parameters()
+        missing = [k for k in own if k not in params]
+        unexpected = [k for k in params if k not in own]
+        if unexpected or (missing and strict):
+            parts = []
+            if missing and strict:
+                parts.append(f"missing {missing}")
+            if unexpected:
+                parts.append(f"unexpected {unexpected}")
+            raise KeyError(f"load_parameters into {type(self).__name__}: "
+                           f"{'; '.join(parts)} (its parameters are {list(own)})")
+        arrays = {}
+        for name, value in params.items():
+            dst = own[name]
+            if isinstance(dst, Tensor):
+                raise RuntimeError(f"cannot load parameters while {type(self).__name__} is "
+                                   f"bound to traced values")
+            try:
+                src = np.asarray(value)
+            except Exception as e:  # e.g. a torch tensor that requires grad
+                raise TypeError(f"parameter {name!r}: cannot convert {type(value).__name__} to a "
+                                f"NumPy array ({e}); pass arrays, e.g. tensor.detach().numpy()"
+                                ) from None
+            if src.shape != dst.shape:
+                raise ValueError(f"parameter {name!r}: expected shape {dst.shape}, got "
+                                 f"{src.shape}")
+            if src.dtype != dst.dtype:
+                raise TypeError(f"parameter {name!r}: expected dtype {dst.dtype}, got "
+                                f"{src.dtype} (convert it with .astype(np.{dst.dtype}))")
+            arrays[name] = src
+        for name, src in arrays.items():
+            np.copyto(own[name], src)
+
+    # -- binding for traces --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def bind(self, params):
+        """Within the block, the parameters named in `params` are replaced by its values
+        (traced Tensors or arrays); the originals come back on exit, even on an error.
+        `params` must name every parameter, as `parameters()` does."""
+        slots = self._slots()
+        if not hasattr(params, "items") or set(params) != set(slots):
+            given = list(params) if hasattr(params, "items") else type(params).__name__
+            raise KeyError(f"bind/apply on {type(self).__name__}: expected the parameters "
+                           f"{list(slots)}, got {given}")
+        saved = []
+        try:
+            for name, value in params.items():
+                m, attr = slots[name]
+                saved.append((m, attr, vars(m)[attr]))
+                vars(m)[attr] = value  # bypasses any __setattr__ a subclass defines
+            yield self
+        finally:
+            for m, attr, old in reversed(saved):
+                vars(m)[attr] = old
+
+    def apply(self, params, *args, **kwargs):
+        """Calls the module with `params` in place of its parameters: the functional form
+        `lp.compile(model)` and the optimisers trace, e.g.
+        `lp.trace(model.apply, model.parameters(), x)`."""
+        with self.bind(params):
+            return self(*args, **kwargs)
+
+    # -- printing ------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        kids = [(k, v) for k, v in vars(self).items()
+                if not k.startswith("_") and isinstance(v, Module)]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not kids:
+            return head + ")"
+        lines = [f"  ({k}): " + repr(v).replace("\n", "\n  ") for k, v in kids]
+        return head + "\n" + "\n".join(lines) + "\n)"
