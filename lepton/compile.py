@@ -47,7 +47,7 @@ class CompileResult:
         times = {}
         self.traced, self.in_tree, self.out_tree = traced, in_tree, out_tree
         self.captures = captures
-        self._reads = bool(captures.sources or captures.guards)
+        self._reads = bool(captures.sources or captures.guards or captures.writes)
         t = time.perf_counter()
         self.graph, self.passes = run_pipeline(traced, verify_each=cfg.debug or check,
                                                dump_dir=cfg.dump_dir)
@@ -83,7 +83,16 @@ class CompileResult:
         captured = self.captures.read()
         if captured is None:
             return None
-        return self.executable(*leaves, *captured)
+        outs = self.executable(*leaves, *captured)
+        n = len(self.captures.writes)
+        if n:
+            self.captures.write(outs[-n:])
+            del outs[-n:]
+        return outs
+
+    def holds(self) -> bool:
+        """Whether the values this code read from the closure still match it."""
+        return not self._reads or self.captures.read() is not None
 
     def inputs(self, leaves) -> list:
         """All the graph's inputs for a call: the leaves and the captured arrays now."""
@@ -148,8 +157,11 @@ def status_messages(g: Graph) -> dict[int, str]:
             for v, k in statuses(g).items()}
 
 
+VARIANTS = 8  # compiled variants kept per signature (modes, captured scalars' values, ...)
+
+
 class CompiledFunction:
-    """The callable `lp.compile` returns; caches one CompileResult per signature."""
+    """The callable `lp.compile` returns; caches the CompileResults of each signature."""
 
     def __init__(self, fn, example_args=None, *, check: bool = False, freeze: bool = False,
                  static_argnums=(), static_argnames=()):
@@ -169,10 +181,16 @@ class CompiledFunction:
         """Compiles (or fetches) the code for these arguments' signature."""
         return self._get(self.spec.split(args, kwargs))
 
-    def _get(self, call: Call, stale: CompileResult | None = None) -> CompileResult:
-        res = self._cache.get(call.key)
-        if res is None or res is stale:
-            res = self._cache[call.key] = self._compile(call)
+    def _get(self, call: Call) -> CompileResult:
+        """The code for this call: a compiled variant of its signature whose captured values
+        still hold (a module's mode, a captured array's shape, a Python scalar: each variant
+        is kept, up to VARIANTS), or a new one."""
+        variants = self._cache.setdefault(call.key, [])
+        res = next((r for r in variants if r.holds()), None)
+        if res is None:
+            res = self._compile(call)
+            variants.insert(0, res)
+            del variants[VARIANTS:]
             if self.spec.simple and len(call.key[0]) == len(call.leaves) and not call.weak \
                     and all(t.kind == "leaf" for _, t, _ in call.key[0]):
                 self._fast[call.key[2]] = res
@@ -181,7 +199,7 @@ class CompiledFunction:
 
     def _compile(self, call: Call) -> CompileResult:
         t = time.perf_counter()
-        captures = None if self.freeze else scan(self.fn, *call.static_values())
+        captures = scan(self.fn, *call.static_values(), freeze=self.freeze)
 
         def traced(*leaves):
             args, kwargs = call.rebuild(leaves)
@@ -196,7 +214,7 @@ class CompiledFunction:
             raise
         traced_s = time.perf_counter() - t
         res = CompileResult(graph, None, out_tree, check=self.check,
-                            captures=NO_CAPTURES if captures is None else captures, input_names=call.names)
+                            captures=captures, input_names=call.names)
         res.times = {"trace": traced_s, **res.times, "total": time.perf_counter() - t}
         return res
 
@@ -212,15 +230,14 @@ class CompiledFunction:
                         tree_unflatten(res.out_tree, outs)
         call = self.spec.split(args, kwargs)
         res = self._get(call)
+        if self.check:  # the inputs before the call writes any captured array
+            inputs = [np.array(a) for a in res.inputs(call.leaves)]
         outs = res.run(call.leaves)
-        if outs is None:  # a captured value changed shape, dtype or value: trace again
-            res = self._get(call, stale=res)
-            outs = res.run(call.leaves)
-            if outs is None:
-                raise RuntimeError(f"{graph_name(self.fn)}: the values it reads from its "
-                                   f"closure changed while it was being compiled")
+        if outs is None:
+            raise RuntimeError(f"{graph_name(self.fn)}: the values it reads from its closure "
+                               f"changed while it was being called (from another thread?)")
         if self.check:
-            _check_against_interpreter(res, res.inputs(call.leaves), outs)
+            _check_against_interpreter(res, inputs, outs)
         return tree_unflatten(res.out_tree, outs)
 
     # -- inspection -------------------------------------------------------------------------

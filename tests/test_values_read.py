@@ -171,3 +171,56 @@ def test_no_reference_to_arrays_it_does_not_read_is_kept():
     ref = weakref.ref(stash.pop("unused"))
     gc.collect()
     assert ref() is None
+
+
+class Counted(lp.nn.Module):
+    """Counts its training-mode calls in a buffer the compiled code writes."""
+
+    def __init__(self):
+        super().__init__()
+        self._calls = np.zeros((), np.float32)
+        self.w = f32(3, 3)
+
+    def forward(self, x):
+        if self.training:
+            self._assign("_calls", lp.add(self._calls, 1.0))
+        return x @ self.w.T + self._calls
+
+
+def test_a_traced_assignment_is_written_after_every_call_and_read_after_it():
+    m = Counted()
+    f = lp.compile(m)
+    x = f32(2, 3)
+    for k in range(1, 4):
+        np.testing.assert_allclose(f(x), x @ m.w.T + k, rtol=1e-5, atol=1e-5)
+        assert m._calls == k
+    m.w[:] = 1.0  # read through the view `w.T`: an in-place change is seen
+    np.testing.assert_allclose(f(x), x @ m.w.T + 4, rtol=1e-5)
+
+
+def test_train_and_eval_are_part_of_the_signature_and_both_stay_compiled():
+    m = Counted()
+    f = lp.compile(m)
+    x = f32(2, 3)
+    f(x)
+    m.eval()
+    assert not any(sub.training for sub in m.modules())
+    np.testing.assert_allclose(f(x), x @ m.w.T + 1, rtol=1e-5)
+    assert m._calls == 1                       # eval: no write
+    m.train()
+    f(x)
+    assert m._calls == 2
+    (variants,) = f._cache.values()
+    assert len(variants) == 2                  # both modes compiled, neither traced twice
+    m.eval()
+    f(x)
+    assert len(variants) == 2
+
+
+def test_check_mode_compares_with_the_inputs_before_the_writes():
+    m = Counted()
+    f = lp.compile(m, check=True)
+    x = f32(2, 3)
+    f(x)
+    f(x)
+    assert m._calls == 2

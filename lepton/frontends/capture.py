@@ -16,7 +16,11 @@ the graph (one per array, however often it is read); at each call `read()` fetch
 source's current array, without a copy, and tells when one changed shape or dtype (the caller
 then traces again). Arrays the scan did not reach (built during the trace, or created by Lepton
 itself) stay constants. Python scalars (int, float, bool, str) in cells, defaults and globals are
-compile-time constants, guarded: `read()` reports a changed value as stale too.
+compile-time constants, guarded: `read()` reports a changed value as stale too, and so is a
+module's `training` flag. A view of a found array (`w.T`) is read through the view: in-place
+changes of w are seen, w rebound is not. NumPy arithmetic on a captured array (`w * 2`) runs
+once, while tracing, as any Python code does: its result is a constant (write `lp.multiply(w,
+2)` to have it computed at every call).
 
 Code inside the lepton package, NumPy and the standard library is not scanned.
 """
@@ -115,6 +119,9 @@ class _Scan:
             # Lepton's own objects are walked only where they hold user state: a Module's
             # attributes, the `fn` of a compiled or differentiated function.
             own = type(x).__module__.startswith("lepton.")
+            if getattr(x, "_lepton_state", False) and type(getattr(x, "training", None)) is bool:
+                self.scalars.append((Source(lambda: get().training, f"{name}.training"),
+                                     x.training))
             for k, v in list(vars(x).items()):
                 if not own or getattr(x, "_lepton_state", False) or k == "fn":
                     self.value(v, _attr(get, k), f"{name}.{k}" if name else k, depth)
@@ -197,42 +204,86 @@ def function_key(fn):
     return key
 
 
-def scan(*roots) -> "Captures":
+def scan(*roots, freeze: bool = False) -> "Captures":
     """The captures of a trace of callables/objects `roots` (the function, and any static
-    arguments: a module passed as a static argument is read through it)."""
+    arguments: a module passed as a static argument is read through it). With freeze, arrays
+    read stay constants (only writes go through the captures)."""
     s = _Scan()
     for r in roots:
         s.value(r, _fixed(r), "", 0)
-    return Captures(s.arrays, s.scalars)
+    return Captures(s.arrays, s.scalars, freeze)
 
 
 class Captures:
-    """The arrays a trace read from its closure (in the order they became graph inputs) and the
-    scalar guards; see the module docstring."""
+    """The arrays a trace read from its closure (in the order they became graph inputs), the
+    arrays it writes (`assign`) and the scalar guards; see the module docstring."""
 
-    def __init__(self, found: dict, scalars: list):
+    def __init__(self, found: dict, scalars: list, freeze: bool = False):
         self._found = found            # id(array) -> (Source, array); dropped after the trace
         self.sources: list[Source] = []
         self.types: list[tuple] = []   # (shape, dtype) of each source at the trace
         self.guards = [(src, type(v), v) for src, v in scalars]
+        self.writes: list[Source] = []  # arrays written after each call, from the last outputs
+        self._written: dict[int, tuple] = {}   # id(array) -> (Source, value) during the trace
         self._index: dict[int, object] = {}
+        self._freeze = freeze
 
     def lift(self, x: np.ndarray, make_input):
-        """The graph value standing for captured array x, or None when the scan did not find
-        it (then it is a constant). `make_input(x)` adds an input of x's type."""
+        """The graph value standing for captured array x (its new value once the trace
+        assigned it), or None when the scan did not find it (then it is a constant).
+        `make_input(x)` adds an input of x's type."""
+        v = self._index.get(id(x))
+        if v is not None:
+            return v
         hit = self._found.get(id(x))
         if hit is None or hit[1] is not x:
+            hit = self._view_of_found(x)
+        if hit is None or self._freeze:
             return None
-        v = self._index.get(id(x))
-        if v is None:
-            v = self._index[id(x)] = make_input(x)
-            self.sources.append(hit[0])
-            self.types.append((x.shape, x.dtype))
+        v = self._index[id(x)] = make_input(x)
+        self.sources.append(hit[0])
+        self.types.append((x.shape, x.dtype))
         return v
 
-    def done(self) -> None:
-        """After the trace: keeps only what a call needs (no reference to unread arrays)."""
-        self._found, self._index = {}, {}
+    def _view_of_found(self, x: np.ndarray):
+        """(Source, x) for a view of a found array (`w.T`, `w[0]`): read through the view
+        object itself, which sees in-place changes of w (not w rebound), or None."""
+        base = x.base
+        while isinstance(base, np.ndarray):
+            hit = self._found.get(id(base))
+            if hit is not None and hit[1] is base:
+                src = Source(_fixed(x), f"a view of {hit[0].name}")
+                self._found[id(x)] = (src, x)  # held for the trace: its id stays its own
+                return src, x
+            base = base.base
+        return None
+
+    def assign(self, x: np.ndarray, value) -> None:
+        """Records that every call ends by writing graph value `value` into array x (in place),
+        and makes later reads of x in this trace see `value`."""
+        hit = self._found.get(id(x))
+        src = hit[0] if hit is not None and hit[1] is x else Source(_fixed(x), "an array")
+        self._written[id(x)] = (src, value)
+        self._index[id(x)] = value
+
+    def finish(self) -> list:
+        """After the trace: the values to append to the graph's outputs (the writes, in order);
+        keeps only what a call needs (no reference to unread arrays)."""
+        self.writes = [src for src, _ in self._written.values()]
+        values = [v for _, v in self._written.values()]
+        self._found, self._index, self._written = {}, {}, {}
+        return values
+
+    def write(self, outs: list) -> None:
+        """After a call: the written arrays' new values (the call's last outputs) into place."""
+        for src, new in zip(self.writes, outs):
+            dst = src.get()
+            if type(dst) is not np.ndarray or dst.shape != new.shape or dst.dtype != new.dtype:
+                raise ValueError(f"cannot write the new value of {src.name} "
+                                 f"({new.dtype}{list(new.shape)}): it is now "
+                                 f"{getattr(dst, 'dtype', type(dst).__name__)}"
+                                 f"{list(getattr(dst, 'shape', ()))}")
+            np.copyto(dst, new)
 
     def names(self) -> list[str]:
         return [s.name for s in self.sources]

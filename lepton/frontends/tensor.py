@@ -391,6 +391,23 @@ def _captured(x: np.ndarray) -> Tensor | None:
     return None if v is None else Tensor(v, g)
 
 
+def assign(target: np.ndarray, value) -> None:
+    """Inside a traced function: every call of the compiled function ends by writing `value`
+    (cast to target's dtype, broadcast to its shape) into the NumPy array `target`, in place, and
+    later reads of `target` in the same trace see `value` (a module's running statistics, a
+    random generator's state). Under `lp.trace`, which compiles nothing, it only does the
+    latter."""
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"assign: the target must be a NumPy array, got {type(target).__name__}")
+    g = graph_of(value) if isinstance(value, Tensor) else current_graph()
+    if g is None:
+        raise RuntimeError("assign writes from a traced function: call it inside lp.compile")
+    v = _ops.broadcast_to(lift(value, to_dtype(target.dtype)), target.shape).value
+    caps = _current_captures()
+    if caps is not None:
+        caps.assign(target, v)
+
+
 def lift_all(*xs, dtype: DType | None = None) -> list[Tensor]:
     """Lifts xs to tensors of one dtype (`dtype`, or the promoted one)."""
     graph_of(*xs)  # first, so a leaked or foreign tensor is named before constants are made

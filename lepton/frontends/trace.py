@@ -33,8 +33,9 @@ def trace_flat(fn, args, captures=None, weak=()) -> tuple[Graph, PyTreeDef, PyTr
     """Traces fn(*args). Returns (graph, in_treedef, out_treedef): the graph's inputs are the
     leaves of `args` (a tuple) in pytree order, then the arrays `captures` (a
     `capture.Captures`) found fn reading from its closure; its outputs are the leaves of the
-    result. Leaves whose index is in `weak` are Python scalars: their tensors take the dtype of
-    what they meet. An exception raised while tracing carries `graph_inputs` (the graph's
+    result, then the values the trace assigned to arrays (`tensor.assign`), which the caller
+    writes into them after each call. Leaves whose index is in `weak` are Python scalars:
+    their tensors take the dtype of what they meet. An exception raised while tracing carries `graph_inputs` (the graph's
     inputs so far), so a caller can name the arguments an op error involves."""
     args = tuple(args)
     leaves, in_tree = tree_flatten(args)
@@ -44,13 +45,13 @@ def trace_flat(fn, args, captures=None, weak=()) -> tuple[Graph, PyTreeDef, PyTr
             inputs = [Tensor(g.input(spec_of(x)), g, i in weak) for i, x in enumerate(leaves)]
             out_leaves, out_tree = tree_flatten(fn(*tree_unflatten(in_tree, inputs)))
             outs = [_output(g, i, leaf) for i, leaf in enumerate(out_leaves)]
+        writes = captures.finish() if captures is not None else []
     except Exception as e:
+        if captures is not None:
+            captures.finish()
         e.graph_inputs = list(g.inputs)
         raise
-    finally:
-        if captures is not None:
-            captures.done()
-    g.set_outputs([t.value for t in outs])
+    g.set_outputs([t.value for t in outs] + writes)
     # captured inputs were added where first read; a graph lists its inputs first
     g.nodes = g.inputs + [v for v in g.nodes if v.op != "input"]
     return g, in_tree, out_tree

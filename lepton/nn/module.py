@@ -20,7 +20,7 @@ import contextlib
 
 import numpy as np
 
-from ..frontends.tensor import Tensor
+from ..frontends.tensor import Tensor, assign
 
 
 def _is_param(v) -> bool:
@@ -35,8 +35,10 @@ class Module:
     """
     _lepton_state = True  # a compiled function reading a module reads its attributes afresh
 
+    training = True  # PyTorch's default mode; train() / eval() set it on every submodule
+
     def __init__(self):
-        pass  # nothing to register: parameters are discovered from the attributes
+        self.training = True  # parameters need no registering: they are found in attributes
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -132,6 +134,45 @@ class Module:
             arrays[name] = src
         for name, src in arrays.items():
             np.copyto(own[name], src)
+
+    # -- mode ------------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        """Training mode (the default) for this module and every submodule, as PyTorch: a
+        compiled function reading the module compiles anew for the other mode (cached)."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train(mode) takes a bool, got {type(mode).__name__}")
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        """Evaluation mode: `train(False)`."""
+        return self.train(False)
+
+    def modules(self) -> list["Module"]:
+        """This module and every submodule, each once, in registration order."""
+        out, seen = [], set()
+
+        def visit(v):
+            if isinstance(v, Module):
+                if id(v) in seen:
+                    return
+                seen.add(id(v))
+                out.append(v)
+                v = [c for k, c in vars(v).items() if not k.startswith("_")]
+            if isinstance(v, dict):
+                v = list(v.values())
+            if isinstance(v, (list, tuple)):
+                for c in v:
+                    visit(c)
+        visit(self)
+        return out
+
+    def _assign(self, name: str, value) -> None:
+        """Inside a traced forward: each call of the compiled function ends by writing `value`
+        into this module's array attribute `name`, in place (running statistics, generator
+        states). See `lepton.frontends.tensor.assign`."""
+        assign(vars(self)[name], value)
 
     # -- binding for traces --------------------------------------------------------------------
     @contextlib.contextmanager
