@@ -22,11 +22,8 @@ from typing import Sequence
 from ..ir.emit import Emitter
 from ..ir.graph import Graph, Value
 from ..ir.ops import NONDIFF, OPS
+from ..ir.ops.base import GradientError
 from .passes.dce import dce
-
-
-class GradientError(TypeError):
-    """A function or graph that cannot be differentiated as asked (names what and why)."""
 
 
 def check_scalar_output(out: Value, what: str) -> None:
