@@ -159,7 +159,7 @@ def _cond_ref(xs, a):
 
 
 # -- VJP rules -------------------------------------------------------------------------------------
-def _inline(dst, src, args):
+def inline_region(dst, src, args):
     """Appends src's ops to graph dst with src's inputs bound to args; returns src's outputs."""
     from ..graph import Value
     env = dict(zip(src.inputs, args))
@@ -185,7 +185,7 @@ def _region_vjp(e, region, name: str, extra: list, seeded: list[int], wrt: list[
     args = [g.input(v.type) for v in region.inputs]
     more = [g.input(t) for t in extra]
     cts = [g.input(region.outputs[k].type) for k in seeded]
-    outs = _inline(g, region, args)
+    outs = inline_region(g, region, args)
     sub = Emitter(g)
     seeds: dict = {}
     for k, c in zip(seeded, cts):
