@@ -6,6 +6,7 @@ changed, so canonicalisation, folding, CSE and DCE run inside loop bodies and br
 from __future__ import annotations
 
 from ...ir.graph import Graph, Value
+from ...ir.printer import print_graph
 
 
 def unchanged(a: Graph, b: Graph) -> bool:
@@ -30,5 +31,7 @@ def map_regions(v: Value, fn) -> Value:
 
 
 def attr_key(attrs: dict) -> tuple:
-    """Attributes as a hashable key that compares regions by their text (CSE's key)."""
-    return tuple((k, x.__str__() if isinstance(x, Graph) else x) for k, x in attrs.items())
+    """Attributes as a hashable key that compares regions by their text without source lines
+    (CSE's key, as CSE ignores the lines of other ops)."""
+    return tuple((k, print_graph(x, locs=False) if isinstance(x, Graph) else x)
+                 for k, x in attrs.items())
