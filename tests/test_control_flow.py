@@ -10,6 +10,7 @@ from lepton.compiler.passes.constant_fold import constant_fold
 from lepton.compiler.passes.cse import cse
 from lepton.compiler.passes.dce import dce
 from lepton.compiler.pipeline import run_pipeline
+from lepton.frontends.pytree import tree_flatten
 from lepton.ir import Graph, TensorType, float32, interpret, parse, verify
 from lepton.ir.verifier import VerifyError
 
@@ -28,18 +29,12 @@ def both(fn, *args):
     verify(g)
     g2 = parse(str(g))
     assert g2 == g and str(g2) == str(g)
-    interpreted = interpret(g2, *args, *[])
-    compiled = lp.compile(fn)(*args)
-    compiled = compiled if isinstance(compiled, (tuple, list)) else [compiled]
-    flat = lp.frontends.pytree.tree_flatten(compiled)[0] if False else _flat(compiled)
-    for a, b in zip(interpreted, flat):
+    interpreted = interpret(g2, *args)
+    compiled = tree_flatten(lp.compile(fn)(*args))[0]
+    assert len(compiled) == len(interpreted)
+    for a, b in zip(interpreted, compiled):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
     return interpreted
-
-
-def _flat(x):
-    from lepton.frontends.pytree import tree_flatten
-    return tree_flatten(x)[0]
 
 
 def rnn_ref(h, xs, b, reverse=False):
