@@ -194,16 +194,6 @@ def _region_vjp(e, region, name: str, extra: list, seeded: list[int], wrt: list[
     return g, sub, grads, more
 
 
-def _live(g):
-    """g without the values its outputs do not need (inputs stay)."""
-    live = set(g.outputs)
-    for v in reversed(g.nodes):
-        if v in live:
-            live.update(v.inputs)
-    g.nodes = [v for v in g.nodes if v in live or v.op == "input"]
-    return g
-
-
 def _scan_vjp(e, out, ct):
     a = out.attrs
     body, nc, nk, n = a["body"], a["num_consts"], a["num_carry"], a["length"]
@@ -230,8 +220,7 @@ def _scan_vjp(e, out, ct):
     na = len(ops)
     primal, extra, cts = args[:na], args[na:na + len(fC)], args[na + len(fC):]
     g.inputs = (primal[:nc] + cts[:len(fk)] + extra + primal[nc:] + cts[len(fk):])
-    g.nodes = g.inputs + [v for v in g.nodes if v.op != "input"]
-    _live(g)
+    g.nodes = g.inputs + [v for v in g.nodes if v.op != "input"]  # DCE prunes the rest
     ct_carry = [ct.get(e, k) for k in fk]
     ct_ys = [ct.get(e, k) for k in fy]
     zeros = [e.zeros(ctypes[j]) for j in fC]
@@ -254,7 +243,7 @@ def _cond_vjp(e, out, ct):
     for name in ("true_branch", "false_branch"):
         g, _, grads, _ = _region_vjp(e, out.attrs[name], out.attrs[name].name + ".vjp", [], fo, fi)
         g.set_outputs(grads)
-        branches[name] = _live(g)
+        branches[name] = g
     c = e.op("cond", out.inputs[0], *ops, *(ct.get(e, k) for k in fo), **branches)
     res = [None] * len(out.inputs)
     for i, k in enumerate(fi):
