@@ -10,5 +10,6 @@ from .types import (DType, TensorType, TupleType, bool_, dtype, float32, float64
 from .verifier import VerifyError, verify
 
 __all__ = ["Graph", "Value", "evaluate", "interpret", "to_dot", "to_networkx", "OPS", "OpDef",
-           "OpError", "ParseError", "parse", "print_graph", "DType", "TensorType", "TupleType", "bool_",
+           "OpError", "ParseError", "parse", "print_graph", "DType", "TensorType", "TupleType",
+           "bool_",
            "dtype", "float32", "float64", "int32", "int64", "promote", "VerifyError", "verify"]

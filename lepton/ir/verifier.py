@@ -1,7 +1,7 @@
 """The verifier, separate from construction: checks SSA order, input/output membership and that
 every value's stored type is the one its op's rule infers; regions (Graph attributes of
-control-flow ops) are verified recursively, their signatures by the op's rule. Passes are followed by it in tests
-and in debug mode; an error names the pass and the node."""
+control-flow ops) are verified recursively, their signatures by the op's rule. Passes are
+followed by it in tests and in debug mode; an error names the pass and the node."""
 from __future__ import annotations
 
 from .graph import Graph

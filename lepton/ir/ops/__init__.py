@@ -12,4 +12,5 @@ _no_vjp = sorted(name for name, op in OPS.items() if op.vjp is None)
 if _no_vjp:
     raise ImportError(f"ops without a VJP rule (give one, or vjp=NONDIFF): {_no_vjp}")
 
-__all__ = ["OPS", "NONDIFF", "OpDef", "OpError", "REGIONS", "TupleCotangent", "broadcast_shapes", "window_out", "slice_len"]
+__all__ = ["OPS", "NONDIFF", "OpDef", "OpError", "REGIONS", "TupleCotangent", "broadcast_shapes",
+           "window_out", "slice_len"]

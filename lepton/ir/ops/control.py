@@ -252,9 +252,9 @@ def _cond_vjp(e, out, ct):
 
 
 def _while_vjp(e, out, ct):
-    raise GradientError(f"cannot differentiate through while_loop{' at ' + out.loc if out.loc else ''}"
-                        ": its trip count depends on data; use fori_loop or scan with a static "
-                        "trip count")
+    where = f" at {out.loc}" if out.loc else ""
+    raise GradientError(f"cannot differentiate through while_loop{where}: its trip count "
+                        "depends on data; use fori_loop or scan with a static trip count")
 
 
 def _get_vjp(e, out, ct):
