@@ -21,6 +21,7 @@ import numpy as np
 
 from . import config
 from .compiler.codegen.lower import ENTRY, lower_graph, statuses
+from .compiler.expand import expand_control_flow, has_control_flow
 from .compiler.fusion import partition
 from .compiler.memory import plan_memory
 from .compiler.pipeline import run_pipeline
@@ -51,6 +52,10 @@ class CompileResult:
         t = time.perf_counter()
         self.graph, self.passes = run_pipeline(traced, verify_each=cfg.debug or check,
                                                dump_dir=cfg.dump_dir)
+        if has_control_flow(self.graph):  # until codegen has native loops (compiler/expand.py)
+            self.graph, more = run_pipeline(expand_control_flow(self.graph),
+                                            verify_each=cfg.debug or check)
+            self.passes += more
         times["passes"] = time.perf_counter() - t
         t = time.perf_counter()
         self.groups = partition(self.graph)

@@ -28,7 +28,7 @@ import functools
 from .compile import CompiledFunction, compile as _compile
 from .compiler.autodiff import GradientError, backward, check_scalar_output
 from .frontends.pytree import tree_flatten, tree_paths, tree_unflatten
-from .frontends.tensor import Tensor, current_graph, graph_of, lift
+from .frontends.tensor import Tensor, current_graph, graph_of, lift, value_in
 from .frontends.trace import graph_name
 from .ir.emit import Emitter
 
@@ -107,7 +107,8 @@ class GradFunction:
                         "arguments can be differentiated (pass integer inputs such as labels "
                         "as arguments outside argnums)")
                 # a fresh value standing for this argument only (see the module docstring)
-                aliases.append(Tensor(host.add("reshape", [t.value], shape=t.shape), host))
+                alias = host.add("reshape", [value_in(t, host)], shape=t.shape)
+                aliases.append(Tensor(alias, host))
             wrt.extend(a.value for a in aliases)
             trees.append((tree, len(aliases)))
             args[k] = tree_unflatten(tree, aliases)

@@ -109,7 +109,8 @@ def test_networkx_view_and_dot():
 
 
 def test_every_op_has_a_kind_and_reference():
-    kinds = {"source", "elementwise", "reduce", "movement", "matmul", "conv", "pool", "check"}
+    kinds = {"source", "elementwise", "reduce", "movement", "matmul", "conv", "pool", "check",
+             "control"}
     for name, op in OPS.items():
         assert op.kind in kinds, name
         assert callable(op.infer) and callable(op.ref), name

@@ -21,12 +21,10 @@ from typing import Sequence
 
 from ..ir.emit import Emitter
 from ..ir.graph import Graph, Value
-from ..ir.ops import NONDIFF, OPS
+from ..ir.types import TupleType
+from ..ir.ops import NONDIFF, OPS, TupleCotangent
+from ..ir.ops.base import GradientError
 from .passes.dce import dce
-
-
-class GradientError(TypeError):
-    """A function or graph that cannot be differentiated as asked (names what and why)."""
 
 
 def check_scalar_output(out: Value, what: str) -> None:
@@ -44,19 +42,35 @@ def backward(e: Emitter, nodes: Sequence[Value], out: Value, wrt: Sequence[Value
     type. Values `e` emitted that the gradients do not use are removed from `e.graph`.
     """
     check_scalar_output(out, "the differentiated function")
+    first_new = len(e.created)
+    seeds = {out: seed if seed is not None else e.const(1, out.dtype)}
+    return _accumulate(e, nodes, seeds, wrt, first_new)
+
+
+def backward_seeded(e: Emitter, nodes: Sequence[Value], seeds: dict, wrt: Sequence[Value]
+                    ) -> list[Value]:
+    """`backward` from several values at once, each with its cotangent (`seeds`: value ->
+    cotangent of its type): the VJP of a graph with several outputs. The control-flow ops'
+    rules use it (as `e.backward`) to transpose their regions."""
+    return _accumulate(e, nodes, seeds, wrt, len(e.created))
+
+
+def _is_float(t) -> bool:
+    return any(x.dtype.is_float for x in t.types) if isinstance(t, TupleType) else t.dtype.is_float
+
+
+def _accumulate(e, nodes, seeds, wrt, first_new) -> list[Value]:
     for w in wrt:
         if not w.dtype.is_float:
             raise GradientError(f"cannot differentiate with respect to a {w.type} value: only "
                                 "float inputs have gradients")
-    first_new = len(e.created)
+    e.backward = backward_seeded  # rules that transpose a region recurse through it
     # active: float values that depend on some wrt value (the only ones worth a cotangent)
     active = set(wrt)
     for v in nodes:
-        if v.dtype.is_float and any(i in active for i in v.inputs):
+        if _is_float(v.type) and any(i in active for i in v.inputs):
             active.add(v)
-    ct: dict[Value, Value] = {}
-    if out in active:
-        ct[out] = seed if seed is not None else e.const(1, out.dtype)
+    ct: dict = {v: c for v, c in seeds.items() if v in active}
     for v in reversed(nodes):
         c = ct.get(v)
         if c is None or not v.inputs:
@@ -75,7 +89,12 @@ def backward(e: Emitter, nodes: Sequence[Value], out: Value, wrt: Sequence[Value
             if cx.type != x.type:
                 raise AssertionError(f"VJP rule of '{v.op}' gave a {cx.type} cotangent for an "
                                      f"input of type {x.type}")
-            ct[x] = cx if x not in ct else e.add(ct[x], cx)
+            if x not in ct:
+                ct[x] = cx
+            elif isinstance(cx, TupleCotangent):  # several `get`s of one multi-result op
+                ct[x] = ct[x].plus(cx, e)
+            else:
+                ct[x] = e.add(ct[x], cx)
     e.loc = None
     grads = [ct[w] if w in ct else e.zeros(w.type) for w in wrt]
     _prune(e, first_new, grads)

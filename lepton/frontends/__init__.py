@@ -4,6 +4,7 @@
 here (ops, creation functions, dtypes, `trace`); `lepton/__init__.py` re-exports them.
 """
 from ..ir.types import bool_, float32, float64, int32, int64
+from .control import cond, fori_loop, scan, while_loop
 from .nn_ops import (avg_pool2d, conv2d, cross_entropy, layer_norm, log_softmax, max_pool2d,
                      softmax)
 from .ops import (abs, add, arange, argmax, broadcast_to, clip, concatenate, constant, cos, divide,
@@ -28,6 +29,8 @@ __all__ = [
     "matmul", "dot",
     # neural
     "softmax", "log_softmax", "layer_norm", "conv2d", "max_pool2d", "avg_pool2d", "cross_entropy",
+    # control flow
+    "scan", "fori_loop", "while_loop", "cond",
     # creation
     "zeros", "ones", "full", "arange", "constant",
     # dtypes

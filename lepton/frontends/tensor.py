@@ -341,16 +341,34 @@ def graph_of(*xs) -> Graph:
         raise RuntimeError("lepton ops build a graph and must run inside lp.trace / lp.compile "
                            "(or a function they trace)")
     for x in xs:
-        if isinstance(x, Tensor) and x.graph is not g:
+        if isinstance(x, Tensor) and x.graph is not g and not _encloses(x.graph):
             raise RuntimeError(f"{x!r} belongs to another trace (a tensor leaked from a finished "
                                f"trace or captured from an outer one); pass it as an argument")
     return g
 
 
+def _encloses(h: Graph) -> bool:
+    """Whether `h` is being traced around the region under way (a body of lp.scan etc.): its
+    tensors may be read there, and become operands of the region's op (closure conversion)."""
+    stack = _stack()
+    for i in range(len(stack) - 1, 0, -1):
+        if not hasattr(stack[i][1], "capture"):  # not a region scope: the chain ends
+            return False
+        if stack[i - 1][0] is h:
+            return True
+    return False
+
+
+def value_in(t: "Tensor", g: Graph) -> Value:
+    """t's value as seen from graph g: itself, or (t read inside a region being traced from an
+    enclosing graph) the region input standing for it."""
+    return t.value if t.graph is g else _current_captures().capture(t)
+
+
 def emit(op: str, inputs, **attrs) -> Tensor:
     """Appends `op` on tensors `inputs` to their graph, located at the user's source line."""
     g = graph_of(*inputs)
-    return Tensor(g.add(op, [t.value for t in inputs], loc=source_loc(), **attrs), g)
+    return Tensor(g.add(op, [value_in(t, g) for t in inputs], loc=source_loc(), **attrs), g)
 
 
 def constant(value, dtype: DType | None = None) -> Tensor:

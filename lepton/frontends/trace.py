@@ -19,7 +19,7 @@ import re
 
 from ..ir.graph import Graph
 from .pytree import PyTreeDef, tree_flatten, tree_unflatten
-from .tensor import Tensor, graph_of, lift, spec_of, tracing
+from .tensor import Tensor, graph_of, lift, spec_of, tracing, value_in
 
 
 def graph_name(fn) -> str:
@@ -88,6 +88,6 @@ def call_graph(g: Graph, *inputs) -> list[Tensor]:
     for v in g.nodes:
         if v.op == "input":
             continue
-        ins = [env[i].value for i in v.inputs]
+        ins = [value_in(env[i], host) for i in v.inputs]
         env[v] = Tensor(host.add(v.op, ins, loc=v.loc, **v.attrs), host)
     return [env[o] for o in g.outputs]

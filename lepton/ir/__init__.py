@@ -5,9 +5,11 @@ from .nxview import to_dot, to_networkx
 from .ops import OPS, OpDef, OpError
 from .parser import ParseError, parse
 from .printer import print_graph
-from .types import DType, TensorType, bool_, dtype, float32, float64, int32, int64, promote
+from .types import (DType, TensorType, TupleType, bool_, dtype, float32, float64, int32, int64,
+                    promote)
 from .verifier import VerifyError, verify
 
 __all__ = ["Graph", "Value", "evaluate", "interpret", "to_dot", "to_networkx", "OPS", "OpDef",
-           "OpError", "ParseError", "parse", "print_graph", "DType", "TensorType", "bool_",
+           "OpError", "ParseError", "parse", "print_graph", "DType", "TensorType", "TupleType",
+           "bool_",
            "dtype", "float32", "float64", "int32", "int64", "promote", "VerifyError", "verify"]

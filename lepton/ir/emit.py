@@ -30,6 +30,9 @@ class Emitter:
         self.graph = graph
         self.loc = loc
         self.created: list[Value] = []
+        # set by autodiff's driver: backward(emitter, nodes, seeds, wrt), for the VJP rules
+        # of ops with regions (they transpose their body, a graph of its own)
+        self.backward = None
 
     # -- the primitive -------------------------------------------------------------------------
     def op(self, name: str, *inputs: Value, **attrs) -> Value:

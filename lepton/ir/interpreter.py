@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import Graph, Value
-from .types import TensorType
+from .types import TensorType, TupleType
 
 
 def bind_inputs(g: Graph, arrays) -> list[np.ndarray]:
@@ -33,13 +33,17 @@ def evaluate(g: Graph, arrays) -> dict[Value, np.ndarray]:
         if v.op == "input":
             continue
         try:
-            out = np.asarray(v.opdef.ref([env[i] for i in v.inputs], v.attrs))
+            out = v.opdef.ref([env[i] for i in v.inputs], v.attrs)
         except IndexError as e:  # indices are data: the error names the user's line
             raise IndexError(f"{e} at {v.loc}" if v.loc else str(e)) from None
-        if out.shape != v.shape or out.dtype != v.dtype.np:
-            raise AssertionError(f"reference of {v.op} gave {out.dtype}{list(out.shape)}, "
-                                 f"expected {v.type}")
-        env[v] = out
+        # a tuple-typed op (scan, cond, ...) gives one array per result
+        tuple_typed = isinstance(v.type, TupleType)
+        outs = [np.asarray(o) for o in out] if tuple_typed else [np.asarray(out)]
+        for o, t in zip(outs, v.type.types if tuple_typed else [v.type]):
+            if o.shape != t.shape or o.dtype != t.dtype.np:
+                raise AssertionError(f"reference of {v.op} gave {o.dtype}{list(o.shape)}, "
+                                     f"expected {t}")
+        env[v] = tuple(outs) if tuple_typed else outs[0]
     return env
 
 

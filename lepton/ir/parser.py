@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from .graph import Graph
-from .types import DTYPES, TensorType
+from .types import DTYPES, TensorType, parse_type
 
 
 class ParseError(ValueError):
@@ -17,7 +17,8 @@ class ParseError(ValueError):
 
 
 _HEADER = re.compile(r"graph\s+@([\w.\-]+)\((.*)\)\s*\{$")
-_VALUE = re.compile(r"(%\d+)\s*:\s*(\w+\[[\d,\s]*\])\s*=\s*(\w+)")
+_VALUE = re.compile(r"(%\d+)\s*:\s*(\w+\[[\d,\s]*\]|\([^()]*\))\s*=\s*(\w+)")
+_REGION = re.compile(r"(\w+)\s*=\s*(graph\s+@.*)$")
 _NAMES = {"True": True, "False": False, "inf": float("inf"), "nan": float("nan"),
           **DTYPES}
 
@@ -69,23 +70,34 @@ def _attrs(text: str, type: TensorType) -> dict:
 
 
 def parse(text: str) -> Graph:
-    """Parses one graph; errors name the line."""
+    """Parses one graph (regions nested in it included); errors name the line."""
     lines = [(n, l) for n, l in enumerate(text.splitlines(), 1) if l.strip()]
     if not lines:
         raise ParseError("empty text", 0, "")
-    n, head = lines[0]
+    g, at = _graph(lines, 0, lines[0][1])
+    if at != len(lines):
+        raise ParseError("text after the graph's closing '}'", *lines[at])
+    return g
+
+
+def _graph(lines, at: int, head: str) -> tuple[Graph, int]:
+    """The graph whose header (text `head`) is lines[at], and the index after its '}'."""
+    n = lines[at][0]
     m = _HEADER.match(head.strip())
     if not m:
-        raise ParseError("expected 'graph @name(%0: f32[..], ...) {'", n, head)
+        raise ParseError("expected 'graph @name(%0: f32[..], ...) {'", n, lines[at][1])
     g = Graph(m.group(1))
     env = {}
     for param in filter(None, (p.strip() for p in re.split(r",\s*(?=%)", m.group(2)))):
         name, type_text = param.split(":", 1)
         env[name.strip()] = g.input(TensorType.parse(type_text))
-    for n, line in lines[1:]:
+    at += 1
+    while at < len(lines):
+        n, line = lines[at]
+        at += 1
         s = line.strip()
         if s == "}":
-            return g
+            return g, at
         try:
             if s.startswith("return"):
                 rest = s[len("return"):].split("#")[0]
@@ -94,7 +106,7 @@ def parse(text: str) -> Graph:
             m = _VALUE.match(s)
             if not m:
                 raise ValueError("expected '%N: type = op[attrs] %a, %b'")
-            name, type = m.group(1), TensorType.parse(m.group(2))
+            name, type = m.group(1), parse_type(m.group(2))
             rest = s[m.end():]
             attrs = {}
             if rest.startswith("["):
@@ -102,10 +114,15 @@ def parse(text: str) -> Graph:
                 attrs = _attrs(attr_text, type)
             operands, _, loc = rest.partition("#")
             inputs = [env[t.strip()] for t in operands.split(",") if t.strip()]
+            while at < len(lines) and _REGION.match(lines[at][1].strip()):
+                r = _REGION.match(lines[at][1].strip())
+                attrs[r.group(1)], at = _graph(lines, at, r.group(2))
             v = g.add(m.group(3), inputs, loc=loc.strip() or None, **attrs)
             if v.type != type:
                 raise ValueError(f"declared type {type} but the op gives {v.type}")
             env[name] = v
+        except ParseError:
+            raise
         except (ValueError, KeyError, SyntaxError, TypeError) as e:
             raise ParseError(str(e), n, line) from None
     raise ParseError("missing closing '}'", lines[-1][0], lines[-1][1])

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from .graph import Graph
 from .types import DType
 
 # Constants with more elements than this print as base64 of their little-endian bytes.
@@ -57,18 +58,21 @@ def format_array(a: np.ndarray) -> str:
     return nest(a)
 
 
-def print_graph(g, locs: bool = True) -> str:
-    """The text form; locs=False leaves out source locations (the canonical form for keys)."""
+def print_graph(g, locs: bool = True, indent: str = "") -> str:
+    """The text form; locs=False leaves out source locations (the canonical form for keys).
+    A region (a Graph attribute of a control-flow op) follows its op's line, indented, as
+    `name = graph @...(...) { ... }`, numbered on its own from %0."""
     names: dict = {}
     for i, v in enumerate(g.nodes):
         names[v] = f"%{i}"
     params = ", ".join(f"{names[v]}: {v.type}" for v in g.inputs)
-    lines = [f"graph @{g.name}({params}) {{"]
+    lines = [f"{indent}graph @{g.name}({params}) {{"]
     for v in g.nodes:
         if v.op == "input":
             continue
-        attrs = ", ".join(f"{k}={format_attr(x)}" for k, x in v.attrs.items())
-        text = f"  {names[v]}: {v.type} = {v.op}"
+        attrs = ", ".join(f"{k}={format_attr(x)}" for k, x in v.attrs.items()
+                          if not isinstance(x, Graph))
+        text = f"{indent}  {names[v]}: {v.type} = {v.op}"
         if attrs:
             text += f"[{attrs}]"
         if v.inputs:
@@ -76,6 +80,9 @@ def print_graph(g, locs: bool = True) -> str:
         if v.loc and locs:
             text += f"  # {v.loc}"
         lines.append(text)
-    lines.append("  return " + ", ".join(names.get(o, "%?") for o in g.outputs))
-    lines.append("}")
+        for k, x in v.attrs.items():
+            if isinstance(x, Graph):
+                lines.append(f"{indent}    {k} = " + print_graph(x, locs, indent + "    ").lstrip())
+    lines.append(f"{indent}  return " + ", ".join(names.get(o, "%?") for o in g.outputs))
+    lines.append(f"{indent}}}")
     return "\n".join(lines)

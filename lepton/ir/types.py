@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,3 +113,33 @@ class TensorType:
     def of(array) -> "TensorType":
         a = np.asarray(array)
         return TensorType(dtype(a.dtype), a.shape)
+
+
+@dataclass(frozen=True)
+class TupleType:
+    """The type of an op with several results (the control-flow ops): one TensorType per
+    result, read by `get[index=k]`. Printed `(f32[3], i64[])`; only such ops and `get` see it.
+
+    >>> TupleType((TensorType(f32, (3,)), TensorType(i64, ())))
+    (f32[3], i64[])
+    """
+    types: tuple[TensorType, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "types", tuple(self.types))
+
+    def __str__(self) -> str:
+        return "(" + ", ".join(map(str, self.types)) + ")"
+
+    __repr__ = __str__
+
+
+_TENSOR_TEXT = re.compile(r"\w+\[[\d,\s]*\]")
+
+
+def parse_type(text: str):
+    """Reads a TensorType `f32[2,3]` or a TupleType `(f32[2], i64[])` back."""
+    text = text.strip()
+    if text.startswith("(") and text.endswith(")"):
+        return TupleType(tuple(TensorType.parse(t) for t in _TENSOR_TEXT.findall(text[1:-1])))
+    return TensorType.parse(text)

@@ -1,10 +1,12 @@
 """The verifier, separate from construction: checks SSA order, input/output membership and that
-every value's stored type is the one its op's rule infers. Passes are followed by it in tests
-and in debug mode; an error names the pass and the node."""
+every value's stored type is the one its op's rule infers; regions (Graph attributes of
+control-flow ops) are verified recursively, their signatures by the op's rule. Passes are
+followed by it in tests and in debug mode; an error names the pass and the node."""
 from __future__ import annotations
 
 from .graph import Graph
 from .ops import OPS, OpError
+from .types import TensorType
 
 
 class VerifyError(ValueError):
@@ -34,6 +36,12 @@ def verify(g: Graph, after: str | None = None) -> Graph:
                 raise VerifyError(f"{tag}: {e}") from None
             if t != v.type:
                 raise VerifyError(f"{tag}: stored type {v.type}, op rule gives {t}")
+            for k, region in attrs.items():
+                if isinstance(region, Graph):
+                    try:
+                        verify(region)
+                    except VerifyError as e:
+                        raise VerifyError(f"{tag}: in region '{k}': {e}") from None
         seen.add(v)
     for x in g.inputs:
         if x not in seen:
@@ -41,4 +49,6 @@ def verify(g: Graph, after: str | None = None) -> Graph:
     for o in g.outputs:
         if o not in seen:
             raise VerifyError(f"{where}output {o} is not a value of the graph")
+        if not isinstance(o.type, TensorType):
+            raise VerifyError(f"{where}output {o} is a tuple; read its results with get")
     return g

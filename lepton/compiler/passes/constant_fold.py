@@ -27,6 +27,7 @@ from .rewrite import Rule, RuleSet, op, rewrite, splat, value_of
 
 FOLD_LIMIT = 1024
 _SOURCES = {"input", "constant"}
+_CONTROL = {n for n, d in OPS.items() if d.kind == "control"}  # folded inside their regions
 _SPLAT_MOVES = {"reshape", "transpose", "broadcast_to", "slice"}
 
 
@@ -111,7 +112,7 @@ def _splat_constant(b):
 
 
 RULES = [
-    Rule("fold", op(set(OPS) - _SOURCES, only=("constant", "broadcast_to")), _fold),
+    Rule("fold", op(set(OPS) - _SOURCES - _CONTROL, only=("constant", "broadcast_to")), _fold),
     Rule("splat", op("constant"), _splat_constant),
 ]
 _RULES = RuleSet(RULES)

@@ -15,6 +15,8 @@ from collections import Counter
 import numpy as np
 
 from ...ir.graph import Graph, Value
+from ...ir.ops import REGIONS
+from .regions import attr_key, map_regions
 
 COMMUTATIVE = frozenset(["add", "mul", "maximum", "minimum", "eq", "ne"])
 # Constants up to this many bytes are keyed by their bytes, bigger ones by a digest of them.
@@ -45,18 +47,20 @@ def cse(g: Graph, counts: Counter | None = None) -> Graph:
             new[v] = v
             continue
         ins = tuple([new[i] for i in v.inputs])
+        # tuples of Values compare by identity; a changed input means a rebuilt value
+        v2 = v if ins == v.inputs else Value(v.op, ins, v.attrs, v.type, v.loc)
+        if v.op in REGIONS:  # CSE inside loop bodies and branches; regions compare by text
+            v2 = map_regions(v2, lambda r: cse(r, counts))
         if v.op == "constant":
             key = ("constant", _constant_key(v.attrs["value"]))
         else:
             ids = tuple(sorted(ins, key=_uid)) if v.op in COMMUTATIVE else ins
-            key = (v.op, ids, tuple(v.attrs.items()))
+            key = (v.op, ids, attr_key(v2.attrs) if v.op in REGIONS else tuple(v.attrs.items()))
         hit = seen.get(key)
         if hit is not None:
             new[v] = hit
             merged += 1
             continue
-        # tuples of Values compare by identity; a changed input means a rebuilt value
-        v2 = v if ins == v.inputs else Value(v.op, ins, v.attrs, v.type, v.loc)
         seen[key] = v2
         new[v] = v2
         out.nodes.append(v2)

@@ -31,7 +31,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from ...ir.graph import Graph, Value
-from ...ir.ops import OPS
+from ...ir.ops import OPS, REGIONS
+from .regions import map_regions
 
 # Bottom-up simplification nests only as deep as one rule's output feeds the next rule; a
 # deeper nest means two rules undo each other.
@@ -262,6 +263,8 @@ def rewrite(g: Graph, rules: RuleSet | list[Rule], counts: Counter | None = None
         ins = tuple([new[i] for i in v.inputs])
         # tuples of Values compare by identity; a changed input means a rebuilt value
         w = v if ins == v.inputs else Value(v.op, ins, v.attrs, v.type, v.loc)
+        if v.op in REGIONS:  # the rules run inside loop bodies and branches too
+            w = map_regions(w, lambda r: rewrite(r, ruleset, counts))
         new[v] = b.finish(w)
     out.outputs = [new[o] for o in g.outputs]
     return prune(out)

@@ -1,14 +1,16 @@
 """The op table: every op of the IR, by name. One explicit list, no registration by import."""
 from .base import NONDIFF, OpDef, OpError, broadcast_shapes
+from .control import CONTROL, REGIONS, TupleCotangent
 from .elementwise import ELEMENTWISE
 from .linalg import LINALG, window_out
 from .movement import MOVEMENT, slice_len
 from .reduce import REDUCE
 
-OPS: dict[str, OpDef] = {op.name: op for op in MOVEMENT + ELEMENTWISE + REDUCE + LINALG}
-assert len(OPS) == len(MOVEMENT + ELEMENTWISE + REDUCE + LINALG), "duplicate op names"
+OPS: dict[str, OpDef] = {op.name: op for op in MOVEMENT + ELEMENTWISE + REDUCE + LINALG + CONTROL}
+assert len(OPS) == len(MOVEMENT + ELEMENTWISE + REDUCE + LINALG + CONTROL), "duplicate op names"
 _no_vjp = sorted(name for name, op in OPS.items() if op.vjp is None)
 if _no_vjp:
     raise ImportError(f"ops without a VJP rule (give one, or vjp=NONDIFF): {_no_vjp}")
 
-__all__ = ["OPS", "NONDIFF", "OpDef", "OpError", "broadcast_shapes", "window_out", "slice_len"]
+__all__ = ["OPS", "NONDIFF", "OpDef", "OpError", "REGIONS", "TupleCotangent", "broadcast_shapes",
+           "window_out", "slice_len"]

@@ -31,6 +31,10 @@ class OpError(ValueError):
         self.op, self.loc = op, loc
 
 
+class GradientError(TypeError):
+    """A function or graph that cannot be differentiated as asked (names what and why)."""
+
+
 class _NonDiff:
     """The marker of ops through which no gradient flows (their outputs are not real-valued
     functions of their inputs, or they have no inputs)."""
@@ -51,7 +55,7 @@ NONDIFF = _NonDiff()
 @dataclass(frozen=True)
 class OpDef:
     name: str
-    # source | elementwise | reduce | movement | matmul | conv | pool | check
+    # source | elementwise | reduce | movement | matmul | conv | pool | check | control
     kind: str
     arity: Optional[int]           # None: variadic, at least one input
     attrs: tuple[str, ...]         # the attribute names, all required
@@ -82,7 +86,11 @@ class OpDef:
 
 
 def canonical_attr(v):
-    """Attributes are ints, floats, bools, strings, DTypes, tuples of those, or (constant) arrays."""
+    """Attributes are ints, floats, bools, strings, DTypes, tuples of those, (constant) arrays,
+    or Graphs (the regions of control-flow ops)."""
+    from ..graph import Graph  # the graph module imports this table
+    if isinstance(v, Graph):
+        return v
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, (int, np.integer)):
