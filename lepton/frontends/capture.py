@@ -61,6 +61,10 @@ def _code_names(code: types.CodeType) -> set[str]:
     return names
 
 
+def _dot(name: str, attr: str) -> str:
+    return f"{name}.{attr}" if name else attr
+
+
 def _cell(cell):
     return lambda: cell.cell_contents
 
@@ -119,12 +123,13 @@ class _Scan:
             # Lepton's own objects are walked only where they hold user state: a Module's
             # attributes, the `fn` of a compiled or differentiated function.
             own = type(x).__module__.startswith("lepton.")
-            if getattr(x, "_lepton_state", False) and type(getattr(x, "training", None)) is bool:
-                self.scalars.append((Source(lambda: get().training, f"{name}.training"),
+            state = getattr(x, "_lepton_state", False)
+            if state and type(getattr(x, "training", None)) is bool:  # a module's mode
+                self.scalars.append((Source(lambda: get().training, _dot(name, "training")),
                                      x.training))
             for k, v in list(vars(x).items()):
-                if not own or getattr(x, "_lepton_state", False) or k == "fn":
-                    self.value(v, _attr(get, k), f"{name}.{k}" if name else k, depth)
+                if not own or state or k == "fn":
+                    self.value(v, _attr(get, k), _dot(name, k), depth)
             call = getattr(type(x), "__call__", None)
             if isinstance(call, types.FunctionType):  # a callable object's own code
                 self.function(call, depth)
