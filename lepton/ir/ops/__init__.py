@@ -3,10 +3,11 @@ from .base import NONDIFF, OpDef, OpError, broadcast_shapes
 from .elementwise import ELEMENTWISE
 from .linalg import LINALG, window_out
 from .movement import MOVEMENT, slice_len
+from .random import RANDOM
 from .reduce import REDUCE
 
-OPS: dict[str, OpDef] = {op.name: op for op in MOVEMENT + ELEMENTWISE + REDUCE + LINALG}
-assert len(OPS) == len(MOVEMENT + ELEMENTWISE + REDUCE + LINALG), "duplicate op names"
+OPS: dict[str, OpDef] = {op.name: op for op in MOVEMENT + ELEMENTWISE + REDUCE + LINALG + RANDOM}
+assert len(OPS) == len(MOVEMENT + ELEMENTWISE + REDUCE + LINALG + RANDOM), "duplicate op names"
 _no_vjp = sorted(name for name, op in OPS.items() if op.vjp is None)
 if _no_vjp:
     raise ImportError(f"ops without a VJP rule (give one, or vjp=NONDIFF): {_no_vjp}")
