@@ -59,19 +59,17 @@ def key(seed) -> np.ndarray | Tensor:
     """A key from an integer seed: int32[2] holding the seed's low and high 32-bit words (a
     Python int in [-2**63, 2**64)). A traced int32 seed (inside a compiled function) gives a
     traced key, equal to the one its value would give."""
-    if isinstance(seed, (bool, np.bool_)):
-        raise TypeError("lp.random.key: the seed must be an integer, got a bool")
-    if isinstance(seed, (int, np.integer)):
+    if isinstance(seed, np.ndarray) and seed.ndim == 0 and seed.dtype.kind in "iu" \
+            and current_graph() is None:
+        seed = int(seed)
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
         s = int(seed)
         if not -2 ** 63 <= s < 2 ** 64:
             raise ValueError(f"lp.random.key: seed {s} does not fit in 64 bits")
         s &= 2 ** 64 - 1
         return np.array([s & 0xFFFFFFFF, s >> 32], dtype=np.uint32).view(np.int32)
-    if isinstance(seed, np.ndarray) and current_graph() is None:
-        if seed.ndim or seed.dtype.kind not in "iu":
-            raise TypeError(f"lp.random.key: the seed must be an integer scalar, got "
-                            f"{seed.dtype}{list(seed.shape)}")
-        return key(int(seed))
+    if not isinstance(seed, Tensor) and current_graph() is None:
+        raise TypeError(f"lp.random.key: the seed must be an integer, got {seed!r:.60}")
     s = lift(seed)
     if s.shape != () or s.dtype != int32:
         fail("random.key", f"a traced seed must be a 0-d int32 tensor, got {s.type} (a Python "
