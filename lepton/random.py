@@ -50,7 +50,6 @@ def eager(fn):
         arrays = {k: v for k, v in bound.arguments.items() if isinstance(v, np.ndarray)}
         static = {k: v for k, v in bound.arguments.items() if k not in arrays}
         g, _, out_tree = trace_flat(lambda a: fn(**static, **a), (arrays,))
-        g.name = fn.__name__
         return tree_unflatten(out_tree, interpret(g, *tree_flatten(arrays)[0]))
     return run
 
