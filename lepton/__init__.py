@@ -4,12 +4,14 @@
     f = lp.compile(lambda x, w: lp.relu(x @ w))
     y = f(x, w)
 """
-from . import ir, nn, optim
+from . import ir, nn, optim, random
 from .compile import compile
 from .grad import grad, value_and_grad
+from .nn.dropout import dropout
 from .frontends.onnx import load as from_onnx
 from .frontends import *  # noqa: F401,F403  the traced ops, dtypes and trace
 from .frontends import __all__ as _frontend_names
 
 __version__ = "0.1.0"
-__all__ = ["ir", "nn", "optim", "compile", "grad", "value_and_grad", "from_onnx", *_frontend_names]
+__all__ = ["ir", "nn", "optim", "random", "dropout", "compile", "grad", "value_and_grad",
+           "from_onnx", *_frontend_names]

@@ -78,6 +78,8 @@ CASES = (
         ("max_pool2d_select", [(2, 3, 7, 6), (2, 3, 7, 6)])]]
     + [case("avg_pool2d_grad", [(2, 3, 4, 6)], kernel=(3, 3), stride=(2, 1), padding=(1, 1),
             size=(7, 6))]
+    + [case("philox", [(2,)], [int32], shape=s, dtype=t) for t in (int32, F, D)
+       for s in [(7, 13), ()]]
 )
 
 

@@ -117,6 +117,6 @@ def test_exported_names_are_exactly_the_public_api():
     assert lp.int64 is int64
     import lepton
     from lepton.frontends.onnx import load
-    assert set(lepton.__all__) == expected | {"ir", "nn", "optim", "compile", "grad",
-                                              "value_and_grad", "from_onnx"}
+    assert set(lepton.__all__) == expected | {"ir", "nn", "optim", "random", "dropout", "compile",
+                                              "grad", "value_and_grad", "from_onnx"}
     assert lepton.from_onnx is load

@@ -1,6 +1,6 @@
 """Neural-network modules with PyTorch's names, parameter names, weight layouts and
 initialisations, one family a file: module.py (the base class), init.py (initial values,
-manual_seed), linear.py, conv.py, norm.py, container.py.
+manual_seed), linear.py, conv.py, norm.py, container.py, dropout.py.
 
     class MLP(lp.nn.Module):
         def __init__(self):
@@ -17,10 +17,11 @@ manual_seed), linear.py, conv.py, norm.py, container.py.
 """
 from .container import GELU, Flatten, ReLU, Sequential, Sigmoid, Tanh
 from .conv import AvgPool2d, Conv2d, MaxPool2d
+from .dropout import Dropout
 from .init import manual_seed
 from .linear import Embedding, Linear
 from .module import Module
 from .norm import LayerNorm
 
 __all__ = ["Module", "Linear", "Conv2d", "LayerNorm", "Embedding", "Sequential", "ReLU", "GELU",
-           "Tanh", "Sigmoid", "Flatten", "MaxPool2d", "AvgPool2d", "manual_seed"]
+           "Tanh", "Sigmoid", "Flatten", "MaxPool2d", "AvgPool2d", "Dropout", "manual_seed"]

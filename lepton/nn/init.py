@@ -1,7 +1,9 @@
 """Initial values of the built-in layers, as PyTorch draws them, and the generator behind them.
 
 Layers draw from `rng=` (a `numpy.random.Generator`) when given, else from this module's
-generator, which `manual_seed(n)` resets (like `torch.manual_seed`):
+generator, which `manual_seed(n)` resets (like `torch.manual_seed`). `manual_seed` also resets
+`GRAPH_KEY`, the generator of the randomness inside compiled training steps (Dropout masks): an
+`lp.random` key that the layers split and write back, in place, at every call:
 
     lp.nn.manual_seed(0); a = lp.nn.Linear(3, 2)
     lp.nn.manual_seed(0); b = lp.nn.Linear(3, 2)   # a and b hold equal arrays
@@ -12,13 +14,20 @@ import math
 
 import numpy as np
 
+from .. import random as _random
+
 _rng = np.random.default_rng()
+# One array for the process, changed only in place: every layer holds it and a compiled
+# function reads and writes it by reference (lepton/frontends/capture.py).
+GRAPH_KEY = _random.key(int(np.random.SeedSequence().generate_state(1, np.uint64)[0]))
 
 
 def manual_seed(seed: int) -> None:
-    """Reseeds the generator that layers created without `rng=` draw their initial values from."""
+    """Reseeds the generator that layers created without `rng=` draw their initial values from,
+    and the key that training-mode layers draw their randomness from (`GRAPH_KEY`)."""
     global _rng
     _rng = np.random.default_rng(seed)
+    GRAPH_KEY[...] = _random.key(seed)
 
 
 def _generator(rng) -> np.random.Generator:

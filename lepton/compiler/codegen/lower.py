@@ -23,6 +23,7 @@ from .epilogue import emit_epilogue_kernel
 from .fused import emit_rows
 from .loops import const, i1, i32, i8, loop_metadata, new_function
 from .movement import emit_check_index, emit_concatenate, emit_copy_view, emit_take
+from .random import emit_philox
 from .reduce import emit_argmax, emit_reduce
 from .scalar import SCALAR, mem_type
 
@@ -127,6 +128,7 @@ KERNELS = {
     "conv2d": _conv2d,
     "max_pool2d": _pool("max"),
     "avg_pool2d": _pool("avg"),
+    "philox": _map_kernel(emit_philox),
     **{op: _map_kernel(body) for op, body in grad_kernels.BODIES.items()},
 }
 

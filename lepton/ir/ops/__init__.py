@@ -4,10 +4,12 @@ from .control import CONTROL, REGIONS, TupleCotangent
 from .elementwise import ELEMENTWISE
 from .linalg import LINALG, window_out
 from .movement import MOVEMENT, slice_len
+from .random import RANDOM
 from .reduce import REDUCE
 
-OPS: dict[str, OpDef] = {op.name: op for op in MOVEMENT + ELEMENTWISE + REDUCE + LINALG + CONTROL}
-assert len(OPS) == len(MOVEMENT + ELEMENTWISE + REDUCE + LINALG + CONTROL), "duplicate op names"
+_ALL = MOVEMENT + ELEMENTWISE + REDUCE + LINALG + CONTROL + RANDOM
+OPS: dict[str, OpDef] = {op.name: op for op in _ALL}
+assert len(OPS) == len(_ALL), "duplicate op names"
 _no_vjp = sorted(name for name, op in OPS.items() if op.vjp is None)
 if _no_vjp:
     raise ImportError(f"ops without a VJP rule (give one, or vjp=NONDIFF): {_no_vjp}")
