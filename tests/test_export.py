@@ -135,3 +135,23 @@ def test_bad_names_and_arguments(tmp_path):
         lp.export(lambda a: a, tmp_path / "lib.so", (np.ones(2, np.float32),), name="my-model")
     with pytest.raises(TypeError, match="arrays only"):
         lp.export(lambda a, n: a, tmp_path / "lib.so", (np.ones(2, np.float32), "x"))
+
+
+@needs_cc
+def test_the_c_example_of_the_docs(tmp_path):
+    """docs/deploying.md's main.c, built as the page says, prints row 0 of the model's result."""
+    import re
+    from pathlib import Path
+    page = (Path(__file__).resolve().parent.parent / "docs" / "deploying.md").read_text()
+    main_c = [b for b in re.findall(r"```c\n(.*?)```", page, re.S) if "int main" in b][0]
+    x = (np.arange(4 * 20) % 7 / 7).astype(np.float32).reshape(4, 20)   # as main.c fills it
+    fc = lp.nn.Linear(20, 6)
+    lp.export(lambda a: lp.softmax(lp.relu(fc(a))), tmp_path / "out" / "libmlp.so", (x,),
+              name="mlp")
+    (tmp_path / "main.c").write_text(main_c)
+    subprocess.run([os.environ.get("CC") or "cc", "-O2", "-o", "main", "main.c", "-Iout",
+                    "-Lout", "-lmlp", "-lm", "-Wl,-rpath,$ORIGIN/out"], cwd=tmp_path, check=True)
+    out = subprocess.run(["./main"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, check=True)
+    want = lp.compile(lambda a: lp.softmax(lp.relu(fc(a))))(x)[0]
+    np.testing.assert_allclose([float(v) for v in out.stdout.split()], want, atol=1e-4)
