@@ -14,5 +14,5 @@ from .frontends import *  # noqa: F401,F403  the traced ops, dtypes and trace
 from .frontends import __all__ as _frontend_names
 
 __version__ = "0.1.0"
-__all__ = ["ir", "nn", "optim", "compile", "grad", "value_and_grad", "from_onnx", "save", "load_model", "export",
-           *_frontend_names]
+__all__ = ["ir", "nn", "optim", "compile", "grad", "value_and_grad", "from_onnx", "save",
+           "load_model", "export", *_frontend_names]

@@ -61,7 +61,8 @@ int main(int argc, char **argv) {
     pthread_t threads[2];
     for (int t = 0; t < 2; t++) {
         jobs[t].rc = 0;
-        for (int k = 0; k < net_NUM_OUTPUTS; k++) jobs[t].outputs[k] = (char *)malloc(out_bytes[k] + 3) + 3;
+        for (int k = 0; k < net_NUM_OUTPUTS; k++)
+            jobs[t].outputs[k] = (char *)malloc(out_bytes[k] + 3) + 3;   /* unaligned */
         pthread_create(&threads[t], NULL, work, &jobs[t]);
     }
     for (int t = 0; t < 2; t++) pthread_join(threads[t], NULL);
@@ -96,9 +97,10 @@ def test_c_program_from_two_threads_matches_python(tmp_path):
     assert "index out of range" in text     # the take's check: status 1
     (tmp_path / "main.c").write_text(HARNESS)
     exe = tmp_path / "main"
-    subprocess.run([os.environ.get("CC") or "cc", "-O1", "-o", str(exe), str(tmp_path / "main.c"), f"-I{tmp_path / 'lib'}",
-                    f"-L{tmp_path / 'lib'}", "-lnet", "-lm", "-lpthread",
-                    f"-Wl,-rpath,{tmp_path / 'lib'}"], check=True)
+    lib = tmp_path / "lib"
+    subprocess.run([os.environ.get("CC") or "cc", "-O1", "-o", str(exe), str(tmp_path / "main.c"),
+                    f"-I{lib}", f"-L{lib}", "-lnet", "-lm", "-lpthread", f"-Wl,-rpath,{lib}"],
+                   check=True)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}   # no Python, no Lepton
     data = tmp_path / "data"
     data.mkdir()

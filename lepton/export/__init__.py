@@ -71,13 +71,12 @@ def _bake(g: Graph, n_args: int, weights: list[np.ndarray]) -> Graph:
 
 def _link(obj: str, path: str, name: str) -> None:
     cc = os.environ.get("CC") or "cc"
-    how = f"cc -shared -o {path} {obj} -lm"
+    command = [cc, "-shared", "-o", path, obj, "-lm"]
     if shutil.which(cc) is None:
         raise LinkError(f"export {name}: no C compiler driver ({cc!r}) to link the shared "
                         f"library; wrote the object file {obj} and the header. Link it with: "
-                        f"{how}")
-    proc = subprocess.run([cc, "-shared", "-o", path, obj, "-lm"], capture_output=True,
-                          text=True)
+                        f"cc -shared -o {path} {obj} -lm")
+    proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode:
-        raise LinkError(f"export {name}: linking failed ({' '.join([cc, '-shared', '-o', path, obj, '-lm'])}):\n"
+        raise LinkError(f"export {name}: linking failed ({' '.join(command)}):\n"
                         f"{proc.stderr.strip()}")

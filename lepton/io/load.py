@@ -35,7 +35,7 @@ def load_model(source):
     manifest, members = read_archive(data, label)
     try:
         sig = Signature.from_json(manifest["signature"])
-    except TypeError as e:   # a dtype Lepton does not support
+    except ValueError as e:
         raise ValueError(f"{label}: {e}") from None
     weights = [_weight(w, members, label) for w in manifest["weights"]]
     graphs = {}

@@ -42,9 +42,8 @@ def save(fn_or_module, path, example_args, batch_axis: int | None = None, *,
         classes = _size_classes(example_args, batch_axis, max_batch)
     traced = {b: trace_model(fn, args, batch_axis) for b, args in classes.items()}
     first = next(iter(traced.values()))
-    example = trace_model(fn, example_args, batch_axis) if batch_axis is not None else first
     for b, t in traced.items():
-        _check_class(t, b, first, example, batch_axis)
+        _check_class(t, b, first, batch_axis)
     members, graphs = {}, []
     for b, t in traced.items():
         member = "graphs/main.ir" if b is None else f"graphs/b{b}.ir"
@@ -59,7 +58,7 @@ def save(fn_or_module, path, example_args, batch_axis: int | None = None, *,
         weights.append({"name": name, "file": f"weights/{k}.npy", "shape": list(a.shape),
                         "dtype": a.dtype.name})
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "lepton_version": __version__,
-                "name": first.graph.name, "signature": example.signature.to_json(),
+                "name": first.graph.name, "signature": first.signature.to_json(),
                 "max_batch": None if batch_axis is None else max(classes),
                 "graphs": graphs, "weights": weights}
     buf = io.BytesIO()
@@ -96,7 +95,7 @@ def _size_classes(example_args: tuple, axis: int, max_batch: int | None) -> dict
     return out
 
 
-def _check_class(t, b, first, example, axis) -> None:
+def _check_class(t, b, first, axis) -> None:
     """A size class's trace must read the same weights as the others and have the batch
     along `axis` of every output."""
     if [(n, a.shape, a.dtype) for n, a in t.weights] != \
@@ -104,7 +103,7 @@ def _check_class(t, b, first, example, axis) -> None:
         raise ValueError(f"{t.graph.name} reads other arrays at batch size {b} than at batch "
                          f"size 1: it cannot be saved with batch_axis")
     outs = t.graph.outputs
-    if b is not None and (t.signature != example.signature or
+    if b is not None and (t.signature != first.signature or
                           any(len(v.shape) <= axis or v.shape[axis] != b for v in outs)):
         raise ValueError(f"{t.graph.name}: with batch_axis={axis} every output must have the "
                          f"batch along axis {axis}, but at batch size {b} the outputs are "

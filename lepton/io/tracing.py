@@ -18,7 +18,7 @@ import numpy as np
 
 from ..frontends.arguments import ArgSpec
 from ..frontends.capture import scan
-from ..frontends.pytree import tree_flatten, tree_paths
+from ..frontends.pytree import tree_flatten, tree_paths, tree_unflatten
 from ..frontends.trace import graph_name, trace_flat
 from ..ir.graph import Graph
 from .signature import Signature, TensorSpec
@@ -51,9 +51,9 @@ def trace_model(fn, example_args, batch_axis: int | None = None) -> Traced:
     traced.__name__ = name
     graph, _, out_tree = trace_flat(traced, call.leaves, captures)
     if captures.writes:
-        raise ValueError(f"{name} writes into arrays it reads ({', '.join(s.name for s in captures.writes)}) "
-                         f"at every call (a module in training mode?): call .eval() before "
-                         f"saving or exporting it")
+        written = ", ".join(s.name for s in captures.writes)
+        raise ValueError(f"{name} writes into arrays it reads ({written}) at every call (a "
+                         f"module in training mode?): call .eval() before saving or exporting it")
     values = captures.read()
     weights = list(zip(captures.names(), values))
     outs = graph.outputs
@@ -76,5 +76,4 @@ def _paths(args: tuple) -> list[str]:
 
 
 def _out_paths(tree) -> list[str]:
-    from ..frontends.pytree import tree_unflatten
     return tree_paths(tree_unflatten(tree, [0] * tree.num_leaves))
