@@ -347,7 +347,6 @@ def test_fresh_process_loads_without_the_models_source(tmp_path):
     saved = _python("""
         import numpy as np, lepton as lp
         from mymodel import Net
-        lp.nn.manual_seed(1) if hasattr(lp.nn, "manual_seed") else None
         net = Net()
         x = np.load("x.npy")
         lp.save(net, "net.lepton", (x,), batch_axis=0)
