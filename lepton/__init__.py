@@ -9,9 +9,11 @@ from .compile import compile
 from .grad import grad, value_and_grad
 from .nn.dropout import dropout
 from .frontends.onnx import load as from_onnx
+from .io import load_model, save
+from .export import export
 from .frontends import *  # noqa: F401,F403  the traced ops, dtypes and trace
 from .frontends import __all__ as _frontend_names
 
 __version__ = "0.1.0"
 __all__ = ["ir", "nn", "optim", "random", "dropout", "compile", "grad", "value_and_grad",
-           "from_onnx", *_frontend_names]
+           "from_onnx", "save", "load_model", "export", *_frontend_names]

@@ -50,18 +50,10 @@ class CompileResult:
         self.captures = captures
         self._reads = bool(captures.sources or captures.guards or captures.writes)
         t = time.perf_counter()
-        self.graph, self.passes = run_pipeline(traced, verify_each=cfg.debug or check,
-                                               dump_dir=cfg.dump_dir)
-        if has_control_flow(self.graph):  # until codegen has native loops (compiler/expand.py)
-            self.graph, more = run_pipeline(expand_control_flow(self.graph),
-                                            verify_each=cfg.debug or check)
-            self.passes += more
+        self.graph, self.passes = optimise(traced, cfg.debug or check, cfg.dump_dir)
         times["passes"] = time.perf_counter() - t
         t = time.perf_counter()
-        self.groups = partition(self.graph)
-        self.plan = plan_memory(self.graph, {v for grp in self.groups for v in grp.outputs},
-                                [(grp.outputs, grp.reads(), grp.in_place_pairs())
-                                 for grp in self.groups])
+        self.groups, self.plan = partition_and_plan(self.graph)
         times["plan"] = time.perf_counter() - t
         self.threads = cfg.threads if cfg.threads > 1 and openmp_available() else 1
         self.vector_width = host_vector_width(cfg)
@@ -153,6 +145,24 @@ class CompileResult:
                         "rewrites": r.rewrites} for r in self.passes],
             "compile_seconds": dict(self.times),
         }
+
+
+def optimise(traced: Graph, verify_each: bool = False, dump_dir: str | None = None):
+    """(the graph ready for lowering, the pass records): the pass pipeline, then control flow
+    expanded into plain ops (until codegen has native loops, compiler/expand.py)."""
+    graph, passes = run_pipeline(traced, verify_each=verify_each, dump_dir=dump_dir)
+    if has_control_flow(graph):
+        graph, more = run_pipeline(expand_control_flow(graph), verify_each=verify_each)
+        passes += more
+    return graph, passes
+
+
+def partition_and_plan(g: Graph):
+    """(fusion groups, memory plan) of an optimised graph."""
+    groups = partition(g)
+    plan = plan_memory(g, {v for grp in groups for v in grp.outputs},
+                       [(grp.outputs, grp.reads(), grp.in_place_pairs()) for grp in groups])
+    return groups, plan
 
 
 def status_messages(g: Graph) -> dict[int, str]:
