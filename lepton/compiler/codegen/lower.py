@@ -171,6 +171,8 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
         kernels.append(replace(k, status=status.get(grp.members[0], 0) if checked else 0))
     for k in kernels:
         k.fn.linkage = "internal"
+        if "noinline" not in k.fn.attributes:   # a kernel called N times is not copied N times
+            k.fn.attributes.add("noinline")
     plan.scratch_bytes = max([k.scratch_bytes for k in kernels], default=0)
     _emit_entry(module, kernels, plan, profile)
     return Lowered(loop_metadata(str(module)), kernels)
