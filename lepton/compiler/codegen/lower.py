@@ -1,4 +1,5 @@
-"""Lowering a graph to one LLVM module: one kernel function per group of ops, and the entry
+"""Lowering a graph to one LLVM module: one kernel function per distinct structure of a group of
+ops (groups the same up to their buffers share it, see kernel_key.py), and the entry
 `i32 lepton_main(i8** buffers)` that calls them in order, so a call from Python is one foreign
 call. The entry returns 0, or the status of the first check that failed (it stops there):
 `statuses(g)` numbers the graph's ops that can fail (`OpDef.runtime_error`) 1, 2, ... in graph
