@@ -130,6 +130,7 @@ class CompileResult:
         p = self.plan
         return {
             "kernels": len(self.kernel_names),
+            "kernel_functions": len(set(self.kernel_names)),
             "kernel_ops": list(self.kernel_names),
             "from_disk_cache": self.cached,
             "threads": self.threads,

@@ -23,7 +23,7 @@ from . import conv, gemm
 from .fused import immediate
 from .kernel import masked_load, splat, vptr
 from .loopnest import broadcast_view
-from .loops import const, i8, new_function
+from .loops import const, i8, i64, new_function
 from .scalar import SCALAR, mem_type
 
 
@@ -64,7 +64,7 @@ def emit_epilogue_kernel(module: ir.Module, name: str, group: Group, threads: in
         return env[out]
 
     a = head.attrs
-    apply = epilogue if chain else None
+    apply = _outlined(module, name, epilogue) if chain else None
     if head.op == "matmul":
         inner = gemm.emit_matmul(module, f"{name}.mm", stored[0].type, stored[1].type,
                                  head.type, epilogue=apply, trans_a=trans[0],
@@ -85,6 +85,33 @@ def emit_epilogue_kernel(module: ir.Module, name: str, group: Group, threads: in
     b.call(inner.fn, args)
     b.ret_void()
     return fn, [*stored, *ext], inner.scratch_bytes
+
+
+# Epilogues of at most this many instructions are inlined at each of the GEMM's stores; a bigger
+# one (gelu's erf: 65; tanh: 36) is one function the stores call, since inlined at the 32 stores of each
+# micro-kernel variant it made a matmul+gelu kernel 1.4 MB of IR and 1.5 s of LLVM.
+INLINE_MAX = 24
+
+
+def _outlined(module: ir.Module, name: str, epilogue):
+    """The epilogue as a function `T name.epiN(T value, i64 row, i64 col, i8* ctx)` per value
+    type (vector or scalar), emitted once and called at every store; LLVM inlines it again
+    when it is small."""
+    fns: dict[str, ir.Function] = {}
+
+    def call(b: ir.IRBuilder, value, row, col, ctx):
+        t = value.type
+        f = fns.get(str(t))
+        if f is None:
+            f, fb = new_function(module, f"{name}.epi{len(fns)}", [t, i64, i64, i8.as_pointer()],
+                                 ["value", "row", "col", "ctx"], noalias=False, ret=t)
+            f.linkage = "internal"
+            fb.ret(epilogue(fb, *f.args))
+            size = sum(len(blk.instructions) for blk in f.blocks)
+            f.attributes.add("alwaysinline" if size <= INLINE_MAX else "noinline")
+            fns[str(t)] = f
+        return b.call(f, [value, row, col, ctx])
+    return call
 
 
 def _ptr(x: Value):

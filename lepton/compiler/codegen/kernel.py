@@ -25,7 +25,7 @@ from typing import Callable, Optional
 from llvmlite import ir
 
 from ...ir.types import DType, float32, float64, int32, int64
-from .loops import i1, i8, i32, i64, new_function
+from .loops import i1, i8, i32, i64, new_function, vconst
 
 Epilogue = Optional[Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value, ir.Value], ir.Value]]
 
@@ -108,13 +108,13 @@ def fma(b: ir.IRBuilder, x, y, z):
 def splat(b: ir.IRBuilder, x: ir.Value, n: int) -> ir.Value:
     """An n-lane vector of copies of scalar x."""
     vt = ir.VectorType(x.type, n)
-    v = b.insert_element(ir.Constant(vt, None), x, ir.Constant(i32, 0))
-    return b.shuffle_vector(v, ir.Constant(vt, None), ir.Constant(ir.VectorType(i32, n), [0] * n))
+    v = b.insert_element(vconst(vt, None), x, ir.Constant(i32, 0))
+    return b.shuffle_vector(v, vconst(vt, None), vconst(ir.VectorType(i32, n), None))
 
 
 def lane_mask(n_lanes: int, n_valid: int) -> ir.Constant:
     """A constant <n_lanes x i1> with the first n_valid lanes set."""
-    return ir.Constant(ir.VectorType(i1, n_lanes), [1 if i < n_valid else 0 for i in range(n_lanes)])
+    return vconst(ir.VectorType(i1, n_lanes), [1 if i < n_valid else 0 for i in range(n_lanes)])
 
 
 def vptr(b: ir.IRBuilder, base: ir.Value, offset, vt: ir.VectorType) -> ir.Value:
@@ -127,7 +127,7 @@ def masked_load(b: ir.IRBuilder, ptr: ir.Value, mask: ir.Value, vt: ir.VectorTyp
     """Loads the lanes of `mask` from <vt>* ptr, zero elsewhere; never touches masked-off memory."""
     f = intrinsic(b.module, f"llvm.masked.load.{vsuffix(vt)}.p0", vt,
                   [vt.as_pointer(), mask.type, vt])
-    return b.call(f, [ptr, mask, ir.Constant(vt, None)])
+    return b.call(f, [ptr, mask, vconst(vt, None)])
 
 
 def masked_store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, mask: ir.Value) -> None:

@@ -6,6 +6,7 @@ that LLVM's vectoriser recognises (canonical phi induction, unit step, no side e
 """
 from __future__ import annotations
 
+import functools
 import re
 from contextlib import contextmanager
 
@@ -19,6 +20,30 @@ i1 = ir.IntType(1)
 
 def const(v: int) -> ir.Constant:
     return ir.Constant(i64, int(v))
+
+
+def vconst(vt: ir.VectorType, value) -> ir.Constant:
+    """A vector constant: `value` for every lane, a list of lanes, or None for zeros. One object
+    per distinct constant, so llvmlite formats its text once (it caches a value's text): it
+    formatted each use afresh, and that was half the time of building a kernel's IR (vmath's
+    and the micro-kernels' splats)."""
+    if value is None:
+        return _vector(vt, None, False)
+    if isinstance(value, (list, tuple)):
+        return _vector(vt, tuple(_key(x) for x in value), False)
+    return _vector(vt, (_key(value),), True)
+
+
+def _key(x):
+    return x.hex() if isinstance(x, float) else x   # -0.0 and 0.0 are equal as keys
+
+
+@functools.lru_cache(maxsize=4096)
+def _vector(vt: ir.VectorType, key: tuple | None, splat: bool) -> ir.Constant:
+    if key is None:
+        return ir.Constant(vt, None)
+    lanes = [float.fromhex(x) if isinstance(x, str) else x for x in key]
+    return ir.Constant(vt, lanes * vt.count if splat else lanes)
 
 
 # for_range marks a latch with `!lepton.loop.<unroll 0/1>.<interleave count>`; loop_metadata

@@ -1,4 +1,5 @@
-"""Lowering a graph to one LLVM module: one kernel function per group of ops, and the entry
+"""Lowering a graph to one LLVM module: one kernel function per distinct structure of a group of
+ops (groups the same up to their buffers share it, see kernel_key.py), and the entry
 `i32 lepton_main(i8** buffers)` that calls them in order, so a call from Python is one foreign
 call. The entry returns 0, or the status of the first check that failed (it stops there):
 `statuses(g)` numbers the graph's ops that can fail (`OpDef.runtime_error`) 1, 2, ... in graph
@@ -21,6 +22,7 @@ from . import conv, gemm, grad_kernels
 from ..fusion import Group, partition
 from .epilogue import emit_epilogue_kernel
 from .fused import emit_rows
+from .kernel_key import correspondence, group_key, key_hash
 from .loops import const, i1, i32, i8, loop_metadata, new_function
 from .movement import emit_check_index, emit_concatenate, emit_copy_view, emit_take
 from .random import emit_philox
@@ -153,25 +155,45 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
     module = ir.Module(name=g.name)
     kernels: list[Kernel] = []
     status = statuses(g)
-    for n, grp in enumerate(groups if groups is not None else partition(g)):
+    emitted: dict[str, tuple[Group, Kernel]] = {}   # structural key -> first group, its kernel
+    for grp in groups if groups is not None else partition(g):
         if all(v.type.size == 0 for v in grp.outputs or grp.members):
             continue
-        ops = "_".join(dict.fromkeys(v.op for v in grp.members))
-        name = f"k{n}_{ops[:48]}"  # e.g. k0_matmul_add_relu
-        if grp.kind in ("matmul", "conv2d"):
-            fn, ops, scratch = emit_epilogue_kernel(module, name, grp, threads)
-            kernels.append(Kernel(fn, tuple(grp.outputs), tuple(ops), scratch))
-        elif grp.kind == "rows":
+        noalias = True
+        if grp.kind == "rows":
             shared = {plan.where[v] for v in grp.outputs} & {plan.where.get(x) for x in grp.reads()}
-            kernels.append(_rows(module, name, grp, noalias=not shared, threads=threads))
+            noalias = not shared
+        key = group_key(grp, noalias, threads)
+        if key in emitted:   # the same function up to its buffers: call it with this group's
+            template, k = emitted[key]
+            corr = correspondence(template, grp)
+            k = replace(k, outputs=tuple(corr[v] for v in k.outputs),
+                        operands=tuple(corr[x] for x in k.operands))
         else:
-            v = grp.members[0]
-            kernels.append(replace(KERNELS[v.op](module, name, v), status=status.get(v, 0)))
+            k = _emit_group(module, grp, noalias, threads, key)
+            emitted[key] = grp, k
+        checked = grp.kind not in ("rows", "matmul", "conv2d")   # a single op that can fail
+        kernels.append(replace(k, status=status.get(grp.members[0], 0) if checked else 0))
     for k in kernels:
         k.fn.linkage = "internal"
+        if "noinline" not in k.fn.attributes:   # a kernel called N times is not copied N times
+            k.fn.attributes.add("noinline")
     plan.scratch_bytes = max([k.scratch_bytes for k in kernels], default=0)
     _emit_entry(module, kernels, plan, profile)
     return Lowered(loop_metadata(str(module)), kernels)
+
+
+def _emit_group(module: ir.Module, grp: Group, noalias: bool, threads: int, key: str) -> Kernel:
+    """The kernel of one fusion group, named by its structure (e.g. k3f2a..._matmul_add_relu)."""
+    ops = "_".join(dict.fromkeys(v.op for v in grp.members))
+    name = f"k{key_hash(key)}_{ops[:48]}"
+    if grp.kind in ("matmul", "conv2d"):
+        fn, ops, scratch = emit_epilogue_kernel(module, name, grp, threads)
+        return Kernel(fn, tuple(grp.outputs), tuple(ops), scratch)
+    if grp.kind == "rows":
+        return _rows(module, name, grp, noalias=noalias, threads=threads)
+    v = grp.members[0]
+    return KERNELS[v.op](module, name, v)
 
 
 def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
@@ -192,7 +214,7 @@ def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
         return b.bitcast(p, _ptr(v))
 
     ws = plan.workspace_slot
-    for k in kernels:
+    for i, k in enumerate(kernels, 1):
         args = [address(v) for v in k.outputs + k.operands]
         if plan.workspace_bytes:
             if ws not in slots:
@@ -201,7 +223,7 @@ def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
         else:
             args.append(ir.Constant(i8p, None))
         failed = b.call(k.fn, args)
-        tick(kernels.index(k) + 1)
+        tick(i)
         if k.status:  # stop at a failed check: later kernels would read its zeroed indices
             with b.if_then(failed, likely=False):
                 b.ret(ir.Constant(i32, k.status))

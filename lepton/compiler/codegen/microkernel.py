@@ -30,7 +30,7 @@ from llvmlite import ir
 from ...ir.types import DType
 from .kernel import (Epilogue, fma, lane_mask, llvm_type, masked_load, masked_store, splat,
                      vector_width, vptr)
-from .loops import const, for_range, i8, i32, i64, new_function
+from .loops import const, for_range, i8, i32, i64, new_function, vconst
 
 UNROLL = 4  # k steps per trip of the micro-kernel's main loop: enough to hide the loop overhead
 
@@ -77,7 +77,7 @@ def emit_microkernel(module: ir.Module, name: str, spec: TileSpec,
     fn.attributes.add("noinline")
     a_p, b_p, c_p, kc, mode, row0, col0, ctx = fn.args
     mr, nvec = spec.mr, spec.nvec
-    zero = ir.Constant(vt, None)
+    zero = vconst(vt, None)
 
     def step(k, acc):
         bv = []

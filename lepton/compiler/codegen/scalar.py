@@ -10,6 +10,7 @@ from llvmlite import ir
 
 from ...ir.types import DType, bool_, float32, float64, int32, int64
 from . import vmath
+from .loops import vconst
 
 FAST = ("contract",)  # lets LLVM form FMAs; keeps inf/nan semantics intact
 
@@ -47,7 +48,7 @@ def like(x, value) -> ir.Constant:
     t = x.type
     elem = t.element if isinstance(t, ir.VectorType) else t
     c = float(value) if isinstance(elem, (ir.FloatType, ir.DoubleType)) else int(value)
-    return ir.Constant(t, [c] * t.count if isinstance(t, ir.VectorType) else c)
+    return vconst(t, c) if isinstance(t, ir.VectorType) else ir.Constant(t, c)
 
 
 def _mangle(t: ir.Type) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 from llvmlite import ir
 
 from . import vmath_reduce
+from .loops import vconst
 
 
 # -- constants ---------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ class _Emit:
         self.suffix = ("v%d" % self.lanes if self.lanes else "") + self.dt
 
     def _const(self, ty, v):
-        return ir.Constant(ty, [v] * self.lanes) if self.lanes else ir.Constant(ty, v)
+        return vconst(ty, v) if self.lanes else ir.Constant(ty, v)
 
     def f(self, v: float):
         return self._const(self.ty, float(v))

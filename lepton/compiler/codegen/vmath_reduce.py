@@ -20,6 +20,8 @@ from fractions import Fraction
 
 from llvmlite import ir
 
+from .loops import vconst
+
 LIMB = 24
 MASK = (1 << LIMB) - 1
 i32, i64 = ir.IntType(32), ir.IntType(64)
@@ -85,7 +87,7 @@ class _Wide:
         self.ity, self.i32ty, self.fty = vec(i64), vec(i32), vec(ir.DoubleType())
 
     def _const(self, ty, v):
-        return ir.Constant(ty, [v] * self.e.lanes) if self.e.lanes else ir.Constant(ty, v)
+        return vconst(ty, v) if self.e.lanes else ir.Constant(ty, v)
 
     def c(self, v: int):
         return self._const(self.ity, int(v))
