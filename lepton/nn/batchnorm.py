@@ -24,7 +24,7 @@ class _BatchNorm(Module):
     _ranks: tuple[int, ...] = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True):
+                 affine: bool = True, track_running_stats: bool = True, *, bias: bool = True):
         super().__init__()
         name = type(self).__name__
         self.num_features = _positive_int(num_features, f"{name} num_features")
@@ -36,7 +36,7 @@ class _BatchNorm(Module):
         self.track_running_stats = bool(track_running_stats)
         c = self.num_features
         self.weight = np.ones(c, np.float32) if affine else None
-        self.bias = np.zeros(c, np.float32) if affine else None
+        self.bias = np.zeros(c, np.float32) if affine and bias else None
         tracked = self.track_running_stats
         self.register_buffer("running_mean", np.zeros(c, np.float32) if tracked else None)
         self.register_buffer("running_var", np.ones(c, np.float32) if tracked else None)
@@ -72,15 +72,17 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
     """Batch normalisation of (N, C) or (N, C, L) inputs over every axis but C, as
     torch.nn.BatchNorm1d(num_features, eps=1e-5, momentum=0.1, affine=True,
-    track_running_stats=True). Parameters weight (ones) and bias (zeros), buffers running_mean
-    (zeros), running_var (ones), num_batches_tracked (int64 0-d). momentum=None averages the
-    batches cumulatively."""
+    track_running_stats=True, *, bias=True). Parameters weight (ones) and bias (zeros; none
+    with affine=False or bias=False), buffers running_mean (zeros), running_var (ones),
+    num_batches_tracked (int64 0-d; none of them with track_running_stats=False).
+    momentum=None averages the batches cumulatively."""
 
     _ranks = (2, 3)
 

@@ -118,7 +118,9 @@ class Module:
         """Stores `tensor` (a NumPy array of any dtype, or None) as attribute `name`, a buffer:
         state that is not trained (see the module docstring). persistent=False keeps it out of
         `state_dict()`. Assigning the attribute later keeps it a buffer."""
-        if not isinstance(name, str) or not name or "." in name or name.startswith("_"):
+        if not isinstance(name, str):
+            raise TypeError(f"register_buffer: name must be a string, got {name!r}")
+        if not name or "." in name or name.startswith("_"):
             raise KeyError(f"register_buffer: name must be a non-empty string without '.' "
                            f"that does not start with '_', got {name!r}")
         if tensor is not None and not isinstance(tensor, np.ndarray):
