@@ -5,9 +5,9 @@
 
 The model trains in training mode, with Adam and a cosine learning-rate decay: each BatchNorm2d
 normalises with the batch's statistics, and the compiled training step (forward, backward,
-Adam's update) also updates its running statistics. It is tested in eval mode, where BatchNorm uses the running statistics (and Dropout,
-when lp.nn has it, passes its input through). Prints a line per epoch, then the test accuracy
-and the wall time (compilation included).
+Adam's update) also updates its running statistics. It is tested in eval mode, where BatchNorm
+uses the running statistics (and Dropout, when lp.nn has it, passes its input through). Prints a
+line per epoch, then the test accuracy and the wall time (compilation included).
 """
 from __future__ import annotations
 

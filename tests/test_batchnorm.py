@@ -200,3 +200,17 @@ def test_errors_name_the_problem():
         lp.compile(lambda x: lp.batch_norm(x, None, None, f32(4), training=True))(f32(2, 3))
     with pytest.raises(TypeError, match="running_mean is updated in place"):
         lp.compile(lambda x, rm: lp.batch_norm(x, rm, None, training=True))(f32(2, 3), f32(3))
+
+
+def test_training_steps_in_both_modes_keep_both_graphs():
+    m = SmallCNN()
+    opt = lp.optim.SGD(0.01)
+    x, y = f32(4, 2, 6, 6), rng.integers(0, 5, 4)
+    opt.step(m, loss_fn, x, y)
+    m.bn.eval()                          # e.g. fine-tuning with frozen statistics
+    frozen = m.bn.running_mean.copy()
+    opt.step(m, loss_fn, x, y)
+    np.testing.assert_array_equal(m.bn.running_mean, frozen)
+    m.bn.train()
+    opt.step(m, loss_fn, x, y)
+    assert m.bn.num_batches_tracked == 2 and opt.num_graphs == 2

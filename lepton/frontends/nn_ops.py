@@ -1,7 +1,7 @@
 """Neural-network ops with PyTorch's conventions (NCHW images, (out, in/groups, kh, kw) weights).
 
-softmax, log_softmax, gelu, layer_norm, batch_norm and cross_entropy are composites of IR primitives (the IR
-has no softmax op); conv2d and the pools map to the IR ops of the same names.
+softmax, log_softmax, gelu, layer_norm, batch_norm and cross_entropy are composites of IR
+primitives (the IR has no softmax op); conv2d and the pools map to the IR ops of the same names.
 
     >>> p = softmax(logits, axis=-1)           # exp(x - max) / sum, stable for large logits
     >>> loss = cross_entropy(logits, labels)   # logits f32[N,C], labels i64[N] -> f32[]
@@ -17,8 +17,8 @@ from .ops import (_float, arange, exp, gelu, log, max_shift, mean, rsqrt,  # noq
 from .shapes import checked_index
 from .tensor import Tensor, assign, emit, fail, lift, lift_all, result_dtype
 
-__all__ = ["softmax", "log_softmax", "gelu", "layer_norm", "batch_norm", "conv2d", "max_pool2d", "avg_pool2d",
-           "cross_entropy"]
+__all__ = ["softmax", "log_softmax", "gelu", "layer_norm", "batch_norm", "conv2d", "max_pool2d",
+           "avg_pool2d", "cross_entropy"]
 
 
 def softmax(x, axis=-1) -> Tensor:
