@@ -94,7 +94,8 @@ class Optimizer:
         leaves = [_as_array(x) for x in leaves]
         ties = _ties(params)
         fkey = function_key(loss_fn)
-        key = (fkey, self._static(), tree, tuple((a.shape, a.dtype) for a in leaves), ties)
+        modes = tuple(m.training for m in model.modules())  # train() and eval() steps both kept
+        key = (fkey, self._static(), tree, tuple((a.shape, a.dtype) for a in leaves), ties, modes)
         res = self._graphs.get(key)
         if res is None:
             code = getattr(loss_fn, "__code__", None)

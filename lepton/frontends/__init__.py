@@ -5,8 +5,8 @@ here (ops, creation functions, dtypes, `trace`); `lepton/__init__.py` re-exports
 """
 from ..ir.types import bool_, float32, float64, int32, int64
 from .control import cond, fori_loop, scan, while_loop
-from .nn_ops import (avg_pool2d, conv2d, cross_entropy, layer_norm, log_softmax, max_pool2d,
-                     softmax)
+from .nn_ops import (avg_pool2d, batch_norm, conv2d, cross_entropy, layer_norm, log_softmax,
+                     max_pool2d, softmax)
 from .ops import (abs, add, arange, argmax, broadcast_to, clip, concatenate, constant, cos, divide,
                   dot, erf, exp, expand_dims, full, gelu, log, logsumexp, matmul, max, maximum,
                   mean, min, minimum, multiply, negative, ones, power, prod, reciprocal, relu,
@@ -28,7 +28,8 @@ __all__ = [
     # linear algebra
     "matmul", "dot",
     # neural
-    "softmax", "log_softmax", "layer_norm", "conv2d", "max_pool2d", "avg_pool2d", "cross_entropy",
+    "softmax", "log_softmax", "layer_norm", "batch_norm", "conv2d", "max_pool2d", "avg_pool2d",
+    "cross_entropy",
     # control flow
     "scan", "fori_loop", "while_loop", "cond",
     # creation

@@ -1,7 +1,7 @@
 """Neural-network ops with PyTorch's conventions (NCHW images, (out, in/groups, kh, kw) weights).
 
-softmax, log_softmax, gelu, layer_norm and cross_entropy are composites of IR primitives (the IR
-has no softmax op); conv2d and the pools map to the IR ops of the same names.
+softmax, log_softmax, gelu, layer_norm, batch_norm and cross_entropy are composites of IR
+primitives (the IR has no softmax op); conv2d and the pools map to the IR ops of the same names.
 
     >>> p = softmax(logits, axis=-1)           # exp(x - max) / sum, stable for large logits
     >>> loss = cross_entropy(logits, labels)   # logits f32[N,C], labels i64[N] -> f32[]
@@ -15,10 +15,10 @@ from ..ir.types import float32
 from .ops import (_float, arange, exp, gelu, log, max_shift, mean, rsqrt,  # noqa: F401 (gelu)
                   square, sum, where)
 from .shapes import checked_index
-from .tensor import Tensor, emit, fail, lift, lift_all, result_dtype
+from .tensor import Tensor, assign, emit, fail, lift, lift_all, result_dtype
 
-__all__ = ["softmax", "log_softmax", "gelu", "layer_norm", "conv2d", "max_pool2d", "avg_pool2d",
-           "cross_entropy"]
+__all__ = ["softmax", "log_softmax", "gelu", "layer_norm", "batch_norm", "conv2d", "max_pool2d",
+           "avg_pool2d", "cross_entropy"]
 
 
 def softmax(x, axis=-1) -> Tensor:
@@ -48,6 +48,65 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
     if bias is not None:
         y = y + bias
     return y
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum=0.1, eps: float = 1e-5) -> Tensor:
+    """torch.nn.functional.batch_norm: normalises x (N, C, ...) per channel (axis 1) and
+    applies `* weight + bias` (shape (C,)) when given.
+
+    training=False: with the running statistics (arrays or tensors of shape (C,)), which must
+    be given. training=True: with the batch's mean and biased variance over every axis but 1
+    (more than one value per channel needed); when running_mean / running_var are given (NumPy
+    arrays, e.g. a module's buffers) each call of the compiled function also updates them in
+    place, as PyTorch does: stat = (1 - momentum) * stat + momentum * batch_stat, with the
+    unbiased batch variance for running_var. `momentum` may be a traced scalar (BatchNorm's
+    cumulative average passes 1 / num_batches_tracked)."""
+    x = _float(x)
+    if x.ndim < 2:
+        fail("batch_norm", f"x must be (N, C, ...), got {x.type}")
+    c = x.shape[1]
+    per_channel = (1, c) + (1,) * (x.ndim - 2)
+    stats = {"running_mean": running_mean, "running_var": running_var}
+    for name, v in (*stats.items(), ("weight", weight), ("bias", bias)):
+        if v is not None and tuple(v.shape) != (c,):
+            fail("batch_norm", f"{name} must have shape ({c},) for x {x.type}, got "
+                 f"{tuple(v.shape)}")
+    if training:
+        n = x.size // c
+        if n <= 1:
+            fail("batch_norm", f"expected more than 1 value per channel when training, got x "
+                 f"{x.type}", ValueError)
+        # Sums over the trailing axis first, (N, C, L) -> (N, C, 1), then over N: the fusion
+        # partitioner fuses elementwise producers into trailing reductions only, so x - mu and
+        # its square never reach memory.
+        xr = x.reshape(x.shape[0], c, -1)
+        mu = sum(sum(xr, -1, keepdims=True), 0, keepdims=True) / n
+        var = sum(sum(square(xr - mu), -1, keepdims=True), 0, keepdims=True) / n
+        for name, v in stats.items():
+            if v is not None and not isinstance(v, np.ndarray):
+                fail("batch_norm", f"{name} is updated in place when training: pass a NumPy "
+                     f"array (or None), got {type(v).__name__}", TypeError)
+        if running_mean is not None:
+            assign(running_mean, (1.0 - momentum) * lift(running_mean)
+                   + momentum * mu.reshape(c))
+        if running_var is not None:
+            assign(running_var, (1.0 - momentum) * lift(running_var)
+                   + momentum * (var.reshape(c) * (n / (n - 1))))
+        mu, var = mu.reshape(c), var.reshape(c)
+    else:
+        if running_mean is None or running_var is None:
+            fail("batch_norm", "running_mean and running_var must be given when training=False")
+        mu, var = lift(running_mean, x.dtype), lift(running_var, x.dtype)
+    # A per-channel scale and shift first, so the output is one multiply-add per element (and
+    # x - mu has one use, which lets it fuse into the variance's reduction).
+    scale = rsqrt(var + eps)
+    if weight is not None:
+        scale = scale * weight
+    shift = -mu * scale
+    if bias is not None:
+        shift = shift + bias
+    return x * scale.reshape(per_channel) + shift.reshape(per_channel)
 
 
 def _pair(v, name: str, op: str) -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """Neural-network modules with PyTorch's names, parameter names, weight layouts and
 initialisations, one family a file: module.py (the base class), init.py (initial values,
-manual_seed), linear.py, conv.py, norm.py, container.py, dropout.py.
+manual_seed), linear.py, conv.py, norm.py, batchnorm.py, container.py, dropout.py.
 
     class MLP(lp.nn.Module):
         def __init__(self):
@@ -15,6 +15,7 @@ manual_seed), linear.py, conv.py, norm.py, container.py, dropout.py.
     model.load_parameters({k: v.numpy() for k, v in torch_model.state_dict().items()})
     y = lp.compile(model)(x)     # reads the model's current parameters at every call
 """
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import GELU, Flatten, ReLU, Sequential, Sigmoid, Tanh
 from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .dropout import Dropout
@@ -23,5 +24,6 @@ from .linear import Embedding, Linear
 from .module import Module
 from .norm import LayerNorm
 
-__all__ = ["Module", "Linear", "Conv2d", "LayerNorm", "Embedding", "Sequential", "ReLU", "GELU",
-           "Tanh", "Sigmoid", "Flatten", "MaxPool2d", "AvgPool2d", "Dropout", "manual_seed"]
+__all__ = ["Module", "Linear", "Conv2d", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "Embedding",
+           "Sequential", "ReLU", "GELU", "Tanh", "Sigmoid", "Flatten", "MaxPool2d", "AvgPool2d",
+           "Dropout", "manual_seed"]

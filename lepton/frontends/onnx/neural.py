@@ -160,16 +160,14 @@ def global_pool(reduce):
 
 # -- normalisations ----------------------------------------------------------------------------
 def batch_norm(n) -> Tensor:
-    """Inference: (x - mean) / sqrt(var + eps) * scale + B per channel (axis 1), written as
-    x * a + (B - mean * a) so the per-channel constants fold into two."""
+    """Inference: (x - mean) / sqrt(var + eps) * scale + B per channel (axis 1), lp.batch_norm
+    with training=False."""
     x, scale, bias, mean, var = (n.x(i) for i in range(5))
     if n.attr("training_mode", 0):
         n.unsupported("training_mode=1 is not supported (inference only)")
     if n.attr("spatial", 1) != 1:
         n.unsupported("spatial=0 is not supported")
-    shape = (x.shape[1],) + (1,) * (x.ndim - 2)
-    a = scale * ops.rsqrt(var + n.attr("epsilon", 1e-5))
-    return x * a.reshape(shape) + (bias - mean * a).reshape(shape)
+    return nn_ops.batch_norm(x, mean, var, scale, bias, eps=n.attr("epsilon", 1e-5))
 
 
 def layer_norm(n) -> list[Tensor]:
