@@ -118,5 +118,6 @@ def test_exported_names_are_exactly_the_public_api():
     import lepton
     from lepton.frontends.onnx import load
     assert set(lepton.__all__) == expected | {"ir", "nn", "optim", "random", "dropout", "compile",
-                                              "grad", "value_and_grad", "from_onnx"}
+                                              "grad", "value_and_grad", "from_onnx", "save",
+                                              "load_model", "export"}
     assert lepton.from_onnx is load
