@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes.util
 import functools
+import os
 import threading
 
 import llvmlite
@@ -87,6 +88,11 @@ def openmp_available() -> bool:
     """Loads libgomp into the process (generated code calls GOMP_parallel); False when the
     system has none, and then every kernel runs on one thread."""
     _init()
+    if "OMP_WAIT_POLICY" not in os.environ:
+        # libgomp's idle threads spin ~300k iterations by default: on a shared or oversubscribed
+        # machine that burns the cores other work needs (a 2-core CI box ran 8x slower); spin
+        # briefly, then sleep. Read when libgomp loads, so it must be set first.
+        os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     path = ctypes.util.find_library("gomp") or "libgomp.so.1"
     try:
         llvm.load_library_permanently(path)
