@@ -1,6 +1,7 @@
 """Neural-network modules with PyTorch's names, parameter names, weight layouts and
 initialisations, one family a file: module.py (the base class), init.py (initial values,
-manual_seed), linear.py, conv.py, norm.py, container.py.
+manual_seed), linear.py, conv.py (Conv2d, ConvTranspose2d, pools), norm.py, container.py,
+upsample.py, attention.py.
 
     class MLP(lp.nn.Module):
         def __init__(self):
@@ -16,11 +17,15 @@ manual_seed), linear.py, conv.py, norm.py, container.py.
     y = lp.compile(model)(x)     # reads the model's current parameters at every call
 """
 from .container import GELU, Flatten, ReLU, Sequential, Sigmoid, Tanh
-from .conv import AvgPool2d, Conv2d, MaxPool2d
+from .attention import MultiheadAttention
+from .conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d
 from .init import manual_seed
 from .linear import Embedding, Linear
 from .module import Module
 from .norm import LayerNorm
+from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = ["Module", "Linear", "Conv2d", "LayerNorm", "Embedding", "Sequential", "ReLU", "GELU",
-           "Tanh", "Sigmoid", "Flatten", "MaxPool2d", "AvgPool2d", "manual_seed"]
+           "Tanh", "Sigmoid", "Flatten", "MaxPool2d", "AvgPool2d", "manual_seed",
+           "ConvTranspose2d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
+           "MultiheadAttention"]
