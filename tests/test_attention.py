@@ -7,6 +7,7 @@ import pytest
 
 import lepton as lp
 from lepton.ir import parse
+from torch_oracle import load_torch, sgd_step_matches_torch
 
 torch = pytest.importorskip("torch")
 rng = np.random.default_rng(0)
@@ -19,7 +20,7 @@ CONFIGS = [dict(), dict(batch_first=True), dict(kdim=5, vdim=3),
 def _pair(**kw):
     tm = torch.nn.MultiheadAttention(E, H, **kw)
     m = lp.nn.MultiheadAttention(E, H, **kw)
-    m.load_parameters({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    load_torch(m, tm)
     return tm, m
 
 
@@ -81,19 +82,10 @@ def test_one_sgd_step_matches_torch(kw):
     t = rng.standard_normal((N, L, E) if kw.get("batch_first") else (L, N, E)).astype(np.float32)
     mask = rng.random((L, S)) < 0.3
 
-    def loss_fn(model, q, k, v, t):
-        out, w = model(q, k, v, attn_mask=mask)
-        return lp.mean(lp.square(out - t)) + lp.sum(w * w)
-    loss = lp.optim.SGD(0.5).step(m, loss_fn, q, k, v, t)
-    opt = torch.optim.SGD(tm.parameters(), lr=0.5)
-    out, w = tm(*map(_torch, (q, k, v)), attn_mask=torch.from_numpy(mask))
-    tl = ((out - torch.from_numpy(t)) ** 2).mean() + (w * w).sum()
-    tl.backward()
-    opt.step()
-    assert loss == pytest.approx(tl.item(), rel=1e-5)
-    for name, val in tm.state_dict().items():
-        np.testing.assert_allclose(m.parameters()[name], val.numpy(), rtol=1e-4, atol=1e-6,
-                                   err_msg=name)
+    def loss(outputs, t):
+        out, w = outputs
+        return ((out - t) ** 2).mean() + (w * w).sum()
+    sgd_step_matches_torch(m, tm, loss, (q, k, v), t, kwargs={"attn_mask": mask})
 
 
 def test_gradient_wrt_inputs_matches_torch_in_float64():

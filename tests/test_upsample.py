@@ -5,6 +5,7 @@ import pytest
 
 import lepton as lp
 from lepton.ir import parse
+from torch_oracle import load_torch, sgd_step_matches_torch
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -65,21 +66,13 @@ def test_upsample_modules_match_torch_in_a_trained_model():
                          lp.nn.Upsample(scale_factor=2, mode="bilinear"),
                          lp.nn.Conv2d(3, 2, 3), lp.nn.UpsamplingNearest2d(size=(9, 11)),
                          lp.nn.UpsamplingBilinear2d(scale_factor=1.5))
-    m.load_parameters({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    load_torch(m, tm)
     assert repr(m[1]) == repr(tm[1]) == "Upsample(scale_factor=2.0, mode='bilinear')"
     x = rng.standard_normal((2, 2, 4, 5)).astype(np.float32)
     np.testing.assert_allclose(lp.compile(m)(x), tm(torch.from_numpy(x)).detach().numpy(),
                                rtol=1e-4, atol=1e-5)
     target = rng.standard_normal((2, 2, 13, 16)).astype(np.float32)
-    loss = lp.optim.SGD(0.3).step(m, lambda m, x, t: lp.mean(lp.square(m(x) - t)), x, target)
-    opt = torch.optim.SGD(tm.parameters(), lr=0.3)
-    tl = ((tm(torch.from_numpy(x)) - torch.from_numpy(target)) ** 2).mean()
-    tl.backward()
-    opt.step()
-    assert loss == pytest.approx(tl.item(), rel=1e-5)
-    for name, v in tm.state_dict().items():
-        np.testing.assert_allclose(m.parameters()[name], v.numpy(), rtol=1e-4, atol=1e-6,
-                                   err_msg=name)
+    sgd_step_matches_torch(m, tm, lambda out, t: ((out - t) ** 2).mean(), (x,), target, lr=0.3)
 
 
 def test_errors_name_the_argument():
