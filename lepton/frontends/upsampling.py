@@ -77,9 +77,9 @@ def interpolate(x, size=None, scale_factor=None, mode: str = "nearest", align_co
         scales = [None] * spatial
     for ax, (n_in, n_out, s) in enumerate(zip(x.shape[2:], sizes, scales), 2):
         if mode in _LINEAR:
-            x = _along(x, ax, linear_matrix(n_in, n_out, s, bool(align_corners), x.dtype.np))
+            x = map_axis(x, ax, linear_matrix(n_in, n_out, s, bool(align_corners), x.dtype.np))
         else:
-            x = _gather(x, ax, nearest_index(n_in, n_out, s, mode == "nearest-exact"))
+            x = gather_axis(x, ax, nearest_index(n_in, n_out, s, mode == "nearest-exact"))
     return x
 
 
@@ -143,7 +143,7 @@ def linear_matrix(n_in: int, n_out: int, scale, align_corners: bool, dtype) -> n
     return m.astype(dtype)
 
 
-def _along(x: Tensor, axis: int, m: np.ndarray) -> Tensor:
+def map_axis(x: Tensor, axis: int, m: np.ndarray) -> Tensor:
     """x with `axis` (size n_in) mapped through the (n_out, n_in) matrix m."""
     if m.shape[0] == m.shape[1] and np.array_equal(m, np.eye(len(m))):
         return x
@@ -155,7 +155,7 @@ def _along(x: Tensor, axis: int, m: np.ndarray) -> Tensor:
     return transpose(matmul(transpose(x, perm), mt), perm)
 
 
-def _gather(x: Tensor, axis: int, idx: np.ndarray) -> Tensor:
+def gather_axis(x: Tensor, axis: int, idx: np.ndarray) -> Tensor:
     """x indexed by the constant `idx` along `axis`: a broadcast for an integer factor."""
     n = x.shape[axis]
     if len(idx) == n and np.array_equal(idx, np.arange(n)):

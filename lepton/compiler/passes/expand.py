@@ -31,7 +31,8 @@ def expand(g: Graph, counts: Counter | None = None) -> Graph:
             continue
         v2 = v.opdef.expand(Emitter(out, v.loc), Value(v.op, ins, v.attrs, v.type, v.loc))
         if v2.type != v.type:
-            raise AssertionError(f"expanding {v.op} gave {v2.type}, not {v.type}")
+            raise RuntimeError(f"pass 'expand': {v.op} at {v.loc} became {v2.type}, not "
+                               f"{v.type}")
         new[v] = v2
         if counts is not None:
             counts[f"expand-{v.op}"] += 1

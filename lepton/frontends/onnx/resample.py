@@ -59,9 +59,8 @@ def conv_transpose(n):
     if nd == 1:
         x = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
         w = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2])
-        strides, dil, outpad, lo, hi, full = ((1,) + tuple(v) for v in
-                                              (strides, dil, outpad, lo, hi, full))
-        outpad, lo, hi, full = (0,) + outpad[1:], (0,) + lo[1:], (0,) + hi[1:], (1,) + full[1:]
+        strides, dil = (1,) + tuple(strides), (1,) + tuple(dil)
+        outpad, lo, hi = ((0,) + tuple(v) for v in (outpad, lo, hi))
     # the op pads symmetrically; the rest is cropped off the larger side
     sym = tuple(min(a, c) for a, c in zip(lo, hi))
     y = upsampling.conv_transpose2d(x, w, b, stride=tuple(strides), padding=sym,
@@ -160,7 +159,7 @@ def resize(n):
         src = _original(n, ctm, out, size, scale)
         if mode == "nearest":
             idx = _nearest(n, src, n.attr("nearest_mode", "round_prefer_floor"), size)
-            y = upsampling._gather(y, ax, idx)
+            y = upsampling.gather_axis(y, ax, idx)
         else:
-            y = upsampling._along(y, ax, _linear(src, size, y.dtype.np))
+            y = upsampling.map_axis(y, ax, _linear(src, size, y.dtype.np))
     return y if y.dtype == x.dtype else y.astype(x.dtype)
