@@ -104,6 +104,17 @@ TABLE = [
     ("conv2d-1x1", lambda x, w: lp.conv2d(x, w), [R(2, 3, 4, 4), R(5, 3, 1, 1)]),
     ("conv2d-pad-beyond-taps", lambda x, w: lp.conv2d(x, w, stride=2, padding=(1, 2)),
      [R(1, 2, 5, 6), R(3, 2, 1, 2)]),
+    ("conv_transpose2d", lambda x, w, b: lp.conv_transpose2d(x, w, b, stride=2, padding=1,
+                                                             output_padding=1),
+     [R(2, 3, 4, 3), R(3, 2, 3, 3), R(2)]),
+    ("conv_transpose2d-groups-dilation", lambda x, w: lp.conv_transpose2d(
+        x, w, stride=(1, 2), padding=(2, 0), groups=2, dilation=(2, 1)),
+     [R(1, 4, 5, 4), R(4, 3, 3, 2)]),
+    ("conv_transpose2d-output-padding-beyond-stride", lambda x, w: lp.conv_transpose2d(
+        x, w, stride=1, output_padding=1, dilation=2), [R(1, 2, 3, 3), R(2, 2, 2, 2)]),
+    ("interpolate-nearest", lambda x: lp.interpolate(x, scale_factor=(2, 1.5)), [R(1, 2, 3, 4)]),
+    ("interpolate-bilinear", lambda x: lp.interpolate(x, size=(5, 7), mode="bilinear"),
+     [R(2, 1, 3, 4)]),
     ("max_pool2d", lambda x: lp.max_pool2d(x, 2), [R(2, 3, 6, 4)]),
     ("max_pool2d-pad", lambda x: lp.max_pool2d(x, 3, stride=2, padding=1), [R(1, 2, 7, 6)]),
     ("max_pool2d-gaps", lambda x: lp.max_pool2d(x, 2, stride=3), [R(1, 2, 7, 8)]),

@@ -107,6 +107,7 @@ def test_exported_names_are_exactly_the_public_api():
         sigmoid relu gelu erf sin cos maximum minimum where clip square reciprocal sum mean max
         min argmax prod logsumexp var reshape transpose broadcast_to expand_dims squeeze
         concatenate stack split take matmul dot softmax log_softmax layer_norm batch_norm conv2d
+        conv_transpose2d interpolate
         max_pool2d avg_pool2d cross_entropy zeros ones full arange constant float32 float64 int32
         int64 bool_ trace stop_gradient scan fori_loop while_loop cond""".split())  # stop_gradient:
     # beyond API.md, as in JAX

@@ -133,6 +133,13 @@ def conv_ref(x, w, b=None, stride=(1, 1), lo=(0, 0), hi=(0, 0), dil=(1, 1), grou
     return (y if b is None else y + b.reshape(1, -1, 1, 1)).astype(np.float32)
 
 
+def conv_transpose_ref(x, w, stride, padding, output_padding):
+    from lepton.ir.ops import OPS
+    return OPS["conv_transpose2d"].ref([x, w], dict(
+        stride=stride, padding=padding, output_padding=output_padding, dilation=(1, 1),
+        groups=1))
+
+
 def softmax_ref(x, axis):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -221,6 +228,12 @@ CASES = [
     ("Conv-strided-dilated", "Conv", [IMG, C(W33)],
      {"strides": [2, 1], "dilations": [1, 2], "kernel_shape": [3, 3]},
      lambda x, w: conv_ref(x, w, stride=(2, 1), dil=(1, 2)), {"rtol": 1e-4, "atol": 1e-5}),
+    ("ConvTranspose", "ConvTranspose", [IMG, C(r(3, 2, 3, 3)), C(r(2))],
+     {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]},
+     lambda x, w, b: conv_transpose_ref(x, w, (2, 2), (1, 1), (1, 1)) + b[:, None, None],
+     {"rtol": 1e-4, "atol": 1e-5}),
+    ("Resize-nearest", "Resize", [IMG, None, C(np.array([1, 1, 2, 3], np.float32))], {},
+     lambda x, scales: np.repeat(np.repeat(x, 2, axis=2), 3, axis=3)),
     ("Conv-group", "Conv", [r(1, 4, 6, 6), C(r(6, 2, 3, 3)), C(r(6))],
      {"group": 2, "pads": [1, 0, 1, 0]},
      lambda x, w, b: conv_ref(x, w, b, lo=(1, 0), hi=(1, 0), group=2),

@@ -47,14 +47,15 @@ def test_records_name_each_pass_in_order_with_what_it_changed():
     assert str(out) == OPTIMISED
     assert_same_results(g, out)
     assert [r.name for r in records] == [name for name, _ in PIPELINE] == [
-        "canonicalize", "constant_fold", "cse", "canonicalize", "dce"]
+        "expand", "canonicalize", "constant_fold", "cse", "canonicalize", "dce"]
     assert [r.change for r in records] == [
+        "no change",
         "-4 values, 3 rewrites (mul-by-one x2, commute-const x1)",  # and the dead log
         "-1 values, 1 rewrite (fold x1)",
         "-1 values, 1 rewrite (cse x1)",
         "no change",
         "no change"]
-    assert records[0].rewrites == {"mul-by-one": 2, "commute-const": 1}
+    assert records[1].rewrites == {"mul-by-one": 2, "commute-const": 1}
     assert all(r.seconds >= 0 for r in records)
 
 
@@ -62,8 +63,8 @@ def test_compiled_function_stats_list_the_passes():
     f = lp.compile(lambda x: lp.exp(x * 1.0) + 0.0, example_args=(np.ones(4, np.float32),))
     passes = f.stats()["passes"]
     assert [p["name"] for p in passes] == [name for name, _ in PIPELINE]
-    assert "mul-by-one x1" in passes[0]["change"] and "add-zero x1" in passes[0]["change"]
-    assert passes[0]["rewrites"] == {"mul-by-one": 1, "add-zero": 1}
+    assert "mul-by-one x1" in passes[1]["change"] and "add-zero x1" in passes[1]["change"]
+    assert passes[1]["rewrites"] == {"mul-by-one": 1, "add-zero": 1}
     assert all(isinstance(p["seconds"], float) for p in passes)
     assert [v.op for v in f._last.graph.nodes] == ["input", "exp"]
 
@@ -72,16 +73,16 @@ def test_dump_writes_the_ir_before_and_after_every_pass(tmp_path, monkeypatch):
     monkeypatch.setenv("LEPTON_DUMP", str(tmp_path))
     f = lp.compile(lambda x: lp.exp(x * 1.0), example_args=(np.ones(4, np.float32),))
     names = sorted(os.listdir(tmp_path))
-    assert names == ["lambda.00-input.ir", "lambda.01-canonicalize.ir",
-                     "lambda.02-constant_fold.ir", "lambda.03-cse.ir",
-                     "lambda.04-canonicalize.ir", "lambda.05-dce.ir",
+    assert names == ["lambda.00-input.ir", "lambda.01-expand.ir", "lambda.02-canonicalize.ir",
+                     "lambda.03-constant_fold.ir", "lambda.04-cse.ir",
+                     "lambda.05-canonicalize.ir", "lambda.06-dce.ir",
                      "lambda.llvm-opt.ll", "lambda.llvm.ll"]
     assert parse((tmp_path / "lambda.00-input.ir").read_text()) == parse(f.traced_ir())
-    head, body = (tmp_path / "lambda.01-canonicalize.ir").read_text().split("\n", 1)
+    head, body = (tmp_path / "lambda.02-canonicalize.ir").read_text().split("\n", 1)
     assert re.fullmatch(r"// pass canonicalize: \d+\.\d{3} ms, -2 values, "
                         r"1 rewrite \(mul-by-one x1\)", head)
     assert "mul" not in body
-    last = (tmp_path / "lambda.05-dce.ir").read_text().split("\n", 1)[1]
+    last = (tmp_path / "lambda.06-dce.ir").read_text().split("\n", 1)[1]
     assert last.strip() == f.ir()
 
 
@@ -199,7 +200,7 @@ def test_freeze_folds_weight_transforms_and_ignores_later_updates():
     assert not any(v.op == "constant" and v.type.shape == (32,) and
                    np.all(v.attrs["value"] == 1) for v in g.nodes)
     passes = frozen.stats()["passes"]
-    assert "fold x2" in passes[1]["change"]  # the two weight transposes
+    assert "fold x2" in passes[2]["change"]  # the two weight transposes
     model.fc1.weight[:] = 0.0  # an update after freezing: only the live compile sees it
     np.testing.assert_allclose(frozen(x), want, rtol=1e-5, atol=1e-6)
     assert not np.allclose(live(x), want)

@@ -25,11 +25,14 @@ from .passes.canonicalize import canonicalize
 from .passes.constant_fold import constant_fold
 from .passes.cse import cse
 from .passes.dce import dce
+from .passes.expand import expand
 
-# Canonical forms first (so folding and CSE see one spelling of each thing), then folding,
+# Ops defined in other ops are expanded first, so every pass sees what will run. Canonical
+# forms next (so folding and CSE see one spelling of each thing), then folding,
 # then CSE; CSE and folding expose more simplifications (x * x once both x are one value,
 # rules on freshly folded constants), so canonicalize runs again; DCE last.
 PIPELINE = [
+    ("expand", expand),
     ("canonicalize", canonicalize),
     ("constant_fold", constant_fold),
     ("cse", cse),

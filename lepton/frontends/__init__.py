@@ -13,6 +13,7 @@ from .ops import (abs, add, arange, argmax, broadcast_to, clip, concatenate, con
                   reshape, rsqrt, sigmoid, sin, split, sqrt, square, squeeze, stack,
                   stop_gradient, subtract, sum, take, tanh, transpose, var, where, zeros)
 from .tensor import Tensor
+from .upsampling import conv_transpose2d, interpolate
 from .trace import trace, trace_flat
 
 __all__ = [
@@ -29,7 +30,7 @@ __all__ = [
     "matmul", "dot",
     # neural
     "softmax", "log_softmax", "layer_norm", "batch_norm", "conv2d", "max_pool2d", "avg_pool2d",
-    "cross_entropy",
+    "cross_entropy", "conv_transpose2d", "interpolate",
     # control flow
     "scan", "fori_loop", "while_loop", "cond",
     # creation

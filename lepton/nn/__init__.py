@@ -1,6 +1,7 @@
 """Neural-network modules with PyTorch's names, parameter names, weight layouts and
 initialisations, one family a file: module.py (the base class), init.py (initial values,
-manual_seed), linear.py, conv.py, norm.py, batchnorm.py, container.py, dropout.py.
+manual_seed), linear.py, conv.py (Conv2d, ConvTranspose2d, pools), norm.py, batchnorm.py,
+container.py, dropout.py, upsample.py, attention.py.
 
     class MLP(lp.nn.Module):
         def __init__(self):
@@ -17,13 +18,16 @@ manual_seed), linear.py, conv.py, norm.py, batchnorm.py, container.py, dropout.p
 """
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import GELU, Flatten, ReLU, Sequential, Sigmoid, Tanh
-from .conv import AvgPool2d, Conv2d, MaxPool2d
+from .attention import MultiheadAttention
+from .conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d
 from .dropout import Dropout
 from .init import manual_seed
 from .linear import Embedding, Linear
 from .module import Module
 from .norm import LayerNorm
+from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
-__all__ = ["Module", "Linear", "Conv2d", "LayerNorm", "BatchNorm1d", "BatchNorm2d", "Embedding",
-           "Sequential", "ReLU", "GELU", "Tanh", "Sigmoid", "Flatten", "MaxPool2d", "AvgPool2d",
-           "Dropout", "manual_seed"]
+__all__ = ["Module", "Linear", "Conv2d", "ConvTranspose2d", "LayerNorm", "BatchNorm1d",
+           "BatchNorm2d", "Dropout", "Embedding", "Sequential", "ReLU", "GELU", "Tanh", "Sigmoid",
+           "Flatten", "MaxPool2d", "AvgPool2d", "Upsample", "UpsamplingNearest2d",
+           "UpsamplingBilinear2d", "MultiheadAttention", "manual_seed"]

@@ -45,6 +45,14 @@ def dropout(x, p, key):
     return _ops.where(keep, x * (1.0 / (1.0 - p)), 0.0)
 
 
+def fresh_key(module: Module):
+    """A key for one draw of `module` (which holds `_generator = init.GRAPH_KEY`): the process's
+    generator key is split, and the compiled call writes the advanced key back."""
+    state, key = split(module._generator)
+    module._assign("_generator", state)
+    return key
+
+
 class Dropout(Module):
     """PyTorch's `Dropout(p=0.5, inplace=False)`: `lp.dropout` with a fresh key each call in
     training mode, the identity in eval mode (inplace changes nothing here: results are new
@@ -59,9 +67,7 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
-        state, key = split(self._generator)
-        self._assign("_generator", state)
-        return dropout(x, self.p, key)
+        return dropout(x, self.p, fresh_key(self))
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

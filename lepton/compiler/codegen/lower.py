@@ -113,7 +113,8 @@ def _pool(kind):
     return emit
 
 
-NO_KERNEL = {"input", "constant", "reshape"}  # sources, and reshape: a free view
+# sources, reshape (a free view), and the ops the pipeline's first pass expands into others
+NO_KERNEL = {"input", "constant", "reshape"} | {n for n, d in OPS.items() if d.expand}
 
 KERNELS = {
     **{op: _elementwise for op in SCALAR},

@@ -19,7 +19,7 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import neural
+from . import neural, resample
 from .node import ONNX_DTYPES, Rule, onnx_type_name
 
 
@@ -400,6 +400,12 @@ TABLE: dict[str, Rule] = {
     "Gemm": Rule(neural.gemm, ("alpha", "beta", "transA", "transB")),
     "Conv": Rule(neural.conv, ("auto_pad", "dilations", "group", "kernel_shape", "pads",
                                "strides")),
+    "ConvTranspose": Rule(resample.conv_transpose, ("auto_pad", "dilations", "group",
+                                                    "kernel_shape", "output_padding",
+                                                    "output_shape", "pads", "strides")),
+    "Resize": Rule(resample.resize, ("antialias", "axes", "coordinate_transformation_mode",
+                                     "cubic_coeff_a", "exclude_outside", "extrapolation_value",
+                                     "keep_aspect_ratio_policy", "mode", "nearest_mode")),
     "MaxPool": Rule(neural.pool("max"), _POOL + ("storage_order",)),
     "AveragePool": Rule(neural.pool("avg"), _POOL + ("count_include_pad",)),
     "GlobalAveragePool": Rule(neural.global_pool(ops.mean)),

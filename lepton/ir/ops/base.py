@@ -66,6 +66,9 @@ class OpDef:
     # ops whose compiled kernel can fail at run time (a check of data): attrs -> the message of
     # the IndexError the call raises (the runtime appends the user's line)
     runtime_error: Optional[Callable[[dict], str]] = None
+    # ops written in other ops: (emitter, value) -> the Value that replaces it; the pipeline's
+    # first pass (`expand`) applies it, so such an op needs no kernel of its own
+    expand: Optional[Callable] = None
 
     def check(self, inputs, attrs: dict, loc: str | None):
         """Returns (canonical attrs, result type) for inputs (Values) or raises OpError."""

@@ -1,5 +1,7 @@
 """Contractions and windows: batched `matmul` (both inputs at least 2-d, batch dims broadcast),
-NCHW `conv2d` (weight (O, C/groups, KH, KW)) and the 2-d pools (PyTorch's conventions; avg
+NCHW `conv2d` (weight (O, C/groups, KH, KW)), `conv_transpose2d` (weight (C, O/groups, KH, KW),
+PyTorch's ConvTranspose2d: conv2d's gradient wrt its input, which is how it is computed: it
+expands to a pad and a conv2d before lowering) and the 2-d pools (PyTorch's conventions; avg
 excludes padding from the count). Windows' attributes are pairs (h, w).
 
 Gradients: matmul's and conv2d's are matmuls and conv2ds again (conv2d's wrt the input is a
@@ -208,17 +210,18 @@ def _matmul_vjp(e, out, ct):
     return da, db
 
 
-def _conv2d_vjp(e, out, ct):
-    x, w = out.inputs
-    (sh, sw), (ph, pw), (dh, dw) = (out.attrs[k] for k in ("stride", "padding", "dilation"))
-    g = out.attrs["groups"]
-    n, c, h, wd = x.shape
+def conv2d_input_grad(e, ct, w, x_shape, stride, padding, dilation, groups):
+    """d<conv2d(x, w), ct>/dx for x of `x_shape`: the transposed convolution of ct with w, a
+    conv2d of the dilated, padded ct with the flipped, transposed kernel."""
+    (sh, sw), (ph, pw), (dh, dw), g = stride, padding, dilation, groups
+    n, c, h, wd = x_shape
     o, cg, kh, kw = w.shape
     og = o // g
-    ho, wo = out.shape[2:]
-    # dx = conv2d(P, W'): P is ct with (stride - 1) zeros between pixels, padded so that a
-    # stride-1 convolution with W' (each group's kernel transposed (O<->C) and flipped) lands
-    # exactly on x's pixels; padding beyond the taps is cropped instead of computed.
+    ho, wo = ct.shape[2:]
+    # P is ct with (stride - 1) zeros between pixels, padded so that a stride-1 convolution
+    # with W' (each group's kernel transposed (O<->C) and flipped) lands exactly on x's pixels;
+    # padding beyond the taps is cropped instead of computed. `extra` is the rows and columns
+    # of x no window reaches (a transposed convolution's output_padding).
     extra_h = (h + 2 * ph - dh * (kh - 1) - 1) - (ho - 1) * sh
     extra_w = (wd + 2 * pw - dw * (kw - 1) - 1) - (wo - 1) * sw
     lo_h, lo_w = dh * (kh - 1) - ph, dw * (kw - 1) - pw
@@ -227,15 +230,96 @@ def _conv2d_vjp(e, out, ct):
     wt = e.reshape(e.transpose(e.reshape(w, (g, og, cg, kh, kw)), (0, 2, 1, 3, 4)),
                    (c, og, kh, kw))
     wt = e.slice(wt, (0, 0, kh - 1, kw - 1), (c, og, -1, -1), (1, 1, -1, -1))
-    dx = e.op("conv2d", p, wt, stride=(1, 1), padding=(0, 0), dilation=(dh, dw), groups=g)
-    # dw[o, c, i, j] = sum over n, pixels of ct[n, o] * x[n, c] shifted by the tap: a conv2d
-    # with the batch as channels (per group) and ct as the kernel; stride and dilation swap.
+    return e.op("conv2d", p, wt, stride=(1, 1), padding=(0, 0), dilation=(dh, dw), groups=g)
+
+
+def conv2d_weight_grad(e, x, ct, w_shape, stride, padding, dilation, groups):
+    """d<conv2d(x, w), ct>/dw for w of `w_shape`: dw[o, c, i, j] = sum over n, pixels of
+    ct[n, o] * x[n, c] shifted by the tap, a conv2d with the batch as channels (per group)
+    and ct as the kernel; stride and dilation swap."""
+    g = groups
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w_shape
     xs = e.reshape(e.transpose(e.reshape(x, (n, g, cg, h, wd)), (2, 1, 0, 3, 4)),
                    (cg, g * n, h, wd))
     cts = e.transpose(ct, (1, 0, 2, 3))
-    dwt = e.op("conv2d", xs, cts, stride=(dh, dw), padding=(ph, pw), dilation=(sh, sw), groups=g)
+    dwt = e.op("conv2d", xs, cts, stride=dilation, padding=padding, dilation=stride, groups=g)
     dwt = e.slice(dwt, (0, 0, 0, 0), (cg, o, kh, kw), (1, 1, 1, 1))
-    return dx, e.transpose(dwt, (1, 0, 2, 3))
+    return e.transpose(dwt, (1, 0, 2, 3))
+
+
+def _conv_attrs(out):
+    return tuple(out.attrs[k] for k in ("stride", "padding", "dilation", "groups"))
+
+
+def _conv2d_vjp(e, out, ct):
+    x, w = out.inputs
+    a = _conv_attrs(out)
+    return (conv2d_input_grad(e, ct, w, x.shape, *a), conv2d_weight_grad(e, x, ct, w.shape, *a))
+
+
+# -- conv_transpose2d: conv2d's input gradient as an op of its own -----------------------------
+def _conv_transpose2d(types, a):
+    x, w = types
+    dt = same_dtype(types)
+    if not dt.is_float:
+        raise TypeError(f"conv_transpose2d needs float inputs, got {x}")
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = (
+        _pair(a, k) for k in ("stride", "padding", "output_padding", "dilation"))
+    g = a["groups"]
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"conv_transpose2d needs x (N,C,H,W) and w (C,O/groups,KH,KW), got "
+                         f"{x} and {w}")
+    if min(sh, sw, dh, dw, g) < 1 or min(ph, pw, oph, opw) < 0:
+        raise ValueError("conv_transpose2d: stride, dilation, groups must be >= 1, padding "
+                         "and output_padding >= 0")
+    if oph >= max(sh, dh) or opw >= max(sw, dw):
+        raise ValueError(f"conv_transpose2d: output_padding {(oph, opw)} must be smaller than "
+                         f"either stride {(sh, sw)} or dilation {(dh, dw)}")
+    n, c, h, wd = x.shape
+    ci, og, kh, kw = w.shape
+    if c != ci or c % g:
+        raise ValueError(f"conv_transpose2d: {x} and weight {w} do not match with groups={g}")
+    ho = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    wo = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"conv_transpose2d: padding {(ph, pw)} leaves no output for {x}")
+    return TensorType(dt, (n, og * g, ho, wo))
+
+
+def _conv_transpose2d_ref(xs, a):
+    x, w = xs
+    (sh, sw), (ph, pw), (dh, dw), g = (a[k] for k in ("stride", "padding", "dilation", "groups"))
+    n, c, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    ho, wo = _conv_transpose2d((TensorType.of(x), TensorType.of(w)), a).shape[2:]
+    # every input pixel scatters its kernel-weighted value onto the full (unpadded) output
+    full = np.zeros((n, g, og, max((h - 1) * sh + dh * (kh - 1) + 1, ph + ho),
+                     max((wd - 1) * sw + dw * (kw - 1) + 1, pw + wo)), np.float64)
+    xg = x.reshape(n, g, c // g, h, wd).astype(np.float64)
+    wg = w.reshape(g, c // g, og, kh, kw).astype(np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            full[:, :, :, i * dh:i * dh + (h - 1) * sh + 1:sh, j * dw:j * dw + (wd - 1) * sw + 1:sw] \
+                += np.einsum("ngchw,gco->ngohw", xg, wg[:, :, :, i, j])
+    return full[:, :, :, ph:ph + ho, pw:pw + wo].reshape(n, g * og, ho, wo).astype(x.dtype)
+
+
+def _conv_transpose2d_vjp(e, out, ct):
+    x, w = out.inputs
+    a = _conv_attrs(out)
+    # the transpose of a transposed convolution is the convolution; rows that only
+    # output_padding reached (when it is >= stride, with a dilation) are cropped
+    dx = e.op("conv2d", ct, w, stride=a[0], padding=a[1], dilation=a[2], groups=a[3])
+    dx = e.slice(dx, (0, 0, 0, 0), x.shape, (1, 1, 1, 1))
+    # w is the weight of the conv2d whose input gradient this op is: its gradient is that
+    # conv2d's weight gradient, with ct as the input and x as the output's cotangent
+    return dx, conv2d_weight_grad(e, ct, x, w.shape, *a)
+
+
+def _conv_transpose2d_expand(e, v):
+    x, w = v.inputs
+    return conv2d_input_grad(e, x, w, v.shape, *_conv_attrs(v))
 
 
 def _pool_attrs(out):
@@ -268,6 +352,9 @@ LINALG = [
     OpDef("matmul", "matmul", 2, (), _matmul, _matmul_ref, _matmul_vjp),
     OpDef("conv2d", "conv", 2, ("stride", "padding", "dilation", "groups"), _conv2d, _conv2d_ref,
           _conv2d_vjp),
+    OpDef("conv_transpose2d", "conv", 2,
+          ("stride", "padding", "output_padding", "dilation", "groups"), _conv_transpose2d,
+          _conv_transpose2d_ref, _conv_transpose2d_vjp, expand=_conv_transpose2d_expand),
     OpDef("max_pool2d", "pool", 1, _POOL, _pool, _max_pool_ref, _max_pool_vjp),
     OpDef("avg_pool2d", "pool", 1, _POOL, _pool, _avg_pool_ref, _avg_pool_vjp),
     OpDef("max_pool2d_grad", "pool", 2, _POOL, _max_pool_grad, _max_pool_grad_ref,

@@ -1,0 +1,165 @@
+"""Converters for ONNX's ConvTranspose and Resize onto `lp.conv_transpose2d` and the constant
+gathers / interpolation matrices of `lp.interpolate` (frontends/upsampling.py).
+
+    ConvTranspose(x, w, pads=[0, 0, 1, 1])   # conv_transpose2d[padding=(0,0)], then a crop
+    Resize(x, scales=[1, 1, 2, 2], mode="linear")   # a matmul with a constant matrix per axis
+
+Resize's coordinate transforms and nearest roundings are ONNX's (computed in float32, as
+onnxruntime does); the linear mode reads edge values outside the input (ONNX's clamping);
+'cubic', 'tf_crop_and_resize', antialias and aspect-ratio policies other than 'stretch' raise
+NotImplementedError naming the attribute.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import upsampling
+
+_F = np.float32
+
+
+# -- ConvTranspose -----------------------------------------------------------------------------
+def conv_transpose(n):
+    x, w, b = n.x(0), n.x(1), n.opt(2)
+    nd = x.ndim - 2
+    if nd not in (1, 2):
+        n.unsupported(f"only 1-d and 2-d ConvTranspose is supported, got input {x.type}")
+    kernel = tuple(w.shape[2:])
+    if tuple(n.attr("kernel_shape", kernel)) != kernel:
+        n.invalid(f"kernel_shape {n.attr('kernel_shape')} does not match the weight {w.type}")
+    strides = tuple(n.attr("strides", [1] * nd))
+    dil = tuple(n.attr("dilations", [1] * nd))
+    outpad = tuple(n.attr("output_padding", [0] * nd))
+    if not len(strides) == len(dil) == len(outpad) == nd:
+        n.invalid("strides, dilations and output_padding need one entry per spatial axis")
+    full = [s * (i - 1) + op + (k - 1) * d + 1
+            for i, s, op, k, d in zip(x.shape[2:], strides, outpad, kernel, dil)]
+    auto = n.attr("auto_pad", "NOTSET")
+    shape = n.attr("output_shape")
+    if shape is None and auto in ("SAME_UPPER", "SAME_LOWER"):
+        shape = [i * s for i, s in zip(x.shape[2:], strides)]
+    if shape is not None:  # pads from the requested size (ONNX's rule: SAME_UPPER pads the
+        # end more, NOTSET and SAME_LOWER the start)
+        shape = list(shape)[-nd:]
+        total = [f - o for f, o in zip(full, shape)]
+        if min(total) < 0:
+            n.unsupported(f"output_shape {shape} larger than the full output {full}")
+        upper = auto == "SAME_UPPER"
+        lo = [t // 2 if upper else t - t // 2 for t in total]
+        hi = [t - a for t, a in zip(total, lo)]
+    elif auto == "VALID":
+        lo = hi = [0] * nd
+    elif auto == "NOTSET":
+        pads = list(n.attr("pads", [0] * 2 * nd))
+        if len(pads) != 2 * nd or min(pads) < 0:
+            n.invalid(f"pads must be {2 * nd} non-negative entries, got {pads}")
+        lo, hi = pads[:nd], pads[nd:]
+    else:
+        n.invalid(f"unknown auto_pad '{auto}'")
+    if nd == 1:
+        x = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
+        w = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2])
+        strides, dil = (1,) + tuple(strides), (1,) + tuple(dil)
+        outpad, lo, hi = ((0,) + tuple(v) for v in (outpad, lo, hi))
+    # the op pads symmetrically; the rest is cropped off the larger side
+    sym = tuple(min(a, c) for a, c in zip(lo, hi))
+    y = upsampling.conv_transpose2d(x, w, b, stride=tuple(strides), padding=sym,
+                                    output_padding=tuple(outpad), groups=int(n.attr("group", 1)),
+                                    dilation=tuple(dil))
+    starts = [a - s for a, s in zip(lo, sym)]
+    stops = [size - (c - s) for size, c, s in zip(y.shape[2:], hi, sym)]
+    y = y[:, :, starts[0]:stops[0], starts[1]:stops[1]]
+    return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if nd == 1 else y
+
+
+# -- Resize ------------------------------------------------------------------------------------
+def _original(n, mode: str, out: int, size: int, scale) -> np.ndarray:
+    """The input coordinate of each output index (ONNX's coordinate_transformation_mode)."""
+    x, s = np.arange(out, dtype=_F), _F(scale)
+    if mode == "half_pixel":
+        return (x + _F(0.5)) / s - _F(0.5)
+    if mode == "pytorch_half_pixel":
+        return (x + _F(0.5)) / s - _F(0.5) if out > 1 else np.zeros(out, _F)
+    if mode == "align_corners":
+        return x * _F(size - 1) / _F(out - 1) if out > 1 else np.zeros(out, _F)
+    if mode == "asymmetric":
+        return x / s
+    if mode == "tf_half_pixel_for_nn":
+        return (x + _F(0.5)) / s
+    if mode == "half_pixel_symmetric":
+        adjustment = _F(out) / (s * _F(size))
+        center = _F(size) / _F(2)
+        return center * (_F(1) - adjustment) + (x + _F(0.5)) / s - _F(0.5)
+    n.unsupported(f"coordinate_transformation_mode '{mode}' is not supported")
+
+
+def _nearest(n, src: np.ndarray, rounding: str, size: int) -> np.ndarray:
+    fl = np.floor(src)
+    half = src - fl == _F(0.5)
+    if rounding == "round_prefer_floor":
+        idx = np.where(half, fl, np.round(src))
+    elif rounding == "round_prefer_ceil":
+        idx = np.where(half, fl + 1, np.round(src))
+    elif rounding == "floor":
+        idx = fl
+    elif rounding == "ceil":
+        idx = np.ceil(src)
+    else:
+        n.invalid(f"unknown nearest_mode '{rounding}'")
+    return np.clip(idx, 0, size - 1).astype(np.int64)
+
+
+def _linear(src: np.ndarray, size: int, dtype) -> np.ndarray:
+    src = np.clip(src, 0, size - 1)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, size - 1)
+    lam = src - i0
+    m = np.zeros((len(src), size), np.float64)
+    rows = np.arange(len(src))
+    np.add.at(m, (rows, i0), 1 - lam)
+    np.add.at(m, (rows, i1), lam)
+    return m.astype(dtype)
+
+
+def resize(n):
+    x = n.x(0)
+    mode = n.attr("mode", "nearest")
+    if mode not in ("nearest", "linear"):
+        n.unsupported(f"mode '{mode}' is not supported (nearest and linear are)")
+    if n.attr("antialias", 0):
+        n.unsupported("antialias=1 is not supported")
+    if n.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
+        n.unsupported(f"keep_aspect_ratio_policy '{n.attr('keep_aspect_ratio_policy')}' is "
+                      f"not supported")
+    ctm = n.attr("coordinate_transformation_mode", "half_pixel")
+    if ctm == "tf_crop_and_resize":
+        n.unsupported("coordinate_transformation_mode 'tf_crop_and_resize' is not supported")
+    axes = [a % x.ndim for a in n.attr("axes", range(x.ndim))]
+    scales = n.const(2) if len(n.inputs) > 2 else None
+    sizes = n.ints(3) if len(n.inputs) > 3 else None
+    if scales is not None and np.asarray(scales).size == 0:
+        scales = None
+    if (scales is None) == (sizes is None):
+        n.invalid("exactly one of scales and sizes must be given")
+    if len(scales if sizes is None else sizes) != len(axes):
+        n.invalid(f"scales/sizes need one entry per axis of {list(axes)}")
+    y = x if x.dtype.is_float else x.astype("float32")
+    for k, ax in enumerate(axes):
+        size = x.shape[ax]
+        if sizes is None:
+            scale = float(np.asarray(scales, np.float32).reshape(-1)[k])
+            out = int(np.floor(size * scale))
+        else:
+            out = sizes[k]
+            scale = float(_F(out) / _F(size))
+        if out < 1:
+            n.invalid(f"axis {ax} resized to {out} elements")
+        if out == size and scale == 1.0:
+            continue
+        src = _original(n, ctm, out, size, scale)
+        if mode == "nearest":
+            idx = _nearest(n, src, n.attr("nearest_mode", "round_prefer_floor"), size)
+            y = upsampling.gather_axis(y, ax, idx)
+        else:
+            y = upsampling.map_axis(y, ax, _linear(src, size, y.dtype.np))
+    return y if y.dtype == x.dtype else y.astype(x.dtype)
