@@ -21,7 +21,6 @@ import numpy as np
 
 from . import config
 from .compiler.codegen.lower import ENTRY, lower_graph, statuses
-from .compiler.expand import expand_control_flow, has_control_flow
 from .compiler.fusion import partition
 from .compiler.memory import plan_memory
 from .compiler.pipeline import run_pipeline
@@ -33,6 +32,7 @@ from .ir.graph import Graph
 from .ir.interpreter import evaluate
 from .ir.ops import OpError
 from .ir.printer import print_graph
+from .ir.types import TupleType
 from .runtime.executable import Executable
 from .runtime.cache import DiskCache, cache_key
 from .runtime.jit import NativeLibrary, compile_object, openmp_available
@@ -52,10 +52,6 @@ class CompileResult:
         t = time.perf_counter()
         self.graph, self.passes = run_pipeline(traced, verify_each=cfg.debug or check,
                                                dump_dir=cfg.dump_dir)
-        if has_control_flow(self.graph):  # until codegen has native loops (compiler/expand.py)
-            self.graph, more = run_pipeline(expand_control_flow(self.graph),
-                                            verify_each=cfg.debug or check)
-            self.passes += more
         times["passes"] = time.perf_counter() - t
         t = time.perf_counter()
         self.groups = partition(self.graph)
@@ -334,7 +330,8 @@ def _first_bad_node(res: CompileResult, leaves) -> str:
     g = res.graph
     debug = Graph(g.name + "_debug")
     debug.inputs, debug.nodes = list(g.inputs), list(g.nodes)
-    debug.outputs = [v for v in g.nodes if v.op not in ("input", "constant")]
+    debug.outputs = [v for v in g.nodes if v.op not in ("input", "constant")
+                     and not isinstance(v.type, TupleType)]
     if not debug.outputs:
         return "no computed node"
     dres = CompileResult(debug, None, None)

@@ -68,7 +68,7 @@ def test_lstm_cell_scanned_over_20_steps():
     def flat(wx, wh, b, h0, c0, xs):
         return lstm_loss({"wx": wx, "wh": wh, "b": b}, h0, c0, xs)
     fd_check(flat, (params["wx"], params["wh"], params["b"], h0, c0, xs))
-    # compiled (expanded) gradient agrees with the interpreted one
+    # the compiled gradient (native loops) agrees with the interpreted one
     want = interpret(lp.trace(lp.grad(lstm_loss), params, h0, c0, xs), params["b"],
                      params["wh"], params["wx"], h0, c0, xs)
     got = lp.grad(lstm_loss)(params, h0, c0, xs)

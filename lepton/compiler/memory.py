@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir.graph import Graph, Value
+from ..ir.types import TupleType
 
 ALIGN = 64
 
@@ -65,7 +66,7 @@ class MemoryPlan:
         return self.intermediate_bytes
 
 
-SOURCE_OPS = ("input", "constant", "reshape")
+SOURCE_OPS = ("input", "constant", "reshape", "get")
 
 
 def plan_memory(g: Graph, materialized: set[Value] | None = None,
@@ -99,10 +100,12 @@ def plan_memory(g: Graph, materialized: set[Value] | None = None,
             claimed[r] = k
             where[r] = (n_in + k, 0)
             outputs.append(OutputSpec(("kernel",)))
-    naive = sum(align(v.type.nbytes) for v in g.nodes
-                if v.op not in ("input", "constant", "reshape"))
-    roots = [v for v in g.nodes if v.op not in ("input", "constant", "reshape")
-             and v not in where and (materialized is None or v in materialized)]
+    # a tuple-typed value (a control op's) has no buffer: each `get` of it is a buffer its
+    # op's kernel writes
+    bufs = [v for v in g.nodes if v.op not in ("input", "constant", "reshape")
+            and not isinstance(v.type, TupleType)]
+    naive = sum(align(v.type.nbytes) for v in bufs)
+    roots = [v for v in bufs if v not in where and (materialized is None or v in materialized)]
     offsets, size = _pack(roots, _lifetimes(g, roots, schedule), _in_place(schedule))
     ws = n_in + n_out + len(constants)
     for v, off in offsets.items():
@@ -117,7 +120,9 @@ def _lifetimes(g: Graph, roots, schedule) -> dict[Value, tuple[int, int]]:
     """For each buffer: the step that writes it and the last step that reads it (through
     reshapes too). Without a schedule every value is its own step."""
     if schedule is None:
-        schedule = [([v], list(v.inputs), ()) for v in g.nodes if v.op not in SOURCE_OPS]
+        users = g.users()
+        schedule = [([u for u in users[v] if u.op == "get"] if isinstance(v.type, TupleType)
+                     else [v], list(v.inputs), ()) for v in g.nodes if v.op not in SOURCE_OPS]
     step: dict[Value, int] = {}
     last: dict[Value, int] = {}
     for t, (writes, reads, _) in enumerate(schedule):

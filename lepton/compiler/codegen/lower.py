@@ -17,7 +17,7 @@ from llvmlite import ir
 from ...ir.graph import Graph, Value
 from ...ir.ops import OPS
 from ..memory import MemoryPlan
-from . import conv, gemm, grad_kernels
+from . import control, conv, gemm, grad_kernels
 from ..fusion import Group, partition
 from .epilogue import emit_epilogue_kernel
 from .fused import emit_rows
@@ -34,7 +34,7 @@ TICKS = "lepton_ticks"
 class Kernel:
     """A native function `void name(out..., operand..., i8* scratch)` computing `outputs`; a
     kernel with a `status` returns an i1 instead, true when its check failed, and the entry
-    then returns that status."""
+    then returns that status; status -1: it returns an i32 status itself (0: none failed)."""
     fn: ir.Function
     outputs: tuple[Value, ...]
     operands: tuple[Value, ...]
@@ -43,8 +43,9 @@ class Kernel:
 
 
 def statuses(g: Graph) -> dict[Value, int]:
-    """The status the entry returns when the op (one that can fail) fails: 1, 2, ..."""
-    fails = (v for v in g.nodes if v.opdef.runtime_error is not None)
+    """The status the entry returns when the op (one that can fail) fails: 1, 2, ..., in
+    graph order, the ops of a region numbered where its op stands (control.all_values)."""
+    fails = (v for v in control.all_values(g) if v.opdef.runtime_error is not None)
     return {v: k for k, v in enumerate(fails, 1)}
 
 
@@ -130,9 +131,8 @@ KERNELS = {
     **{op: _map_kernel(body) for op, body in grad_kernels.BODIES.items()},
 }
 
-# control flow (scan, cond, ...) is expanded into plain ops before lowering (compiler/expand.py)
-EXPANDED = {name for name, d in OPS.items() if d.kind == "control"}
-_missing = set(OPS) - set(KERNELS) - NO_KERNEL - EXPANDED
+NO_KERNEL.add("get")  # a control op writes each result a `get` reads straight into its buffer
+_missing = set(OPS) - set(KERNELS) - NO_KERNEL - set(control.CONTROL_KERNELS)
 if _missing:
     raise ImportError(f"ops without a lowering: {sorted(_missing)}")
 
@@ -149,33 +149,46 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
     profile, the entry records the cycle counter before the first kernel and after each one
     in the global array `TICKS` (len(kernels) + 1 entries)."""
     module = ir.Module(name=g.name)
+    kernels = emit_kernels(module, g, plan, groups, statuses(g), threads)
+    emit_entry(module, kernels, plan, profile)
+    return Lowered(loop_metadata(str(module)), kernels)
+
+
+def emit_kernels(module: ir.Module, g: Graph, plan: MemoryPlan, groups: list[Group] | None,
+                 status: dict[Value, int], threads: int = 1, prefix: str = "") -> list[Kernel]:
+    """One internal kernel per fusion group of g (named `{prefix}k{n}_{ops}`); fills in
+    plan.scratch_bytes. `status`: every failing op's status (statuses of the whole program)."""
     kernels: list[Kernel] = []
-    status = statuses(g)
     for n, grp in enumerate(groups if groups is not None else partition(g)):
-        if all(v.type.size == 0 for v in grp.outputs or grp.members):
+        if grp.kind != "control" and all(v.type.size == 0 for v in grp.outputs or grp.members):
             continue
         ops = "_".join(dict.fromkeys(v.op for v in grp.members))
-        name = f"k{n}_{ops[:48]}"  # e.g. k0_matmul_add_relu
+        name = f"{prefix}k{n}_{ops[:48]}"  # e.g. k0_matmul_add_relu
         if grp.kind in ("matmul", "conv2d"):
             fn, ops, scratch = emit_epilogue_kernel(module, name, grp, threads)
             kernels.append(Kernel(fn, tuple(grp.outputs), tuple(ops), scratch))
         elif grp.kind == "rows":
             shared = {plan.where[v] for v in grp.outputs} & {plan.where.get(x) for x in grp.reads()}
             kernels.append(_rows(module, name, grp, noalias=not shared, threads=threads))
+        elif grp.kind == "control":  # a native loop or branch (codegen/control.py)
+            fn, scratch = control.CONTROL_KERNELS[grp.members[0].op](
+                module, name, grp, status, threads)
+            kernels.append(Kernel(fn, tuple(grp.outputs), grp.members[0].inputs, scratch,
+                                  status=-1))
         else:
             v = grp.members[0]
             kernels.append(replace(KERNELS[v.op](module, name, v), status=status.get(v, 0)))
     for k in kernels:
         k.fn.linkage = "internal"
     plan.scratch_bytes = max([k.scratch_bytes for k in kernels], default=0)
-    _emit_entry(module, kernels, plan, profile)
-    return Lowered(loop_metadata(str(module)), kernels)
+    return kernels
 
 
-def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
-                profile: bool) -> None:
+def emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
+               profile: bool = False, name: str = ENTRY) -> ir.Function:
+    """`i32 name(i8** buffers)` calling the kernels in order on plan's buffers."""
     i8p = i8.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(i32, [i8p.as_pointer()]), ENTRY)
+    fn = ir.Function(module, ir.FunctionType(i32, [i8p.as_pointer()]), name)
     fn.attributes.add("nounwind")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     slots: dict[int, ir.Value] = {}
@@ -200,10 +213,14 @@ def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
             args.append(ir.Constant(i8p, None))
         failed = b.call(k.fn, args)
         tick(kernels.index(k) + 1)
-        if k.status:  # stop at a failed check: later kernels would read its zeroed indices
+        if k.status == -1:  # a control kernel returns the i32 status of its regions' checks
+            with b.if_then(b.icmp_unsigned("!=", failed, ir.Constant(i32, 0)), likely=False):
+                b.ret(failed)
+        elif k.status:  # stop at a failed check: later kernels would read its zeroed indices
             with b.if_then(failed, likely=False):
                 b.ret(ir.Constant(i32, k.status))
     b.ret(ir.Constant(i32, 0))
+    return fn
 
 
 def _ticker(module: ir.Module, b: ir.IRBuilder, n: int):
