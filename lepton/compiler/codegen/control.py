@@ -70,6 +70,7 @@ def lower_region(module: ir.Module, g: Graph, name: str, status, threads: int) -
     kernels = lower.emit_kernels(module, g, plan, groups, status, threads, prefix=name + "_")
     fn = lower.emit_entry(module, kernels, plan, name=name)
     fn.linkage = "internal"
+    fn.attributes.add("noinline")
     consts = []
     for j, c in enumerate(plan.constants):
         data = bytearray(c.tobytes()) or bytearray(1)
