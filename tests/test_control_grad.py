@@ -101,3 +101,19 @@ def test_while_loop_grad_names_while_loop():
         return lp.sum(lp.while_loop(lambda c: lp.sum(c) < 10.0, lambda c: c * 2.0, x))
     with pytest.raises(GradientError, match="while_loop at test_control_grad.py:\\d+"):
         lp.trace(lp.grad(loss), np.ones(2))
+
+
+def test_gradient_runs_the_forward_scan_once():
+    from lepton.compiler.passes.merge_scans import merge_scans
+    from lepton.compiler.pipeline import run_pipeline
+    params = {"wx": R(3, 16, scale=0.4), "wh": R(4, 16, scale=0.4), "b": R(16)}
+    args = (params, R(2, 4), R(2, 4), R(5, 2, 3))
+    g = lp.trace(lp.value_and_grad(lstm_loss), *args)
+    assert sum(v.op == "scan" for v in g.nodes) == 3   # primal, residual-stacking, backward
+    opt, records = run_pipeline(g, verify_each=True)
+    assert sum(v.op == "scan" for v in opt.nodes) == 2
+    assert any(r.name == "merge_scans" and r.rewrites == {"merge_scans": 1} for r in records)
+    flat = (params["b"], params["wh"], params["wx"], *args[1:])
+    for a, b in zip(interpret(g, *flat), interpret(opt, *flat)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert merge_scans(opt) is opt   # nothing left to merge
