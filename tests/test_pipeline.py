@@ -47,11 +47,12 @@ def test_records_name_each_pass_in_order_with_what_it_changed():
     assert str(out) == OPTIMISED
     assert_same_results(g, out)
     assert [r.name for r in records] == [name for name, _ in PIPELINE] == [
-        "canonicalize", "constant_fold", "cse", "canonicalize", "dce"]
+        "canonicalize", "constant_fold", "cse", "canonicalize", "merge_scans", "dce"]
     assert [r.change for r in records] == [
         "-4 values, 3 rewrites (mul-by-one x2, commute-const x1)",  # and the dead log
         "-1 values, 1 rewrite (fold x1)",
         "-1 values, 1 rewrite (cse x1)",
+        "no change",
         "no change",
         "no change"]
     assert records[0].rewrites == {"mul-by-one": 2, "commute-const": 1}
@@ -74,14 +75,15 @@ def test_dump_writes_the_ir_before_and_after_every_pass(tmp_path, monkeypatch):
     names = sorted(os.listdir(tmp_path))
     assert names == ["lambda.00-input.ir", "lambda.01-canonicalize.ir",
                      "lambda.02-constant_fold.ir", "lambda.03-cse.ir",
-                     "lambda.04-canonicalize.ir", "lambda.05-dce.ir",
+                     "lambda.04-canonicalize.ir", "lambda.05-merge_scans.ir",
+                     "lambda.06-dce.ir",
                      "lambda.llvm-opt.ll", "lambda.llvm.ll"]
     assert parse((tmp_path / "lambda.00-input.ir").read_text()) == parse(f.traced_ir())
     head, body = (tmp_path / "lambda.01-canonicalize.ir").read_text().split("\n", 1)
     assert re.fullmatch(r"// pass canonicalize: \d+\.\d{3} ms, -2 values, "
                         r"1 rewrite \(mul-by-one x1\)", head)
     assert "mul" not in body
-    last = (tmp_path / "lambda.05-dce.ir").read_text().split("\n", 1)[1]
+    last = (tmp_path / "lambda.06-dce.ir").read_text().split("\n", 1)[1]
     assert last.strip() == f.ir()
 
 
