@@ -3,9 +3,10 @@
 The native entry takes one array of buffer pointers, laid out as
 `[inputs..., outputs..., constants..., workspace]`; a value lives at (slot, byte offset).
 Inputs and constants live in their own arrays, `reshape` aliases its input (all buffers are
-dense row-major), a kernel-computed graph output is written straight into the output array the
-runtime allocates, and every other kernel result gets a 64-byte-aligned range of one workspace
-arena. Buffers whose lifetimes (from the kernel writing them to the last kernel reading them)
+dense row-major), a control op's tuple-typed value has no buffer but each `get` of it has one
+(the op's kernel writes its result there: a get is never a copy), a kernel-computed graph
+output is written straight into the output array the runtime allocates, and every other
+kernel result gets a 64-byte-aligned range of one workspace arena. Buffers whose lifetimes (from the kernel writing them to the last kernel reading them)
 do not overlap share bytes, and an elementwise kernel may write its output over an input that
 dies there.
 An output that is not computed by a kernel of its own (a graph input or constant returned as
