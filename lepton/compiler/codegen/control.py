@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from ...ir.graph import Graph, Value
+from ...ir.graph import Graph
 from ...ir.ops import REGIONS
 from ..fusion import Group, partition
 from ..memory import MemoryPlan, align, plan_memory
