@@ -21,7 +21,6 @@ import numpy as np
 
 from . import config
 from .compiler.codegen.lower import ENTRY, lower_graph, statuses
-from .compiler.expand import expand_control_flow, has_control_flow
 from .compiler.fusion import partition
 from .compiler.memory import plan_memory
 from .compiler.pipeline import run_pipeline
@@ -33,6 +32,7 @@ from .ir.graph import Graph
 from .ir.interpreter import evaluate
 from .ir.ops import OpError
 from .ir.printer import print_graph
+from .ir.types import TupleType
 from .runtime.executable import Executable
 from .runtime.cache import DiskCache, cache_key
 from .runtime.jit import NativeLibrary, compile_object, openmp_available
@@ -149,13 +149,8 @@ class CompileResult:
 
 
 def optimise(traced: Graph, verify_each: bool = False, dump_dir: str | None = None):
-    """(the graph ready for lowering, the pass records): the pass pipeline, then control flow
-    expanded into plain ops (until codegen has native loops, compiler/expand.py)."""
-    graph, passes = run_pipeline(traced, verify_each=verify_each, dump_dir=dump_dir)
-    if has_control_flow(graph):
-        graph, more = run_pipeline(expand_control_flow(graph), verify_each=verify_each)
-        passes += more
-    return graph, passes
+    """(the graph ready for lowering, the pass records): the pass pipeline."""
+    return run_pipeline(traced, verify_each=verify_each, dump_dir=dump_dir)
 
 
 def partition_and_plan(g: Graph):
@@ -345,7 +340,8 @@ def _first_bad_node(res: CompileResult, leaves) -> str:
     g = res.graph
     debug = Graph(g.name + "_debug")
     debug.inputs, debug.nodes = list(g.inputs), list(g.nodes)
-    debug.outputs = [v for v in g.nodes if v.op not in ("input", "constant")]
+    debug.outputs = [v for v in g.nodes if v.op not in ("input", "constant")
+                     and not isinstance(v.type, TupleType)]
     if not debug.outputs:
         return "no computed node"
     dres = CompileResult(debug, None, None)

@@ -108,15 +108,73 @@ def test_fori_loop_and_cond():
         np.testing.assert_allclose(z, want + x if p else want - x, rtol=1e-5)
 
 
-def test_while_loop_interpreted_and_compiled_path_names_it():
-    def f(x):
-        return lp.while_loop(lambda c: c[0] < 100.0, lambda c: (c[0] * 3.0, c[1] + 1), (x, 0))
-    g = lp.trace(f, np.float32(2.0))
+@pytest.mark.parametrize("x0", [200.0, 50.0, 2.0, 0.5])  # 0, 1, 4 and 6 steps
+def test_while_loop_compiled_matches_interpreter(x0):
+    def f(x, k):
+        return lp.while_loop(lambda c: c[0][0] < 100.0,
+                             lambda c: (c[0] * k + x * 0.0, c[1] + 1), (x, 0))
+    x, k = np.array([x0, x0], np.float32), np.float32(3.0)
+    g = lp.trace(f, x, k)
     assert parse(str(g)) == g
-    v, n = interpret(g, np.float32(2.0))
-    assert v == 162.0 and n == 4
-    with pytest.raises(NotImplementedError, match="while_loop.*test_control_flow.py"):
-        lp.compile(f)(np.float32(2.0))
+    v, n = both(f, x, k)
+    steps = 0
+    while x0 < 100.0:
+        x0, steps = x0 * 3.0, steps + 1
+    np.testing.assert_allclose(v, [x0, x0])
+    assert n == steps
+
+
+def test_llvm_ir_of_a_scan_does_not_grow_with_its_length():
+    def f(n):
+        def g(h, xs):
+            return lp.scan(lambda c, x: (lp.tanh(c @ W + x), lp.sum(c)), h, xs)
+        return lp.compile(g).lower(R(2, 4), R(n, 2, 4))
+    short, long = f(10), f(1000)
+    assert "step" in short.llvm_ir
+    assert abs(len(long.llvm_ir) - len(short.llvm_ir)) < 0.02 * len(short.llvm_ir)
+    hs = R(2, 4)
+    xs = R(1000, 2, 4) * 0.1
+    h, ys = long.run([hs, xs])
+    for t in range(1000):
+        ys_t, hs = np.sum(hs), np.tanh(hs @ W + xs[t])
+        assert np.isclose(ys[t], ys_t, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(h, hs, rtol=1e-4, atol=1e-5)
+
+
+def test_failing_check_only_in_the_branch_taken():
+    def f(p, x, i):
+        return lp.cond(p, lambda x, i: x[i], lambda x, i: x[0] + 0 * i.astype(lp.float32), x, i)
+    x = R(3)
+    bad = np.int64(7)  # out of range for x
+    assert lp.compile(f)(np.array(False), x, bad) == x[0]
+    assert lp.compile(f)(np.array(True), x, np.int64(-1)) == x[-1]
+    line = f.__code__.co_firstlineno + 1
+    at = rf"op 'getitem' at test_control_flow.py:{line}\b"
+    with pytest.raises(IndexError, match=r"\[-3, 3\) in " + at):
+        lp.compile(f)(np.array(True), x, bad)
+
+
+def test_failing_check_inside_a_scan_stops_with_its_message():
+    def f(x, idx):
+        return lp.scan(lambda c, i: (c + x[i], c), lp.zeros((), lp.float32), idx)
+    x = R(4)
+    c, ys = lp.compile(f)(x, np.array([0, 3, -1]))
+    np.testing.assert_allclose(c, x[0] + x[3] + x[-1], rtol=1e-6)
+    line = f.__code__.co_firstlineno + 1
+    at = rf"op 'getitem' at test_control_flow.py:{line}\b"
+    with pytest.raises(IndexError, match=r"\[-4, 4\) in " + at):
+        lp.compile(f)(x, np.array([0, 4, 1]))
+
+
+def test_carries_passed_through_and_results_read_twice():
+    def f(a, b, xs):
+        (p, q, r), ys = lp.scan(lambda c, x: ((c[1], c[0], c[2]), (x, c[2], x * c[0])),
+                                (a, b, a + 1.0), xs)
+        return p, q, r, ys[0], ys[1], ys[2], p * 2.0
+    for n in (0, 1, 2, 5):
+        both(f, R(3), R(3), R(n, 3))
+    both(lambda a, b: lp.cond(a.sum() > 0, lambda u, v: (u, u, v), lambda u, v: (v, u, u),
+                              a, b), R(3), R(3))
 
 
 def test_carry_type_change_names_op_leaf_and_line():

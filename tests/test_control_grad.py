@@ -68,7 +68,7 @@ def test_lstm_cell_scanned_over_20_steps():
     def flat(wx, wh, b, h0, c0, xs):
         return lstm_loss({"wx": wx, "wh": wh, "b": b}, h0, c0, xs)
     fd_check(flat, (params["wx"], params["wh"], params["b"], h0, c0, xs))
-    # compiled (expanded) gradient agrees with the interpreted one
+    # the compiled gradient (native loops) agrees with the interpreted one
     want = interpret(lp.trace(lp.grad(lstm_loss), params, h0, c0, xs), params["b"],
                      params["wh"], params["wx"], h0, c0, xs)
     got = lp.grad(lstm_loss)(params, h0, c0, xs)
@@ -101,3 +101,19 @@ def test_while_loop_grad_names_while_loop():
         return lp.sum(lp.while_loop(lambda c: lp.sum(c) < 10.0, lambda c: c * 2.0, x))
     with pytest.raises(GradientError, match="while_loop at test_control_grad.py:\\d+"):
         lp.trace(lp.grad(loss), np.ones(2))
+
+
+def test_gradient_runs_the_forward_scan_once():
+    from lepton.compiler.passes.merge_scans import merge_scans
+    from lepton.compiler.pipeline import run_pipeline
+    params = {"wx": R(3, 16, scale=0.4), "wh": R(4, 16, scale=0.4), "b": R(16)}
+    args = (params, R(2, 4), R(2, 4), R(5, 2, 3))
+    g = lp.trace(lp.value_and_grad(lstm_loss), *args)
+    assert sum(v.op == "scan" for v in g.nodes) == 3   # primal, residual-stacking, backward
+    opt, records = run_pipeline(g, verify_each=True)
+    assert sum(v.op == "scan" for v in opt.nodes) == 2
+    assert any(r.name == "merge_scans" and r.rewrites == {"merge_scans": 1} for r in records)
+    flat = (params["b"], params["wh"], params["wx"], *args[1:])
+    for a, b in zip(interpret(g, *flat), interpret(opt, *flat)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert merge_scans(opt) is opt   # nothing left to merge

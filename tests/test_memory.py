@@ -79,3 +79,20 @@ def test_w8_transformer_block_arena_is_under_half_the_naive_plan():
     w8 = WORKLOADS["W8"]
     s = lp.compile(w8.model, example_args=tuple(w8.make_inputs())).stats()
     assert 0 < s["intermediate_bytes"] < s["naive_intermediate_bytes"] / 2
+
+
+def test_each_result_of_a_scan_is_the_buffer_of_its_get():
+    def f(c, xs):
+        (a, b), ys = lp.scan(lambda c, x: ((c[0] + x, c[1] * x), c[0] - x), (c, c), xs)
+        return lp.exp(a) + b, ys
+    c, xs = rng.standard_normal(8).astype(np.float32), rng.standard_normal((5, 8))
+    res = CompileResult(lp.trace(f, c, xs.astype(np.float32)), None, None)
+    (scan,) = [v for v in res.graph.nodes if v.op == "scan"]
+    gets = [v for v in res.graph.nodes if v.op == "get"]
+    assert scan not in res.plan.where and len(gets) == 3
+    places = [res.plan.where[v] for v in gets]
+    assert len(set(places)) == 3   # each result its own buffer, ys an output array's
+    assert res.plan.where[gets[2]] == (2 + 1, 0)
+    xs = xs.astype(np.float32)
+    for want, got in zip(interpret(res.graph, c, xs), res.executable(c, xs)):
+        np.testing.assert_allclose(got, want, rtol=1e-5)

@@ -28,9 +28,11 @@ import math
 import networkx as nx
 
 from ..ir.graph import Graph, Value
+from ..ir.types import TupleType
 from .codegen.loopnest import broadcast_view
 
-SOURCES = {"input", "constant", "reshape"}  # no kernel: reshape is a free view
+SOURCES = {"input", "constant", "reshape", "get"}  # no kernel: reshape is a free view, a `get`
+# is written by its control op's kernel (a `control` group: that op, outputs the gets reading it)
 TRAILING_REDUCTIONS = {"sum", "max", "min", "prod"}
 
 
@@ -198,6 +200,10 @@ def partition(g: Graph) -> list[Group]:
     for v in reversed(g.nodes):
         if v.op in SOURCES:
             continue
+        if isinstance(v.type, TupleType):  # a control op: a kernel of its own (control.py)
+            group_of[v] = Group("control", [v])
+            groups.append(group_of[v])
+            continue
         target = _try_operand(v, users, group_of, outputs)
         if v.op in ("matmul", "conv2d"):
             (cand, *more) = _candidates(v, users[v], group_of) or [None]
@@ -213,10 +219,15 @@ def partition(g: Graph) -> list[Group]:
             target = _seed(v)
             groups.append(target)
         group_of[v] = target
+    for v in g.nodes:
+        if v.op == "get":
+            group_of[v] = group_of[v.inputs[0]]
     for grp in groups:  # a matmul/conv2d head first (its transposed operands are read in place)
         grp.members.sort(key=lambda m: (m.op != grp.kind, position[m]))
         grp.outputs = [m for m in grp.members
                        if m in outputs or any(group_of.get(u) is not grp for u in users[m])]
+        if grp.kind == "control":
+            grp.outputs = [u for u in users[grp.members[0]] if u.op == "get"]
     return _ordered(groups, group_of, position)
 
 

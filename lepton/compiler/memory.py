@@ -3,9 +3,10 @@
 The native entry takes one array of buffer pointers, laid out as
 `[inputs..., outputs..., constants..., workspace]`; a value lives at (slot, byte offset).
 Inputs and constants live in their own arrays, `reshape` aliases its input (all buffers are
-dense row-major), a kernel-computed graph output is written straight into the output array the
-runtime allocates, and every other kernel result gets a 64-byte-aligned range of one workspace
-arena. Buffers whose lifetimes (from the kernel writing them to the last kernel reading them)
+dense row-major), a control op's tuple-typed value has no buffer but each `get` of it has one
+(the op's kernel writes its result there: a get is never a copy), a kernel-computed graph
+output is written straight into the output array the runtime allocates, and every other
+kernel result gets a 64-byte-aligned range of one workspace arena. Buffers whose lifetimes (from the kernel writing them to the last kernel reading them)
 do not overlap share bytes, and an elementwise kernel may write its output over an input that
 dies there.
 An output that is not computed by a kernel of its own (a graph input or constant returned as
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir.graph import Graph, Value
+from ..ir.types import TupleType
 
 ALIGN = 64
 
@@ -65,7 +67,7 @@ class MemoryPlan:
         return self.intermediate_bytes
 
 
-SOURCE_OPS = ("input", "constant", "reshape")
+SOURCE_OPS = ("input", "constant", "reshape", "get")
 
 
 def plan_memory(g: Graph, materialized: set[Value] | None = None,
@@ -99,10 +101,12 @@ def plan_memory(g: Graph, materialized: set[Value] | None = None,
             claimed[r] = k
             where[r] = (n_in + k, 0)
             outputs.append(OutputSpec(("kernel",)))
-    naive = sum(align(v.type.nbytes) for v in g.nodes
-                if v.op not in ("input", "constant", "reshape"))
-    roots = [v for v in g.nodes if v.op not in ("input", "constant", "reshape")
-             and v not in where and (materialized is None or v in materialized)]
+    # a tuple-typed value (a control op's) has no buffer: each `get` of it is a buffer its
+    # op's kernel writes
+    bufs = [v for v in g.nodes if v.op not in ("input", "constant", "reshape")
+            and not isinstance(v.type, TupleType)]
+    naive = sum(align(v.type.nbytes) for v in bufs)
+    roots = [v for v in bufs if v not in where and (materialized is None or v in materialized)]
     offsets, size = _pack(roots, _lifetimes(g, roots, schedule), _in_place(schedule))
     ws = n_in + n_out + len(constants)
     for v, off in offsets.items():
@@ -117,7 +121,9 @@ def _lifetimes(g: Graph, roots, schedule) -> dict[Value, tuple[int, int]]:
     """For each buffer: the step that writes it and the last step that reads it (through
     reshapes too). Without a schedule every value is its own step."""
     if schedule is None:
-        schedule = [([v], list(v.inputs), ()) for v in g.nodes if v.op not in SOURCE_OPS]
+        users = g.users()
+        schedule = [([u for u in users[v] if u.op == "get"] if isinstance(v.type, TupleType)
+                     else [v], list(v.inputs), ()) for v in g.nodes if v.op not in SOURCE_OPS]
     step: dict[Value, int] = {}
     last: dict[Value, int] = {}
     for t, (writes, reads, _) in enumerate(schedule):

@@ -26,17 +26,21 @@ from .passes.constant_fold import constant_fold
 from .passes.cse import cse
 from .passes.dce import dce
 from .passes.expand import expand
+from .passes.merge_scans import merge_scans
 
 # Ops defined in other ops are expanded first, so every pass sees what will run. Canonical
 # forms next (so folding and CSE see one spelling of each thing), then folding,
 # then CSE; CSE and folding expose more simplifications (x * x once both x are one value,
-# rules on freshly folded constants), so canonicalize runs again; DCE last.
+# rules on freshly folded constants), so canonicalize runs again; a scan another one extends
+# (a gradient's primal and residual scans) is merged into it once CSE has unified their
+# operands; DCE last.
 PIPELINE = [
     ("expand", expand),
     ("canonicalize", canonicalize),
     ("constant_fold", constant_fold),
     ("cse", cse),
     ("canonicalize", canonicalize),
+    ("merge_scans", merge_scans),
     ("dce", dce),
 ]
 

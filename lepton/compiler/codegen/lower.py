@@ -11,6 +11,7 @@ one is an import-time error.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 
 from llvmlite import ir
@@ -18,7 +19,7 @@ from llvmlite import ir
 from ...ir.graph import Graph, Value
 from ...ir.ops import OPS
 from ..memory import MemoryPlan
-from . import conv, gemm, grad_kernels
+from . import control, conv, gemm, grad_kernels
 from ..fusion import Group, partition
 from .epilogue import emit_epilogue_kernel
 from .fused import emit_rows
@@ -37,7 +38,7 @@ TICKS = "lepton_ticks"
 class Kernel:
     """A native function `void name(out..., operand..., i8* scratch)` computing `outputs`; a
     kernel with a `status` returns an i1 instead, true when its check failed, and the entry
-    then returns that status."""
+    then returns that status; status -1: it returns an i32 status itself (0: none failed)."""
     fn: ir.Function
     outputs: tuple[Value, ...]
     operands: tuple[Value, ...]
@@ -46,8 +47,9 @@ class Kernel:
 
 
 def statuses(g: Graph) -> dict[Value, int]:
-    """The status the entry returns when the op (one that can fail) fails: 1, 2, ..."""
-    fails = (v for v in g.nodes if v.opdef.runtime_error is not None)
+    """The status the entry returns when the op (one that can fail) fails: 1, 2, ..., in
+    graph order, the ops of a region numbered where its op stands (control.all_values)."""
+    fails = (v for v in control.all_values(g) if v.opdef.runtime_error is not None)
     return {v: k for k, v in enumerate(fails, 1)}
 
 
@@ -135,11 +137,14 @@ KERNELS = {
     **{op: _map_kernel(body) for op, body in grad_kernels.BODIES.items()},
 }
 
-# control flow (scan, cond, ...) is expanded into plain ops before lowering (compiler/expand.py)
-EXPANDED = {name for name, d in OPS.items() if d.kind == "control"}
-_missing = set(OPS) - set(KERNELS) - NO_KERNEL - EXPANDED
+NO_KERNEL.add("get")  # a control op writes each result a `get` reads straight into its buffer
+_missing = set(OPS) - set(KERNELS) - NO_KERNEL - set(control.CONTROL_KERNELS)
 if _missing:
     raise ImportError(f"ops without a lowering: {sorted(_missing)}")
+
+
+# per LLVM module: the kernels emitted so far by structure, so a region's body reuses them
+_EMITTED: "weakref.WeakKeyDictionary[ir.Module, dict]" = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -154,10 +159,26 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
     profile, the entry records the cycle counter before the first kernel and after each one
     in the global array `TICKS` (len(kernels) + 1 entries)."""
     module = ir.Module(name=g.name)
+    kernels = emit_kernels(module, g, plan, groups, statuses(g), threads)
+    emit_entry(module, kernels, plan, profile)
+    return Lowered(loop_metadata(str(module)), kernels)
+
+
+def emit_kernels(module: ir.Module, g: Graph, plan: MemoryPlan, groups: list[Group] | None,
+                 status: dict[Value, int], threads: int = 1, prefix: str = "") -> list[Kernel]:
+    """One internal kernel call per fusion group of g; fills in plan.scratch_bytes. Groups that
+    are the same up to their buffers share one function in the module (named by the structure,
+    `k{hash}_{ops}`), bodies of control ops included. A control op's kernel is its own
+    (`{prefix}k{n}_{op}`). `status`: every failing op's status (of the whole program)."""
     kernels: list[Kernel] = []
-    status = statuses(g)
-    emitted: dict[str, tuple[Group, Kernel]] = {}   # structural key -> first group, its kernel
-    for grp in groups if groups is not None else partition(g):
+    emitted = _EMITTED.setdefault(module, {})   # structural key -> first group, its kernel
+    for n, grp in enumerate(groups if groups is not None else partition(g)):
+        if grp.kind == "control":  # a native loop or branch (codegen/control.py)
+            op = grp.members[0]
+            fn, scratch = control.CONTROL_KERNELS[op.op](
+                module, f"{prefix}k{n}_{op.op}", grp, status, threads)
+            kernels.append(Kernel(fn, tuple(grp.outputs), op.inputs, scratch, status=-1))
+            continue
         if all(v.type.size == 0 for v in grp.outputs or grp.members):
             continue
         noalias = True
@@ -180,8 +201,7 @@ def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
         if "noinline" not in k.fn.attributes:   # a kernel called N times is not copied N times
             k.fn.attributes.add("noinline")
     plan.scratch_bytes = max([k.scratch_bytes for k in kernels], default=0)
-    _emit_entry(module, kernels, plan, profile)
-    return Lowered(loop_metadata(str(module)), kernels)
+    return kernels
 
 
 def _emit_group(module: ir.Module, grp: Group, noalias: bool, threads: int, key: str) -> Kernel:
@@ -197,10 +217,11 @@ def _emit_group(module: ir.Module, grp: Group, noalias: bool, threads: int, key:
     return KERNELS[v.op](module, name, v)
 
 
-def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
-                profile: bool) -> None:
+def emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
+               profile: bool = False, name: str = ENTRY) -> ir.Function:
+    """`i32 name(i8** buffers)` calling the kernels in order on plan's buffers."""
     i8p = i8.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(i32, [i8p.as_pointer()]), ENTRY)
+    fn = ir.Function(module, ir.FunctionType(i32, [i8p.as_pointer()]), name)
     fn.attributes.add("nounwind")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     slots: dict[int, ir.Value] = {}
@@ -225,10 +246,14 @@ def _emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
             args.append(ir.Constant(i8p, None))
         failed = b.call(k.fn, args)
         tick(i)
-        if k.status:  # stop at a failed check: later kernels would read its zeroed indices
+        if k.status == -1:  # a control kernel returns the i32 status of its regions' checks
+            with b.if_then(b.icmp_unsigned("!=", failed, ir.Constant(i32, 0)), likely=False):
+                b.ret(failed)
+        elif k.status:  # stop at a failed check: later kernels would read its zeroed indices
             with b.if_then(failed, likely=False):
                 b.ret(ir.Constant(i32, k.status))
     b.ret(ir.Constant(i32, 0))
+    return fn
 
 
 def _ticker(module: ir.Module, b: ir.IRBuilder, n: int):
