@@ -78,3 +78,11 @@ def test_without_mpi4py_the_error_names_the_extra():
     assert res.returncode != 0
     assert "ImportError: lepton.distributed needs mpi4py" in res.stderr, res.stderr
     assert "pip install 'lepton[mpi]'" in res.stderr, res.stderr
+
+
+def test_example_trains_on_two_ranks_and_rank_0_prints_the_accuracy():
+    res = _run([_mpiexec(), "-n", "2", "-launcher", "fork", "-iface", "lo", sys.executable,
+                str(ROOT / "examples" / "train_mpi.py"), "--epochs", "3"])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("test accuracy") == 1, res.stdout
+    assert float(res.stdout.split("test accuracy")[1].split()[0]) > 0.8, res.stdout
