@@ -134,7 +134,8 @@ def main(argv=None) -> int:
     one, two = best[1], best[2]
     print(f"W6-sized step (MLP 784-256-10, SGD), global batch {GLOBAL_BATCH}, one kernel thread "
           f"per rank, CPU {llvm.get_host_cpu_name()}, {os.cpu_count()} CPUs, best of "
-          f"{opts.rounds} rounds of {opts.steps} steps (median)")
+          f"{opts.rounds} rounds of {opts.steps} steps (median); load average "
+          f"{os.getloadavg()[0]:.1f} at the end")
     print(f"gradient buffer {one['buffer_bytes'] / 2**20:.2f} MiB")
     print(f"{'ranks':>5} {'ms/step':>8} {'steps/s':>8} {'wait ms':>8} {'allreduce ms':>13} "
           f"{'share':>6} {'MPI floor ms':>13}")

@@ -9,6 +9,7 @@ Every rank loads the data set and shuffles it with the same seed; each global ba
 rows is cut into one shard per rank, and `dist.DataParallel` averages the gradients over the
 ranks, so every rank holds the same parameters after every step. The test set is evaluated with
 `dist.predict` (rows scattered over the ranks, predictions gathered on rank 0); rank 0 prints.
+The model, the data and the loss are examples/train_digits.py's.
 """
 from __future__ import annotations
 
@@ -20,25 +21,7 @@ import numpy as np
 
 import lepton as lp
 import lepton.distributed as dist
-
-try:
-    from sklearn.datasets import load_digits
-except ImportError:  # pragma: no cover - depends on the environment
-    sys.exit("this example needs scikit-learn: pip install -e '.[examples]'")
-
-
-class MLP(lp.nn.Module):
-    def __init__(self, hidden: int = 128):
-        super().__init__()
-        self.fc1 = lp.nn.Linear(64, hidden)
-        self.fc2 = lp.nn.Linear(hidden, 10)
-
-    def __call__(self, x):
-        return self.fc2(lp.relu(self.fc1(x)))
-
-
-def loss_fn(model, x, y):
-    return lp.cross_entropy(model(x), y)  # the mean over the shard: ranks average to the batch
+from train_digits import MLP, load, loss_fn  # beside this file: the model, the data, the loss
 
 
 def main(argv=None) -> int:
@@ -53,14 +36,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"--batch {args.batch} must be a multiple of the {size} ranks")
     shard = args.batch // size
 
-    digits = load_digits()
-    x = (digits.data / 16.0).astype(np.float32)
-    y = digits.target.astype(np.int64)
+    x_train, y_train, x_test, y_test = load(args.seed)  # the same split on every rank
     rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(y))
-    n_test = len(y) // 5
-    x_test, y_test = x[order[:n_test]], y[order[:n_test]]
-    x_train, y_train = x[order[n_test:]], y[order[n_test:]]
 
     lp.nn.manual_seed(args.seed + rank)  # rank 0's initial parameters are broadcast anyway
     model = MLP()
