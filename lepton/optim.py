@@ -17,6 +17,8 @@ The update formulas are PyTorch's (torch.optim.SGD, Adam, AdamW, without their r
 recompile; changing momentum, betas, eps or weight_decay compiles a new graph.
 
 An optimiser's state belongs to the first model it steps; stepping another model raises.
+`opt.step_reduced(model, loss_fn, batch, reduce)` is the same step as two graphs split at one
+flat gradient buffer that `reduce` may change in place (lepton.distributed averages it).
 """
 from __future__ import annotations
 

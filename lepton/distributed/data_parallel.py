@@ -34,6 +34,7 @@ class DataParallel:
                             f"{type(optimizer).__name__}")
         self.optimizer = optimizer
         self._world = init()
+        self._mpi = mpi()
         self._synced: Module | None = None  # the model whose arrays rank 0 broadcast
 
     def step(self, model: Module, loss_fn, *batch) -> float:
@@ -49,9 +50,8 @@ class DataParallel:
         return self.optimizer.step_reduced(model, loss_fn, batch, self._average)
 
     def _average(self, flat: np.ndarray) -> None:
-        n = self._world.Get_size()
-        self._world.Allreduce(mpi().IN_PLACE, flat, op=mpi().SUM)
-        flat *= flat.dtype.type(1.0 / n)
+        self._world.Allreduce(self._mpi.IN_PLACE, flat, op=self._mpi.SUM)
+        flat *= flat.dtype.type(1.0 / self._world.Get_size())
 
     @property
     def lr(self) -> float:
