@@ -17,6 +17,8 @@ The update formulas are PyTorch's (torch.optim.SGD, Adam, AdamW, without their r
 recompile; changing momentum, betas, eps or weight_decay compiles a new graph.
 
 An optimiser's state belongs to the first model it steps; stepping another model raises.
+`opt.step_reduced(model, loss_fn, batch, reduce)` is the same step as two graphs split at one
+flat gradient buffer that `reduce` may change in place (lepton.distributed averages it).
 """
 from __future__ import annotations
 
@@ -76,6 +78,23 @@ class Optimizer:
     def step(self, model: Module, loss_fn, *batch) -> float:
         """One training step on `batch`: returns loss_fn(model, *batch) before the update, as a
         float, and updates the model's parameters and `self.state` in place."""
+        params, hyper = self._begin(model)
+        args = (params, self.state, hyper, *batch)
+        leaves, tree = tree_flatten(args)
+        leaves = [_as_array(x) for x in leaves]
+        ties = _ties(params)
+        key = (function_key(loss_fn), self._static(), tree,
+               tuple((a.shape, a.dtype) for a in leaves), ties, _modes(model))
+        outs = self._run(key, loss_fn, leaves, lambda: self._compile(model, loss_fn, args, ties))
+        # The graph returns (loss, new params, new state) and takes (params, state, ...): both
+        # flatten in the same order, so output k+1 goes into input leaf k (the array itself).
+        for dst, src in zip(leaves, outs[1:]):
+            np.copyto(dst, src)
+        self.steps += 1
+        return float(outs[0])
+
+    def _begin(self, model: Module) -> tuple[dict, dict]:
+        """Checks `model`, makes its optimiser state: (its parameters, this step's hyper)."""
         if not isinstance(model, Module):
             raise TypeError(f"{type(self).__name__}.step takes an lp.nn.Module first, got "
                             f"{type(model).__name__}")
@@ -88,36 +107,27 @@ class Optimizer:
         if not params:
             raise ValueError(f"{type(model).__name__} has no parameters to optimise")
         self._init_state(params)
-        hyper = {k: np.float32(v) for k, v in self._hyper(self.steps + 1).items()}
-        args = (params, self.state, hyper, *batch)
-        leaves, tree = tree_flatten(args)
-        leaves = [_as_array(x) for x in leaves]
-        ties = _ties(params)
-        fkey = function_key(loss_fn)
-        modes = tuple(m.training for m in model.modules())  # train() and eval() steps both kept
-        key = (fkey, self._static(), tree, tuple((a.shape, a.dtype) for a in leaves), ties, modes)
+        return params, {k: np.float32(v) for k, v in self._hyper(self.steps + 1).items()}
+
+    def _run(self, key, loss_fn, leaves, build) -> list:
+        """Runs the graph cached under `key` (its first item the loss function's key), made by
+        `build()` when missing or when an array loss_fn reads changed shape or dtype."""
         res = self._graphs.get(key)
         if res is None:
             code = getattr(loss_fn, "__code__", None)
-            if code is not None and any(k[0] != fkey and type(k[0]) is tuple and k[0][0] is code
-                                        for k in self._graphs):
+            if code is not None and any(k[0] != key[0] and type(k[0]) is tuple
+                                        and k[0][0] is code for k in self._graphs):
                 warnings.warn(f"{type(self).__name__}.step: loss_fn is a new function object "
                               f"with the code of one compiled before, so the step compiles "
                               f"again; define loss_fn once, outside the training loop",
-                              RuntimeWarning, stacklevel=2)
-            res = self._compile(model, loss_fn, args, ties)
-            self._graphs[key] = res
-        # The graph returns (loss, new params, new state) and takes (params, state, ...): both
-        # flatten in the same order, so output k+1 goes into input leaf k (the array itself).
+                              RuntimeWarning, stacklevel=3)
+            res = self._graphs[key] = build()
         outs = res.run(leaves)
         if outs is None:  # an array loss_fn reads from its closure changed shape or dtype
-            res = self._graphs[key] = self._compile(model, loss_fn, args, ties)
+            res = self._graphs[key] = build()
             outs = res.run(leaves)
         self._last = res
-        for dst, src in zip(leaves, outs[1:]):
-            np.copyto(dst, src)
-        self.steps += 1
-        return float(outs[0])
+        return outs
 
     def _init_state(self, params: dict) -> None:
         """Zero buffers for parameters not seen before (or whose shape or dtype changed)."""
@@ -130,22 +140,11 @@ class Optimizer:
             del self.state[name]
 
     def _compile(self, model: Module, loss_fn, args, ties=()) -> CompileResult:
-        def loss_of(params, *batch):
-            with model.bind(params):
-                return loss_fn(model, *batch)
+        loss_and_grads = _loss_and_grads(model, loss_fn, ties)
 
         def train_step(params, state, hyper, *batch):
-            loss, grads = value_and_grad(loss_of)(params, *batch)
-            for names in ties:  # one array under several names: its gradient is the sum
-                total = grads[names[0]]
-                for n in names[1:]:
-                    total = total + grads[n]
-                grads.update({n: total for n in names})
-            new_params, new_state = {}, {}
-            for name, p in params.items():
-                new_params[name], new_state[name] = self._update(p, grads[name], state[name],
-                                                                 hyper)
-            return loss, new_params, new_state
+            loss, grads = loss_and_grads(params, *batch)
+            return (loss, *self._apply(params, grads, state, hyper))
 
         captures = scan(loss_fn, model)  # e.g. a GAN's discriminator, read at every step
         graph, in_tree, out_tree = trace_flat(train_step, args, captures)
@@ -153,6 +152,54 @@ class Optimizer:
         if out_tree != expect:  # the in-place copy in step() relies on this layout
             raise AssertionError(f"training step returned {out_tree}, expected {expect}")
         return CompileResult(graph, in_tree, out_tree, captures=captures)
+
+    def _apply(self, params, grads, state, hyper) -> tuple[dict, dict]:
+        """Traced: the update of every parameter, (new params, new state)."""
+        new_params, new_state = {}, {}
+        for name, p in params.items():
+            new_params[name], new_state[name] = self._update(p, grads[name], state[name], hyper)
+        return new_params, new_state
+
+    # -- the step split at the gradients (the hook of lepton.distributed) ----------------------
+    def step_reduced(self, model: Module, loss_fn, batch: tuple, reduce) -> float:
+        """`step(model, loss_fn, *batch)` as two compiled graphs with `reduce(flat)` between
+        them. The first writes every gradient, flattened, in `model.parameters()` order, then
+        the loss, into ONE contiguous array `flat`; `reduce` changes it in place (e.g. averages
+        it over processes); the second applies the update with the gradients `flat` then holds
+        (views of it, no copy). Returns flat[-1], the loss after `reduce`, as a float."""
+        params, hyper = self._begin(model)
+        dtypes = {p.dtype for p in params.values()}
+        if len(dtypes) > 1:
+            raise TypeError(f"{type(self).__name__}.step_reduced: the gradients go into one "
+                            f"buffer, so every parameter needs one dtype; got "
+                            f"{sorted(map(str, dtypes))}")
+        ties = _ties(params)
+        fkey, static = function_key(loss_fn), self._static()
+        args = (params, *batch)
+        leaves, tree = tree_flatten(args)
+        leaves = [_as_array(x) for x in leaves]
+        key = (fkey, "gradients", tree, tuple((a.shape, a.dtype) for a in leaves), ties,
+               _modes(model))
+        flat = self._run(key, loss_fn, leaves, lambda: _compile_gradients(
+            model, loss_fn, args, ties, list(params)))[0]
+        reduce(flat)
+        grads, start = {}, 0
+        for name, p in params.items():
+            grads[name] = flat[start:start + p.size].reshape(p.shape)
+            start += p.size
+        args = (params, self.state, hyper, grads)
+        leaves, tree = tree_flatten(args)
+        leaves = [_as_array(x) for x in leaves]
+        key = (fkey, static, tree, tuple((a.shape, a.dtype) for a in leaves), "update")
+        outs = self._run(key, loss_fn, leaves, lambda: self._compile_update(args))
+        for dst, src in zip(leaves, outs):  # (new params, new state) into (params, state)
+            np.copyto(dst, src)
+        self.steps += 1
+        return float(flat[-1])
+
+    def _compile_update(self, args) -> CompileResult:
+        graph, in_tree, out_tree = trace_flat(lambda p, s, h, g: self._apply(p, g, s, h), args)
+        return CompileResult(graph, in_tree, out_tree)
 
     # -- inspection ----------------------------------------------------------------------------
     @property
@@ -173,6 +220,39 @@ class Optimizer:
         return self._last.stats()
 
 
+def _loss_and_grads(model: Module, loss_fn, ties):
+    """Traced: (params, *batch) -> (loss, gradient of each parameter name)."""
+    def loss_of(params, *batch):
+        with model.bind(params):
+            return loss_fn(model, *batch)
+
+    def loss_and_grads(params, *batch):
+        loss, grads = value_and_grad(loss_of)(params, *batch)
+        for names in ties:  # one array under several names: its gradient is the sum
+            total = grads[names[0]]
+            for n in names[1:]:
+                total = total + grads[n]
+            grads.update({n: total for n in names})
+        return loss, grads
+    return loss_and_grads
+
+
+def _compile_gradients(model: Module, loss_fn, args, ties, names) -> CompileResult:
+    """The graph (params, *batch) -> one flat array: the gradients in the order of `names`
+    (a pytree's dict is in sorted order, the model's is not), then the loss."""
+    loss_and_grads = _loss_and_grads(model, loss_fn, ties)
+
+    def gradients(params, *batch):
+        loss, grads = loss_and_grads(params, *batch)
+        dtype = next(iter(params.values())).dtype
+        return ops.concatenate([grads[n].reshape(-1) for n in names]
+                               + [loss.astype(dtype).reshape(1)])
+
+    captures = scan(loss_fn, model)
+    graph, in_tree, out_tree = trace_flat(gradients, args, captures)
+    return CompileResult(graph, in_tree, out_tree, captures=captures)
+
+
 def _ties(params: dict) -> tuple[tuple[str, ...], ...]:
     """Names that hold the very same array (tied weights, e.g. an embedding reused as the
     output layer): each name gets the sum of their gradients, so they stay one parameter."""
@@ -180,6 +260,12 @@ def _ties(params: dict) -> tuple[tuple[str, ...], ...]:
     for name, p in params.items():
         groups.setdefault(id(p), []).append(name)
     return tuple(tuple(g) for g in groups.values() if len(g) > 1)
+
+
+def _modes(model: Module) -> tuple:
+    """The train/eval mode of every submodule: part of a step's key, so steps in both modes
+    stay compiled."""
+    return tuple(m.training for m in model.modules())
 
 
 def _as_array(x) -> np.ndarray:

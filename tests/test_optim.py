@@ -260,6 +260,36 @@ def test_a_new_closure_each_step_warns():
     assert opt.num_graphs == 2
 
 
+
+@pytest.mark.parametrize("make", [lambda lr: lp.optim.SGD(lr, momentum=0.9),
+                                  lambda lr: lp.optim.Adam(lr)], ids=["SGD", "Adam"])
+def test_step_reduced_is_the_step_split_at_one_flat_gradient_buffer(make):
+    # lepton.distributed's hook: gradients and loss in one flat array between two graphs.
+    x, y = blobs(n=16)
+    a, b = MLP(), MLP()
+    opt_a, opt_b = make(0.1), make(0.1)
+    seen = []
+    for _ in range(3):
+        want = opt_a.step(a, loss_fn, x, y)
+        assert opt_b.step_reduced(b, loss_fn, (x, y), seen.append) == want
+        assert seen[-1].shape == (b.num_parameters() + 1,) and seen[-1][-1] == np.float32(want)
+    for k, v in a.parameters().items():
+        assert np.array_equal(b.parameters()[k], v), k  # bit for bit, in the model's order
+    assert opt_b.num_graphs == 2 and opt_b.steps == 3
+    # The update uses what reduce left in the buffer: doubled gradients with half the rate
+    # are SGD's step (2 g and 2 buf are exact), and the returned loss is doubled too.
+    c, d = MLP(), MLP()
+    opt_c, opt_d = make(0.05), make(0.1)
+    sgd = isinstance(opt_c, lp.optim.SGD)  # (Adam's update barely changes with 2 g)
+    for i in range(3):
+        want = opt_d.step(d, loss_fn, x, y)
+        got = opt_c.step_reduced(c, loss_fn, (x, y), lambda f: f.__imul__(2))
+        if i == 0 or sgd:
+            assert got == pytest.approx(2 * want, rel=1e-6)
+    for k, v in d.parameters().items():
+        assert not sgd or np.allclose(c.parameters()[k], v, rtol=1e-6, atol=1e-7), k
+
+
 def test_digits_example_learns(capsys):
     pytest.importorskip("sklearn")
     import importlib.util
