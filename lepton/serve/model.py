@@ -47,7 +47,8 @@ class ServableModel:
 
     def zeros(self, rows: int = 1) -> list[np.ndarray]:
         """Zero inputs with `rows` on the batch axis (for warming up)."""
-        return [np.zeros([rows if d == -1 else d for d in t.shape], t.dtype) for t in self.inputs]
+        return [np.zeros([rows if k == t.batch_axis else d for k, d in enumerate(t.shape)],
+                         t.dtype) for t in self.inputs]
 
 
 def as_list(result) -> list[np.ndarray]:
@@ -127,37 +128,22 @@ def _padded(predict, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
     return padded
 
 
-def _field(obj, key, default=None):
-    if isinstance(obj, dict):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
-
-
 def from_loaded(model, *, name: str) -> ServableModel:
-    """A servable model from `lepton.load_model(path)`: its signature names the inputs (name,
-    dtype, shape) and the batch axis (`batch_axis`, None without one); the outputs are found by
-    calling predict. The signature may be a mapping or an object with those fields."""
-    sig = _field(model, "signature")
-    entries = _field(sig, "inputs")
-    if entries is None:
-        raise ValueError(f"model {name!r}: its signature lists no inputs ({sig!r})")
-    batch_axis = _field(sig, "batch_axis")
-    inputs = []
-    for i, entry in enumerate(entries):
-        shape = tuple(_field(entry, "shape"))
-        axis = batch_axis if batch_axis is not None and len(shape) > batch_axis else None
-        shape = tuple(-1 if k == axis else (d if d is not None else -1)
-                      for k, d in enumerate(shape))
-        dtype = _field(entry, "dtype")
-        dtype = getattr(dtype, "np", None) or np.dtype(_IR_DTYPES.get(str(dtype), dtype))
-        inputs.append(TensorSpec(str(_field(entry, "name") or f"input_{i}"), dtype, shape, axis))
+    """A servable model from `lepton.load_model(path)`: its signature gives the flattened
+    inputs and outputs (name, shape with None on the batch axis, dtype) and `batch_axis`;
+    predict is its `run_flat` (flattened inputs in, flattened outputs out)."""
+    sig = model.signature
+    axis = sig.batch_axis
+
+    def specs(entries) -> tuple[TensorSpec, ...]:
+        out = []
+        for e in entries:
+            batch = axis if axis is not None and axis < len(e.shape) and \
+                e.shape[axis] is None else None
+            out.append(TensorSpec(e.name, np.dtype(e.dtype),
+                                  tuple(-1 if d is None else d for d in e.shape), batch))
+        return tuple(out)
 
     def predict(*arrays):
-        return as_list(model.predict(*arrays))
-    out_entries = _field(sig, "outputs")
-    out_names = [_field(e, "name") for e in out_entries] if out_entries else None
-    outputs = _output_specs(predict, inputs, out_names if out_names and all(out_names) else None)
-    return ServableModel(name, tuple(inputs), outputs, predict, "lepton")
-
-
-_IR_DTYPES = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool": "bool"}
+        return as_list(model.run_flat(list(arrays)))
+    return ServableModel(name, specs(sig.inputs), specs(sig.outputs), predict, "lepton")

@@ -20,7 +20,11 @@ from .model import ServableModel
 
 
 def warm_up(model: ServableModel, max_batch: int) -> None:
-    """One predict per power-of-two batch size up to max_batch (and max_batch itself)."""
+    """One predict per power-of-two batch size up to max_batch (and max_batch itself); none
+    for a model with a free dimension that is not its batch axis (an ONNX model's symbolic
+    dimension), which zeros could not fill."""
+    if any(d == -1 and k != t.batch_axis for t in model.inputs for k, d in enumerate(t.shape)):
+        return
     sizes = {1}
     if model.batchable:
         sizes |= {1 << k for k in range(max_batch.bit_length()) if 1 << k <= max_batch}
