@@ -57,7 +57,7 @@ def running(model, **options):
         threading.Event().wait(0.01)
     assert server.started, "the server did not start"
     try:
-        yield sock.getsockname()[1], app.state.batcher.stats
+        yield sock.getsockname()[1]
     finally:
         server.should_exit = True
         thread.join(60)
@@ -77,6 +77,12 @@ def request(port, method, path, body=None, headers=None):
         conn.close()
 
 
+def stats(port):
+    status, _, body = request(port, "GET", "/v2/models/mlp/stats")
+    assert status == 200
+    return json.loads(body)["model_stats"][0]
+
+
 def infer(port, x, name="mlp", **extra):
     status, _, body = request(port, "POST", f"/v2/models/{name}/infer", {
         "inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
@@ -90,7 +96,7 @@ def output(msg):
 
 
 def test_health_and_metadata(model):
-    with running(model) as (port, _):
+    with running(model) as port:
         status, _, body = request(port, "GET", "/v2")
         assert status == 200 and json.loads(body)["name"] == "lepton"
         assert "binary_tensor_data" in json.loads(body)["extensions"]
@@ -109,7 +115,7 @@ def test_health_and_metadata(model):
 
 def test_infer_returns_the_models_results(model):
     x = RNG.standard_normal((3, 16)).astype(np.float32)
-    with running(model, max_batch=8) as (port, _):
+    with running(model, max_batch=8) as port:
         status, msg = infer(port, x, id="req-1")
         assert status == 200, msg
         assert msg["id"] == "req-1" and msg["model_name"] == "mlp"
@@ -130,7 +136,7 @@ def test_binary_tensor_data_extension(model):
                                      "parameters": {"binary_data_size": x.nbytes}}],
                          "outputs": [{"name": "output_0",
                                       "parameters": {"binary_data": True}}]}).encode()
-    with running(model) as (port, _):
+    with running(model) as port:
         status, headers, body = request(
             port, "POST", "/v2/models/mlp/infer", header + x.tobytes(),
             {"Inference-Header-Content-Length": str(len(header)),
@@ -161,10 +167,11 @@ def test_concurrent_requests_share_one_predict_call(model, rows):
     """The batch holds 8 rows and may wait far longer than the test takes: the requests of 8
     rows in all fill it, so exactly one predict call answers all of them."""
     xs = [RNG.standard_normal((r, 16)).astype(np.float32) for r in rows]
-    with running(model, max_batch=8, max_delay_ms=600_000) as (port, stats):
+    with running(model, max_batch=8, max_delay_ms=600_000) as port:
         results = _concurrently(port, xs)
-        assert stats == {"requests": len(rows), "predict_calls": 1, "rows": 8,
-                         "largest_batch": 8}
+        assert stats(port) == {"name": "mlp", "version": "1", "inference_count": 8,
+                               "execution_count": 1, "request_count": len(rows),
+                               "largest_batch": 8}
     for x, (status, msg) in zip(xs, results):
         assert status == 200, msg
         np.testing.assert_allclose(output(msg), reference(x), rtol=1e-5, atol=1e-5)
@@ -172,9 +179,9 @@ def test_concurrent_requests_share_one_predict_call(model, rows):
 
 def test_without_batching_each_request_calls_predict(model):
     xs = [RNG.standard_normal((1, 16)).astype(np.float32) for _ in range(6)]
-    with running(model, max_batch=1, max_delay_ms=50) as (port, stats):
+    with running(model, max_batch=1, max_delay_ms=50) as port:
         results = _concurrently(port, xs)
-        assert stats["predict_calls"] == 6 and stats["largest_batch"] == 1
+        assert stats(port)["execution_count"] == 6 and stats(port)["largest_batch"] == 1
     for x, (status, msg) in zip(xs, results):
         assert status == 200
         np.testing.assert_allclose(output(msg), reference(x), rtol=1e-5, atol=1e-5)
@@ -210,14 +217,14 @@ BAD = [  # (path, body, headers, status, words of the error)
 
 def test_bad_requests_get_4xx_and_the_server_keeps_serving(model):
     x = RNG.standard_normal((1, 16)).astype(np.float32)
-    with running(model, max_body_bytes=65_536) as (port, stats):
+    with running(model, max_body_bytes=65_536) as port:
         for path, body, headers, status, words in BAD:
             got, _, text = request(port, "GET" if body is None else "POST", path, body, headers)
             assert got == status, (path, body if isinstance(body, dict) else "", text)
             assert words in json.loads(text)["error"], text
         got, _, text = request(port, "GET", "/v2/models/mlp/infer")
         assert got == 405 and json.loads(text)["error"]
-        assert stats["predict_calls"] == 0
+        assert stats(port)["execution_count"] == 0
         status, msg = infer(port, x)
         assert status == 200
         np.testing.assert_allclose(output(msg), reference(x), rtol=1e-5, atol=1e-5)
@@ -230,7 +237,7 @@ def test_a_model_error_is_a_500_with_its_message():
         return [x * 2]
     spec = TensorSpec("x", np.dtype(np.float32), (-1, 16), 0)
     model = ServableModel("mlp", (spec,), (TensorSpec("y", spec.dtype, (-1, 16), 0),), predict)
-    with running(model) as (port, _):
+    with running(model) as port:
         status, msg = infer(port, -np.ones((1, 16), np.float32))
         assert status == 500 and "ValueError: negative input" in msg["error"]
         status, msg = infer(port, np.ones((1, 16), np.float32))

@@ -6,11 +6,13 @@
     GET  /v2/health/live, /v2/health/ready
     GET  /v2/models/{name}            model metadata: inputs and outputs (-1 on the batch axis)
     GET  /v2/models/{name}/ready
+    GET  /v2/models/{name}/stats      counts, as Triton's statistics: inference_count (rows),
+                                      execution_count (predict calls), and requests
     POST /v2/models/{name}/infer      JSON tensors in, JSON (or binary) tensors out
 
 Every refusal is a 4xx with `{"error": "..."}` (404 unknown model or route, 405 wrong method,
 400 a malformed or mismatched request, 413 a body over max_body_bytes); an exception from the
-model is a 500 with its message. `app.state.batcher.stats` counts requests and predict calls.
+model is a 500 with its message.
 """
 from __future__ import annotations
 
@@ -73,6 +75,14 @@ def make_app(model: ServableModel, *, max_batch: int = 1, max_delay_ms: float = 
         find(request)
         return JSONResponse({"name": model.name, "ready": True})
 
+    async def stats(request):
+        find(request)
+        s = batcher.stats
+        return JSONResponse({"model_stats": [{
+            "name": model.name, "version": "1", "inference_count": s["rows"],
+            "execution_count": s["predict_calls"], "request_count": s["requests"],
+            "largest_batch": s["largest_batch"]}]})
+
     async def infer(request):
         find(request)
         body = await _read_body(request, max_body_bytes)
@@ -105,6 +115,7 @@ def make_app(model: ServableModel, *, max_batch: int = 1, max_delay_ms: float = 
               Route("/v2/health/live", ok), Route("/v2/health/ready", ok),
               Route("/v2/models/{name}", metadata),
               Route("/v2/models/{name}/ready", model_ready),
+              Route("/v2/models/{name}/stats", stats),
               Route("/v2/models/{name}/infer", infer, methods=["POST"])]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={BadRequest: bad_request, HTTPException: http_error,
