@@ -46,7 +46,7 @@ def model():
 def running(model, **options):
     """uvicorn serving make_app(model, **options) in a thread on 127.0.0.1:<free port>."""
     app = make_app(model, **options)
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # NODELAY
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -44,7 +44,10 @@ def serve(model: ServableModel, *, host: str = "127.0.0.1", port: int = 8000,
     warm_up(model, max_batch)
     app = make_app(model, max_batch=max_batch, max_delay_ms=max_delay_ms)
     if sock is None:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        # IPPROTO_TCP, so asyncio sets TCP_NODELAY on each connection: with a bare socket()
+        # (proto 0) it does not, and Nagle with delayed ACKs adds ~40 ms to every response
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                             socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     bound = sock.getsockname()
