@@ -16,7 +16,9 @@ every batch size class before it listens. Each concurrency level sends --request
 (split among the clients, each on its own keep-alive connection; a level stops after
 --seconds in any case), after a warm-up of 4 requests per client. Latency is the client's time
 from sending a request to reading the whole answer; rows/call comes from the server's
-/v2/models/mlp/stats (rows per predict call). The bodies are JSON tensors, or with --binary the
+/v2/models/mlp/stats (rows per predict call), and server CPU µs/req is the server process's
+CPU time (user + system, all its threads) per request answered, a figure that a busy machine
+inflates far less than the wall-clock ones. The bodies are JSON tensors, or with --binary the
 binary tensor data extension. Clients and server share the machine's CPUs: on 2 cores, the
 clients' own Python costs are part of every figure.
 """
@@ -175,6 +177,12 @@ def _stats(port: int) -> dict:
         conn.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(framework: str, max_batch: int, max_delay_ms: float, threads: int):
     env = {**os.environ, "LEPTON_NUM_THREADS": str(threads),
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -225,7 +233,7 @@ def main(argv=None) -> int:
           f"{'binary' if opts.binary else 'JSON'} tensors, server kernels on {opts.threads} "
           f"thread(s), {os.cpu_count()} CPUs")
     print(f"{'framework':12} {'batching':14} {'clients':>7} {'req/s':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'rows/call':>9}")
+          f"{'p99 ms':>8} {'rows/call':>9} {'server CPU µs/req':>9}")
     for framework in opts.frameworks.split(","):
         if not available(framework):
             print(f"{framework:12} not installed")
@@ -234,19 +242,23 @@ def main(argv=None) -> int:
             proc, port = start_server(framework, max_batch, delay, opts.threads)
             try:
                 for clients in levels:
-                    before = _stats(port)
+                    before, cpu = _stats(port), cpu_seconds(proc.pid)
                     r = drive(port, clients, opts.requests, opts.seconds, payloads)
+                    cpu = cpu_seconds(proc.pid) - cpu
                     after = _stats(port)
                     calls = after["execution_count"] - before["execution_count"]
+                    n = after["request_count"] - before["request_count"]
                     r.update(framework=framework, batching=mode, clients=clients,
                              rows_per_call=(after["inference_count"] -
-                                            before["inference_count"]) / max(calls, 1))
+                                            before["inference_count"]) / max(calls, 1),
+                             server_cpu_us=1e6 * cpu / max(n, 1))
                     rows.append(r)
                     if "error" in r:
                         print(f"{framework:12} {mode:14} {clients:7} ERROR {r['error']}")
                         continue
                     print(f"{framework:12} {mode:14} {clients:7} {r['req_per_s']:8.0f} "
-                          f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rows_per_call']:9.1f}",
+                          f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rows_per_call']:9.1f} "
+                          f"{r['server_cpu_us']:9.0f}",
                           flush=True)
             finally:
                 proc.send_signal(signal.SIGTERM)
