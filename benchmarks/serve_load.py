@@ -83,6 +83,25 @@ def build_model(framework: str, threads: int):
                          platform="onnxruntime")
 
 
+def model_alone(framework: str, threads: int, calls: int = 200) -> str:
+    """The model's own median time per call at 1 and 32 rows, with no server around it: the
+    most that batching can gain on the model's side."""
+    os.environ["LEPTON_NUM_THREADS"] = str(threads)
+    model = build_model(framework, threads)
+    times = {}
+    for rows in (1, 32):
+        x = model.zeros(rows)
+        model.predict(*x)
+        samples = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            model.predict(*x)
+            samples.append(time.perf_counter() - t)
+        times[rows] = statistics.median(samples)
+    return (f"{framework} alone: 1 row {1e6 * times[1]:.0f} µs, 32 rows {1e6 * times[32]:.0f} µs "
+            f"({1e6 * times[32] / 32:.0f} µs a row)")
+
+
 def child(framework: str, max_batch: int, max_delay_ms: float, threads: int) -> None:
     from lepton.serve import serve
     serve(build_model(framework, threads), port=0, max_batch=max_batch,
@@ -272,6 +291,8 @@ def main(argv=None) -> int:
         if on and off:
             print(f"{framework}: batching at {max(levels)} clients: {on / off:.1f}x the "
                   f"throughput without")
+        if available(framework):
+            print(model_alone(framework, opts.threads))
     if opts.json:
         Path(opts.json).write_text(json.dumps(rows, indent=1))
     return 0

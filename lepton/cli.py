@@ -142,7 +142,8 @@ def serve(opts) -> int:
                          "Lepton does not have")
     try:
         from .serve import from_loaded, serve as run
-        import starlette, uvicorn  # noqa: F401  the [serve] extra, checked before loading
+        import starlette  # noqa: F401  the [serve] extra, checked before loading the model
+        import uvicorn  # noqa: F401
     except ImportError as e:
         raise UsageError(f"serving needs the [serve] extra (pip install 'lepton[serve]'): "
                          f"{e}") from None

@@ -108,6 +108,8 @@ def test_health_and_metadata(model):
             "name": "mlp", "versions": ["1"], "platform": "lepton",
             "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 16]}],
             "outputs": [{"name": "output_0", "datatype": "FP32", "shape": [-1, 4]}]}
+        assert json.loads(request(port, "GET", "/v2/models/mlp/versions/1")[2])["name"] == "mlp"
+        assert request(port, "GET", "/v2/models/mlp/versions/2/ready")[0] == 404
         status, _, body = request(port, "GET", "/v2/models/other")
         assert status == 404 and "unknown model 'other'" in json.loads(body)["error"]
         assert request(port, "GET", "/v2/models/other/ready")[0] == 404
@@ -204,7 +206,8 @@ BAD = [  # (path, body, headers, status, words of the error)
     ("/v2/models/mlp/infer", _x((2, 16), data=[1.0] * 16), None, 400, "16 values"),
     ("/v2/models/mlp/infer", _x(data=["a"] * 16), None, 400, "not FP32"),
     ("/v2/models/mlp/infer", _x(data=[[1.0], [1.0, 2.0]]), None, 400, "'data'"),
-    ("/v2/models/mlp/infer", {"inputs": [{**_x()["inputs"][0], "shape": "1,16"}]}, None, 400, "'shape' must be"),
+    ("/v2/models/mlp/infer", {"inputs": [{**_x()["inputs"][0], "shape": "1,16"}]}, None, 400,
+     "'shape' must be"),
     ("/v2/models/mlp/infer", {**_x(), "outputs": [{"name": "z"}]}, None, 400,
      "unknown output 'z'"),
     ("/v2/models/mlp/infer", _x(parameters={"binary_data_size": 64}),

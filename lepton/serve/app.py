@@ -10,6 +10,8 @@
                                       execution_count (predict calls), and requests
     POST /v2/models/{name}/infer      JSON tensors in, JSON (or binary) tensors out
 
+and the same under /v2/models/{name}/versions/1/... (the one version a served model has).
+
 Every refusal is a 4xx with `{"error": "..."}` (404 unknown model or route, 405 wrong method,
 400 a malformed or mismatched request, 413 a body over max_body_bytes); an exception from the
 model is a 500 with its message.
@@ -58,6 +60,9 @@ def make_app(model: ServableModel, *, max_batch: int = 1, max_delay_ms: float = 
         name = request.path_params["name"]
         if name != model.name:
             raise BadRequest(f"unknown model {name!r}; this server has {model.name!r}", 404)
+        version = request.path_params.get("version", "1")
+        if version != "1":
+            raise BadRequest(f"model {name!r} has no version {version!r}; it has '1'", 404)
 
     async def server_metadata(request):
         return JSONResponse({"name": "lepton", "version": __version__,
@@ -111,12 +116,12 @@ def make_app(model: ServableModel, *, max_batch: int = 1, max_delay_ms: float = 
         finally:
             await batcher.stop()
 
-    routes = [Route("/v2", server_metadata),
-              Route("/v2/health/live", ok), Route("/v2/health/ready", ok),
-              Route("/v2/models/{name}", metadata),
-              Route("/v2/models/{name}/ready", model_ready),
-              Route("/v2/models/{name}/stats", stats),
-              Route("/v2/models/{name}/infer", infer, methods=["POST"])]
+    paths = ("/v2/models/{name}", "/v2/models/{name}/versions/{version}")
+    routes = [Route(p + "/infer", infer, methods=["POST"]) for p in paths]  # first: matched most
+    routes += [Route("/v2", server_metadata),
+               Route("/v2/health/live", ok), Route("/v2/health/ready", ok)]
+    for p in paths:
+        routes += [Route(p, metadata), Route(p + "/ready", model_ready), Route(p + "/stats", stats)]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={BadRequest: bad_request, HTTPException: http_error,
                                         Exception: server_error})

@@ -13,6 +13,7 @@ outputs asked for with `"parameters": {"binary_data": true}` (or a request param
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,13 +88,13 @@ def _json_array(t: TensorSpec, data, shape: tuple[int, ...]) -> np.ndarray:
     if a.dtype.kind not in accepted and a.size:
         raise BadRequest(f"input {t.name!r}: 'data' holds {a.dtype.kind!r}-kind values, not "
                          f"{datatype(t.dtype)}")
-    if a.size != int(np.prod(shape)):
+    if a.size != math.prod(shape):
         raise BadRequest(f"input {t.name!r}: {a.size} values for shape {list(shape)}")
     return a.astype(t.dtype, copy=False).reshape(shape)
 
 
 def _binary_array(t: TensorSpec, size, binary: memoryview, offset: int, shape) -> np.ndarray:
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     if type(size) is not int or size != count * t.dtype.itemsize:
         raise BadRequest(f"input {t.name!r}: binary_data_size {size!r} is not "
                          f"{count * t.dtype.itemsize} bytes for shape {list(shape)}")
