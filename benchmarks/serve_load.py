@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
 import os
 import signal
@@ -88,18 +89,20 @@ def model_alone(framework: str, threads: int, calls: int = 200) -> str:
     most that batching can gain on the model's side."""
     os.environ["LEPTON_NUM_THREADS"] = str(threads)
     model = build_model(framework, threads)
-    times = {}
+    wall, cpu = {}, {}
     for rows in (1, 32):
         x = model.zeros(rows)
         model.predict(*x)
-        samples = []
+        samples, cpu0 = [], time.process_time()
         for _ in range(calls):
             t = time.perf_counter()
             model.predict(*x)
             samples.append(time.perf_counter() - t)
-        times[rows] = statistics.median(samples)
-    return (f"{framework} alone: 1 row {1e6 * times[1]:.0f} µs, 32 rows {1e6 * times[32]:.0f} µs "
-            f"({1e6 * times[32] / 32:.0f} µs a row)")
+        wall[rows] = 1e6 * statistics.median(samples)
+        cpu[rows] = 1e6 * (time.process_time() - cpu0) / calls
+    return (f"{framework} alone, µs per call (median wall / mean CPU): 1 row {wall[1]:.0f} / "
+            f"{cpu[1]:.0f}, 32 rows {wall[32]:.0f} / {cpu[32]:.0f} ({cpu[32] / 32:.0f} CPU µs "
+            f"a row)")
 
 
 def child(framework: str, max_batch: int, max_delay_ms: float, threads: int) -> None:
@@ -248,9 +251,11 @@ def main(argv=None) -> int:
     levels = [int(c) for c in opts.clients.split(",")]
     modes = [("off", 1, 0.0), ("on (32, 2 ms)", 32, 2.0)]
     rows = []
+    parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
     print(f"W2 MLP 784-512-512-10, 1 row per request, {opts.requests} requests per level, "
           f"{'binary' if opts.binary else 'JSON'} tensors, server kernels on {opts.threads} "
-          f"thread(s), {os.cpu_count()} CPUs")
+          f"thread(s), uvicorn's HTTP parser {parser}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}")
     print(f"{'framework':12} {'batching':14} {'clients':>7} {'req/s':>8} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'rows/call':>9} {'server CPU µs/req':>9}")
     for framework in opts.frameworks.split(","):

@@ -47,8 +47,12 @@ class ServableModel:
 
     def zeros(self, rows: int = 1) -> list[np.ndarray]:
         """Zero inputs with `rows` on the batch axis (for warming up)."""
-        return [np.zeros([rows if k == t.batch_axis else d for k, d in enumerate(t.shape)],
-                         t.dtype) for t in self.inputs]
+        return _zeros(self.inputs, rows)
+
+
+def _zeros(specs: Sequence[TensorSpec], rows: int) -> list[np.ndarray]:
+    return [np.zeros([rows if k == t.batch_axis else d for k, d in enumerate(t.shape)], t.dtype)
+            for t in specs]
 
 
 def as_list(result) -> list[np.ndarray]:
@@ -63,11 +67,9 @@ def as_list(result) -> list[np.ndarray]:
 def _output_specs(predict, inputs: Sequence[TensorSpec], names) -> tuple[TensorSpec, ...]:
     """Output specs found by calling predict on zeros with 1 and 2 rows: the axis whose length
     follows the rows is an output's batch axis."""
-    def run(rows):
-        return as_list(predict(*[np.zeros([rows if d == -1 else d for d in t.shape], t.dtype)
-                                 for t in inputs]))
-    one = run(1)
-    two = run(2) if any(t.batch_axis is not None for t in inputs) else one
+    one = as_list(predict(*_zeros(inputs, 1)))
+    two = as_list(predict(*_zeros(inputs, 2))) if any(t.batch_axis is not None
+                                                      for t in inputs) else one
     names = list(names) if names else [f"output_{i}" for i in range(len(one))]
     if len(names) != len(one):
         raise ValueError(f"{len(names)} output names for {len(one)} outputs")
