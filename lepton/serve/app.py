@@ -50,7 +50,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def make_app(model: ServableModel, *, max_batch: int = 1, max_delay_ms: float = 0.0,
+def make_app(model: ServableModel, *, max_batch: int = 32, max_delay_ms: float = 0.0,
              max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
     """The application serving one model; the batcher runs while the app's lifespan does."""
     from lepton import __version__

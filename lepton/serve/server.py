@@ -34,7 +34,7 @@ def warm_up(model: ServableModel, max_batch: int) -> None:
 
 
 def serve(model: ServableModel, *, host: str = "127.0.0.1", port: int = 8000,
-          max_batch: int = 1, max_delay_ms: float = 0.0, sock: socket.socket | None = None,
+          max_batch: int = 32, max_delay_ms: float = 0.0, sock: socket.socket | None = None,
           log_level: str = "warning", out=None) -> None:
     """Serves model until SIGTERM or SIGINT (see the module docstring); with sock, serves on
     that bound socket instead of host and port."""
