@@ -2,6 +2,8 @@
 
     lepton dump model.py:mlp --args "f32[64,784] f32[784,10]" [--llvm] [--stage before|after|all]
     lepton bench [--quick] [--only W1,W3] [--peers none|all|torch,jax,...] [--json out.json]
+    lepton serve model.lepton [--name NAME] [--host 127.0.0.1] [--port 8000] [--max-batch 32]
+                 [--max-delay-ms 2]
 
 `dump` imports the file, traces NAME on zero arrays of the given types and prints the traced IR
 (--stage before), the optimised IR that `lp.compile` built (--stage after) or both (all, the
@@ -130,6 +132,33 @@ def bench(opts) -> int:
     return 0
 
 
+# ---- serve ------------------------------------------------------------------------------------
+
+def serve(opts) -> int:
+    """Serves a saved model over the Open Inference Protocol (lepton.serve) until SIGTERM."""
+    import lepton
+    if not hasattr(lepton, "load_model"):
+        raise UsageError("loading .lepton files needs lepton.load_model, which this version of "
+                         "Lepton does not have")
+    try:
+        from .serve import from_loaded, serve as run
+        import starlette  # noqa: F401  the [serve] extra, checked before loading the model
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise UsageError(f"serving needs the [serve] extra (pip install 'lepton[serve]'): "
+                         f"{e}") from None
+    if opts.max_batch < 1 or opts.max_delay_ms < 0:
+        raise UsageError("--max-batch must be at least 1 and --max-delay-ms not negative")
+    try:
+        loaded = lepton.load_model(opts.file)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot load {opts.file}: {e}") from None
+    model = from_loaded(loaded, name=opts.name or Path(opts.file).stem)
+    run(model, host=opts.host, port=opts.port, max_batch=opts.max_batch,
+        max_delay_ms=opts.max_delay_ms)
+    return 0
+
+
 # ---- main -------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,16 +184,27 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--markdown", action="store_true", help="print a Markdown table")
     b.add_argument("--timeout", type=float, default=None,
                    help="seconds allowed per workload and framework (default 120, full 600)")
+
+    s = sub.add_parser("serve", help="serve a saved model over HTTP (Open Inference Protocol)")
+    s.add_argument("file", help="a .lepton file (or what lepton.load_model opens)")
+    s.add_argument("--name", default=None, help="the model's name (default: the file's stem)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    s.add_argument("--max-batch", type=int, default=32,
+                   help="most rows of concurrent requests batched into one call (1: off)")
+    s.add_argument("--max-delay-ms", type=float, default=0.0,
+                   help="how long a batch waits for more rows (default 0: it takes the "
+                        "requests that queued while the previous batch ran)")
     return ap
 
 
 def main(argv=None) -> int:
     opts = build_parser().parse_args(argv)
-    if opts.command == "bench":
+    if opts.command in ("bench", "serve"):
         try:
-            return bench(opts)
+            return bench(opts) if opts.command == "bench" else serve(opts)
         except UsageError as e:
-            print(f"lepton bench: error: {e}", file=sys.stderr)
+            print(f"lepton {opts.command}: error: {e}", file=sys.stderr)
             return 2
     try:
         dump(opts.target, opts.args, opts.stage, opts.llvm)

@@ -1,0 +1,307 @@
+"""Load on `lepton serve`: the W2 MLP (784-512-512-10, ReLU) behind the Open Inference Protocol
+server, driven on loopback by 1, 8 and 32 concurrent clients, each request one row, with dynamic
+batching on (--max-batch 32 --max-delay-ms 2) and off (--max-batch 1); the same server around
+an onnxruntime session of the same MLP as the peer (when onnxruntime and onnx are installed).
+
+    python benchmarks/serve_load.py [--requests 2000] [--clients 1,8,32] [--binary]
+                                    [--frameworks lepton,onnxruntime] [--threads 1]
+
+    framework    batching  clients  req/s  p50 ms  p99 ms  rows/call
+    lepton       off             1    ...
+    lepton       on (32, 2 ms)  32    ...
+
+Each server is a subprocess (the clients' threads would otherwise share its GIL) with its
+kernels on --threads threads, started once per framework and batching mode and warmed up for
+every batch size class before it listens. Each concurrency level sends --requests requests
+(split among the clients, each on its own keep-alive connection; a level stops after
+--seconds in any case), after a warm-up of 4 requests per client. Latency is the client's time
+from sending a request to reading the whole answer; rows/call comes from the server's
+/v2/models/mlp/stats (rows per predict call), and server CPU µs/req is the server process's
+CPU time (user + system, all its threads) per request answered, a figure that a busy machine
+inflates far less than the wall-clock ones. The bodies are JSON tensors, or with --binary the
+binary tensor data extension. Clients and server share the machine's CPUs: on 2 cores, the
+clients' own Python costs are part of every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import importlib.util
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---- the server (child process) ---------------------------------------------------------------
+
+def _onnx_mlp(args):
+    """The W2 MLP as an ONNX model with a free batch dimension and the weights as initializers
+    (the way a served model is exported)."""
+    from onnx import numpy_helper
+    from lepton.bench.onnx_graphs import build
+    from lepton.bench.workloads import WORKLOADS
+    w = WORKLOADS["W2"]
+    proto = build(w, args)
+    graph = proto.graph
+    weights = {n: a for n, a in zip(w.arg_names[1:], args[1:])}
+    keep = [i for i in graph.input if i.name not in weights]
+    del graph.input[:]
+    graph.input.extend(keep)
+    graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in weights.items())
+    return proto
+
+
+def build_model(framework: str, threads: int):
+    from lepton.bench.workloads import WORKLOADS
+    from lepton.serve import from_function
+    args = WORKLOADS["W2"].make_inputs()
+    x, params = args[0], args[1:]
+    if framework == "lepton":
+        import lepton as lp
+        model = WORKLOADS["W2"].model
+        f = lp.compile(lambda x: model(x, *params))
+        return from_function(f, (x[:1],), name="mlp", batch_axis=0, input_names=["x"])
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(_onnx_mlp(args).SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    return from_function(lambda x: sess.run(None, {"x": x}), (x[:1],), name="mlp",
+                         batch_axis=0, input_names=["x"], size_classes=False,
+                         platform="onnxruntime")
+
+
+def model_alone(framework: str, threads: int, calls: int = 200) -> str:
+    """The model's own median time per call at 1 and 32 rows, with no server around it: the
+    most that batching can gain on the model's side."""
+    os.environ["LEPTON_NUM_THREADS"] = str(threads)
+    model = build_model(framework, threads)
+    wall, cpu = {}, {}
+    for rows in (1, 32):
+        x = model.zeros(rows)
+        model.predict(*x)
+        samples, cpu0 = [], time.process_time()
+        for _ in range(calls):
+            t = time.perf_counter()
+            model.predict(*x)
+            samples.append(time.perf_counter() - t)
+        wall[rows] = 1e6 * statistics.median(samples)
+        cpu[rows] = 1e6 * (time.process_time() - cpu0) / calls
+    return (f"{framework} alone, µs per call (median wall / mean CPU): 1 row {wall[1]:.0f} / "
+            f"{cpu[1]:.0f}, 32 rows {wall[32]:.0f} / {cpu[32]:.0f} ({cpu[32] / 32:.0f} CPU µs "
+            f"a row)")
+
+
+def child(framework: str, max_batch: int, max_delay_ms: float, threads: int) -> None:
+    from lepton.serve import serve
+    serve(build_model(framework, threads), port=0, max_batch=max_batch,
+          max_delay_ms=max_delay_ms)
+
+
+# ---- the clients ------------------------------------------------------------------------------
+
+def bodies(binary: bool, count: int = 64) -> list[tuple[bytes, dict]]:
+    rows = np.random.default_rng(0).standard_normal((count, 784), dtype=np.float32)
+    out = []
+    for row in rows:
+        if binary:
+            head = json.dumps({"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32",
+                                           "parameters": {"binary_data_size": row.nbytes}}],
+                               "parameters": {"binary_data_output": True}}).encode()
+            out.append((head + row.tobytes(),
+                        {"Inference-Header-Content-Length": str(len(head)),
+                         "Content-Type": "application/octet-stream"}))
+        else:
+            out.append((json.dumps({"inputs": [{"name": "x", "shape": [1, 784],
+                                                "datatype": "FP32",
+                                                "data": row.tolist()}]}).encode(),
+                        {"Content-Type": "application/json"}))
+    return out
+
+
+def drive(port: int, clients: int, requests: int, seconds: float, payloads) -> dict:
+    """`requests` requests from `clients` threads (at most `seconds`): req/s, p50, p99."""
+    per_client = max(1, requests // clients)
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = []
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def client(i):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.connect()      # http.client sends headers and body apart: no Nagle delay
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for k in range(4):                   # warm-up, not measured
+                _one(conn, payloads[(i + k) % len(payloads)])
+            start.wait()
+            for k in range(per_client):
+                if time.perf_counter() > stop_at[0]:
+                    break
+                t = time.perf_counter()
+                _one(conn, payloads[(i * per_client + k) % len(payloads)])
+                latencies[i].append(time.perf_counter() - t)
+        except Exception as e:  # noqa: BLE001  reported with the row
+            errors.append(f"{type(e).__name__}: {e}")
+            start.abort()
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        stop_at[0] = time.perf_counter() + seconds + 600
+        start.wait()
+        t0 = time.perf_counter()
+        stop_at[0] = t0 + seconds
+    except threading.BrokenBarrierError:
+        t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    done = sorted(x for lat in latencies for x in lat)
+    if errors or not done:
+        return {"error": errors[0] if errors else "no request completed"}
+    return {"requests": len(done), "req_per_s": len(done) / wall,
+            "p50_ms": 1e3 * statistics.median(done),
+            "p99_ms": 1e3 * done[min(len(done) - 1, int(0.99 * len(done)))]}
+
+
+def _one(conn: http.client.HTTPConnection, payload) -> None:
+    body, headers = payload
+    conn.request("POST", "/v2/models/mlp/infer", body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}: {data[:200]!r}")
+
+
+def _stats(port: int) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", "/v2/models/mlp/stats")
+        return json.loads(conn.getresponse().read())["model_stats"][0]
+    finally:
+        conn.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(framework: str, max_batch: int, max_delay_ms: float, threads: int):
+    env = {**os.environ, "LEPTON_NUM_THREADS": str(threads),
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, __file__, "--child", framework,
+                             "--max-batch", str(max_batch), "--max-delay-ms", str(max_delay_ms),
+                             "--threads", str(threads)],
+                            env=env, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("lepton serve:"):
+        proc.kill()
+        raise RuntimeError(f"the {framework} server did not start (exit {proc.wait()})")
+    return proc, int(line.split("http://127.0.0.1:")[1].split("/")[0])
+
+
+def available(framework: str) -> bool:
+    if framework == "lepton":
+        return True
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=2000, help="per concurrency level")
+    ap.add_argument("--clients", default="1,8,32")
+    ap.add_argument("--seconds", type=float, default=60.0, help="most time per level")
+    ap.add_argument("--frameworks", default="lepton,onnxruntime")
+    ap.add_argument("--threads", type=int, default=1, help="the server's kernel threads")
+    ap.add_argument("--binary", action="store_true", help="binary tensor data, not JSON")
+    ap.add_argument("--json", default=None, metavar="FILE", help="also write the rows here")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--max-batch", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--max-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
+    opts = ap.parse_args(argv)
+    if opts.child:
+        child(opts.child, opts.max_batch, opts.max_delay_ms, opts.threads)
+        return 0
+
+    payloads = bodies(opts.binary)
+    levels = [int(c) for c in opts.clients.split(",")]
+    modes = [("off", 1, 0.0), ("on (32, 2 ms)", 32, 2.0)]
+    rows = []
+    parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    print(f"W2 MLP 784-512-512-10, 1 row per request, {opts.requests} requests per level, "
+          f"{'binary' if opts.binary else 'JSON'} tensors, server kernels on {opts.threads} "
+          f"thread(s), uvicorn's HTTP parser {parser}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"{'framework':12} {'batching':14} {'clients':>7} {'req/s':>8} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'rows/call':>9} {'server CPU µs/req':>9}")
+    for framework in opts.frameworks.split(","):
+        if not available(framework):
+            print(f"{framework:12} not installed")
+            continue
+        for mode, max_batch, delay in modes:
+            proc, port = start_server(framework, max_batch, delay, opts.threads)
+            try:
+                for clients in levels:
+                    before, cpu = _stats(port), cpu_seconds(proc.pid)
+                    r = drive(port, clients, opts.requests, opts.seconds, payloads)
+                    cpu = cpu_seconds(proc.pid) - cpu
+                    after = _stats(port)
+                    calls = after["execution_count"] - before["execution_count"]
+                    n = after["request_count"] - before["request_count"]
+                    r.update(framework=framework, batching=mode, clients=clients,
+                             rows_per_call=(after["inference_count"] -
+                                            before["inference_count"]) / max(calls, 1),
+                             server_cpu_us=1e6 * cpu / max(n, 1))
+                    rows.append(r)
+                    if "error" in r:
+                        print(f"{framework:12} {mode:14} {clients:7} ERROR {r['error']}")
+                        continue
+                    print(f"{framework:12} {mode:14} {clients:7} {r['req_per_s']:8.0f} "
+                          f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rows_per_call']:9.1f} "
+                          f"{r['server_cpu_us']:9.0f}",
+                          flush=True)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(120)
+    for framework in opts.frameworks.split(","):
+        def rate(mode, clients):
+            return next((r["req_per_s"] for r in rows if r["framework"] == framework and
+                         r["batching"].startswith(mode) and r["clients"] == clients and
+                         "error" not in r), None)
+        on, off = rate("on", max(levels)), rate("off", max(levels))
+        if on and off:
+            print(f"{framework}: batching at {max(levels)} clients: {on / off:.1f}x the "
+                  f"throughput without")
+        if available(framework):
+            print(model_alone(framework, opts.threads))
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The HTTP routes of the Open Inference Protocol (KServe v2) as a Starlette application.
+
+    app = make_app(model, max_batch=32, max_delay_ms=2)
+
+    GET  /v2                          server metadata (name, version, extensions)
+    GET  /v2/health/live, /v2/health/ready
+    GET  /v2/models/{name}            model metadata: inputs and outputs (-1 on the batch axis)
+    GET  /v2/models/{name}/ready
+    GET  /v2/models/{name}/stats      counts, as Triton's statistics: inference_count (rows),
+                                      execution_count (predict calls), and requests
+    POST /v2/models/{name}/infer      JSON tensors in, JSON (or binary) tensors out
+
+and the same under /v2/models/{name}/versions/1/... (the one version a served model has).
+
+Every refusal is a 4xx with `{"error": "..."}` (404 unknown model or route, 405 wrong method,
+400 a malformed or mismatched request, 413 a body over max_body_bytes); an exception from the
+model is a 500 with its message.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .batcher import Batcher, ModelError
+from .model import ServableModel
+from .protocol import HEADER_LENGTH, BadRequest, decode_infer, encode_infer, model_metadata
+
+MAX_BODY_BYTES = 64 << 20
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(f"the body of {declared} bytes is over the limit of {limit}", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"the body is over the limit of {limit} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def make_app(model: ServableModel, *, max_batch: int = 32, max_delay_ms: float = 0.0,
+             max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
+    """The application serving one model; the batcher runs while the app's lifespan does."""
+    from lepton import __version__
+    batcher = Batcher(model, max_batch, max_delay_ms / 1000.0)
+
+    def find(request: Request) -> None:
+        name = request.path_params["name"]
+        if name != model.name:
+            raise BadRequest(f"unknown model {name!r}; this server has {model.name!r}", 404)
+        version = request.path_params.get("version", "1")
+        if version != "1":
+            raise BadRequest(f"model {name!r} has no version {version!r}; it has '1'", 404)
+
+    async def server_metadata(request):
+        return JSONResponse({"name": "lepton", "version": __version__,
+                             "extensions": ["binary_tensor_data"]})
+
+    async def ok(request):
+        return JSONResponse({"live": True} if request.url.path.endswith("live")
+                            else {"ready": True})
+
+    async def metadata(request):
+        find(request)
+        return JSONResponse(model_metadata(model))
+
+    async def model_ready(request):
+        find(request)
+        return JSONResponse({"name": model.name, "ready": True})
+
+    async def stats(request):
+        find(request)
+        s = batcher.stats
+        return JSONResponse({"model_stats": [{
+            "name": model.name, "version": "1", "inference_count": s["rows"],
+            "execution_count": s["predict_calls"], "request_count": s["requests"],
+            "largest_batch": s["largest_batch"]}]})
+
+    async def infer(request):
+        find(request)
+        body = await _read_body(request, max_body_bytes)
+        req = decode_infer(body, request.headers.get(HEADER_LENGTH), model)
+        try:
+            results = await batcher.infer(req.arrays, req.rows)
+        except ModelError as e:
+            return _error(500, f"model {model.name!r} failed: {e}")
+        content, headers = encode_infer(model, req, results)
+        return Response(content, headers=headers)
+
+    async def bad_request(request, exc: BadRequest):
+        return _error(exc.status, str(exc))
+
+    async def http_error(request, exc: HTTPException):
+        return _error(exc.status_code, exc.detail)
+
+    async def server_error(request, exc: Exception):
+        return _error(500, f"{type(exc).__name__}: {exc}")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    paths = ("/v2/models/{name}", "/v2/models/{name}/versions/{version}")
+    routes = [Route(p + "/infer", infer, methods=["POST"]) for p in paths]  # first: matched most
+    routes += [Route("/v2", server_metadata),
+               Route("/v2/health/live", ok), Route("/v2/health/ready", ok)]
+    for p in paths:
+        routes += [Route(p, metadata), Route(p + "/ready", model_ready), Route(p + "/stats", stats)]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={BadRequest: bad_request, HTTPException: http_error,
+                                        Exception: server_error})
+    app.state.batcher = batcher
+    return app

@@ -1,0 +1,340 @@
+"""lepton serve: the Open Inference Protocol (KServe v2) server, tested over real HTTP on
+127.0.0.1 (uvicorn in a thread, or the server as a subprocess for SIGTERM and the CLI)."""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+uvicorn = pytest.importorskip("uvicorn")
+
+import lepton as lp  # noqa: E402
+from lepton.serve import ServableModel, TensorSpec, from_function  # noqa: E402
+from lepton.serve.app import make_app  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RNG = np.random.default_rng(7)
+W1 = RNG.standard_normal((16, 32)).astype(np.float32)
+B1 = RNG.standard_normal(32).astype(np.float32)
+W2 = RNG.standard_normal((32, 4)).astype(np.float32)
+
+
+def mlp(x):
+    return lp.relu(x @ W1 + B1) @ W2
+
+
+def reference(x):
+    return np.maximum(x @ W1 + B1, 0) @ W2
+
+
+@pytest.fixture(scope="module")
+def model():
+    return from_function(lp.compile(mlp), (np.zeros((1, 16), np.float32),), name="mlp",
+                         batch_axis=0)
+
+
+@contextmanager
+def running(model, **options):
+    """uvicorn serving make_app(model, **options) in a thread on 127.0.0.1:<free port>."""
+    app = make_app(model, **options)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # NODELAY
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(3000):
+        if server.started or not thread.is_alive():
+            break
+        threading.Event().wait(0.01)
+    assert server.started, "the server did not start"
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(60)
+        sock.close()
+
+
+def request(port, method, path, body=None, headers=None):
+    """(status, headers, body) of one HTTP request to 127.0.0.1:port."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def stats(port):
+    status, _, body = request(port, "GET", "/v2/models/mlp/stats")
+    assert status == 200
+    return json.loads(body)["model_stats"][0]
+
+
+def infer(port, x, name="mlp", **extra):
+    status, _, body = request(port, "POST", f"/v2/models/{name}/infer", {
+        "inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
+                    "data": x.ravel().tolist()}], **extra})
+    return status, json.loads(body)
+
+
+def output(msg):
+    out = msg["outputs"][0]
+    return np.array(out["data"], np.float32).reshape(out["shape"])
+
+
+def test_health_and_metadata(model):
+    with running(model) as port:
+        status, _, body = request(port, "GET", "/v2")
+        assert status == 200 and json.loads(body)["name"] == "lepton"
+        assert "binary_tensor_data" in json.loads(body)["extensions"]
+        for path in ("/v2/health/live", "/v2/health/ready", "/v2/models/mlp/ready"):
+            assert request(port, "GET", path)[0] == 200, path
+        status, _, body = request(port, "GET", "/v2/models/mlp")
+        assert status == 200
+        assert json.loads(body) == {
+            "name": "mlp", "versions": ["1"], "platform": "lepton",
+            "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 16]}],
+            "outputs": [{"name": "output_0", "datatype": "FP32", "shape": [-1, 4]}]}
+        assert json.loads(request(port, "GET", "/v2/models/mlp/versions/1")[2])["name"] == "mlp"
+        assert request(port, "GET", "/v2/models/mlp/versions/2/ready")[0] == 404
+        status, _, body = request(port, "GET", "/v2/models/other")
+        assert status == 404 and "unknown model 'other'" in json.loads(body)["error"]
+        assert request(port, "GET", "/v2/models/other/ready")[0] == 404
+
+
+def test_infer_returns_the_models_results(model):
+    x = RNG.standard_normal((3, 16)).astype(np.float32)
+    with running(model, max_batch=8) as port:
+        status, msg = infer(port, x, id="req-1")
+        assert status == 200, msg
+        assert msg["id"] == "req-1" and msg["model_name"] == "mlp"
+        assert msg["outputs"][0]["name"] == "output_0"
+        assert msg["outputs"][0]["datatype"] == "FP32"
+        np.testing.assert_allclose(output(msg), reference(x), rtol=1e-5, atol=1e-5)
+        # nested data and an explicit outputs list
+        status, _, body = request(port, "POST", "/v2/models/mlp/infer", {
+            "inputs": [{"name": "x", "shape": [3, 16], "datatype": "FP32",
+                        "data": x.tolist()}], "outputs": [{"name": "output_0"}]})
+        assert status == 200 and "id" not in json.loads(body)
+        np.testing.assert_allclose(output(json.loads(body)), reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_binary_tensor_data_extension(model):
+    x = RNG.standard_normal((2, 16)).astype(np.float32)
+    header = json.dumps({"inputs": [{"name": "x", "shape": [2, 16], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": x.nbytes}}],
+                         "outputs": [{"name": "output_0",
+                                      "parameters": {"binary_data": True}}]}).encode()
+    with running(model) as port:
+        status, headers, body = request(
+            port, "POST", "/v2/models/mlp/infer", header + x.tobytes(),
+            {"Inference-Header-Content-Length": str(len(header)),
+             "Content-Type": "application/octet-stream"})
+        assert status == 200, body
+        n = int(headers["inference-header-content-length"])
+        msg = json.loads(body[:n])
+        assert msg["outputs"][0]["parameters"] == {"binary_data_size": 2 * 4 * 4}
+        y = np.frombuffer(body[n:], "<f4").reshape(msg["outputs"][0]["shape"])
+        np.testing.assert_allclose(y, reference(x), rtol=1e-5, atol=1e-5)
+
+
+def _concurrently(port, xs):
+    results = [None] * len(xs)
+
+    def one(i):
+        results[i] = infer(port, xs[i])
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+@pytest.mark.parametrize("rows", [[1] * 8, [1, 2, 3, 2]])
+def test_concurrent_requests_share_one_predict_call(model, rows):
+    """The batch holds 8 rows and may wait far longer than the test takes: the requests of 8
+    rows in all fill it, so exactly one predict call answers all of them."""
+    xs = [RNG.standard_normal((r, 16)).astype(np.float32) for r in rows]
+    with running(model, max_batch=8, max_delay_ms=600_000) as port:
+        results = _concurrently(port, xs)
+        assert stats(port) == {"name": "mlp", "version": "1", "inference_count": 8,
+                               "execution_count": 1, "request_count": len(rows),
+                               "largest_batch": 8}
+    for x, (status, msg) in zip(xs, results):
+        assert status == 200, msg
+        np.testing.assert_allclose(output(msg), reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_without_batching_each_request_calls_predict(model):
+    xs = [RNG.standard_normal((1, 16)).astype(np.float32) for _ in range(6)]
+    with running(model, max_batch=1, max_delay_ms=50) as port:
+        results = _concurrently(port, xs)
+        assert stats(port)["execution_count"] == 6 and stats(port)["largest_batch"] == 1
+    for x, (status, msg) in zip(xs, results):
+        assert status == 200
+        np.testing.assert_allclose(output(msg), reference(x), rtol=1e-5, atol=1e-5)
+
+
+def _x(shape=(1, 16), **entry):
+    return {"inputs": [{"name": "x", "shape": list(shape), "datatype": "FP32",
+                        "data": [0.5] * int(np.prod(shape)), **entry}]}
+
+
+BAD = [  # (path, body, headers, status, words of the error)
+    ("/v2/models/mlp/infer", b"{not json", None, 400, "not JSON"),
+    ("/v2/models/mlp/infer", [1, 2], None, 400, "list 'inputs'"),
+    ("/v2/models/mlp/infer", _x(name="y"), None, 400, "unknown input 'y'"),
+    ("/v2/models/mlp/infer", {"inputs": []}, None, 400, "missing input(s) x"),
+    ("/v2/models/mlp/infer", _x(datatype="INT64"), None, 400, "datatype 'INT64'"),
+    ("/v2/models/mlp/infer", _x((1, 15)), None, 400, "does not match the model's [-1, 16]"),
+    ("/v2/models/mlp/infer", _x((16,)), None, 400, "does not match"),
+    ("/v2/models/mlp/infer", _x((0, 16)), None, 400, "no rows"),
+    ("/v2/models/mlp/infer", _x((2, 16), data=[1.0] * 16), None, 400, "16 values"),
+    ("/v2/models/mlp/infer", _x(data=["a"] * 16), None, 400, "not FP32"),
+    ("/v2/models/mlp/infer", _x(data=[[1.0], [1.0, 2.0]]), None, 400, "'data'"),
+    ("/v2/models/mlp/infer", {"inputs": [{**_x()["inputs"][0], "shape": "1,16"}]}, None, 400,
+     "'shape' must be"),
+    ("/v2/models/mlp/infer", {**_x(), "outputs": [{"name": "z"}]}, None, 400,
+     "unknown output 'z'"),
+    ("/v2/models/mlp/infer", _x(parameters={"binary_data_size": 64}),
+     {"Inference-Header-Content-Length": "9999"}, 400, "Inference-Header-Content-Length"),
+    ("/v2/models/mlp/infer", b"x" * 70_000, None, 413, "over the limit"),
+    ("/v2/models/nope/infer", _x(), None, 404, "unknown model 'nope'"),
+    ("/v2/nowhere", None, None, 404, "Not Found"),
+]
+
+
+def test_bad_requests_get_4xx_and_the_server_keeps_serving(model):
+    x = RNG.standard_normal((1, 16)).astype(np.float32)
+    with running(model, max_body_bytes=65_536) as port:
+        for path, body, headers, status, words in BAD:
+            got, _, text = request(port, "GET" if body is None else "POST", path, body, headers)
+            assert got == status, (path, body if isinstance(body, dict) else "", text)
+            assert words in json.loads(text)["error"], text
+        got, _, text = request(port, "GET", "/v2/models/mlp/infer")
+        assert got == 405 and json.loads(text)["error"]
+        assert stats(port)["execution_count"] == 0
+        status, msg = infer(port, x)
+        assert status == 200
+        np.testing.assert_allclose(output(msg), reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_error_is_a_500_with_its_message():
+    def predict(x):
+        if (x < 0).any():
+            raise ValueError("negative input")
+        return [x * 2]
+    spec = TensorSpec("x", np.dtype(np.float32), (-1, 16), 0)
+    model = ServableModel("mlp", (spec,), (TensorSpec("y", spec.dtype, (-1, 16), 0),), predict)
+    with running(model) as port:
+        status, msg = infer(port, -np.ones((1, 16), np.float32))
+        assert status == 500 and "ValueError: negative input" in msg["error"]
+        status, msg = infer(port, np.ones((1, 16), np.float32))
+        assert status == 200 and msg["outputs"][0]["data"] == [2.0] * 16
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _port(proc) -> int:
+    line = proc.stdout.readline()
+    assert line.startswith("lepton serve: model"), line + proc.stderr.read()
+    return int(line.split("http://127.0.0.1:")[1].split("/")[0])
+
+
+SLOW_SERVER = """
+import sys, time, numpy as np
+from pathlib import Path
+from lepton.serve import ServableModel, TensorSpec, serve
+gate = Path(sys.argv[1])
+def predict(x):
+    if x[0, 0] == 7:                     # the slow request: waits for the test's signal
+        print("predicting", flush=True)
+        for _ in range(6000):
+            if gate.exists():
+                break
+            time.sleep(0.01)
+    return [x + 1]
+spec = TensorSpec("x", np.dtype(np.float32), (-1, 3), 0)
+serve(ServableModel("slow", (spec,), (TensorSpec("y", spec.dtype, (-1, 3), 0),), predict),
+      port=0, max_batch=4, log_level="info")
+print("exited cleanly", flush=True)
+"""
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path):
+    gate = tmp_path / "release"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_SERVER, str(gate)], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = _port(proc)
+        result = {}
+        client = threading.Thread(target=lambda: result.update(
+            zip(("status", "msg"), infer(port, np.full((1, 3), 7, np.float32), name="slow"))))
+        client.start()
+        assert proc.stdout.readline() == "predicting\n"
+        proc.send_signal(signal.SIGTERM)
+        for _ in range(1000):               # uvicorn says so once it stops accepting
+            line = proc.stderr.readline()
+            if "Shutting down" in line or not line:
+                break
+        assert "Shutting down" in line
+        gate.touch()
+        client.join(60)
+        assert result["status"] == 200
+        assert result["msg"]["outputs"][0]["data"] == [8.0] * 3
+        assert proc.wait(60) == 0
+        assert proc.stdout.read() == "exited cleanly\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_serves_a_saved_model(tmp_path):
+    if not hasattr(lp, "load_model"):
+        pytest.skip("lepton serve FILE loads the file with lepton.load_model, "
+                    "which this version of Lepton does not have")
+    path = tmp_path / "tiny.lepton"
+    lp.save(mlp, str(path), (np.zeros((2, 16), np.float32),), batch_axis=0)
+    proc = subprocess.Popen([sys.executable, "-m", "lepton.cli", "serve", str(path), "--port", "0",
+                             "--max-batch", "4"], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = _port(proc)
+        status, _, body = request(port, "GET", "/v2/models/tiny")
+        assert status == 200 and json.loads(body)["inputs"][0]["shape"] == [-1, 16]
+        x = RNG.standard_normal((3, 16)).astype(np.float32)
+        status, msg = infer(port, x, name="tiny")
+        assert status == 200, msg
+        np.testing.assert_allclose(output(msg), reference(x), rtol=1e-5, atol=1e-5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_without_load_model_says_what_it_needs(tmp_path):
+    if hasattr(lp, "load_model"):
+        pytest.skip("lepton.load_model exists: test_cli_serves_a_saved_model covers the CLI")
+    proc = subprocess.run([sys.executable, "-m", "lepton.cli", "serve", str(tmp_path / "m.lepton")],
+                          env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "lepton.load_model" in proc.stderr
