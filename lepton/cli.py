@@ -137,9 +137,6 @@ def bench(opts) -> int:
 def serve(opts) -> int:
     """Serves a saved model over the Open Inference Protocol (lepton.serve) until SIGTERM."""
     import lepton
-    if not hasattr(lepton, "load_model"):
-        raise UsageError("loading .lepton files needs lepton.load_model, which this version of "
-                         "Lepton does not have")
     try:
         from .serve import from_loaded, serve as run
         import starlette  # noqa: F401  the [serve] extra, checked before loading the model

@@ -329,12 +329,3 @@ def test_cli_serves_a_saved_model(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def test_cli_without_load_model_says_what_it_needs(tmp_path):
-    if hasattr(lp, "load_model"):
-        pytest.skip("lepton.load_model exists: test_cli_serves_a_saved_model covers the CLI")
-    proc = subprocess.run([sys.executable, "-m", "lepton.cli", "serve", str(tmp_path / "m.lepton")],
-                          env=_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert "lepton.load_model" in proc.stderr
