@@ -129,6 +129,9 @@ class _Builder:
     def run(self, inputs: tuple[Tensor, ...]) -> list[Tensor]:
         m = self.model
         for spec, t in zip(m.inputs, inputs):
+            if isinstance(t, Frozen):   # a specialised input: a constant of this compilation
+                t = _constant(t.array)
+                t.value.loc = f"onnx input '{spec.name}' (specialised on its value)"
             self.env[spec.name] = t
         for name, arr in m.initializers.items():
             if name not in self.env:   # an input shadows an initializer of the same name
@@ -185,6 +188,8 @@ class OnnxFunction:
         self.output_names = [o.name for o in self.graph.output]
         self.initializers = {t.name: _initializer(t) for t in self.graph.initializer}
         self._check_ops()
+        self.specialised = _shape_inputs(self.graph, {s.name for s in self.inputs})
+        self._frozen = [i for i, s in enumerate(self.inputs) if s.name in self.specialised]
 
         # One output is returned bare: lp.compile's fast path then hands back the array itself
         # (no container), and its output buffer is reused by the next call.
@@ -198,7 +203,7 @@ class OnnxFunction:
         self.name = forward.__name__
         self.compiled = lp_compile(forward, check=check)
         self._checked: set = set()   # signatures bind() accepted
-        if all(s.static for s in self.inputs):
+        if all(s.static for s in self.inputs) and not self._frozen:
             self.compiled.lower(*[np.zeros(s.dims, s.dtype.np) for s in self.inputs])
 
     def _check_ops(self) -> None:
@@ -246,6 +251,10 @@ class OnnxFunction:
         if not known:
             args = self.bind(args)
             self._checked.add(tuple((a.shape, a.dtype) for a in args))
+        if self._frozen:
+            args = list(args)
+            for i in self._frozen:
+                args[i] = Frozen(args[i])
         outs = self.compiled(*args)
         return [outs] if len(self.output_names) == 1 else list(outs)
 
@@ -276,6 +285,42 @@ class OnnxFunction:
     def __repr__(self) -> str:
         ins = ", ".join(s.describe() for s in self.inputs)
         return f"<OnnxFunction {self.name}({ins}) -> {self.output_names}, opset {self.opset}>"
+
+
+class Frozen:
+    """An input array passed to lp.compile as a hashable compile-time constant: each value is
+    its own compiled signature (lp.compile's static leaves)."""
+    __slots__ = ("array", "_key")
+
+    def __init__(self, array: np.ndarray):
+        self.array = np.array(array, copy=True)
+        self.array.flags.writeable = False
+        self._key = (self.array.dtype.str, self.array.shape, self.array.tobytes())
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Frozen) and self._key == other._key
+
+    def __repr__(self) -> str:
+        return f"Frozen({self.array.tolist()!r})"
+
+
+def _shape_inputs(graph, input_names: set) -> set:
+    """The graph inputs whose values decide a shape, axis or pad: those the `consts` inputs of
+    the op table's rules depend on (through any node but Shape and Size, whose outputs depend on
+    shapes only)."""
+    needed: set = set()
+    for proto in reversed(graph.node):
+        rule = TABLE.get(proto.op_type)
+        if proto.op_type in ("Shape", "Size") or rule is None:
+            continue
+        if any(o in needed for o in proto.output):
+            needed.update(proto.input)
+        else:
+            needed.update(proto.input[i] for i in rule.consts if i < len(proto.input))
+    return needed & input_names
 
 
 def _default_opset(proto) -> int:
