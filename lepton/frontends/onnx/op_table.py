@@ -19,7 +19,7 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import neural
+from . import attention, elementwise as ew, indexing, neural
 from .node import ONNX_DTYPES, Rule, onnx_type_name
 
 
@@ -92,11 +92,6 @@ def leaky_relu(n) -> Tensor:
 def elu(n) -> Tensor:
     x = n.x(0)
     return ops.where(x > 0, x, n.attr("alpha", 1.0) * (ops.exp(x) - 1.0))
-
-
-def softplus(n) -> Tensor:
-    x = n.x(0)   # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), which never overflows
-    return ops.relu(x) + ops.log(1.0 + ops.exp(-ops.abs(x)))
 
 
 def hard_sigmoid(n) -> Tensor:
@@ -381,7 +376,7 @@ TABLE: dict[str, Rule] = {
     "Clip": Rule(clip, ("min", "max")),
     # activations
     "Relu": Rule(unary(ops.relu)), "LeakyRelu": Rule(leaky_relu, ("alpha",)),
-    "Elu": Rule(elu, ("alpha",)), "Softplus": Rule(softplus),
+    "Elu": Rule(elu, ("alpha",)), "Softplus": Rule(unary(ew.softplus)),
     "HardSigmoid": Rule(hard_sigmoid, ("alpha", "beta")), "HardSwish": Rule(hard_swish),
     "Gelu": Rule(neural.gelu, ("approximate",)),
     "Softmax": Rule(neural.softmax(nn_ops.softmax), ("axis",)),
@@ -426,4 +421,46 @@ TABLE: dict[str, Rule] = {
     "Shape": Rule(shape, ("start", "end")), "Size": Rule(size),
     "ConstantOfShape": Rule(constant_of_shape, ("value",), (0,)),
     "Range": Rule(range_, (), (0, 1, 2)),
+
+    # composed elementwise ops (elementwise.py)
+    "Floor": Rule(unary(ew.floor)), "Ceil": Rule(unary(ew.ceil)),
+    "Round": Rule(unary(ew.round_half_even)), "Sign": Rule(unary(ew.sign)),
+    "IsNaN": Rule(unary(ew.isnan)),
+    "IsInf": Rule(ew.isinf, ("detect_negative", "detect_positive")),
+    "Tan": Rule(unary(ew.tan)), "Sinh": Rule(unary(ew.sinh)), "Cosh": Rule(unary(ew.cosh)),
+    "Asin": Rule(unary(ew.asin)), "Acos": Rule(unary(ew.acos)), "Atan": Rule(unary(ew.atan)),
+    "Asinh": Rule(unary(ew.asinh)), "Acosh": Rule(unary(ew.acosh)),
+    "Atanh": Rule(unary(ew.atanh)),
+    "Selu": Rule(ew.selu, ("alpha", "gamma")), "Celu": Rule(ew.celu, ("alpha",)),
+    "ThresholdedRelu": Rule(ew.thresholded_relu, ("alpha",)),
+    "Shrink": Rule(ew.shrink, ("bias", "lambd")), "Softsign": Rule(unary(ew.softsign)),
+    "Mish": Rule(unary(ew.mish)), "Swish": Rule(ew.swish, ("alpha",)),
+    "PRelu": Rule(ew.prelu),
+    # gathers, scatters, masks (indexing.py)
+    "GatherElements": Rule(indexing.gather_elements, ("axis",)),
+    "GatherND": Rule(indexing.gather_nd, ("batch_dims",)),
+    "ScatterElements": Rule(indexing.scatter_elements, ("axis", "reduction")),
+    "ScatterND": Rule(indexing.scatter_nd, ("reduction",)),
+    "Trilu": Rule(indexing.trilu, ("upper",), (1,)),
+    "CumSum": Rule(indexing.cumsum, ("exclusive", "reverse"), (1,)),
+    "TopK": Rule(indexing.topk, ("axis", "largest", "sorted"), (1,)),
+    "Hardmax": Rule(indexing.hardmax, ("axis",)),
+    "OneHot": Rule(indexing.one_hot, ("axis",), (1,)),
+    "EyeLike": Rule(indexing.eye_like, ("dtype", "k")),
+    "Einsum": Rule(indexing.einsum, ("equation",)),
+    "DepthToSpace": Rule(indexing.depth_to_space, ("blocksize", "mode")),
+    "SpaceToDepth": Rule(indexing.space_to_depth, ("blocksize", "mode")),
+    # attention, normalisations, losses (attention.py)
+    "Attention": Rule(attention.attention, (
+        "is_causal", "kv_num_heads", "q_num_heads", "qk_matmul_output_mode", "scale",
+        "softcap", "softmax_precision", "left_window_size", "right_window_size")),
+    "RMSNormalization": Rule(attention.rms_norm, ("axis", "epsilon", "stash_type")),
+    "InstanceNormalization": Rule(attention.instance_norm, ("epsilon",)),
+    "GroupNormalization": Rule(attention.group_norm, ("epsilon", "num_groups",
+                                                      "stash_type")),
+    "MeanVarianceNormalization": Rule(attention.mean_variance_norm, ("axes",)),
+    "LpNormalization": Rule(attention.lp_norm, ("axis", "p")),
+    "NegativeLogLikelihoodLoss": Rule(attention.nll_loss, ("ignore_index", "reduction")),
+    "SoftmaxCrossEntropyLoss": Rule(attention.softmax_cross_entropy,
+                                    ("ignore_index", "reduction")),
 }
