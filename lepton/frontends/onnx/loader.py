@@ -327,7 +327,11 @@ def _default_opset(proto) -> int:
     for imp in proto.opset_import:
         if imp.domain in ("", "ai.onnx"):
             return int(imp.version)
-    raise ValueError("the model imports no version of the default ONNX domain (opset_import)")
+    # none: only ops of other domains can follow, and _check_ops refuses them by name
+    if any(node.domain in ("", "ai.onnx") for node in proto.graph.node):
+        raise ValueError("the model imports no version of the default ONNX domain "
+                         "(opset_import)")
+    return 0
 
 
 def load(model, *, shapes: dict | None = None, check: bool = False) -> OnnxFunction:

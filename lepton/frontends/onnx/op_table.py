@@ -50,10 +50,13 @@ def div(n) -> Tensor:
 
 
 def mod(n) -> Tensor:
-    """fmod=1: C's fmod (the sign of a); fmod=0 (integers only): Python's % (the sign of b)."""
+    """fmod=1: C's fmod (the sign of a); fmod=0: Python's % (the sign of b)."""
     a, b = n.x(0), n.x(1)
-    if a.dtype.is_float and not n.attr("fmod", 0):
-        n.invalid("fmod=0 needs integer inputs (the ONNX spec)")
+    if a.dtype.is_float and not n.attr("fmod", 0):   # np.mod: a - floor(a / b) * b, and
+        r = a - ew.floor(a / b) * b                   # a, or b, for an infinite b
+        differ = (a != 0) & ((a < 0) != (b < 0))
+        inf = constant(np.array(np.inf, a.dtype.np))
+        return ops.where((ops.abs(b) == inf) & (ops.abs(a) < inf), ops.where(differ, b, a), r)
     r = a - _truncated_quotient(a, b) * b
     if n.attr("fmod", 0):
         return r
