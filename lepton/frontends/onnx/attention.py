@@ -169,7 +169,8 @@ def lp_norm(n) -> Tensor:
         norm = ops.sqrt(ops.sum(ops.square(x), axis, keepdims=True))
     else:
         n.invalid(f"p must be 1 or 2, got {p}")
-    return x / norm
+    zero = norm == _c(x, 0)   # a zero norm gives 0, not 0/0
+    return ops.where(zero, _c(x, 0), x / ops.where(zero, _c(x, 1), norm))
 
 
 # -- losses ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import attention, elementwise as ew, indexing, neural
+from . import attention, elementwise as ew, indexing, misc, neural
 from .node import ONNX_DTYPES, Rule, onnx_type_name
 
 
@@ -154,6 +154,7 @@ REDUCTIONS = {
     "ReduceL2": lambda x, a, k: ops.sqrt(ops.sum(ops.square(x), a, keepdims=k)),
     "ReduceSumSquare": lambda x, a, k: ops.sum(ops.square(x), a, x.dtype, keepdims=k),
     "ReduceLogSumExp": lambda x, a, k: ops.logsumexp(x, a, keepdims=k),
+    "ReduceLogSum": lambda x, a, k: ops.log(ops.sum(x, a, keepdims=k)),
 }
 
 
@@ -466,4 +467,14 @@ TABLE: dict[str, Rule] = {
     "NegativeLogLikelihoodLoss": Rule(attention.nll_loss, ("ignore_index", "reduction")),
     "SoftmaxCrossEntropyLoss": Rule(attention.softmax_cross_entropy,
                                     ("ignore_index", "reduction")),
+    # small ones (misc.py)
+    "HannWindow": Rule(misc.window("hann"), ("output_datatype", "periodic"), (0,)),
+    "HammingWindow": Rule(misc.window("hamming"), ("output_datatype", "periodic"), (0,)),
+    "BlackmanWindow": Rule(misc.window("blackman"), ("output_datatype", "periodic"), (0,)),
+    "CenterCropPad": Rule(misc.center_crop_pad, ("axes",), (1,)),
+    "CumProd": Rule(misc.cumprod, ("exclusive", "reverse"), (1,)),
+    "ReverseSequence": Rule(misc.reverse_sequence, ("batch_axis", "time_axis")),
+    "LRN": Rule(misc.lrn, ("alpha", "beta", "bias", "size")),
+    "RotaryEmbedding": Rule(misc.rotary_embedding, ("interleaved", "num_heads",
+                                                    "rotary_embedding_dim")),
 }
