@@ -19,7 +19,7 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import attention, elementwise as ew, indexing, misc, neural
+from . import attention, elementwise as ew, indexing, misc, neural, recurrent
 from .node import ONNX_DTYPES, Rule, onnx_type_name
 
 
@@ -364,6 +364,8 @@ def identity(n) -> Tensor:
 _POOL = ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides")
 _REDUCE = ("axes", "keepdims", "noop_with_empty_axes")
 _ARG = ("axis", "keepdims", "select_last_index")
+_RNN = ("activation_alpha", "activation_beta", "activations", "clip", "direction",
+        "hidden_size", "layout")
 
 TABLE: dict[str, Rule] = {
     # arithmetic and math
@@ -477,4 +479,7 @@ TABLE: dict[str, Rule] = {
     "LRN": Rule(misc.lrn, ("alpha", "beta", "bias", "size")),
     "RotaryEmbedding": Rule(misc.rotary_embedding, ("interleaved", "num_heads",
                                                     "rotary_embedding_dim")),
+    # recurrent layers on lp.scan (recurrent.py)
+    **{op: Rule(recurrent.recurrent, _RNN + extra) for op, extra in (
+        ("RNN", ()), ("GRU", ("linear_before_reset",)), ("LSTM", ("input_forget",)))},
 }
