@@ -137,21 +137,39 @@ class _Builder:
             if name not in self.env:   # an input shadows an initializer of the same name
                 t = self.env[name] = _constant(arr)
                 t.value.loc = f"onnx initializer '{name}'"
+        return self.nodes(m.graph)
+
+    def nodes(self, graph) -> list[Tensor]:
+        """Converts graph's nodes in order over self.env; returns its outputs."""
+        m = self.model
         g = current_graph()
-        for index, proto in enumerate(m.graph.node):
+        for index, proto in enumerate(graph.node):
             start = len(g.nodes)
             node = Node(proto, index, m.opset,
                         [self._lookup(n, proto, index) for n in proto.input], self.static)
+            node.builder = self
             outs = node.convert(TABLE[proto.op_type])
             for v in g.nodes[start:]:
                 v.loc = node.loc       # IR errors and dumps name the ONNX node
             for out_name, t in zip(proto.output, outs):
                 if out_name:
                     self.env[out_name] = t
-        missing = [o.name for o in m.graph.output if o.name not in self.env]
+        missing = [o.name for o in graph.output if o.name not in self.env]
         if missing:
             raise ValueError(f"the graph's outputs {missing} are produced by no node")
-        return [self.env[o.name] for o in m.graph.output]
+        return [self.env[o.name] for o in graph.output]
+
+    def subgraph(self, graph, args) -> list[Tensor]:
+        """A subgraph (If's branches, Scan's body) on `args` for its inputs; it reads the
+        names of the graphs around it."""
+        child = _Builder(self.model)
+        child.memo = self.memo
+        child.env = dict(self.env)
+        for t in graph.initializer:
+            child.env[t.name] = _constant(_initializer(t))
+        for vi, a in zip(graph.input, args):
+            child.env[vi.name] = a
+        return child.nodes(graph)
 
     def _lookup(self, name: str, proto, index: int) -> Tensor | None:
         if not name:
@@ -206,9 +224,14 @@ class OnnxFunction:
         if all(s.static for s in self.inputs) and not self._frozen:
             self.compiled.lower(*[np.zeros(s.dims, s.dtype.np) for s in self.inputs])
 
-    def _check_ops(self) -> None:
-        """Every op type must be in the table: refuse the model now, not at the first call."""
-        for i, node in enumerate(self.graph.node):
+    def _check_ops(self, graph=None) -> None:
+        """Every op type must be in the table (subgraphs too): refuse the model now, not at the
+        first call."""
+        from onnx import AttributeProto
+        for i, node in enumerate((graph or self.graph).node):
+            for a in node.attribute:
+                if a.type == AttributeProto.GRAPH:
+                    self._check_ops(a.g)
             label = f"'{node.name or '#%d' % i}'"
             if node.domain not in ("", "ai.onnx"):
                 raise NotImplementedError(f"ONNX node {label}: op {node.op_type} of domain "

@@ -19,7 +19,7 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import attention, elementwise as ew, indexing, misc, neural, recurrent
+from . import attention, control, elementwise as ew, indexing, misc, neural, recurrent
 from .node import ONNX_DTYPES, Rule, onnx_type_name
 
 
@@ -482,4 +482,9 @@ TABLE: dict[str, Rule] = {
     # recurrent layers on lp.scan (recurrent.py)
     **{op: Rule(recurrent.recurrent, _RNN + extra) for op, extra in (
         ("RNN", ()), ("GRU", ("linear_before_reset",)), ("LSTM", ("input_forget",)))},
+    # control flow (control.py)
+    "If": Rule(control.if_, ("then_branch", "else_branch")),
+    "Scan": Rule(control.scan_, ("body", "num_scan_inputs", "scan_input_axes",
+                                 "scan_input_directions", "scan_output_axes",
+                                 "scan_output_directions")),
 }
