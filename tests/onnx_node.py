@@ -182,6 +182,9 @@ def classify(exc: BaseException) -> str:
         m = re.search(r"attribute '(\w+)'", msg)
         if m:
             return f"unsupported attribute {m.group(1)}"
+        m = re.search(r"op (\w+) of domain '([\w.]+)'", msg)
+        if m:
+            return f"unsupported op {m.group(1)} (domain {m.group(2)})"
         m = re.search(r"\(([A-Za-z]+)\): (.*)", msg)
         return f"unsupported: {m.group(2)[:70] if m else msg[:70]}".splitlines()[0]
     if isinstance(exc, AssertionError):
