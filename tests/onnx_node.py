@@ -164,27 +164,25 @@ _SMALL_DTYPES = ("UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "FLOAT1
                  "FLOAT8", "INT4", "UINT4", "FLOAT4", "UINT2", "INT2", "COMPLEX", "STRING")
 
 
+_REASONS = ((r"op type (\w+) is not supported", "unsupported op {}"),
+            (r"element type (\w+)", "dtype {} (core dtypes)"),
+            (r"attribute '(\w+)'", "unsupported attribute {}"),
+            (r"op (\w+) of domain '([\w.]+)'", "unsupported op {} (domain {})"))
+
+
 def classify(exc: BaseException) -> str:
     """A short reason for a failure: 'unsupported op X', 'dtype X (core dtypes)', 'shape
     input', 'non-tensor type', 'attribute', 'mismatch', 'shape', or the error's first line."""
     msg = str(exc)
     if isinstance(exc, NotImplementedError):
-        m = re.search(r"op type (\w+) is not supported", msg)
-        if m:
-            return f"unsupported op {m.group(1)}"
-        m = re.search(r"element type (\w+)", msg)
-        if m:
-            return f"dtype {m.group(1)} (core dtypes)"
         if "not a tensor" in msg:
             return "non-tensor type (sequence/optional)"
         if "depends on the graph's inputs" in msg:
             return "shape input"
-        m = re.search(r"attribute '(\w+)'", msg)
-        if m:
-            return f"unsupported attribute {m.group(1)}"
-        m = re.search(r"op (\w+) of domain '([\w.]+)'", msg)
-        if m:
-            return f"unsupported op {m.group(1)} (domain {m.group(2)})"
+        for pattern, reason in _REASONS:
+            m = re.search(pattern, msg)
+            if m:
+                return reason.format(*m.groups())
         m = re.search(r"\(([A-Za-z]+)\): (.*)", msg)
         return f"unsupported: {m.group(2)[:70] if m else msg[:70]}".splitlines()[0]
     if isinstance(exc, AssertionError):

@@ -125,15 +125,19 @@ def trilu(n) -> Tensor:
     return ops.where(constant(keep), x, constant(np.zeros((), x.dtype.np)))
 
 
-def cumsum(n) -> Tensor:
-    """x @ T along the axis, T[i, j] = 1 where i contributes to j (exclusive: i < j; reverse:
-    i >= j)."""
-    x = n.x(0)
+def prefix_mask(n, x: Tensor) -> tuple[int, np.ndarray]:
+    """CumSum/CumProd: (axis, T) with T[i, j] true where element i of the axis contributes to
+    output j (i <= j; exclusive: i < j; reverse: i >= j, or i > j)."""
     axis = shapes.norm_axis(n.ints(1)[0], x.ndim, n.op_type)
-    m = x.shape[axis]
-    i, j = np.indices((m, m))
+    i, j = np.indices((x.shape[axis],) * 2)
     excl, rev = n.attr("exclusive", 0), n.attr("reverse", 0)
-    tri = (i > j if excl else i >= j) if rev else (i < j if excl else i <= j)
+    return axis, (i > j if excl else i >= j) if rev else (i < j if excl else i <= j)
+
+
+def cumsum(n) -> Tensor:
+    """x @ T along the axis (prefix_mask)."""
+    x = n.x(0)
+    axis, tri = prefix_mask(n, x)
     xt = ops.swapaxes(x, axis, -1)
     if x.dtype.is_float:
         y = ops.matmul(xt, constant(tri.astype(x.dtype.np)))

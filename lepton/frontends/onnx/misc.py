@@ -11,6 +11,7 @@ import numpy as np
 from ...ir.types import int64
 from .. import ops, shapes
 from ..tensor import Tensor, cast, constant, emit
+from .indexing import prefix_mask
 from .neural import pad_zeros
 from .node import ONNX_DTYPES
 
@@ -51,11 +52,7 @@ def center_crop_pad(n) -> Tensor:
 
 def cumprod(n) -> Tensor:
     x = n.x(0)
-    axis = shapes.norm_axis(n.ints(1)[0], x.ndim, n.op_type)
-    m = x.shape[axis]
-    i, j = np.indices((m, m))
-    excl, rev = n.attr("exclusive", 0), n.attr("reverse", 0)
-    tri = (i > j if excl else i >= j) if rev else (i < j if excl else i <= j)
+    axis, tri = prefix_mask(n, x)
     xt = ops.expand_dims(ops.swapaxes(x, axis, -1), -1)             # (.., i, 1)
     terms = ops.where(constant(tri), xt, constant(np.ones((), x.dtype.np)))
     return ops.swapaxes(ops.prod(terms, -2, x.dtype), axis, -1)

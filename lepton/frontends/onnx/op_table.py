@@ -7,7 +7,10 @@ of lepton.frontends (no IR op of its own). Neural-network converters live in neu
 Semantics follow the ONNX operator docs, per opset where they changed (Softmax's axis before 13;
 Squeeze, Unsqueeze, Split, ReduceSum taking axes as inputs from 13, the other reductions
 from 18; Clip's bounds as inputs from 11; Slice's from 10). Inputs that fix shapes (Reshape's
-shape, Slice's starts...) must be computable from constants; Gather's indices may be computed.
+shape, Slice's starts...) are listed in each Rule's `consts`: they must be computable from
+constants, or depend on graph inputs that the loader then specialises on their value; Gather's
+indices may be computed. Op families live in their own modules: neural.py, elementwise.py,
+indexing.py, attention.py (also normalisations and losses), recurrent.py, control.py, misc.py.
 """
 from __future__ import annotations
 
