@@ -21,6 +21,7 @@ import numpy as np
 from ...ir.types import int64
 from .. import ops, shapes
 from ..tensor import Tensor, cast, constant, emit
+from .node import ONNX_DTYPES, onnx_type_name
 
 
 def _index(n, idx: Tensor, dim: int) -> Tensor:
@@ -198,7 +199,7 @@ def one_hot(n) -> Tensor:
     depth = int(np.asarray(n.const(1)).reshape(-1)[0])
     axis = n.attr("axis", -1)
     axis = axis + idx.ndim + 1 if axis < 0 else axis
-    i = cast(idx, int64) if not idx.dtype.is_float else cast(idx, int64)
+    i = cast(idx, int64)   # float indices truncate, as the spec's cast does
     i = ops.where(i < 0, i + depth, i)
     iota = np.arange(depth, dtype=np.int64).reshape((-1,) + (1,) * (idx.ndim - axis))
     hit = ops.expand_dims(i, axis) == constant(iota)
@@ -209,11 +210,10 @@ def one_hot(n) -> Tensor:
 
 def eye_like(n) -> Tensor:
     x = n.x(0)
-    from .node import ONNX_DTYPES
-    dtype = ONNX_DTYPES.get(n.attr("dtype"), x.dtype) if n.attr("dtype") is not None \
-        else x.dtype
-    if n.attr("dtype") is not None and n.attr("dtype") not in ONNX_DTYPES:
-        n.unsupported(f"dtype {n.attr('dtype')} is not supported")
+    code = n.attr("dtype")
+    if code is not None and code not in ONNX_DTYPES:
+        n.unsupported(f"dtype {onnx_type_name(code)} is not supported")
+    dtype = x.dtype if code is None else ONNX_DTYPES[code]
     return constant(np.eye(x.shape[0], x.shape[1], n.attr("k", 0), dtype=dtype.np))
 
 
