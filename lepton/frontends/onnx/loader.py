@@ -129,26 +129,47 @@ class _Builder:
     def run(self, inputs: tuple[Tensor, ...]) -> list[Tensor]:
         m = self.model
         for spec, t in zip(m.inputs, inputs):
+            if isinstance(t, Frozen):   # a specialised input: a constant of this compilation
+                t = _constant(t.array)
+                t.value.loc = f"onnx input '{spec.name}' (specialised on its value)"
             self.env[spec.name] = t
         for name, arr in m.initializers.items():
             if name not in self.env:   # an input shadows an initializer of the same name
                 t = self.env[name] = _constant(arr)
                 t.value.loc = f"onnx initializer '{name}'"
+        return self.nodes(m.graph)
+
+    def nodes(self, graph) -> list[Tensor]:
+        """Converts graph's nodes in order over self.env; returns its outputs."""
+        m = self.model
         g = current_graph()
-        for index, proto in enumerate(m.graph.node):
+        for index, proto in enumerate(graph.node):
             start = len(g.nodes)
             node = Node(proto, index, m.opset,
                         [self._lookup(n, proto, index) for n in proto.input], self.static)
+            node.builder = self
             outs = node.convert(TABLE[proto.op_type])
             for v in g.nodes[start:]:
                 v.loc = node.loc       # IR errors and dumps name the ONNX node
             for out_name, t in zip(proto.output, outs):
                 if out_name:
                     self.env[out_name] = t
-        missing = [o.name for o in m.graph.output if o.name not in self.env]
+        missing = [o.name for o in graph.output if o.name not in self.env]
         if missing:
             raise ValueError(f"the graph's outputs {missing} are produced by no node")
-        return [self.env[o.name] for o in m.graph.output]
+        return [self.env[o.name] for o in graph.output]
+
+    def subgraph(self, graph, args) -> list[Tensor]:
+        """A subgraph (If's branches, Scan's body) on `args` for its inputs; it reads the
+        names of the graphs around it."""
+        child = _Builder(self.model)
+        child.memo = self.memo
+        child.env = dict(self.env)
+        for t in graph.initializer:
+            child.env[t.name] = _constant(_initializer(t))
+        for vi, a in zip(graph.input, args):
+            child.env[vi.name] = a
+        return child.nodes(graph)
 
     def _lookup(self, name: str, proto, index: int) -> Tensor | None:
         if not name:
@@ -185,6 +206,8 @@ class OnnxFunction:
         self.output_names = [o.name for o in self.graph.output]
         self.initializers = {t.name: _initializer(t) for t in self.graph.initializer}
         self._check_ops()
+        self.specialised = _shape_inputs(self.graph, {s.name for s in self.inputs})
+        self._frozen = [i for i, s in enumerate(self.inputs) if s.name in self.specialised]
 
         # One output is returned bare: lp.compile's fast path then hands back the array itself
         # (no container), and its output buffer is reused by the next call.
@@ -198,12 +221,17 @@ class OnnxFunction:
         self.name = forward.__name__
         self.compiled = lp_compile(forward, check=check)
         self._checked: set = set()   # signatures bind() accepted
-        if all(s.static for s in self.inputs):
+        if all(s.static for s in self.inputs) and not self._frozen:
             self.compiled.lower(*[np.zeros(s.dims, s.dtype.np) for s in self.inputs])
 
-    def _check_ops(self) -> None:
-        """Every op type must be in the table: refuse the model now, not at the first call."""
-        for i, node in enumerate(self.graph.node):
+    def _check_ops(self, graph=None) -> None:
+        """Every op type must be in the table (subgraphs too): refuse the model now, not at the
+        first call."""
+        from onnx import AttributeProto
+        for i, node in enumerate((graph or self.graph).node):
+            for a in node.attribute:
+                if a.type == AttributeProto.GRAPH:
+                    self._check_ops(a.g)
             label = f"'{node.name or '#%d' % i}'"
             if node.domain not in ("", "ai.onnx"):
                 raise NotImplementedError(f"ONNX node {label}: op {node.op_type} of domain "
@@ -246,6 +274,10 @@ class OnnxFunction:
         if not known:
             args = self.bind(args)
             self._checked.add(tuple((a.shape, a.dtype) for a in args))
+        if self._frozen:
+            args = list(args)
+            for i in self._frozen:
+                args[i] = Frozen(args[i])
         outs = self.compiled(*args)
         return [outs] if len(self.output_names) == 1 else list(outs)
 
@@ -278,11 +310,51 @@ class OnnxFunction:
         return f"<OnnxFunction {self.name}({ins}) -> {self.output_names}, opset {self.opset}>"
 
 
+class Frozen:
+    """An input array passed to lp.compile as a hashable compile-time constant: each value is
+    its own compiled signature (lp.compile's static leaves)."""
+    __slots__ = ("array", "_key")
+
+    def __init__(self, array: np.ndarray):
+        self.array = np.array(array, copy=True)
+        self.array.flags.writeable = False
+        self._key = (self.array.dtype.str, self.array.shape, self.array.tobytes())
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Frozen) and self._key == other._key
+
+    def __repr__(self) -> str:
+        return f"Frozen({self.array.tolist()!r})"
+
+
+def _shape_inputs(graph, input_names: set) -> set:
+    """The graph inputs whose values decide a shape, axis or pad: those the `consts` inputs of
+    the op table's rules depend on (through any node but Shape and Size, whose outputs depend on
+    shapes only)."""
+    needed: set = set()
+    for proto in reversed(graph.node):
+        rule = TABLE.get(proto.op_type)
+        if proto.op_type in ("Shape", "Size") or rule is None:
+            continue
+        if any(o in needed for o in proto.output):
+            needed.update(proto.input)
+        else:
+            needed.update(proto.input[i] for i in rule.consts if i < len(proto.input))
+    return needed & input_names
+
+
 def _default_opset(proto) -> int:
     for imp in proto.opset_import:
         if imp.domain in ("", "ai.onnx"):
             return int(imp.version)
-    raise ValueError("the model imports no version of the default ONNX domain (opset_import)")
+    # none: only ops of other domains can follow, and _check_ops refuses them by name
+    if any(node.domain in ("", "ai.onnx") for node in proto.graph.node):
+        raise ValueError("the model imports no version of the default ONNX domain "
+                         "(opset_import)")
+    return 0
 
 
 def load(model, *, shapes: dict | None = None, check: bool = False) -> OnnxFunction:

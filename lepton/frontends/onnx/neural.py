@@ -119,20 +119,23 @@ def pool(kind: str):
     def rule(n) -> Tensor:
         x = n.x(0)
         nd = x.ndim - 2
-        img = _as_image(n, x)
         kernel = tuple(n.attr("kernel_shape", ()))
         if len(kernel) != nd:
             n.invalid(f"kernel_shape {list(kernel)} does not fit input {x.type}")
-        if n.attr("ceil_mode", 0):
-            n.unsupported("ceil_mode=1 is not supported")
-        if any(d != 1 for d in n.attr("dilations", [1] * nd)):
-            n.unsupported("dilated pooling is not supported")
         if kind == "max" and n.attr("storage_order", 0):
             n.unsupported("storage_order=1 is not supported")
+        dil = tuple(n.attr("dilations", [1] * nd))
+        include_pad = kind == "avg" and n.attr("count_include_pad", 0)
+        if nd not in (1, 2) or any(d != 1 for d in dil) or (
+                include_pad and n.attr("ceil_mode", 0)):
+            return _pool_by_gather(n, kind, x, kernel, dil, include_pad)
+        img = _as_image(n, x)
         strides, lo, hi = _window_geometry(n, x.shape[2:], kernel, (1,) * nd)
+        if n.attr("ceil_mode", 0):   # a last, partial window: more padding after (not counted)
+            hi = tuple(h + _ceil_extra(d, k, s, a, h)
+                       for d, k, s, a, h in zip(x.shape[2:], kernel, strides, lo, hi))
         kernel, strides = _for_image(nd, kernel, 1), _for_image(nd, strides, 1)
         lo, hi = _for_image(nd, lo, 0), _for_image(nd, hi, 0)
-        include_pad = kind == "avg" and n.attr("count_include_pad", 0)
         op = nn_ops.max_pool2d if kind == "max" else nn_ops.avg_pool2d
         if lo == hi and all(p <= k // 2 for p, k in zip(lo, kernel)) and not (
                 include_pad and any(lo)):
@@ -149,6 +152,46 @@ def pool(kind: str):
                 y = y * constant((math.prod(kernel) / count).astype(img.dtype.np))
         return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if nd == 1 else y
     return rule
+
+
+def _pool_by_gather(n, kind: str, x: Tensor, kernel, dil, include_pad) -> Tensor:
+    """Any-rank, dilated pooling: the padded input's windows gathered along each spatial axis
+    (a constant index map (out, k) -> o * stride + k * dilation), then reduced."""
+    nd = len(kernel)
+    sizes = x.shape[2:]
+    strides, lo, hi = _window_geometry(n, sizes, kernel, dil)
+    span = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+    extra = [_ceil_extra(z, e, s, a, h) if n.attr("ceil_mode", 0) else 0
+             for z, e, s, a, h in zip(sizes, span, strides, lo, hi)]
+    full_hi = [h + e for h, e in zip(hi, extra)]
+    y = pad_zeros(x, (0, 0) + tuple(lo), (0, 0) + tuple(full_hi))
+    inside = np.pad(np.ones(sizes), list(zip(lo, full_hi)))
+    counted = np.pad(np.ones([z + a + h for z, a, h in zip(sizes, lo, hi)]),
+                     [(0, e) for e in extra]) if include_pad else inside
+    if kind == "max":   # the border must never win
+        y = y + constant(np.where(inside > 0, 0, -np.inf).astype(x.dtype.np))
+    for a in range(nd):
+        size = y.shape[2 + 2 * a]
+        outs = (size - span[a]) // strides[a] + 1
+        idx = (np.arange(outs)[:, None] * strides[a] + np.arange(kernel[a])[None, :] * dil[a])
+        y = ops.take(y, idx.reshape(-1), axis=2 + 2 * a)
+        y = y.reshape(y.shape[:2 + 2 * a] + (outs, kernel[a]) + y.shape[3 + 2 * a:])
+        counted = np.take(counted, idx, axis=2 * a)
+    axes = tuple(3 + 2 * a for a in range(nd))
+    if kind == "max":
+        return ops.max(y, axes)
+    count = counted.sum(axis=tuple(1 + 2 * a for a in range(nd)))
+    return ops.sum(y, axes) * constant((1.0 / count).astype(x.dtype.np))
+
+
+def _ceil_extra(size: int, k: int, s: int, lo: int, hi: int) -> int:
+    """Padding to add after an axis so that floor-mode pooling gives ceil mode's windows (the
+    last one must start inside the input or its padding before)."""
+    span = size + lo + hi - k
+    out = -(-span // s) + 1
+    if (out - 1) * s >= size + lo:
+        out -= 1
+    return max((out - 1) * s + k - (size + lo + hi), 0)
 
 
 def global_pool(reduce):

@@ -35,9 +35,12 @@ def onnx_type_name(elem_type: int) -> str:
 
 @dataclass(frozen=True)
 class Rule:
-    """How one ONNX op type becomes traced ops; `attrs` lists every attribute it understands."""
+    """How one ONNX op type becomes traced ops; `attrs` lists every attribute it understands,
+    `consts` the inputs whose values it needs while tracing (shapes, axes, pads): a graph input
+    they depend on is specialised on its value (loader.py)."""
     fn: Callable[["Node"], object]
     attrs: tuple[str, ...] = ()
+    consts: tuple[int, ...] = ()
 
 
 def _attr_value(a):

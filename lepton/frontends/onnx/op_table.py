@@ -7,7 +7,10 @@ of lepton.frontends (no IR op of its own). Neural-network converters live in neu
 Semantics follow the ONNX operator docs, per opset where they changed (Softmax's axis before 13;
 Squeeze, Unsqueeze, Split, ReduceSum taking axes as inputs from 13, the other reductions
 from 18; Clip's bounds as inputs from 11; Slice's from 10). Inputs that fix shapes (Reshape's
-shape, Slice's starts...) must be computable from constants; Gather's indices may be computed.
+shape, Slice's starts...) are listed in each Rule's `consts`: they must be computable from
+constants, or depend on graph inputs that the loader then specialises on their value; Gather's
+indices may be computed. Op families live in their own modules: neural.py, elementwise.py,
+indexing.py, attention.py (also normalisations and losses), recurrent.py, control.py, misc.py.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import neural, resample
+from . import attention, control, elementwise as ew, indexing, misc, neural, recurrent, resample
 from .node import ONNX_DTYPES, Rule, onnx_type_name
 
 
@@ -50,10 +53,13 @@ def div(n) -> Tensor:
 
 
 def mod(n) -> Tensor:
-    """fmod=1: C's fmod (the sign of a); fmod=0 (integers only): Python's % (the sign of b)."""
+    """fmod=1: C's fmod (the sign of a); fmod=0: Python's % (the sign of b)."""
     a, b = n.x(0), n.x(1)
-    if a.dtype.is_float and not n.attr("fmod", 0):
-        n.invalid("fmod=0 needs integer inputs (the ONNX spec)")
+    if a.dtype.is_float and not n.attr("fmod", 0):   # np.mod: a - floor(a / b) * b, and
+        r = a - ew.floor(a / b) * b                   # a, or b, for an infinite b
+        differ = (a != 0) & ((a < 0) != (b < 0))
+        inf = constant(np.array(np.inf, a.dtype.np))
+        return ops.where((ops.abs(b) == inf) & (ops.abs(a) < inf), ops.where(differ, b, a), r)
     r = a - _truncated_quotient(a, b) * b
     if n.attr("fmod", 0):
         return r
@@ -92,11 +98,6 @@ def leaky_relu(n) -> Tensor:
 def elu(n) -> Tensor:
     x = n.x(0)
     return ops.where(x > 0, x, n.attr("alpha", 1.0) * (ops.exp(x) - 1.0))
-
-
-def softplus(n) -> Tensor:
-    x = n.x(0)   # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), which never overflows
-    return ops.relu(x) + ops.log(1.0 + ops.exp(-ops.abs(x)))
 
 
 def hard_sigmoid(n) -> Tensor:
@@ -156,6 +157,7 @@ REDUCTIONS = {
     "ReduceL2": lambda x, a, k: ops.sqrt(ops.sum(ops.square(x), a, keepdims=k)),
     "ReduceSumSquare": lambda x, a, k: ops.sum(ops.square(x), a, x.dtype, keepdims=k),
     "ReduceLogSumExp": lambda x, a, k: ops.logsumexp(x, a, keepdims=k),
+    "ReduceLogSum": lambda x, a, k: ops.log(ops.sum(x, a, keepdims=k)),
 }
 
 
@@ -365,6 +367,8 @@ def identity(n) -> Tensor:
 _POOL = ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides")
 _REDUCE = ("axes", "keepdims", "noop_with_empty_axes")
 _ARG = ("axis", "keepdims", "select_last_index")
+_RNN = ("activation_alpha", "activation_beta", "activations", "clip", "direction",
+        "hidden_size", "layout")
 
 TABLE: dict[str, Rule] = {
     # arithmetic and math
@@ -381,7 +385,7 @@ TABLE: dict[str, Rule] = {
     "Clip": Rule(clip, ("min", "max")),
     # activations
     "Relu": Rule(unary(ops.relu)), "LeakyRelu": Rule(leaky_relu, ("alpha",)),
-    "Elu": Rule(elu, ("alpha",)), "Softplus": Rule(softplus),
+    "Elu": Rule(elu, ("alpha",)), "Softplus": Rule(unary(ew.softplus)),
     "HardSigmoid": Rule(hard_sigmoid, ("alpha", "beta")), "HardSwish": Rule(hard_swish),
     "Gelu": Rule(neural.gelu, ("approximate",)),
     "Softmax": Rule(neural.softmax(nn_ops.softmax), ("axis",)),
@@ -413,21 +417,83 @@ TABLE: dict[str, Rule] = {
     "BatchNormalization": Rule(neural.batch_norm, ("epsilon", "momentum", "training_mode",
                                                    "spatial", "is_test", "consumed_inputs")),
     "LayerNormalization": Rule(neural.layer_norm, ("axis", "epsilon", "stash_type")),
-    "Dropout": Rule(neural.dropout, ("ratio", "seed", "is_test")),
+    "Dropout": Rule(neural.dropout, ("ratio", "seed", "is_test"), (2,)),
     # reductions
-    **{op: Rule(reduction(f), _REDUCE) for op, f in REDUCTIONS.items()},
+    **{op: Rule(reduction(f), _REDUCE, (1,)) for op, f in REDUCTIONS.items()},
     "ArgMax": Rule(arg_reduce(1), _ARG), "ArgMin": Rule(arg_reduce(-1), _ARG),
     # shapes
     "Identity": Rule(identity), "Flatten": Rule(flatten, ("axis",)),
-    "Reshape": Rule(reshape, ("allowzero",)), "Transpose": Rule(transpose, ("perm",)),
-    "Squeeze": Rule(squeeze, ("axes",)), "Unsqueeze": Rule(unsqueeze, ("axes",)),
-    "Concat": Rule(concat, ("axis",)), "Split": Rule(split, ("axis", "split", "num_outputs")),
-    "Slice": Rule(slice_, ("starts", "ends", "axes")),
-    "Gather": Rule(gather, ("axis",)), "Expand": Rule(expand), "Tile": Rule(tile),
-    "Pad": Rule(pad, ("mode", "pads", "value")),
+    "Reshape": Rule(reshape, ("allowzero",), (1,)), "Transpose": Rule(transpose, ("perm",)),
+    "Squeeze": Rule(squeeze, ("axes",), (1,)),
+    "Unsqueeze": Rule(unsqueeze, ("axes",), (1,)),
+    "Concat": Rule(concat, ("axis",)), "Split": Rule(split, ("axis", "split", "num_outputs"), (1,)),
+    "Slice": Rule(slice_, ("starts", "ends", "axes"), (1, 2, 3, 4)),
+    "Gather": Rule(gather, ("axis",)), "Expand": Rule(expand, (), (1,)), "Tile": Rule(tile, (), (1,)),
+    "Pad": Rule(pad, ("mode", "pads", "value"), (1, 2, 3)),
     # constants and shapes as values
     "Constant": Rule(constant_, ("value", "value_float", "value_floats", "value_int",
                                  "value_ints")),
     "Shape": Rule(shape, ("start", "end")), "Size": Rule(size),
-    "ConstantOfShape": Rule(constant_of_shape, ("value",)), "Range": Rule(range_),
+    "ConstantOfShape": Rule(constant_of_shape, ("value",), (0,)),
+    "Range": Rule(range_, (), (0, 1, 2)),
+
+    # composed elementwise ops (elementwise.py)
+    "Floor": Rule(unary(ew.floor)), "Ceil": Rule(unary(ew.ceil)),
+    "Round": Rule(unary(ew.round_half_even)), "Sign": Rule(unary(ew.sign)),
+    "IsNaN": Rule(unary(ew.isnan)),
+    "IsInf": Rule(ew.isinf, ("detect_negative", "detect_positive")),
+    "Tan": Rule(unary(ew.tan)), "Sinh": Rule(unary(ew.sinh)), "Cosh": Rule(unary(ew.cosh)),
+    "Asin": Rule(unary(ew.asin)), "Acos": Rule(unary(ew.acos)), "Atan": Rule(unary(ew.atan)),
+    "Asinh": Rule(unary(ew.asinh)), "Acosh": Rule(unary(ew.acosh)),
+    "Atanh": Rule(unary(ew.atanh)),
+    "Selu": Rule(ew.selu, ("alpha", "gamma")), "Celu": Rule(ew.celu, ("alpha",)),
+    "ThresholdedRelu": Rule(ew.thresholded_relu, ("alpha",)),
+    "Shrink": Rule(ew.shrink, ("bias", "lambd")), "Softsign": Rule(unary(ew.softsign)),
+    "Mish": Rule(unary(ew.mish)), "Swish": Rule(ew.swish, ("alpha",)),
+    "PRelu": Rule(ew.prelu),
+    # gathers, scatters, masks (indexing.py)
+    "GatherElements": Rule(indexing.gather_elements, ("axis",)),
+    "GatherND": Rule(indexing.gather_nd, ("batch_dims",)),
+    "ScatterElements": Rule(indexing.scatter_elements, ("axis", "reduction")),
+    "ScatterND": Rule(indexing.scatter_nd, ("reduction",)),
+    "Trilu": Rule(indexing.trilu, ("upper",), (1,)),
+    "CumSum": Rule(indexing.cumsum, ("exclusive", "reverse"), (1,)),
+    "TopK": Rule(indexing.topk, ("axis", "largest", "sorted"), (1,)),
+    "Hardmax": Rule(indexing.hardmax, ("axis",)),
+    "OneHot": Rule(indexing.one_hot, ("axis",), (1,)),
+    "EyeLike": Rule(indexing.eye_like, ("dtype", "k")),
+    "Einsum": Rule(indexing.einsum, ("equation",)),
+    "DepthToSpace": Rule(indexing.depth_to_space, ("blocksize", "mode")),
+    "SpaceToDepth": Rule(indexing.space_to_depth, ("blocksize", "mode")),
+    # attention, normalisations, losses (attention.py)
+    "Attention": Rule(attention.attention, (
+        "is_causal", "kv_num_heads", "q_num_heads", "qk_matmul_output_mode", "scale",
+        "softcap", "softmax_precision", "left_window_size", "right_window_size")),
+    "RMSNormalization": Rule(attention.rms_norm, ("axis", "epsilon", "stash_type")),
+    "InstanceNormalization": Rule(attention.instance_norm, ("epsilon",)),
+    "GroupNormalization": Rule(attention.group_norm, ("epsilon", "num_groups",
+                                                      "stash_type")),
+    "MeanVarianceNormalization": Rule(attention.mean_variance_norm, ("axes",)),
+    "LpNormalization": Rule(attention.lp_norm, ("axis", "p")),
+    "NegativeLogLikelihoodLoss": Rule(attention.nll_loss, ("ignore_index", "reduction")),
+    "SoftmaxCrossEntropyLoss": Rule(attention.softmax_cross_entropy,
+                                    ("ignore_index", "reduction")),
+    # small ones (misc.py)
+    "HannWindow": Rule(misc.window("hann"), ("output_datatype", "periodic"), (0,)),
+    "HammingWindow": Rule(misc.window("hamming"), ("output_datatype", "periodic"), (0,)),
+    "BlackmanWindow": Rule(misc.window("blackman"), ("output_datatype", "periodic"), (0,)),
+    "CenterCropPad": Rule(misc.center_crop_pad, ("axes",), (1,)),
+    "CumProd": Rule(misc.cumprod, ("exclusive", "reverse"), (1,)),
+    "ReverseSequence": Rule(misc.reverse_sequence, ("batch_axis", "time_axis")),
+    "LRN": Rule(misc.lrn, ("alpha", "beta", "bias", "size")),
+    "RotaryEmbedding": Rule(misc.rotary_embedding, ("interleaved", "num_heads",
+                                                    "rotary_embedding_dim")),
+    # recurrent layers on lp.scan (recurrent.py)
+    **{op: Rule(recurrent.recurrent, _RNN + extra) for op, extra in (
+        ("RNN", ()), ("GRU", ("linear_before_reset",)), ("LSTM", ("input_forget",)))},
+    # control flow (control.py)
+    "If": Rule(control.if_, ("then_branch", "else_branch")),
+    "Scan": Rule(control.scan_, ("body", "num_scan_inputs", "scan_input_axes",
+                                 "scan_input_directions", "scan_output_axes",
+                                 "scan_output_directions")),
 }

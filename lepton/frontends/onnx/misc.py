@@ -1,0 +1,121 @@
+"""Smaller ONNX ops composed from traced Lepton ops: the window functions (constants of the
+graph), CenterCropPad, CumProd, ReverseSequence, LRN and RotaryEmbedding.
+
+    >>> HannWindow(size=8)            # constant(sin(pi n / 8) ** 2): size is specialised
+    >>> CumProd(x, axis)              # prod over i of where(i contributes to j, x_i, 1)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir.types import int64
+from .. import ops, shapes
+from ..tensor import Tensor, cast, constant, emit
+from .indexing import prefix_mask
+from .neural import pad_zeros
+from .node import ONNX_DTYPES
+
+
+def window(kind: str):
+    def rule(n) -> Tensor:
+        size = int(np.asarray(n.const(0)).reshape(-1)[0])
+        dt = n.attr("output_datatype", 1)
+        if dt not in ONNX_DTYPES:
+            n.unsupported(f"output_datatype {dt} is not supported")
+        m = size if n.attr("periodic", 1) else size - 1
+        k = np.arange(size, dtype=np.float64)
+        if kind == "hann":
+            w = np.sin(k * np.pi / m) ** 2
+        elif kind == "hamming":
+            w = 25 / 46 - np.cos(k * np.pi * 2 / m) * (21 / 46)
+        else:
+            w = 0.42 - 0.5 * np.cos(k * np.pi * 2 / m) + 0.08 * np.cos(k * np.pi * 4 / m)
+        return constant(w.astype(ONNX_DTYPES[dt].np))
+    return rule
+
+
+def center_crop_pad(n) -> Tensor:
+    x, shape = n.x(0), n.ints(1)
+    axes = n.attr("axes")
+    axes = range(x.ndim) if axes is None else [shapes.norm_axis(a, x.ndim, n.op_type)
+                                               for a in axes]
+    key = [slice(None)] * x.ndim
+    lo, hi = [0] * x.ndim, [0] * x.ndim
+    for a, s in zip(axes, shape):
+        d = x.shape[a]
+        if s < d:
+            key[a] = slice((d - s) // 2, (d - s) // 2 + s)
+        elif s > d:
+            lo[a], hi[a] = (s - d) // 2, s - d - (s - d) // 2
+    return pad_zeros(x[tuple(key)], lo, hi)
+
+
+def cumprod(n) -> Tensor:
+    x = n.x(0)
+    axis, tri = prefix_mask(n, x)
+    xt = ops.expand_dims(ops.swapaxes(x, axis, -1), -1)             # (.., i, 1)
+    terms = ops.where(constant(tri), xt, constant(np.ones((), x.dtype.np)))
+    return ops.swapaxes(ops.prod(terms, -2, x.dtype), axis, -1)
+
+
+def reverse_sequence(n) -> Tensor:
+    """out[b, t] = x[b, len[b] - 1 - t] for t < len[b], else x[b, t] (time/batch axes from
+    the attributes), as one gather from the flattened (batch, time) plane."""
+    x, lens = n.x(0), n.x(1)
+    ta, ba = n.attr("time_axis", 0), n.attr("batch_axis", 1)
+    xt = ops.transpose(x, [ba, ta] + [a for a in range(x.ndim) if a not in (ba, ta)])
+    nb, nt = xt.shape[:2]
+    t = constant(np.arange(nt, dtype=np.int64).reshape(1, nt))
+    ln = cast(lens, int64).reshape(nb, 1)
+    src = ops.where(t < ln, ln - 1 - t, t) + constant(
+        (np.arange(nb, dtype=np.int64) * nt).reshape(nb, 1))
+    flat = xt.reshape((nb * nt,) + xt.shape[2:])
+    y = emit("take", [flat, shapes.checked_index(src, nb * nt, n.op_type)], axis=0)
+    inv = np.argsort([ba, ta] + [a for a in range(x.ndim) if a not in (ba, ta)])
+    return ops.transpose(y, [int(a) for a in inv])
+
+
+def lrn(n) -> Tensor:
+    """x / (bias + alpha / size * sum of squares over `size` neighbouring channels) ** beta."""
+    x = n.x(0)
+    size = n.attr("size")
+    alpha, beta, bias = n.attr("alpha", 1e-4), n.attr("beta", 0.75), n.attr("bias", 1.0)
+    c = x.shape[1]
+    lo = (size - 1) // 2
+    i, j = np.indices((c, c))
+    band = ((j >= i - lo) & (j <= i + size - 1 - lo)).astype(x.dtype.np)   # out i <- in j
+    sq = ops.swapaxes(ops.square(x), 1, -1)                              # channels last
+    s = ops.swapaxes(ops.matmul(sq, constant(band.T)), 1, -1)
+    return x / ops.power(bias + (alpha / size) * s, beta)
+
+
+def rotary_embedding(n) -> Tensor:
+    x, cos, sin, pos = n.x(0), n.x(1), n.x(2), n.opt(3)
+    shape = x.shape
+    if x.ndim == 4:                       # (B, H, S, D) -> (B, S, H, D)
+        x = ops.transpose(x, (0, 2, 1, 3))
+    elif x.ndim == 3:
+        heads = n.attr("num_heads")
+        if not heads:
+            n.invalid("3-d input needs num_heads")
+        x = x.reshape(shape[0], shape[1], heads, shape[2] // heads)
+    d = x.shape[3]
+    rd = n.attr("rotary_embedding_dim", 0) or d
+    if pos is not None:
+        cos = shapes.gather(cos, cast(pos, int64), 0, n.op_type)
+        sin = shapes.gather(sin, cast(pos, int64), 0, n.op_type)
+    cos, sin = ops.expand_dims(cos, 2), ops.expand_dims(sin, 2)
+    rot, keep = x[..., :rd], x[..., rd:]
+    half = rd // 2
+    if n.attr("interleaved", 0):
+        x1, x2 = rot[..., 0::2], rot[..., 1::2]
+    else:
+        x1, x2 = rot[..., :half], rot[..., half:]
+    real, imag = cos * x1 - sin * x2, sin * x1 + cos * x2
+    if n.attr("interleaved", 0):
+        rot = ops.stack([real, imag], -1).reshape(rot.shape)
+    else:
+        rot = ops.concatenate([real, imag], -1)
+    y = ops.concatenate([rot, keep], -1) if rd < d else rot
+    return y.reshape(shape) if len(shape) == 3 else ops.transpose(y, (0, 2, 1, 3))
+
