@@ -1,6 +1,7 @@
 """Neural-network modules with PyTorch's names, parameter names, weight layouts and
 initialisations, one family a file: module.py (the base class), init.py (initial values,
-manual_seed), linear.py, conv.py, norm.py, container.py, dropout.py.
+manual_seed), linear.py, conv.py, norm.py, container.py, dropout.py, recurrent.py (RNN, LSTM,
+GRU).
 
     class MLP(lp.nn.Module):
         def __init__(self):
@@ -22,6 +23,8 @@ from .init import manual_seed
 from .linear import Embedding, Linear
 from .module import Module
 from .norm import LayerNorm
+from .recurrent import GRU, LSTM, RNN
 
 __all__ = ["Module", "Linear", "Conv2d", "LayerNorm", "Embedding", "Sequential", "ReLU", "GELU",
-           "Tanh", "Sigmoid", "Flatten", "MaxPool2d", "AvgPool2d", "Dropout", "manual_seed"]
+           "Tanh", "Sigmoid", "Flatten", "MaxPool2d", "AvgPool2d", "Dropout", "RNN", "LSTM", "GRU",
+           "manual_seed"]
