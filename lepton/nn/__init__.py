@@ -1,7 +1,7 @@
 """Neural-network modules with PyTorch's names, parameter names, weight layouts and
 initialisations, one family a file: module.py (the base class), init.py (initial values,
 manual_seed), linear.py, conv.py (Conv2d, ConvTranspose2d, pools), norm.py, batchnorm.py,
-container.py, dropout.py, upsample.py, attention.py.
+container.py, dropout.py, upsample.py, attention.py, recurrent.py (RNN, LSTM, GRU).
 
     class MLP(lp.nn.Module):
         def __init__(self):
@@ -25,9 +25,10 @@ from .init import manual_seed
 from .linear import Embedding, Linear
 from .module import Module
 from .norm import LayerNorm
+from .recurrent import GRU, LSTM, RNN
 from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = ["Module", "Linear", "Conv2d", "ConvTranspose2d", "LayerNorm", "BatchNorm1d",
            "BatchNorm2d", "Dropout", "Embedding", "Sequential", "ReLU", "GELU", "Tanh", "Sigmoid",
            "Flatten", "MaxPool2d", "AvgPool2d", "Upsample", "UpsamplingNearest2d",
-           "UpsamplingBilinear2d", "MultiheadAttention", "manual_seed"]
+           "UpsamplingBilinear2d", "MultiheadAttention", "RNN", "LSTM", "GRU", "manual_seed"]
