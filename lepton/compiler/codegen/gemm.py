@@ -147,10 +147,11 @@ def emit_epilogue_tile(module: ir.Module, name: str, dtype: DType,
     rem = b.sub(cols, b.mul(whole, const(vl)))
     mask = b.icmp_signed("<", vconst(ir.VectorType(i64, vl), list(range(vl))),
                          splat(b, rem, vl))
-    with for_range(b, rows, name="r") as r:
+    # vector code already: not unrolled or vectorised again (that tripled its size)
+    with for_range(b, rows, name="r", unroll=False, interleave=1) as r:
         c_r = b.gep(c, [b.mul(r, ldc)], inbounds=True)
         row = b.add(row0, r)
-        with for_range(b, whole, name="v", unroll=False) as v:
+        with for_range(b, whole, name="v", unroll=False, interleave=1) as v:
             j = b.mul(v, const(vl))
             p = vptr(b, c_r, j, vt)
             b.store(epilogue(b, b.load(p, align=dtype.itemsize), row, b.add(col0, j), ctx), p,
