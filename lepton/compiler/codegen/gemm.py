@@ -20,6 +20,14 @@ prefetchers follow the mr row streams) and cost compile time. A transposed B is 
 in-register transposes (transpose.py) into the same panels; a transposed A is read in place
 with other strides, or packed when its row stride is a multiple of 4 KiB (see emit_gemm_driver).
 
+Shared code: the packed GEMM (packed_gemm), the few-rows GEMM (rows_gemm), their micro-kernels
+and packing routines take M, N, K, the strides and the blocks as arguments and are emitted once
+per module for each (dtype, tile, operand layout) under fixed names (`lepton.gemm.f32.drv8x32.nn`
+...), so a model with many matmuls and convolutions has LLVM compile them once. What stays per
+GEMM is a thin driver passing its shape as constants, and with an epilogue its tile function
+(emit_epilogue_tile), which the shared code calls through a pointer on each finished tile of C
+after its last K slice. The dot-product paths (dot.py) and integer GEMMs stay per shape.
+
 Measured on the znver5 host, one core (tests/bench_gemm_conv.py): 1024^3 f32 ~260 GFLOP/s with
 either flag or none, f64 ~125 (np.matmul with this OpenBLAS: ~130 and ~63).
 """
