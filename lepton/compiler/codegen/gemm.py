@@ -128,9 +128,6 @@ def gemm_scratch_bytes(s: GemmShape, blk: Blocking) -> int:
     return _b_pack_bytes(s, blk) + (a_bytes if _packs_a(s, blk) else 0)
 
 
-EPI_TILE_ARGS = ["c", "ldc", "rows", "cols", "row0", "col0", "ctx"]
-
-
 def _epi_tile_type(t: ir.Type) -> ir.PointerType:
     """The epilogue of one finished tile, `void (T* c, i64 ldc, i64 rows, i64 cols, i64 row0,
     i64 col0, i8* ctx)` (see emit_epilogue_tile), as the shared drivers take it."""
@@ -148,7 +145,7 @@ def emit_epilogue_tile(module: ir.Module, name: str, dtype: DType,
     vl = vector_width(dtype)
     vt = ir.VectorType(t, vl)
     fn, b = new_function(module, name, [t.as_pointer()] + [i64] * 5 + [i8.as_pointer()],
-                         EPI_TILE_ARGS)
+                         ["c", "ldc", "rows", "cols", "row0", "col0", "ctx"])
     fn.linkage = "internal"
     c, ldc, rows, cols, row0, col0, ctx = fn.args
     whole = b.udiv(cols, const(vl))

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ...ir.types import DType
-from .kernel import (fma, llvm_type, masked_load, masked_store, splat, vector_width, vptr)
+from .kernel import fma, llvm_type, masked_load, masked_store, splat, vector_width, vptr
 from .loops import const, for_range, i32, i64, new_function, vconst
 
 UNROLL = 4  # k steps per trip of the micro-kernel's main loop: enough to hide the loop overhead

@@ -20,6 +20,7 @@ from llvmlite import ir
 from ...ir.types import DType
 from .kernel import llvm_type, masked_load, masked_store, splat, vector_width, vptr
 from .loops import const, for_range, i1, i32, i64, new_function
+from .microkernel import shared
 
 
 def transpose_vectors(b: ir.IRBuilder, rows: list) -> list:
@@ -141,8 +142,7 @@ def emit_pack_bt(module: ir.Module, dtype: DType, nr: int) -> ir.Function:
     src[j*ldb + k]) into the packed panel layout of microkernel.py (panel q: element (k, j)
     at q*kc*nr + k*nr + j, zero past nc)."""
     name = f"lepton.gemm.{dtype}.pbt{nr}"
-    fn = module.globals.get(name)
-    return fn if fn is not None else _emit_pack_bt(module, name, dtype, nr)
+    return shared(module, name, lambda: _emit_pack_bt(module, name, dtype, nr))
 
 
 def _emit_pack_bt(module: ir.Module, name: str, dtype: DType, nr: int) -> ir.Function:
