@@ -1,5 +1,6 @@
 """Matmul kernels against NumPy float64: packed GEMM edges and blocks, the few-rows path,
 batch broadcasting, integers, the epilogue hook and the errors."""
+import ctypes
 import re
 
 import numpy as np
@@ -8,7 +9,7 @@ from llvmlite import ir
 
 from kernels import call_kernel
 from lepton import config
-from lepton.runtime.jit import host_cpu
+from lepton.runtime.jit import host_cpu, jit_compile
 from lepton.runtime.vector_width import has_avx512
 from lepton.tuning import host_vector_width
 from lepton.compiler.codegen.gemm import Blocking, emit_matmul
@@ -251,7 +252,9 @@ def test_transposed_a_with_4k_row_stride_is_packed(dt, mkn, blocking, trans_b):
     a, b = rand((m, k), dt), rand((k, n), dt, 1)
     out, kern, _ = matmul_t(a, b, True, trans_b, blocking=blocking)
     check(a, b, out, 1e-4 if dt == np.float32 else 1e-11)
-    assert "mm.gemm.pa" in str(kern.fn.module)
+    # the shared driver is told to pack A (its pack_a argument, just before row0)
+    assert re.search(r'call void @"lepton\.gemm\.\w+\.drv\w+\.t[nt]"\(.*i32 1, i64 %"row0"',
+                     str(kern.fn.module))
 
 
 def test_transposed_operands_are_not_copied_whole():
@@ -352,3 +355,29 @@ def test_block_transpose_edges(dt, rows, cols):
     want[:cols, :pad] = 0
     want[:cols, :rows] = src[:rows, :cols].T
     np.testing.assert_array_equal(dst, want)
+
+
+def test_gemms_of_one_module_share_their_routines():
+    # matmuls of different shapes (packed, and few rows with an edge group) call one shared
+    # driver, micro-kernel and packing routine each: LLVM compiles those once per module
+    shapes = [((128, 96), (96, 200)), ((70, 33), (33, 64)), ((12, 40), (40, 50)),
+              ((9, 70), (70, 100))]
+    mod = ir.Module()
+    kernels, arrays = [], []
+    for i, (sa, sb) in enumerate(shapes):
+        a, b = rand(sa, np.float32, i), rand(sb, np.float32, i + 10)
+        out = np.full((sa[0], sb[1]), 7, np.float32)
+        kernels.append(emit_matmul(mod, f"mm{i}", TensorType.of(a), TensorType.of(b),
+                                   TensorType.of(out)))
+        arrays.append((a, b, out))
+    text = str(mod)
+    defined = re.findall(r'define internal void @"(lepton\.gemm\.[\w.]+)"', text)
+    assert len(defined) == len(set(defined))
+    assert sum(".drv" in d for d in defined) == 1 and sum(".rows" in d for d in defined) == 1
+    assert sum(".mk" in d for d in defined) == 2        # the packed tile and the rows tile
+    lib = jit_compile(text)
+    for i, (k, (a, b, out)) in enumerate(zip(kernels, arrays)):
+        fn = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 4)(lib.address(f"mm{i}"))
+        scratch = aligned(k.scratch_bytes)
+        fn(out.ctypes.data, a.ctypes.data, b.ctypes.data, scratch.ctypes.data)
+        check(a, b, out, 1e-4)

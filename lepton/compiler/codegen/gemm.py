@@ -20,12 +20,21 @@ prefetchers follow the mr row streams) and cost compile time. A transposed B is 
 in-register transposes (transpose.py) into the same panels; a transposed A is read in place
 with other strides, or packed when its row stride is a multiple of 4 KiB (see emit_gemm_driver).
 
+Shared code: the packed GEMM (packed_gemm), the few-rows GEMM (rows_gemm), their micro-kernels
+and packing routines take M, N, K, the strides and the blocks as arguments and are emitted once
+per module for each (dtype, tile, operand layout) under fixed names (`lepton.gemm.f32.drv8x32.nn`
+...), so a model with many matmuls and convolutions has LLVM compile them once. What stays per
+GEMM is a thin driver passing its shape as constants, and with an epilogue its tile function
+(emit_epilogue_tile), which the shared code calls through a pointer on each finished tile of C
+after its last K slice. The dot-product paths (dot.py) and integer GEMMs stay per shape.
+
 Measured on the znver5 host, one core (tests/bench_gemm_conv.py): 1024^3 f32 ~260 GFLOP/s with
 either flag or none, f64 ~125 (np.matmul with this OpenBLAS: ~130 and ~63).
 """
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
@@ -34,11 +43,11 @@ from llvmlite import ir
 from ...ir.types import DType, TensorType, float32, float64
 from .dot import DOT_MAX_N, DOT_SWAP_MAX_M, emit_dot_driver
 from .int_gemm import emit_int_gemm
-from .kernel import (SCRATCH_ARG, Epilogue, Kernel, kernel_args, llvm_type, minmax, new_driver,
-                     new_kernel, vector_width)
-from .loops import const, for_range, i32, i64
+from .kernel import (SCRATCH_ARG, Epilogue, Kernel, kernel_args, llvm_type, masked_load,
+                     masked_store, minmax, new_driver, new_kernel, splat, vector_width, vptr)
+from .loops import const, for_range, i8, i32, i64, new_function, vconst
 from .parallel import finish_items, worth_threads
-from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_at, emit_pack_b
+from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_at, emit_pack_b, shared
 from .transpose import emit_pack_bt
 
 
@@ -119,164 +128,240 @@ def gemm_scratch_bytes(s: GemmShape, blk: Blocking) -> int:
     return _b_pack_bytes(s, blk) + (a_bytes if _packs_a(s, blk) else 0)
 
 
+def _epi_tile_type(t: ir.Type) -> ir.PointerType:
+    """The epilogue of one finished tile, `void (T* c, i64 ldc, i64 rows, i64 cols, i64 row0,
+    i64 col0, i8* ctx)` (see emit_epilogue_tile), as the shared drivers take it."""
+    return ir.FunctionType(ir.VoidType(), [t.as_pointer()] + [i64] * 5 + [i8.as_pointer()]) \
+        .as_pointer()
+
+
+def emit_epilogue_tile(module: ir.Module, name: str, dtype: DType,
+                       epilogue: Epilogue) -> ir.Function:
+    """Adds `void name(T* c, i64 ldc, i64 rows, i64 cols, i64 row0, i64 col0, i8* ctx)`
+    applying the epilogue in place to a rows x cols tile of C (row stride ldc) whose element
+    (0, 0) is the output's (row0, col0): called by a shared driver on each tile just after
+    its last K slice was stored, while the tile is in L1."""
+    t = llvm_type(dtype)
+    vl = vector_width(dtype)
+    vt = ir.VectorType(t, vl)
+    fn, b = new_function(module, name, [t.as_pointer()] + [i64] * 5 + [i8.as_pointer()],
+                         ["c", "ldc", "rows", "cols", "row0", "col0", "ctx"])
+    fn.linkage = "internal"
+    c, ldc, rows, cols, row0, col0, ctx = fn.args
+    whole = b.udiv(cols, const(vl))
+    rem = b.sub(cols, b.mul(whole, const(vl)))
+    mask = b.icmp_signed("<", vconst(ir.VectorType(i64, vl), list(range(vl))),
+                         splat(b, rem, vl))
+    # vector code already: not unrolled or vectorised again (that tripled its size)
+    with for_range(b, rows, name="r", unroll=False, interleave=1) as r:
+        c_r = b.gep(c, [b.mul(r, ldc)], inbounds=True)
+        row = b.add(row0, r)
+        with for_range(b, whole, name="v", unroll=False, interleave=1) as v:
+            j = b.mul(v, const(vl))
+            p = vptr(b, c_r, j, vt)
+            b.store(epilogue(b, b.load(p, align=dtype.itemsize), row, b.add(col0, j), ctx), p,
+                    align=dtype.itemsize)
+        with b.if_then(b.icmp_signed("!=", rem, const(0))):
+            j = b.mul(whole, const(vl))
+            p = vptr(b, c_r, j, vt)
+            masked_store(b, epilogue(b, masked_load(b, p, mask, vt), row, b.add(col0, j), ctx),
+                         p, mask)
+    b.ret_void()
+    return fn
+
+
+def _thin_driver(module, name, dtype, epilogue, shared_fn, sizes, scratch_arg: bool):
+    """The per-GEMM driver (new_driver's signature) calling a shared routine with this GEMM's
+    sizes and strides (`sizes`: i64 constants, or ir values) and its epilogue tile function."""
+    fn, b = new_driver(module, name, dtype)
+    a_p, b_p, c_p, scratch, row0, ctx = fn.args
+    t = llvm_type(dtype)
+    epi = ir.Constant(_epi_tile_type(t), None) if epilogue is None else \
+        emit_epilogue_tile(module, f"{name}.et", dtype, epilogue)
+    args = [a_p, b_p, c_p] + ([scratch] if scratch_arg else [])
+    args += [const(x) if isinstance(x, int) else x for x in sizes]
+    b.call(shared_fn, args + [row0, epi, ctx])
+    b.ret_void()
+    return fn
+
+
 def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
                      epilogue: Epilogue = None) -> ir.Function:
     """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0, i8* ctx)`
-    computing C = op(A) @ op(B) for the static shape `s` (row0: the epilogue's index of C's
-    first row, ctx: the epilogue's context); scratch holds gemm_scratch_bytes(s, blk) for the
-    packed block of B (and of A, if packed)."""
-    t = llvm_type(s.dtype)
-    vl = vector_width(s.dtype)
-    if blk.nr % vl or blk.mc % blk.mr or blk.nc % blk.nr:
+    computing C = op(A) @ op(B) for the shape `s` (row0: the epilogue's index of C's first
+    row, ctx: the epilogue's context) by a call of the module's shared packed GEMM for
+    (dtype, mr x nr, transposes); scratch holds gemm_scratch_bytes(s, blk) for the packed
+    block of B (and of A, if packed)."""
+    if blk.nr % vector_width(s.dtype) or blk.mc % blk.mr or blk.nc % blk.nr:
         raise ValueError(f"bad blocking {blk} for {s.dtype}")
+    drv = packed_gemm(module, s.dtype, blk.mr, blk.nr, s.trans_a, s.trans_b)
+    sizes = [s.m, s.n, s.k, s.lda, s.ldb, s.ldc, blk.mc, blk.kc, blk.nc,
+             ir.Constant(i32, int(_packs_a(s, blk)))]
+    return _thin_driver(module, name, s.dtype, epilogue, drv, sizes, True)
+
+
+def packed_gemm(module: ir.Module, dtype: DType, mr: int, nr: int, trans_a: bool,
+                trans_b: bool) -> ir.Function:
+    """The module's shared packed GEMM (BLIS loop nest, module docstring) for this dtype, tile
+    and operand layout: `void (T* a, T* b, T* c, i8* scratch, i64 m, n, k, lda, ldb, ldc, mc,
+    kc, nc, i32 pack_a, i64 row0, epi_tile* epi, i8* ctx)`. epi (or null) is called on each
+    tile after its last K slice. With pack_a (trans_a only) blocks of A are packed."""
+    name = f"lepton.gemm.{dtype}.drv{mr}x{nr}.{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}"
+    return shared(module, name, lambda: _emit_packed_gemm(module, name, dtype, mr, nr, trans_a,
+                                                          trans_b))
+
+
+def _emit_packed_gemm(module, name, dtype, mr, nr, trans_a, trans_b):
+    t = llvm_type(dtype)
     tp = t.as_pointer()
-    fn, b = new_driver(module, name, s.dtype)
-    a_p, b_p, c_p, scratch, row0, ctx = fn.args
-    mr, nr = blk.mr, blk.nr
+    vl = vector_width(dtype)
+    fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer()] + [i64] * 9 +
+                         [i32, i64, _epi_tile_type(t), i8.as_pointer()],
+                         ["a", "b", "c", "scratch", "m", "n", "k", "lda", "ldb", "ldc", "mc",
+                          "kc", "nc", "pack_a", "row0", "epi", "ctx"])
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    (a_p, b_p, c_p, scratch, m, n, k, lda, ldb, ldc, mc_max, kc_max, nc_max, pack_a_flag, row0,
+     epi, ctx) = fn.args
+    b_rs, b_cs = (const(1), ldb) if trans_b else (ldb, const(1))
+    a_rs, a_cs = (const(1), lda) if trans_a else (lda, const(1))
+    mk = emit_microkernel(module, TileSpec(dtype, mr, nr // vl, a_trans=trans_a))
+    pack_b = (emit_pack_bt if trans_b else emit_pack_b)(module, dtype, nr)
     b_pack = b.bitcast(scratch, tp)
-    a_pack = b.bitcast(b.gep(scratch, [const(_b_pack_bytes(s, blk))]), tp)
-
-    # micro-kernels for the full tile and the (static) edge tiles, only those the shape needs
-    m_edge, n_edge = s.m % mr, s.n % nr
-
-    b_rs, b_cs = s.b_strides
+    # packed A after one packed block of B (gemm_scratch_bytes)
+    kc_top = minmax(b, kc_max, k, smaller=True)
+    nc_top = minmax(b, nc_max, n, smaller=True)
+    b_bytes = b.mul(b.mul(kc_top, _round_up_v(b, nc_top, nr)), const(dtype.itemsize))
+    a_pack = b.bitcast(b.gep(scratch, [_round_up_v(b, b_bytes, 64)]), tp)
+    packs_a = b.icmp_unsigned("!=", pack_a_flag, ir.Constant(i32, 0))
+    has_epi = b.icmp_unsigned("!=", b.ptrtoint(epi, i64), const(0))
     # A is read in place (a transposed A has other strides), except a transposed A whose
-    # row stride is a multiple of 4 KiB: then a micro-panel's k steps all map to one L1 set
-    # (1024^3 f32: 216 instead of 262 GFLOP/s). Packing it (reading rows front to back) pays
-    # once the block meets more than one B micro-panel (n = 32: 205 packed, 223 in place).
-    pack_a = None
-    if _packs_a(s, blk):
-        pack_a = emit_pack_at(module, f"{name}.pa", s.dtype, mr, s.lda, A_PANEL_PAD)
-    a_rs, a_cs = (1, mr) if pack_a is not None else s.a_strides
+    # row stride is a multiple of 4 KiB (the caller's choice, _packs_a): then a micro-panel's
+    # k steps all map to one L1 set (1024^3 f32: 216 instead of 262 GFLOP/s); packing it
+    # (reading rows front to back) pays once the block meets more than one B micro-panel.
+    pack_a = emit_pack_at(module, dtype, mr, A_PANEL_PAD) if trans_a else None
 
-    def tile(rows, cols, tag):
-        spec = TileSpec(s.dtype, rows, -(-cols // vl), cols, a_rs=a_rs, a_cs=a_cs, b_rs=nr,
-                        ldc=s.ldc, b_align=64)
-        return emit_microkernel(module, f"{name}.mk{tag}", spec, epilogue)
-    mk = tile(mr, nr, "") if s.m >= mr and s.n >= nr else None
-    mk_m = tile(m_edge, nr, ".m") if m_edge and s.n >= nr else None
-    mk_n = tile(mr, n_edge, ".n") if n_edge and s.m >= mr else None
-    mk_mn = tile(m_edge, n_edge, ".mn") if m_edge and n_edge else None
-    # a transposed B is packed by in-register VL x VL transposes into the same panels
-    pack_b = (emit_pack_bt if s.trans_b else emit_pack_b)(module, f"{name}.pb", s.dtype, nr, s.ldb)
-
-    def call_tile(f, ap, bp, crow, ccol, kc, mode):
-        c = b.gep(c_p, [b.add(b.mul(crow, const(s.ldc)), ccol)], inbounds=True)
-        b.call(f, [ap, bp, c, kc, mode, b.add(row0, crow), ccol, ctx])
-
-    with for_range(b, s.n, step=blk.nc, name="jc") as jc:
-        nc = minmax(b, const(blk.nc), b.sub(const(s.n), jc), smaller=True)
-        n_full = b.udiv(nc, const(nr))
-        with for_range(b, s.k, step=blk.kc, name="pc") as pc:
-            kc = minmax(b, const(blk.kc), b.sub(const(s.k), pc), smaller=True)
-            b_blk = b.add(b.mul(pc, const(b_rs)), b.mul(jc, const(b_cs)))
-            b.call(pack_b, [b_pack, b.gep(b_p, [b_blk], inbounds=True), kc, nc])
-            mode = b.zext(b.icmp_signed(">", pc, const(0)), i32)
-            if epilogue is not None:
-                last = b.zext(b.icmp_signed("==", b.add(pc, kc), const(s.k)), i32)
-                mode = b.or_(mode, b.shl(last, ir.Constant(i32, 1)))
-            with for_range(b, s.m, step=blk.mc, name="ic") as ic:
-                mc = minmax(b, const(blk.mc), b.sub(const(s.m), ic), smaller=True)
-                if pack_a is None:
-                    a_blk = b.gep(a_p, [b.add(b.mul(ic, const(a_rs)), b.mul(pc, const(a_cs)))],
-                                  inbounds=True)
-                    panel_step = const(mr * a_rs)
-                else:
-                    a_src = b.gep(a_p, [b.add(ic, b.mul(pc, const(s.lda)))], inbounds=True)
-                    b.call(pack_a, [a_pack, a_src, kc, mc])
-                    a_blk, panel_step = a_pack, b.add(b.mul(kc, const(mr)), const(A_PANEL_PAD))
-
-                def a_panel(i):
-                    return b.gep(a_blk, [b.mul(i, panel_step)], inbounds=True)
-                m_full = b.udiv(mc, const(mr))
-                a_edge = a_panel(m_full)
-                edge_row = b.add(ic, b.mul(m_full, const(mr)))
-                has_m_edge = b.icmp_unsigned("!=", b.mul(m_full, const(mr)), mc)
-
-                def sweep(bp, col, f_full, f_edge):
-                    # all A panels of this block past one B micro-panel
-                    if f_full is not None:
-                        with for_range(b, m_full, name="ir") as ir_:
-                            row = b.add(ic, b.mul(ir_, const(mr)))
-                            call_tile(f_full, a_panel(ir_), bp, row, col, kc, mode)
-                    if f_edge is not None:
-                        with b.if_then(has_m_edge):
-                            call_tile(f_edge, a_edge, bp, edge_row, col, kc, mode)
-
-                with for_range(b, n_full, name="jr") as jr:
-                    bp = b.gep(b_pack, [b.mul(jr, b.mul(kc, const(nr)))], inbounds=True)
-                    sweep(bp, b.add(jc, b.mul(jr, const(nr))), mk, mk_m)
-                if n_edge:
-                    with b.if_then(b.icmp_unsigned("!=", b.mul(n_full, const(nr)), nc)):
-                        bp = b.gep(b_pack, [b.mul(n_full, b.mul(kc, const(nr)))], inbounds=True)
-                        sweep(bp, b.add(jc, b.mul(n_full, const(nr))), mk_n, mk_mn)
+    with _steps(b, n, nc_max, "jc") as jc:
+        nc = minmax(b, nc_max, b.sub(n, jc), smaller=True)
+        with _steps(b, k, kc_max, "pc") as pc:
+            kc = minmax(b, kc_max, b.sub(k, pc), smaller=True)
+            b_blk = b.add(b.mul(pc, b_rs), b.mul(jc, b_cs))
+            b.call(pack_b, [b_pack, b.gep(b_p, [b_blk], inbounds=True), kc, nc, ldb])
+            acc = b.zext(b.icmp_signed(">", pc, const(0)), i32)
+            do_epi = b.and_(has_epi, b.icmp_signed("==", b.add(pc, kc), k))
+            with _steps(b, m, mc_max, "ic") as ic:
+                mc = minmax(b, mc_max, b.sub(m, ic), smaller=True)
+                a_blk = b.gep(a_p, [b.add(b.mul(ic, a_rs), b.mul(pc, a_cs))], inbounds=True)
+                a_ld, panel_step = lda, b.mul(const(mr), a_rs)
+                if pack_a is not None:
+                    with b.if_then(packs_a):
+                        b.call(pack_a, [a_pack, a_blk, kc, mc, lda])
+                    a_blk = b.select(packs_a, a_pack, a_blk)
+                    a_ld = b.select(packs_a, const(mr), lda)
+                    panel_step = b.select(packs_a, b.add(b.mul(kc, const(mr)),
+                                                         const(A_PANEL_PAD)), panel_step)
+                with for_range(b, _ceil_div_v(b, nc, nr), name="jr") as jr:
+                    j0 = b.mul(jr, const(nr))
+                    bp = b.gep(b_pack, [b.mul(j0, kc)], inbounds=True)
+                    col = b.add(jc, j0)
+                    cols = minmax(b, const(nr), b.sub(nc, j0), smaller=True)
+                    with for_range(b, _ceil_div_v(b, mc, mr), name="ir") as ir_:
+                        i0 = b.mul(ir_, const(mr))
+                        row = b.add(ic, i0)
+                        rows = minmax(b, const(mr), b.sub(mc, i0), smaller=True)
+                        cp = b.gep(c_p, [b.add(b.mul(row, ldc), col)], inbounds=True)
+                        b.call(mk, [b.gep(a_blk, [b.mul(ir_, panel_step)], inbounds=True), bp,
+                                    cp, kc, a_ld, const(nr), ldc, rows, cols, acc])
+                        with b.if_then(do_epi):
+                            b.call(epi, [cp, ldc, rows, cols, b.add(row0, row), col, ctx])
     b.ret_void()
     return fn
+
+
+@contextmanager
+def _steps(b, n, step, name):
+    """A loop over 0, step, 2*step, ... < n for an i64 value `step`."""
+    with for_range(b, b.udiv(b.add(n, b.sub(step, const(1))), step), name=name) as i:
+        yield b.mul(i, step)
+
+
+def _ceil_div_v(b, x, d: int):
+    return b.udiv(b.add(x, const(d - 1)), const(d))
+
+
+def _round_up_v(b, x, d: int):
+    return b.mul(_ceil_div_v(b, x, d), const(d))
+
+
+def _rows_tile(s: GemmShape, mr: int) -> tuple[int, int]:
+    """(rows, vectors) of the rows driver's register tile for GemmShape s."""
+    mr = min(mr, s.m)
+    # enough accumulators to cover the FMA latency, few enough to stay in registers
+    return mr, max(1, min(ROWS_MAX_VECTORS, 24 // mr, -(-s.n // vector_width(s.dtype))))
 
 
 def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
                      epilogue: Epilogue = None) -> ir.Function:
     """Adds an internal driver (emit_gemm_driver's signature) for GEMMs whose C fits in cache
-    (few rows: matrix-vector products, small batches). Nothing is packed and B
-    streams through exactly once: K is cut into slices of ROWS_KB rows (more for narrow B, up
-    to ROWS_SLICE_BYTES), and each slice (small enough for L1) meets every row group of A and
-    every column of C before the next is read. The hardware prefetcher follows the slice's
-    concurrent row streams of B. A may be transposed (other strides); B may not (its rows
-    are what the vector loads stream)."""
+    (few rows: matrix-vector products, small batches), calling the module's shared rows GEMM
+    (rows_gemm) with this shape's sizes."""
     if s.trans_b:
         raise ValueError("rows driver: B must be stored untransposed")
-    t = llvm_type(s.dtype)
-    vl = vector_width(s.dtype)
-    tp = t.as_pointer()
-    fn, b = new_driver(module, name, s.dtype)
-    a_p, b_p, c_p, _, row0, ctx = fn.args
-    mr = min(mr, s.m)
-    # enough accumulators to cover the FMA latency, few enough to stay in registers
-    nvec = max(1, min(ROWS_MAX_VECTORS, 24 // mr, -(-s.n // vl)))
-    width = nvec * vl
-    n_full, n_edge = divmod(s.n, width)
-    m_full, m_edge = divmod(s.m, mr)
-    a_rs, a_cs = s.a_strides
-
-    def tile(rows, cols, tag):
-        if not rows or not cols:
-            return None
-        spec = TileSpec(s.dtype, rows, -(-cols // vl), cols, a_rs=a_rs, a_cs=a_cs, b_rs=s.ldb,
-                        ldc=s.ldc, b_masked=True)
-        return emit_microkernel(module, f"{name}.mk{tag}", spec, epilogue)
-    tiles = {(rows, cols): tile(rows, cols, tag) for rows, cols, tag in
-             ((mr, width, ""), (mr, n_edge, ".n"), (m_edge, width, ".m"), (m_edge, n_edge, ".mn"))}
-
-    def row_group(rows, r0, a_k, b_k, kc, mode):
-        c_r = b.gep(c_p, [b.mul(r0, const(s.ldc))], inbounds=True)
-        a_r = b.gep(a_k, [b.mul(r0, const(a_rs))], inbounds=True)
-        if n_full:
-            with for_range(b, n_full, name="j") as j:
-                col = b.mul(j, const(width))
-                b.call(tiles[rows, width], [a_r, b.gep(b_k, [col]), b.gep(c_r, [col]), kc, mode,
-                                            b.add(row0, r0), col, ctx])
-        if n_edge:
-            col = const(n_full * width)
-            b.call(tiles[rows, n_edge], [a_r, b.gep(b_k, [col]), b.gep(c_r, [col]), kc, mode,
-                                         b.add(row0, r0), col, ctx])
-
+    mr, nvec = _rows_tile(s, mr)
     kb = max(ROWS_KB, ROWS_SLICE_BYTES // (s.n * s.dtype.itemsize))
     if s.m <= mr and s.m * s.n * s.dtype.itemsize > ROWS_MAX_C_BYTES:
         # one row group and a C beyond L2 (emit_ct_driver's tall C^T): slices would only
         # re-read C, there is no other row group to share them with
         kb = s.k
-    with for_range(b, s.k, step=kb, name="ks") as k0:
-        kc = minmax(b, const(kb), b.sub(const(s.k), k0), smaller=True)
-        mode = b.zext(b.icmp_signed(">", k0, const(0)), i32)
-        if epilogue is not None:
-            last = b.zext(b.icmp_signed("==", b.add(k0, kc), const(s.k)), i32)
-            mode = b.or_(mode, b.shl(last, ir.Constant(i32, 1)))
-        a_k = b.gep(a_p, [b.mul(k0, const(a_cs))], inbounds=True)
-        b_k = b.gep(b_p, [b.mul(k0, const(s.ldb))], inbounds=True)
-        with for_range(b, m_full, name="g") as g:
-            row_group(mr, b.mul(g, const(mr)), a_k, b_k, kc, mode)
-        if m_edge:
-            row_group(m_edge, const(m_full * mr), a_k, b_k, kc, mode)
+    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
+    return _thin_driver(module, name, s.dtype, epilogue, drv,
+                        [s.m, s.n, s.k, s.lda, s.ldb, s.ldc, kb], False)
+
+
+def rows_gemm(module: ir.Module, dtype: DType, mr: int, nvec: int, trans_a: bool):
+    """The module's shared few-rows GEMM: `void (T* a, T* b, T* c, i64 m, n, k, lda, ldb, ldc,
+    kb, i64 row0, epi_tile* epi, i8* ctx)`. Nothing is packed and B streams through exactly
+    once: K is cut into slices of kb rows, and each slice (small enough for L1) meets every
+    row group of A and every column of C before the next is read. The hardware prefetcher
+    follows the slice's concurrent row streams of B. A may be transposed (other strides); B
+    may not (its rows are what the vector loads stream)."""
+    name = f"lepton.gemm.{dtype}.rows{mr}x{nvec}.{'t' if trans_a else 'n'}"
+    return shared(module, name, lambda: _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a))
+
+
+def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a):
+    t = llvm_type(dtype)
+    tp = t.as_pointer()
+    width = nvec * vector_width(dtype)
+    fn, b = new_function(module, name, [tp, tp, tp] + [i64] * 8 + [_epi_tile_type(t),
+                                                                   i8.as_pointer()],
+                         ["a", "b", "c", "m", "n", "k", "lda", "ldb", "ldc", "kb", "row0", "epi",
+                          "ctx"])
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    a_p, b_p, c_p, m, n, k, lda, ldb, ldc, kb, row0, epi, ctx = fn.args
+    a_rs, a_cs = (const(1), lda) if trans_a else (lda, const(1))
+    mk = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a, b_packed=False))
+    has_epi = b.icmp_unsigned("!=", b.ptrtoint(epi, i64), const(0))
+    with _steps(b, k, kb, "ks") as k0:
+        kc = minmax(b, kb, b.sub(k, k0), smaller=True)
+        acc = b.zext(b.icmp_signed(">", k0, const(0)), i32)
+        do_epi = b.and_(has_epi, b.icmp_signed("==", b.add(k0, kc), k))
+        a_k = b.gep(a_p, [b.mul(k0, a_cs)], inbounds=True)
+        b_k = b.gep(b_p, [b.mul(k0, ldb)], inbounds=True)
+        with for_range(b, _ceil_div_v(b, m, mr), name="g") as g:
+            r0 = b.mul(g, const(mr))
+            rows = minmax(b, const(mr), b.sub(m, r0), smaller=True)
+            a_r = b.gep(a_k, [b.mul(r0, a_rs)], inbounds=True)
+            c_r = b.gep(c_p, [b.mul(r0, ldc)], inbounds=True)
+            with for_range(b, _ceil_div_v(b, n, width), name="j") as j:
+                col = b.mul(j, const(width))
+                cols = minmax(b, const(width), b.sub(n, col), smaller=True)
+                cp = b.gep(c_r, [col], inbounds=True)
+                b.call(mk, [a_r, b.gep(b_k, [col], inbounds=True), cp, kc, lda, ldb, ldc,
+                            rows, cols, acc])
+                with b.if_then(do_epi):
+                    b.call(epi, [cp, ldc, rows, cols, b.add(row0, r0), col, ctx])
     b.ret_void()
     return fn
 

@@ -7,8 +7,10 @@ calling convention `void name(T* out, T* in0, [T* in1,] i8* scratch)` and return
     k.fn             # the ir.Function
     k.scratch_bytes  # the caller passes a 64-byte aligned buffer of at least this many bytes
 
-An *epilogue* is a callable `epilogue(builder, value, row, col, ctx) -> value` applied to each
-value just before it is stored for the last time. `value` is a `<VL x T>` vector holding columns
+An *epilogue* is a callable `epilogue(builder, value, row, col, ctx) -> value` applied once to
+each output value: in registers before its last store (dot products, the C^T copy of a
+transposed A with few columns), or by gemm.py's shared drivers to each finished tile of C,
+read back while it is in L1. `value` is a `<VL x T>` vector holding columns
 col .. col+VL-1 of row `row` (or a scalar of type T in scalar code paths); `row` and `col` are
 i64 values indexing the output seen as a 2-d matrix (see each emitter for the mapping).
 Lanes past the matrix edge (col + l >= N) hold garbage and are never stored: an epilogue that

@@ -20,6 +20,7 @@ from llvmlite import ir
 from ...ir.types import DType
 from .kernel import llvm_type, masked_load, masked_store, splat, vector_width, vptr
 from .loops import const, for_range, i1, i32, i64, new_function
+from .microkernel import shared
 
 
 def transpose_vectors(b: ir.IRBuilder, rows: list) -> list:
@@ -73,20 +74,22 @@ def transpose_vectors(b: ir.IRBuilder, rows: list) -> list:
     return out
 
 
-def emit_transpose(module: ir.Module, name: str, dtype: DType, lds: int, ldd: int,
+def emit_transpose(module: ir.Module, name: str, dtype: DType, lds: int | None, ldd: int,
                    rows_pad: int) -> ir.Function:
     """Adds the internal transposition function `name` (module docstring). rows_pad must be a
-    multiple of VL and ldd >= rows_pad; the caller keeps rows <= rows_pad."""
+    multiple of VL and ldd >= rows_pad; the caller keeps rows <= rows_pad. With lds None the
+    source's row stride is a fifth argument, `i64 lds`."""
     t = llvm_type(dtype)
     vl = vector_width(dtype)
     vt = ir.VectorType(t, vl)
     if rows_pad % vl or ldd < rows_pad:
         raise ValueError(f"transpose {name}: rows_pad {rows_pad}, ldd {ldd} for {vl} lanes")
-    fn, b = new_function(module, name, [t.as_pointer()] * 2 + [i64, i64],
-                         ["dst", "src", "rows", "cols"])
+    fn, b = new_function(module, name, [t.as_pointer()] * 2 + [i64] * (2 if lds else 3),
+                         ["dst", "src", "rows", "cols", "lds"])
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    dst, src, rows, cols = fn.args
+    dst, src, rows, cols = fn.args[:4]
+    lds = const(lds) if lds else fn.args[4]
     mask_t = ir.VectorType(i1, vl)
     none = ir.Constant(mask_t, [0] * vl)
     lanes = ir.Constant(ir.VectorType(i64, vl), list(range(vl)))
@@ -100,7 +103,7 @@ def emit_transpose(module: ir.Module, name: str, dtype: DType, lds: int, ldd: in
             b.icmp_signed("<", lanes, splat(b, col_lim, vl))
         vecs = []
         for r in range(vl):
-            p = vptr(b, src, b.add(b.mul(b.add(r0, const(r)), const(lds)), c0), vt)
+            p = vptr(b, src, b.add(b.mul(b.add(r0, const(r)), lds), c0), vt)
             if row_lim is None:
                 vecs.append(b.load(p, align=dtype.itemsize))
             else:
@@ -133,21 +136,27 @@ def emit_transpose(module: ir.Module, name: str, dtype: DType, lds: int, ldd: in
     return fn
 
 
-def emit_pack_bt(module: ir.Module, name: str, dtype: DType, nr: int, ldb: int) -> ir.Function:
-    """`void name(T* dst, T* src, i64 kc, i64 nc)`: packs the kc x nc block of B whose
-    transpose is stored row-major at src (B[k, j] at src[j*ldb + k]) into the packed panel
-    layout of microkernel.py (panel q: element (k, j) at q*kc*nr + k*nr + j, zero past nc)."""
+def emit_pack_bt(module: ir.Module, dtype: DType, nr: int) -> ir.Function:
+    """The shared `void lepton.gemm.T.pbtNR(T* dst, T* src, i64 kc, i64 nc, i64 ldb)`: packs
+    the kc x nc block of B whose transpose is stored row-major at src (B[k, j] at
+    src[j*ldb + k]) into the packed panel layout of microkernel.py (panel q: element (k, j)
+    at q*kc*nr + k*nr + j, zero past nc)."""
+    name = f"lepton.gemm.{dtype}.pbt{nr}"
+    return shared(module, name, lambda: _emit_pack_bt(module, name, dtype, nr))
+
+
+def _emit_pack_bt(module: ir.Module, name: str, dtype: DType, nr: int) -> ir.Function:
     t = llvm_type(dtype)
-    tr = emit_transpose(module, f"{name}.tr", dtype, lds=ldb, ldd=nr, rows_pad=nr)
-    fn, b = new_function(module, name, [t.as_pointer()] * 2 + [i64, i64],
-                         ["dst", "src", "kc", "nc"])
+    tr = emit_transpose(module, f"{name}.tr", dtype, lds=None, ldd=nr, rows_pad=nr)
+    fn, b = new_function(module, name, [t.as_pointer()] * 2 + [i64] * 3,
+                         ["dst", "src", "kc", "nc", "ldb"])
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    dst, src, kc, nc = fn.args
+    dst, src, kc, nc, ldb = fn.args
     with for_range(b, b.udiv(b.add(nc, const(nr - 1)), const(nr)), name="q") as q:
         rows = b.sub(nc, b.mul(q, const(nr)))
         rows = b.select(b.icmp_signed("<", rows, const(nr)), rows, const(nr))
         b.call(tr, [b.gep(dst, [b.mul(q, b.mul(kc, const(nr)))], inbounds=True),
-                    b.gep(src, [b.mul(q, const(nr * ldb))], inbounds=True), rows, kc])
+                    b.gep(src, [b.mul(b.mul(q, const(nr)), ldb)], inbounds=True), rows, kc, ldb])
     b.ret_void()
     return fn
