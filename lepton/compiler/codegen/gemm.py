@@ -33,11 +33,14 @@ either flag or none, f64 ~125 (np.matmul with this OpenBLAS: ~130 and ~63).
 """
 from __future__ import annotations
 
+import functools
+
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 
 from ...ir.types import DType, TensorType, float32, float64
@@ -63,10 +66,27 @@ class Blocking:
 
 # Tuned on znver5 (32 zmm registers, 48 KiB L1d, 1 MiB L2) with tests/bench_gemm_conv.py;
 # 12x32, 14x32, 6x64, 8x48 tiles and kc 384/512 measured within noise of these.
-DEFAULT_BLOCKING = {
+WIDE_BLOCKING = {
     float32: Blocking(mr=8, nr=32, mc=128, kc=256, nc=2048),
     float64: Blocking(mr=8, nr=16, mc=96, kc=256, nc=1024),
 }
+# With 16 vector registers (AVX2) the 8 x 32 tile's 32 accumulators spill: 512^3 f32 ran at
+# 16 GFLOP/s on znver3, a 6 x 16 tile (12 ymm accumulators) at 70 (NumPy's OpenBLAS 75).
+NARROW_BLOCKING = {
+    float32: Blocking(mr=6, nr=16, mc=96, kc=256, nc=2048),
+    float64: Blocking(mr=6, nr=8, mc=96, kc=256, nc=1024),
+}
+
+
+@functools.cache
+def _wide_registers() -> bool:
+    """Whether the host has 32 512-bit vector registers (AVX-512) for the register tile."""
+    return "+avx512f" in llvm.get_host_cpu_features().flatten()
+
+
+def default_blocking(dtype) -> Blocking:
+    """The blocking for the host's vector register file (the target key holds the CPU)."""
+    return (WIDE_BLOCKING if _wide_registers() else NARROW_BLOCKING)[dtype]
 
 
 # The few-rows path (emit_rows_driver) beats packing up to about 64 rows while C stays in L2
@@ -377,7 +397,7 @@ def emit_ct_driver(module: ir.Module, name: str, s: GemmShape,
         raise ValueError("ct driver: for a transposed A only")
     ldt = _round_up(s.m, vector_width(s.dtype))
     st = GemmShape(s.dtype, s.n, s.m, s.k, s.ldb, s.lda, ldt, trans_a=not s.trans_b)
-    inner = emit_rows_driver(module, f"{name}.t", st, DEFAULT_BLOCKING[s.dtype].mr)
+    inner = emit_rows_driver(module, f"{name}.t", st, default_blocking(s.dtype).mr)
     tp = llvm_type(s.dtype).as_pointer()
     fn, b = new_driver(module, name, s.dtype)
     a_p, b_p, c_p, scratch, row0, ctx = fn.args
@@ -407,7 +427,7 @@ def plan_gemm(module: ir.Module, name: str, s: GemmShape, epilogue: Epilogue = N
     packing it beats another pass over it per 8 rows)."""
     if s.dtype not in (float32, float64):
         return emit_int_gemm(module, name, s, epilogue), 0
-    blk = blocking or DEFAULT_BLOCKING[s.dtype]
+    blk = blocking or default_blocking(s.dtype)
     if blocking is None:
         if s.n <= DOT_MAX_N and s.m > s.n:
             if s.trans_a:
