@@ -240,12 +240,15 @@ def test_lepton_runner_on_the_call_workload():
 
 @pytest.mark.parametrize("peer,module", [("torch", "torch"), ("jax", "jax"),
                                          ("onnxruntime", "onnxruntime")])
-def test_peer_computes_w6_w7_w8(peer, module):
+def test_peer_computes_w6_w7_w8(peer, module, request):
     pytest.importorskip(module)
     if module == "onnxruntime":
         pytest.importorskip("onnx")
     from lepton.bench.runners import get_runner
     runner = get_runner(peer)
+    if peer == "torch":  # its setup turns autograd off for the process: give it back after
+        import torch
+        request.addfinalizer(lambda grad=torch.is_grad_enabled(): torch.set_grad_enabled(grad))
     runner.setup()
     for wid in ("W6", "W7", "W8"):
         w, args, ref = _w(wid)
