@@ -15,6 +15,8 @@ from `__del__`. Small outputs are plain `np.empty` (their faults are cheap).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 MIN_BYTES = 1 << 20     # below this a fresh array is as cheap as a recycled one
@@ -43,7 +45,7 @@ class OutputPool:
 
     def empty(self, shape, dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize  # (not np.prod: 10 µs on a hot path)
         if nbytes < MIN_BYTES:
             return np.empty(shape, dtype)
         free = self._free.get(nbytes)
