@@ -36,6 +36,7 @@ from .ir.types import TupleType
 from .runtime.executable import Executable
 from .runtime.cache import DiskCache, cache_key
 from .runtime.jit import NativeLibrary, compile_object, openmp_available
+from .runtime import routines
 from .tuning import host_vector_width
 
 class CompileResult:
@@ -103,6 +104,9 @@ class CompileResult:
         key = cache_key(print_graph(self.graph, locs=False), flags, self.vector_width) \
             if cache else None
         hit = cache.get(key) if cache else None
+        if hit and not routines.load_cached(hit[1].get("routines", []), cache,
+                                            self.vector_width):
+            hit = None   # a routine it calls is no longer cached: compile it all again
         self.cached = hit is not None
         t = time.perf_counter()
         if hit:
@@ -119,12 +123,17 @@ class CompileResult:
         self.llvm_ir = lowered.llvm_ir
         times["lower"] = time.perf_counter() - t
         t = time.perf_counter()
-        obj, optimized = compile_object(self.llvm_ir, width=self.vector_width)
+        # the shared GEMM routines: compiled once per host (routines.py), not in every model
+        model_ir, shared = routines.split_routines(self.llvm_ir, self.vector_width)
+        routines.load_routines(shared, cache, self.vector_width)
+        times["routines"] = time.perf_counter() - t
+        obj, optimized = compile_object(model_ir, width=self.vector_width)
         self.lib = NativeLibrary(obj, optimized, self.vector_width)
         times["llvm"] = time.perf_counter() - t
         if cache:
             cache.put(key, obj, {"llvm_ir": self.llvm_ir, "kernels": self.kernel_names,
-                                 "scratch_bytes": self.plan.scratch_bytes})
+                                 "scratch_bytes": self.plan.scratch_bytes,
+                                 "routines": [r.symbol for r in shared]})
 
     def stats(self) -> dict:
         p = self.plan

@@ -51,6 +51,13 @@ class DiskCache:
     def from_config(directory: str | None, enabled: bool) -> "DiskCache | None":
         return DiskCache(directory) if enabled and directory else None
 
+    def part(self, name: str) -> "DiskCache":
+        """The cache in the subdirectory `name` (e.g. the shared routines', routines.py)."""
+        return DiskCache(str(self.dir / name))
+
+    def __contains__(self, key: str) -> bool:
+        return (self.dir / f"{key}.o").is_file() and (self.dir / f"{key}.json").is_file()
+
     def get(self, key: str) -> tuple[bytes, dict] | None:
         try:
             obj = (self.dir / f"{key}.o").read_bytes()
