@@ -97,8 +97,9 @@ def emit_nest(b: ir.IRBuilder, shape, views: list[View], body, name="i", first=N
 
 
 def emit_map(b: ir.IRBuilder, shape, inputs: list[Access], outputs: list[Access],
-             body: Callable[[ir.IRBuilder, list], list]) -> None:
-    """Emits `for i in shape: outputs[k][i] = body(b, [inputs[j][i]])[k]` at b's position."""
+             body: Callable[[ir.IRBuilder, list], list], unroll: bool = True) -> None:
+    """Emits `for i in shape: outputs[k][i] = body(b, [inputs[j][i]])[k]` at b's position;
+    unroll=False keeps LLVM from unrolling its loops (they are still vectorised)."""
     if any(s == 0 for s in shape):
         return
     accesses = inputs + outputs
@@ -109,4 +110,4 @@ def emit_map(b: ir.IRBuilder, shape, inputs: list[Access], outputs: list[Access]
         for p, a, v in zip(ptrs[len(inputs):], outputs, body(b, vals)):
             store(b, v, p, a.dtype)
 
-    emit_nest(b, shape, [a.view for a in accesses], at)
+    emit_nest(b, shape, [a.view for a in accesses], at, unroll=unroll)
