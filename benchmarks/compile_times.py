@@ -3,7 +3,7 @@ cache, so the first `lp.compile` also pays for setting LLVM up) and again (a sec
 of the same model in that process: the warm disk cache), with the cold compile split into its
 stages as `f.stats()` reports them. W10 is W8's block 12 times (each with its own parameters).
 
-    python benchmarks/compile_times.py [--only W2,W8,W10] [--routines]
+    python benchmarks/compile_times.py [--only W2,W8,W10] [--routines | --after W8]
 
     workload  cold s  again s  trace   passes  lower   llvm    kernels
     W8        0.48    0.41     0.001   0.001   0.069   0.411   20
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,9 @@ def main(argv=None) -> int:
     ap.add_argument("--routines", action="store_true",
                     help="cold with the shared GEMM routines already cached on disk (built by "
                          "an earlier process), the model itself not: a known host")
+    ap.add_argument("--after", default=None, metavar="WID",
+                    help="cold after an earlier process compiled workload WID with the same "
+                         "disk cache (e.g. --only W10 --after W8: a new model of known kernels)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     opts = ap.parse_args(argv)
     if opts.child:
@@ -73,12 +77,14 @@ def main(argv=None) -> int:
         ids = [i for i in ids if i in opts.only.split(",")]
     for wid in ids:
         with tempfile.TemporaryDirectory() as cache:    # cold: nothing cached yet
-            if opts.routines:   # an earlier process built the routines; forget its model
-                subprocess.run([sys.executable, __file__, "--child", wid], capture_output=True,
-                               env={**env, "LEPTON_CACHE_DIR": cache}, timeout=600)
-                for f in os.scandir(cache):   # (the host's vector width choice stays)
-                    if f.is_file() and f.name != "vector_width.json":
-                        os.unlink(f.path)
+            if opts.routines or opts.after:   # an earlier process compiles a model
+                subprocess.run([sys.executable, __file__, "--child", opts.after or wid],
+                               capture_output=True, env={**env, "LEPTON_CACHE_DIR": cache},
+                               timeout=600)
+            if opts.routines:   # forget all but the routines (and the host's vector width)
+                for f in os.scandir(cache):
+                    if f.name not in ("routines", "vector_width.json"):
+                        shutil.rmtree(f.path) if f.is_dir() else os.unlink(f.path)
             p = subprocess.run([sys.executable, __file__, "--child", wid], capture_output=True,
                                text=True, env={**env, "LEPTON_CACHE_DIR": cache}, timeout=600)
         if p.returncode != 0:
@@ -95,9 +101,9 @@ def main(argv=None) -> int:
         print("  ".join(c.ljust(wd) for c, wd in zip(row, widths)).rstrip())
     print("\ncold: first lp.compile in a fresh process (trace, passes, lowering, LLVM, JIT); "
           "again: a second lp.compile of the same model in that process (from the disk cache)")
-    print("the shared GEMM routines: " + ("cached by an earlier process (--routines)"
-                                          if opts.routines else "compiled too (first compile "
-                                          "on this host)"))
+    print("disk cache before the cold compile: " + (
+        f"what a process compiling {opts.after} left" if opts.after and not opts.routines else
+        "the shared GEMM routines only" if opts.routines else "empty (first compile on a host)"))
     return 0
 
 

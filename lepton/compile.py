@@ -35,8 +35,8 @@ from .ir.printer import print_graph
 from .ir.types import TupleType
 from .runtime.executable import Executable
 from .runtime.cache import DiskCache, cache_key
-from .runtime.jit import NativeLibrary, compile_object, openmp_available
-from .runtime import routines
+from .runtime.jit import MODEL_LEVEL, NativeLibrary, compile_object, openmp_available
+from .runtime import kernel_cache, routines
 from .tuning import host_vector_width
 
 class CompileResult:
@@ -100,13 +100,14 @@ class CompileResult:
         """Object code for the planned graph: from the disk cache, or lowered and compiled
         (then cached). Sets llvm_ir, kernel_names, kernels (None from the cache) and lib."""
         cache = DiskCache.from_config(cfg.cache_dir, cfg.cache and not cfg.dump_dir)
-        flags = f"O3 threads={self.threads}" + (" profile" if profile else "")
+        flags = f"O{MODEL_LEVEL} threads={self.threads}" + (" profile" if profile else "")
         key = cache_key(print_graph(self.graph, locs=False), flags, self.vector_width) \
             if cache else None
         hit = cache.get(key) if cache else None
-        if hit and not routines.load_cached(hit[1].get("routines", []), cache,
-                                            self.vector_width):
-            hit = None   # a routine it calls is no longer cached: compile it all again
+        extra = hit and kernel_cache.cached_objects(hit[1].get("kernel_objects", []), cache)
+        if hit and (extra is None or not routines.load_cached(hit[1].get("routines", []),
+                                                              cache, self.vector_width)):
+            hit = None   # a routine or kernel it needs is no longer cached: compile it again
         self.cached = hit is not None
         t = time.perf_counter()
         if hit:
@@ -114,7 +115,7 @@ class CompileResult:
             self.llvm_ir, self.kernel_names = meta["llvm_ir"], meta["kernels"]
             self.plan.scratch_bytes = meta["scratch_bytes"]
             self.kernels = None
-            self.lib = NativeLibrary(obj, width=self.vector_width)
+            self.lib = NativeLibrary(obj, width=self.vector_width, extra=extra)
             times["cache_load"] = time.perf_counter() - t
             return
         lowered = lower_graph(self.graph, self.plan, self.groups, profile, self.threads)
@@ -127,13 +128,19 @@ class CompileResult:
         model_ir, shared = routines.split_routines(self.llvm_ir, self.vector_width)
         routines.load_routines(shared, cache, self.vector_width)
         times["routines"] = time.perf_counter() - t
-        obj, optimized = compile_object(model_ir, width=self.vector_width)
-        self.lib = NativeLibrary(obj, optimized, self.vector_width)
+        chunks, extra = [], []
+        if cache:   # big kernels: each its own cached object, for later models (kernel_cache.py)
+            model_ir, chunks = kernel_cache.split_kernels(model_ir, self.kernel_names, flags,
+                                                          self.vector_width)
+            extra = kernel_cache.kernel_objects(chunks, cache, MODEL_LEVEL, self.vector_width)
+        obj, optimized = compile_object(model_ir, MODEL_LEVEL, self.vector_width)
+        self.lib = NativeLibrary(obj, optimized, self.vector_width, extra=extra)
         times["llvm"] = time.perf_counter() - t
         if cache:
             cache.put(key, obj, {"llvm_ir": self.llvm_ir, "kernels": self.kernel_names,
                                  "scratch_bytes": self.plan.scratch_bytes,
-                                 "routines": [r.symbol for r in shared]})
+                                 "routines": [r.symbol for r in shared],
+                                 "kernel_objects": [c.key for c in chunks]})
 
     def stats(self) -> dict:
         p = self.plan

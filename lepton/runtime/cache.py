@@ -9,7 +9,9 @@ model seen before skips lowering and LLVM (the slow part) and loads the code in 
 The key hashes the canonical IR text (no source locations), the target CPU and its features,
 the preferred vector width, the llvmlite version and the source of Lepton's compiler itself, so
 a changed code generator never loads stale code. Entries are written atomically; an unreadable
-entry is a miss.
+entry is a miss. `cache.part("routines")` and `cache.part("kernels")` are the subdirectories
+where the shared GEMM routines (routines.py) and big kernels (kernel_cache.py) are kept one by
+one, so later models made of them skip LLVM for them.
 """
 from __future__ import annotations
 

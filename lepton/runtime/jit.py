@@ -72,6 +72,14 @@ def target_key(width: int | None = None) -> str:
            f"llvmlite {llvmlite.__version__}"
 
 
+# LLVM's pipeline for a model's own kernels: O2. On the kernels Lepton emits (scalar loop nests
+# the loop vectoriser turns into vector code) O3 gave no faster code in interleaved A/B runs of
+# the benchmark workloads, but up to 3.5x the LLVM time (a softmax: 0.13 s against 0.04 s).
+# The shared GEMM routines (routines.py), the hot loops, are compiled at O3, once per host.
+MODEL_LEVEL = 2
+ROUTINE_LEVEL = 3
+
+
 def optimize(mod: "llvm.ModuleRef", level: int = 3, tm=None) -> None:
     """Runs LLVM's O`level` pipeline tuned for `tm` (default: the host's)."""
     tm = tm or target_machine()
@@ -119,14 +127,17 @@ class NativeLibrary:
     """Loaded native code (an object file: freshly compiled or from the disk cache); keeps its
     engine, and so its code, alive."""
 
-    def __init__(self, obj: bytes, optimized_ir: str | None = None, width: int | None = None):
+    def __init__(self, obj: bytes, optimized_ir: str | None = None, width: int | None = None,
+                 extra: list[bytes] = ()):
+        """`extra`: more objects loaded into the same engine (symbols of each resolve in all)."""
         self.object = obj
         self.optimized_ir = optimized_ir
         self.width = width      # the vector width the code was compiled for
         with _lock:
             self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""),
                                                       new_target_machine(width))
-            self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            for o in (*extra, obj):
+                self._engine.add_object_file(llvm.ObjectFileRef.from_data(o))
             self._engine.finalize_object()
 
     def address(self, name: str) -> int:

@@ -20,23 +20,18 @@ the disk cache off they are compiled once per process. `lower_graph`'s text (`f.
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
 from .cache import DiskCache, cache_key
-from .jit import NativeLibrary, compile_object, target_key
+from .irtext import (REF, declaration, declarations, definitions, external, local_metadata,
+                     metadata_of, rename)
+from .jit import ROUTINE_LEVEL, NativeLibrary, compile_object, target_key
 
 PREFIX = "lepton.gemm."
 SUBDIR = "routines"   # of the disk cache's directory
-_DEFINE = re.compile(r'^define (?:internal )?[^@\n]*@"([^"]+)"\(', re.M)
-_DECLARE = re.compile(r'^declare [^@\n]*@"([^"]+)"\(.*$', re.M)
-_GLOBAL = re.compile(r'^@"([^"]+)" =', re.M)
-_REF = re.compile(r'@"([^"]+)"')
-_META_REF = re.compile(r"!(\d+)\b")
-_META_DEF = re.compile(r"^!(\d+) = (.*)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -46,53 +41,45 @@ class Routine:
     ir: str         # a module defining `symbol` (and declaring what it calls)
     calls: tuple[str, ...]   # the symbols of the routines it calls (loaded first)
 
-    @property
-    def key(self) -> str:
-        return self.symbol
-
 
 def split_routines(llvm_ir: str, width: int | None = None) -> tuple[str, list[Routine]]:
     """(the module without the shared routines' bodies, calling them by their hashed symbols;
     the routines, callees before callers). A routine that refers to anything of the module
     but declarations and other routines stays in the module."""
-    spans = {}
-    for m in _DEFINE.finditer(llvm_ir):
-        if m[1].startswith(PREFIX):
-            end = llvm_ir.find("\n}\n", m.start())
-            spans[m[1]] = (m.start(), end + 3)
+    spans = {n: span for n, span in definitions(llvm_ir).items() if n.startswith(PREFIX)}
     if not spans:
         return llvm_ir, []
-    decls = {m[1]: m[0] for m in _DECLARE.finditer(llvm_ir)}
+    decls = declarations(llvm_ir)
     bodies = {n: llvm_ir[s:e] for n, (s, e) in spans.items()}
-    refs = {n: set(_REF.findall(body)) - {n} for n, body in bodies.items()}
+    refs = {n: set(REF.findall(body)) - {n} for n, body in bodies.items()}
     ok = set(bodies)
     while True:   # drop routines referring to a kernel, a global or a dropped routine
         bad = {n for n in ok if not refs[n] <= ok | set(decls)}
         if not bad:
             break
         ok -= bad
-    metadata = {m[1]: m[2] for m in _META_DEF.finditer(llvm_ir)}
+    metadata = metadata_of(llvm_ir)
     order = _callees_first(ok, refs)
     symbols: dict[str, str] = {}
     routines = []
     target = target_key(width)
     for n in order:
         callees = sorted(refs[n] & ok)
-        body = _rename(_definition(bodies[n]), symbols)
-        body, meta = _local_metadata(body, metadata)
+        body = rename(external(bodies[n]), symbols)
+        body, meta = local_metadata(body, metadata)
         h = hashlib.sha256("\0".join([body, meta, target]).encode()).hexdigest()[:16]
         symbols[n] = sym = f"{n}.{h}"
         text = "\n".join([decls[r] for r in sorted(refs[n] - ok)]
-                         + [_declaration(bodies[c], symbols[c]) for c in callees]
+                         + [declaration(bodies[c], symbols[c]) for c in callees]
                          + [body.replace(f'@"{n}"(', f'@"{sym}"(', 1), meta])
         routines.append(Routine(n, sym, text, tuple(symbols[c] for c in callees)))
     parts, at = [], 0
     for n in sorted(ok, key=lambda n: spans[n]):   # declared where its body was
         s, e = spans[n]
-        parts += [llvm_ir[at:s], _declaration(bodies[n], n)]
+        parts += [llvm_ir[at:s], declaration(bodies[n], n)]
         at = e
     parts.append(llvm_ir[at:])
-    return _rename("".join(parts), symbols), routines
+    return rename("".join(parts), symbols), routines
 
 
 def _callees_first(names: set[str], refs: dict[str, set[str]]) -> list[str]:
@@ -108,45 +95,6 @@ def _callees_first(names: set[str], refs: dict[str, set[str]]) -> list[str]:
     for n in sorted(names):
         visit(n)
     return order
-
-
-def _definition(body: str) -> str:
-    """The routine as an external definition (it is called from other modules)."""
-    return body.replace("define internal ", "define ", 1)
-
-
-def _declaration(body: str, symbol: str) -> str:
-    """`declare` for a definition's header: its types and attributes, without argument names."""
-    header = body[:body.index("\n")]
-    head, _, rest = header.partition("(")
-    args, _, attrs = rest.rpartition(")")
-    ret = head.replace("define internal ", "", 1).replace("define ", "", 1)
-    ret = ret[:ret.rindex("@")].strip()
-    types = [re.sub(r'\s*%"?[^",]*"?$', "", a.strip()) for a in args.split(",")] if args else []
-    return f'declare {ret} @"{symbol}"({", ".join(types)}) {attrs.strip()}\n'
-
-
-def _rename(text: str, symbols: dict[str, str]) -> str:
-    if not symbols:
-        return text
-    return _REF.sub(lambda m: f'@"{symbols.get(m[1], m[1])}"', text)
-
-
-def _local_metadata(body: str, metadata: dict[str, str]) -> tuple[str, str]:
-    """(body, its metadata definitions) with the nodes it uses numbered 0, 1, ... in order of
-    use, so a routine's text does not depend on the module it was lowered in."""
-    local: dict[str, str] = {}
-    todo = _META_REF.findall(body)
-    while todo:
-        n = todo.pop(0)
-        if n in metadata and n not in local:
-            local[n] = str(len(local))
-            todo += _META_REF.findall(metadata[n])
-
-    def sub(m):
-        return f"!{local.get(m[1], m[1])}"
-    defs = "\n".join(f"!{local[n]} = {_META_REF.sub(sub, metadata[n])}" for n in local)
-    return _META_REF.sub(sub, body), defs
 
 
 # symbol -> the loaded library defining it, for the life of the process (the symbols are
@@ -169,7 +117,7 @@ def load_routines(routines: list[Routine], cache: DiskCache | None,
                 hit = cache.get(key) if cache else None
                 global compiled
                 compiled += 0 if hit else 1
-                lib = NativeLibrary(hit[0] if hit else compile_object(r.ir, width=width)[0],
+                lib = NativeLibrary(hit[0] if hit else compile_object(r.ir, ROUTINE_LEVEL, width)[0],
                                     width=width)
                 _register(r.symbol, lib)
             if cache and key not in cache:   # (also when loaded before from elsewhere)
@@ -192,7 +140,7 @@ def load_cached(symbols: list[str], cache: DiskCache | None, width: int | None =
 
 
 def _cache_key(symbol: str, width: int | None) -> str:
-    return cache_key(symbol, "routine O3", width)
+    return cache_key(symbol, f"routine O{ROUTINE_LEVEL}", width)
 
 
 def _register(symbol: str, lib: NativeLibrary) -> None:
