@@ -54,6 +54,21 @@ def test_broken_entries_are_misses(tmp_path):
     assert cache.get(key) is None
 
 
+def test_a_damaged_object_is_a_miss_not_a_crash(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEPTON_CACHE_DIR", str(tmp_path))
+    x = np.linspace(-1, 1, 24, dtype=np.float32).reshape(4, 6)
+    w = np.linspace(0, 1, 48, dtype=np.float32).reshape(6, 8)
+    lp.compile(lambda x, w: lp.tanh(x @ w), example_args=(x, w))
+    objects = list(tmp_path.rglob("*.o"))
+    assert objects
+    for o in objects:   # same size, other bytes (loading them would crash LLVM)
+        o.write_bytes(b"\x7fELF" + b"\xff" * (o.stat().st_size - 4))
+    f = lp.compile(lambda x, w: lp.tanh(x @ w), example_args=(x, w))
+    assert not f.stats()["from_disk_cache"]
+    np.testing.assert_allclose(f(x, w), np.tanh(x.astype(np.float64) @ w), rtol=1e-5,
+                               atol=1e-6)
+
+
 def test_cache_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv("LEPTON_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("LEPTON_CACHE", "0")

@@ -45,6 +45,9 @@ def cache_key(canonical_ir: str, flags: str = "O3", width: int | None = None) ->
     return h.hexdigest()
 
 
+_DIGEST = "object_sha256"   # in an entry's metadata: the hash of its object file
+
+
 class DiskCache:
     def __init__(self, directory: str):
         self.dir = pathlib.Path(directory)
@@ -61,10 +64,14 @@ class DiskCache:
         return (self.dir / f"{key}.o").is_file() and (self.dir / f"{key}.json").is_file()
 
     def get(self, key: str) -> tuple[bytes, dict] | None:
+        """The entry, or None; an object whose bytes are not the ones written (a damaged
+        file: loading it could crash the process) is a miss too."""
         try:
             obj = (self.dir / f"{key}.o").read_bytes()
             meta = json.loads((self.dir / f"{key}.json").read_text())
         except (OSError, ValueError):
+            return None
+        if not isinstance(meta, dict) or meta.get(_DIGEST) != hashlib.sha256(obj).hexdigest():
             return None
         return obj, meta
 
@@ -73,6 +80,7 @@ class DiskCache:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._write(f"{key}.o", obj)
+            meta = {**meta, _DIGEST: hashlib.sha256(obj).hexdigest()}
             self._write(f"{key}.json", json.dumps(meta).encode())
         except OSError:
             pass
