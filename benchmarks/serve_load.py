@@ -105,31 +105,73 @@ def model_alone(framework: str, threads: int, calls: int = 200) -> str:
             f"a row)")
 
 
-def child(framework: str, max_batch: int, max_delay_ms: float, threads: int) -> None:
+def child(framework: str, max_batch: int, max_delay_ms: float, threads: int, loop: str) -> None:
     from lepton.serve import serve
     serve(build_model(framework, threads), port=0, max_batch=max_batch,
-          max_delay_ms=max_delay_ms)
+          max_delay_ms=max_delay_ms, **({} if loop == "auto" else {"loop": loop}))
 
 
 # ---- the clients ------------------------------------------------------------------------------
 
-def bodies(binary: bool, count: int = 64) -> list[tuple[bytes, dict]]:
-    rows = np.random.default_rng(0).standard_normal((count, 784), dtype=np.float32)
+def bodies(binary: bool, rows: int = 1, count: int = 64) -> list[bytes]:
+    """`count` whole HTTP requests (head and body) of `rows` random rows each, made before
+    timing so the clients spend their time on the server's answers."""
+    rng = np.random.default_rng(0)
     out = []
-    for row in rows:
+    for _ in range(count):
+        x = rng.standard_normal((rows, 784), dtype=np.float32)
         if binary:
-            head = json.dumps({"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32",
-                                           "parameters": {"binary_data_size": row.nbytes}}],
+            head = json.dumps({"inputs": [{"name": "x", "shape": [rows, 784], "datatype": "FP32",
+                                           "parameters": {"binary_data_size": x.nbytes}}],
                                "parameters": {"binary_data_output": True}}).encode()
-            out.append((head + row.tobytes(),
-                        {"Inference-Header-Content-Length": str(len(head)),
-                         "Content-Type": "application/octet-stream"}))
+            body, extra = head + x.tobytes(), (f"Inference-Header-Content-Length: {len(head)}\r\n"
+                                               "Content-Type: application/octet-stream\r\n")
         else:
-            out.append((json.dumps({"inputs": [{"name": "x", "shape": [1, 784],
-                                                "datatype": "FP32",
-                                                "data": row.tolist()}]}).encode(),
-                        {"Content-Type": "application/json"}))
+            body = json.dumps({"inputs": [{"name": "x", "shape": [rows, 784], "datatype": "FP32",
+                                           "data": x.ravel().tolist()}]}).encode()
+            extra = "Content-Type: application/json\r\n"
+        out.append(f"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}"
+                   f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     return out
+
+
+class Connection:
+    """A keep-alive HTTP/1.1 connection that sends whole prepared requests and reads answers
+    with a Content-Length: a few µs of Python per request where http.client spends ~100 (the
+    clients share the machine with the server)."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def call(self, request: bytes) -> bytes:
+        """Sends one request; the answer's body (RuntimeError if it is not a 200)."""
+        self.sock.sendall(request)
+        buffer = self.buffer
+        while (end := buffer.find(b"\r\n\r\n")) < 0:
+            buffer += self._recv()
+        head = buffer[:end].lower()
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17:stop if stop > 0 else len(head)])
+        while len(buffer) < end + 4 + length:
+            buffer += self._recv()
+        body, self.buffer = buffer[end + 4:end + 4 + length], buffer[end + 4 + length:]
+        if head[9:12] != b"200":
+            raise RuntimeError(f"HTTP {head[9:12].decode()}: {body[:200]!r}")
+        return body
+
+    def _recv(self) -> bytes:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        return data
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def drive(port: int, clients: int, requests: int, seconds: float, payloads) -> dict:
@@ -141,24 +183,24 @@ def drive(port: int, clients: int, requests: int, seconds: float, payloads) -> d
     stop_at = [0.0]
 
     def client(i):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = None
         try:
-            conn.connect()      # http.client sends headers and body apart: no Nagle delay
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(port)
             for k in range(4):                   # warm-up, not measured
-                _one(conn, payloads[(i + k) % len(payloads)])
+                conn.call(payloads[(i + k) % len(payloads)])
             start.wait()
             for k in range(per_client):
                 if time.perf_counter() > stop_at[0]:
                     break
                 t = time.perf_counter()
-                _one(conn, payloads[(i * per_client + k) % len(payloads)])
+                conn.call(payloads[(i * per_client + k) % len(payloads)])
                 latencies[i].append(time.perf_counter() - t)
         except Exception as e:  # noqa: BLE001  reported with the row
             errors.append(f"{type(e).__name__}: {e}")
             start.abort()
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
@@ -181,15 +223,6 @@ def drive(port: int, clients: int, requests: int, seconds: float, payloads) -> d
             "p99_ms": 1e3 * done[min(len(done) - 1, int(0.99 * len(done)))]}
 
 
-def _one(conn: http.client.HTTPConnection, payload) -> None:
-    body, headers = payload
-    conn.request("POST", "/v2/models/mlp/infer", body=body, headers=headers)
-    resp = conn.getresponse()
-    data = resp.read()
-    if resp.status != 200:
-        raise RuntimeError(f"HTTP {resp.status}: {data[:200]!r}")
-
-
 def _stats(port: int) -> dict:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
@@ -205,12 +238,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(framework: str, max_batch: int, max_delay_ms: float, threads: int):
+def start_server(framework: str, max_batch: int, max_delay_ms: float, threads: int,
+                 loop: str = "auto", tree: Path = ROOT):
+    """The server in a child process with `tree`'s lepton (another checkout's, for an A/B)."""
     env = {**os.environ, "LEPTON_NUM_THREADS": str(threads),
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+           "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, __file__, "--child", framework,
                              "--max-batch", str(max_batch), "--max-delay-ms", str(max_delay_ms),
-                             "--threads", str(threads)],
+                             "--threads", str(threads), "--loop", loop],
                             env=env, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("lepton serve:"):
@@ -238,36 +273,50 @@ def main(argv=None) -> int:
     ap.add_argument("--frameworks", default="lepton,onnxruntime")
     ap.add_argument("--threads", type=int, default=1, help="the server's kernel threads")
     ap.add_argument("--binary", action="store_true", help="binary tensor data, not JSON")
+    ap.add_argument("--rows", type=int, default=1, help="rows per request")
+    ap.add_argument("--max-batch-on", type=int, default=32, help="--max-batch with batching on")
+    ap.add_argument("--delay-ms", type=float, default=2.0, help="--max-delay-ms with batching on")
+    ap.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+                    help="the server's event loop (auto: uvloop when installed)")
+    ap.add_argument("--server-tree", default=str(ROOT),
+                    help="run the server with the lepton of this checkout (an A/B)")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the rows here")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--max-batch", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--max-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     opts = ap.parse_args(argv)
     if opts.child:
-        child(opts.child, opts.max_batch, opts.max_delay_ms, opts.threads)
+        child(opts.child, opts.max_batch, opts.max_delay_ms, opts.threads, opts.loop)
         return 0
 
-    payloads = bodies(opts.binary)
+    payloads = bodies(opts.binary, opts.rows)
     levels = [int(c) for c in opts.clients.split(",")]
-    modes = [("off", 1, 0.0), ("on (32, 2 ms)", 32, 2.0)]
+    on = f"on ({opts.max_batch_on}, {opts.delay_ms:g} ms)"
+    modes = [("off", 1, 0.0), (on, opts.max_batch_on, opts.delay_ms)]
     rows = []
-    parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    print(f"W2 MLP 784-512-512-10, 1 row per request, {opts.requests} requests per level, "
-          f"{'binary' if opts.binary else 'JSON'} tensors, server kernels on {opts.threads} "
-          f"thread(s), uvicorn's HTTP parser {parser}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}")
+    found = {m: importlib.util.find_spec(m) is not None for m in ("httptools", "uvloop", "orjson")}
+    loop = opts.loop if opts.loop != "auto" else "uvloop" if found["uvloop"] else "asyncio"
+    print(f"W2 MLP 784-512-512-10, {opts.rows} row(s) per request, {opts.requests} requests per "
+          f"level, {'binary' if opts.binary else 'JSON'} tensors, server kernels on "
+          f"{opts.threads} thread(s), HTTP parser "
+          f"{'httptools' if found['httptools'] else 'h11'}, loop {loop}, JSON "
+          f"{'orjson' if found['orjson'] else 'json'}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}, server from {opts.server_tree}")
     print(f"{'framework':12} {'batching':14} {'clients':>7} {'req/s':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'rows/call':>9} {'server CPU µs/req':>9}")
+          f"{'p99 ms':>8} {'rows/call':>9} {'CPU µs/req: server':>18} {'clients':>7}")
     for framework in opts.frameworks.split(","):
         if not available(framework):
             print(f"{framework:12} not installed")
             continue
         for mode, max_batch, delay in modes:
-            proc, port = start_server(framework, max_batch, delay, opts.threads)
+            proc, port = start_server(framework, max_batch, delay, opts.threads, opts.loop,
+                                      Path(opts.server_tree))
             try:
                 for clients in levels:
                     before, cpu = _stats(port), cpu_seconds(proc.pid)
+                    mine = time.process_time()
                     r = drive(port, clients, opts.requests, opts.seconds, payloads)
+                    mine = time.process_time() - mine
                     cpu = cpu_seconds(proc.pid) - cpu
                     after = _stats(port)
                     calls = after["execution_count"] - before["execution_count"]
@@ -275,14 +324,15 @@ def main(argv=None) -> int:
                     r.update(framework=framework, batching=mode, clients=clients,
                              rows_per_call=(after["inference_count"] -
                                             before["inference_count"]) / max(calls, 1),
-                             server_cpu_us=1e6 * cpu / max(n, 1))
+                             server_cpu_us=1e6 * cpu / max(n, 1),
+                             client_cpu_us=1e6 * mine / max(n, 1))
                     rows.append(r)
                     if "error" in r:
                         print(f"{framework:12} {mode:14} {clients:7} ERROR {r['error']}")
                         continue
                     print(f"{framework:12} {mode:14} {clients:7} {r['req_per_s']:8.0f} "
                           f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rows_per_call']:9.1f} "
-                          f"{r['server_cpu_us']:9.0f}",
+                          f"{r['server_cpu_us']:18.0f} {r['client_cpu_us']:7.0f}",
                           flush=True)
             finally:
                 proc.send_signal(signal.SIGTERM)

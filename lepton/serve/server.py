@@ -35,9 +35,10 @@ def warm_up(model: ServableModel, max_batch: int) -> None:
 
 def serve(model: ServableModel, *, host: str = "127.0.0.1", port: int = 8000,
           max_batch: int = 32, max_delay_ms: float = 0.0, sock: socket.socket | None = None,
-          log_level: str = "warning", out=None) -> None:
+          log_level: str = "warning", loop: str = "auto", out=None) -> None:
     """Serves model until SIGTERM or SIGINT (see the module docstring); with sock, serves on
-    that bound socket instead of host and port."""
+    that bound socket instead of host and port. loop is uvicorn's: "auto" takes uvloop when it
+    is installed, else asyncio's."""
     import uvicorn
     from .app import make_app
     out = out or sys.stdout
@@ -51,7 +52,8 @@ def serve(model: ServableModel, *, host: str = "127.0.0.1", port: int = 8000,
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     bound = sock.getsockname()
-    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False)
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, loop=loop,
+                            proxy_headers=False)    # no proxy's headers to trust per request
     server = uvicorn.Server(config)
 
     async def main():
