@@ -70,8 +70,13 @@ def serve(model: ServableModel, *, host: str = "127.0.0.1", port: int = 8000,
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGTERM, signal.SIGINT)} \
         if main_thread else {}
+    factory = config.get_loop_factory() if hasattr(config, "get_loop_factory") else None
     try:
-        asyncio.run(main())
+        if factory is not None and sys.version_info >= (3, 11):
+            with asyncio.Runner(loop_factory=factory) as runner:    # uvloop's, if chosen
+                runner.run(main())
+        else:
+            asyncio.run(main())
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
