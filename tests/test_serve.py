@@ -260,6 +260,31 @@ def test_a_model_error_is_a_500_with_its_message():
         assert status == 200 and msg["outputs"][0]["data"] == [2.0] * 16
 
 
+def test_from_function_runs_a_batch_in_power_of_two_chunks():
+    """7 rows run as 4 + 2 + 1 (no padding rows, one compiled shape per size class); with an
+    output that has no batch axis, the whole batch goes in one call."""
+    seen = []
+
+    def f(x):
+        seen.append(x.shape[0])
+        return x * 2, x.sum(axis=1)
+    m = from_function(f, (np.zeros((1, 3), np.float32),), name="f", batch_axis=0)
+    seen.clear()
+    x = RNG.standard_normal((7, 3)).astype(np.float32)
+    y, s = m.predict(x)
+    assert seen == [4, 2, 1]
+    np.testing.assert_array_equal(y, x * 2)
+    np.testing.assert_allclose(s, x.sum(axis=1), rtol=1e-6)
+    assert m.predict(x[:4])[0].shape == (4, 3) and seen[-1] == 4
+
+    def g(x):
+        seen.append(x.shape[0])
+        return x * 2, x.sum()
+    m = from_function(g, (np.zeros((1, 3), np.float32),), name="g", batch_axis=0)
+    seen.clear()
+    assert np.isclose(m.predict(x)[1], x.sum(), rtol=1e-5) and seen == [7]
+
+
 class _GatedModel:
     """A batchable model whose predict records each call's rows and waits for `gate` (so a
     test decides when a batch finishes); rows whose first value is negative make it raise."""
