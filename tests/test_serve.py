@@ -260,6 +260,29 @@ def test_a_model_error_is_a_500_with_its_message():
         assert status == 200 and msg["outputs"][0]["data"] == [2.0] * 16
 
 
+def test_a_binary_header_seen_before_decodes_the_new_values():
+    """decode_infer remembers the checked JSON header of an all-binary request; the next
+    request with that header takes its own binary values, and a short body is still refused."""
+    spec = TensorSpec("x", np.dtype(np.float32), (-1, 4), 0)
+    m = ServableModel("m", (spec,), (TensorSpec("y", spec.dtype, (-1, 4), 0),), lambda x: [x])
+    head = json.dumps({"id": 7, "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32",
+                                            "parameters": {"binary_data_size": 32}}],
+                       "parameters": {"binary_data_output": True}}).encode()
+    plans: dict = {}
+    for k in range(3):
+        x = RNG.standard_normal((2, 4)).astype(np.float32)
+        req = protocol.decode_infer(head + x.tobytes(), str(len(head)), m, plans)
+        np.testing.assert_array_equal(req.arrays[0], x)
+        assert (req.id, req.rows, req.outputs, req.binary) == ("7", 2, [0], [True])
+        assert len(plans) == 1
+    with pytest.raises(protocol.BadRequest, match="ends inside its binary data"):
+        protocol.decode_infer(head + x.tobytes()[:-4], str(len(head)), m, plans)
+    text = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
+                                   "data": [1, 2, 3, 4]}]}).encode()
+    protocol.decode_infer(text, str(len(text)), m, plans)
+    assert len(plans) == 1      # values in the JSON: nothing to remember
+
+
 def test_from_function_runs_a_batch_in_power_of_two_chunks():
     """7 rows run as 4 + 2 + 1 (no padding rows, one compiled shape per size class); with an
     output that has no batch axis, the whole batch goes in one call."""

@@ -67,6 +67,7 @@ def make_app(model: ServableModel, *, max_batch: int = 32, max_delay_ms: float =
     """The ASGI application serving one model; the batcher runs while its lifespan does."""
     from lepton import __version__
     batcher = Batcher(model, max_batch, max_delay_ms / 1000.0)
+    plans: dict = {}        # binary requests' headers seen before (protocol.decode_infer)
 
     def find(request: Request) -> None:
         name = request.path_params["name"]
@@ -114,7 +115,7 @@ def make_app(model: ServableModel, *, max_batch: int = 32, max_delay_ms: float =
             body = await _read_body(receive, declared, max_body_bytes)
             if body is None:
                 return
-            req = decode_infer(body, header_length, model)
+            req = decode_infer(body, header_length, model, plans)
             results = await batcher.infer(req.arrays, req.rows)
             content, headers = encode_infer(model, req, results)
         except BadRequest as e:
