@@ -158,6 +158,10 @@ class Batcher:
         joined = [np.concatenate([req[i] for req in inputs], axis=t.batch_axis)
                   for i, t in enumerate(model.inputs)]
         outputs = as_list(model.predict(*joined))
-        cuts = np.cumsum(rows)[:-1]
-        split = [np.split(o, cuts, axis=t.batch_axis) for o, t in zip(outputs, model.outputs)]
-        return [list(per_request) for per_request in zip(*split)]
+        parts: list[list[np.ndarray]] = [[] for _ in rows]
+        for o, t in zip(outputs, model.outputs):    # views of each request's rows
+            lead, start = (slice(None),) * t.batch_axis, 0
+            for part, n in zip(parts, rows):
+                part.append(o[lead + (slice(start, start + n),)])
+                start += n
+        return parts
