@@ -1,26 +1,29 @@
 """Load on `lepton serve`: the W2 MLP (784-512-512-10, ReLU) behind the Open Inference Protocol
-server, driven on loopback by 1, 8 and 32 concurrent clients, each request one row, with dynamic
-batching on (--max-batch 32 --max-delay-ms 2) and off (--max-batch 1); the same server around
-an onnxruntime session of the same MLP as the peer (when onnxruntime and onnx are installed).
+server, driven on loopback by 1, 8 and 32 concurrent clients, each request one row (what an
+online client sends: one input to score), with dynamic batching on (--max-batch 32
+--max-delay-ms 2) and off (--max-batch 1); the same server around an onnxruntime session of
+the same MLP as the peer (when onnxruntime and onnx are installed).
 
-    python benchmarks/serve_load.py [--requests 2000] [--clients 1,8,32] [--binary]
+    python benchmarks/serve_load.py [--requests 2000] [--clients 1,8,32] [--binary] [--rows 1]
                                     [--frameworks lepton,onnxruntime] [--threads 1]
+                                    [--loop auto] [--server-tree /path/to/other/checkout]
 
-    framework    batching  clients  req/s  p50 ms  p99 ms  rows/call
-    lepton       off             1    ...
-    lepton       on (32, 2 ms)  32    ...
+    framework    batching       clients  req/s  p50 ms  p99 ms  rows/call  CPU µs/req: server (loop model) clients
+    lepton       off                  1    ...
+    lepton       on (32, 2 ms)       32    ...
 
-Each server is a subprocess (the clients' threads would otherwise share its GIL) with its
-kernels on --threads threads, started once per framework and batching mode and warmed up for
-every batch size class before it listens. Each concurrency level sends --requests requests
-(split among the clients, each on its own keep-alive connection; a level stops after
---seconds in any case), after a warm-up of 4 requests per client. Latency is the client's time
-from sending a request to reading the whole answer; rows/call comes from the server's
-/v2/models/mlp/stats (rows per predict call), and server CPU µs/req is the server process's
-CPU time (user + system, all its threads) per request answered, a figure that a busy machine
-inflates far less than the wall-clock ones. The bodies are JSON tensors, or with --binary the
-binary tensor data extension. Clients and server share the machine's CPUs: on 2 cores, the
-clients' own Python costs are part of every figure.
+Each server is a subprocess with its kernels on --threads threads, started once per framework
+and batching mode and warmed up for every batch size class before it listens. Each
+concurrency level sends --requests requests (split among the clients, each a thread with its
+own keep-alive connection sending prepared requests; a level stops after --seconds in any
+case), after a warm-up of 4 requests per client. Latency is the client's time from sending a
+request to reading the whole answer; rows/call comes from the server's /v2/models/mlp/stats.
+CPU µs/req is CPU time (user + system) per request answered: of the server process, split into
+its main thread (the event loop: HTTP, decoding, encoding, batching) and the others (the model
+thread), and of the client process. A busy machine inflates these far less than the wall-clock
+figures, which on a shared machine move by 2x and more between runs: compare those within
+one run. The bodies are JSON tensors, or with --binary the binary tensor data extension.
+--server-tree runs the server with another checkout's lepton (an A/B with the same clients).
 """
 from __future__ import annotations
 
@@ -137,8 +140,8 @@ def bodies(binary: bool, rows: int = 1, count: int = 64) -> list[bytes]:
 
 class Connection:
     """A keep-alive HTTP/1.1 connection that sends whole prepared requests and reads answers
-    with a Content-Length: a few µs of Python per request where http.client spends ~100 (the
-    clients share the machine with the server)."""
+    with a Content-Length. The clients share the machine with the server: this one cost ~70-90
+    µs of CPU per request in 32 threads where http.client cost ~280 (measured here, loaded)."""
 
     def __init__(self, port: int):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
@@ -232,9 +235,10 @@ def _stats(port: int) -> dict:
         conn.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time of a process so far, or of its thread tid (Linux /proc)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -303,7 +307,8 @@ def main(argv=None) -> int:
           f"{'orjson' if found['orjson'] else 'json'}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}, server from {opts.server_tree}")
     print(f"{'framework':12} {'batching':14} {'clients':>7} {'req/s':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'rows/call':>9} {'CPU µs/req: server':>18} {'clients':>7}")
+          f"{'p99 ms':>8} {'rows/call':>9} {'CPU µs/req: server':>18} {'(loop':>6} "
+          f"{'model)':>6} {'clients':>7}")
     for framework in opts.frameworks.split(","):
         if not available(framework):
             print(f"{framework:12} not installed")
@@ -314,10 +319,12 @@ def main(argv=None) -> int:
             try:
                 for clients in levels:
                     before, cpu = _stats(port), cpu_seconds(proc.pid)
+                    loop_cpu = cpu_seconds(proc.pid, proc.pid)   # the main thread runs the loop
                     mine = time.process_time()
                     r = drive(port, clients, opts.requests, opts.seconds, payloads)
                     mine = time.process_time() - mine
                     cpu = cpu_seconds(proc.pid) - cpu
+                    loop_cpu = cpu_seconds(proc.pid, proc.pid) - loop_cpu
                     after = _stats(port)
                     calls = after["execution_count"] - before["execution_count"]
                     n = after["request_count"] - before["request_count"]
@@ -325,6 +332,7 @@ def main(argv=None) -> int:
                              rows_per_call=(after["inference_count"] -
                                             before["inference_count"]) / max(calls, 1),
                              server_cpu_us=1e6 * cpu / max(n, 1),
+                             loop_cpu_us=1e6 * loop_cpu / max(n, 1),
                              client_cpu_us=1e6 * mine / max(n, 1))
                     rows.append(r)
                     if "error" in r:
@@ -332,7 +340,9 @@ def main(argv=None) -> int:
                         continue
                     print(f"{framework:12} {mode:14} {clients:7} {r['req_per_s']:8.0f} "
                           f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rows_per_call']:9.1f} "
-                          f"{r['server_cpu_us']:18.0f} {r['client_cpu_us']:7.0f}",
+                          f"{r['server_cpu_us']:18.0f} {r['loop_cpu_us']:6.0f} "
+                          f"{r['server_cpu_us'] - r['loop_cpu_us']:6.0f} "
+                          f"{r['client_cpu_us']:7.0f}",
                           flush=True)
             finally:
                 proc.send_signal(signal.SIGTERM)

@@ -380,6 +380,25 @@ def test_batcher_holds_rows_for_the_delay_and_stop_runs_them():
     assert gated.calls == [6] and [y.shape[0] for (y,) in results] == [1, 2, 3]
 
 
+def test_batcher_timer_runs_the_batch_even_if_it_fires_early():
+    """uvloop's timers have 1 ms steps and may fire before the due time by the loop's clock;
+    the timer's callback must run the batch then, not set the timer again (a busy loop)."""
+    gated = _GatedModel()
+    gated.gate.set()
+
+    async def main():
+        batcher = Batcher(gated.model, max_batch=8, max_delay_s=3600.0)
+        await batcher.start()
+        pending = asyncio.ensure_future(batcher.infer(_rows(2), 2))
+        await _until(lambda: batcher._timer is not None)
+        batcher._timer.cancel()
+        batcher._timed_out()           # "fires" an hour early
+        (y,) = await pending
+        await batcher.stop()
+        return y
+    assert asyncio.run(main()).shape == (2, 2) and gated.calls == [2]
+
+
 def test_batcher_fails_every_request_of_a_failing_batch_and_goes_on():
     gated = _GatedModel()
     gated.gate.set()

@@ -91,14 +91,14 @@ class Batcher:
             self._dispatch()
         return await future
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, due_now: bool = False) -> None:
         """Sends a batch to the worker if the model is idle and one is due (event loop)."""
         if self._running:
             return
         if not self._waiting:
             self._idle.set()
             return
-        if self._waiting_rows < self.max_batch and not self._stopping:
+        if self._waiting_rows < self.max_batch and not self._stopping and not due_now:
             due = self._waiting[0].arrived + self.max_delay_s
             if due > self._loop.time():
                 if self._timer is None:     # the oldest request's; it fires _timed_out
@@ -122,8 +122,10 @@ class Batcher:
         self._jobs.put(batch)
 
     def _timed_out(self) -> None:
+        # due now even if the clock says a few µs early: uvloop's timers have 1 ms steps, and
+        # setting the timer again would spin the loop until the due time
         self._timer = None
-        self._dispatch()
+        self._dispatch(due_now=True)
 
     def _finished(self, batch: list[_Pending], parts, error: Exception | None) -> None:
         """The worker's results back on the event loop: answer each request, run the next."""
