@@ -12,11 +12,13 @@ the same MLP as the peer (when onnxruntime and onnx are installed).
     lepton       off                  1    ...
     lepton       on (32, 2 ms)       32    ...
 
-Each server is a subprocess with its kernels on --threads threads, started once per framework
-and batching mode and warmed up for every batch size class before it listens. Each
-concurrency level sends --requests requests (split among the clients, each a thread with its
-own keep-alive connection sending prepared requests; a level stops after --seconds in any
-case), after a warm-up of 4 requests per client. Latency is the client's time from sending a
+Each server is a subprocess with its kernels on --threads threads, warmed up for every batch
+size class before it listens; a framework's two servers (batching off and on) run side by side
+and take turns: each concurrency level sends --requests requests to each, in --rounds bursts
+that alternate between them (off, on, on, off, off, on), so a change of the machine's load
+hits both alike; req/s is the median over a server's bursts. A burst's requests are split
+among the clients, each a thread with its own keep-alive connection sending prepared requests
+(a burst stops after --seconds in any case), after a warm-up of 4 requests per client. Latency is the client's time from sending a
 request to reading the whole answer; rows/call comes from the server's /v2/models/mlp/stats.
 CPU µs/req is CPU time (user + system) per request answered: of the server process, split into
 its main thread (the event loop: HTTP, decoding, encoding, batching) and the others (the model
@@ -223,7 +225,39 @@ def drive(port: int, clients: int, requests: int, seconds: float, payloads) -> d
         return {"error": errors[0] if errors else "no request completed"}
     return {"requests": len(done), "req_per_s": len(done) / wall,
             "p50_ms": 1e3 * statistics.median(done),
-            "p99_ms": 1e3 * done[min(len(done) - 1, int(0.99 * len(done)))]}
+            "p99_ms": 1e3 * done[min(len(done) - 1, int(0.99 * len(done)))], "latencies": done}
+
+
+def burst(proc, port: int, clients: int, requests: int, seconds: float, payloads) -> dict:
+    """drive() on one server, with that server's counts and the CPU it and the clients used."""
+    before, cpu = _stats(port), cpu_seconds(proc.pid)
+    loop_cpu = cpu_seconds(proc.pid, proc.pid)     # the main thread runs the event loop
+    mine = time.process_time()
+    r = drive(port, clients, requests, seconds, payloads)
+    r.update(client_cpu=time.process_time() - mine, server_cpu=cpu_seconds(proc.pid) - cpu,
+             loop_cpu=cpu_seconds(proc.pid, proc.pid) - loop_cpu)
+    after = _stats(port)
+    r.update({k: after[k] - before[k]
+              for k in ("request_count", "execution_count", "inference_count")})
+    return r
+
+
+def pooled(bursts: list[dict]) -> dict:
+    """The bursts of one server at one level as one row: req/s is their median (each burst ran
+    between bursts of the other server, so both see the same drift of the machine's load);
+    latencies are pooled; CPU per request and rows per call are totals over all of them."""
+    if any("error" in b for b in bursts):
+        return {"error": next(b["error"] for b in bursts if "error" in b)}
+    done = sorted(x for b in bursts for x in b["latencies"])
+    n = sum(b["request_count"] for b in bursts) or 1
+    per_request = {k + "_us": 1e6 * sum(b[k] for b in bursts) / n
+                   for k in ("server_cpu", "loop_cpu", "client_cpu")}
+    return {"requests": len(done), "req_per_s": statistics.median(b["req_per_s"] for b in bursts),
+            "bursts_req_per_s": [round(b["req_per_s"]) for b in bursts],
+            "p50_ms": 1e3 * statistics.median(done),
+            "p99_ms": 1e3 * done[min(len(done) - 1, int(0.99 * len(done)))],
+            "rows_per_call": sum(b["inference_count"] for b in bursts) /
+            max(1, sum(b["execution_count"] for b in bursts)), **per_request}
 
 
 def _stats(port: int) -> dict:
@@ -278,6 +312,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="the server's kernel threads")
     ap.add_argument("--binary", action="store_true", help="binary tensor data, not JSON")
     ap.add_argument("--rows", type=int, default=1, help="rows per request")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="bursts per server and level, alternating between the two servers")
     ap.add_argument("--max-batch-on", type=int, default=32, help="--max-batch with batching on")
     ap.add_argument("--delay-ms", type=float, default=2.0, help="--max-delay-ms with batching on")
     ap.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
@@ -308,32 +344,26 @@ def main(argv=None) -> int:
           f"{os.getloadavg()[0]:.1f}, server from {opts.server_tree}")
     print(f"{'framework':12} {'batching':14} {'clients':>7} {'req/s':>8} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'rows/call':>9} {'CPU µs/req: server':>18} {'(loop':>6} "
-          f"{'model)':>6} {'clients':>7}")
+          f"{'model)':>6} {'clients':>7}   req/s of each burst")
     for framework in opts.frameworks.split(","):
         if not available(framework):
             print(f"{framework:12} not installed")
             continue
-        for mode, max_batch, delay in modes:
-            proc, port = start_server(framework, max_batch, delay, opts.threads, opts.loop,
-                                      Path(opts.server_tree))
-            try:
-                for clients in levels:
-                    before, cpu = _stats(port), cpu_seconds(proc.pid)
-                    loop_cpu = cpu_seconds(proc.pid, proc.pid)   # the main thread runs the loop
-                    mine = time.process_time()
-                    r = drive(port, clients, opts.requests, opts.seconds, payloads)
-                    mine = time.process_time() - mine
-                    cpu = cpu_seconds(proc.pid) - cpu
-                    loop_cpu = cpu_seconds(proc.pid, proc.pid) - loop_cpu
-                    after = _stats(port)
-                    calls = after["execution_count"] - before["execution_count"]
-                    n = after["request_count"] - before["request_count"]
-                    r.update(framework=framework, batching=mode, clients=clients,
-                             rows_per_call=(after["inference_count"] -
-                                            before["inference_count"]) / max(calls, 1),
-                             server_cpu_us=1e6 * cpu / max(n, 1),
-                             loop_cpu_us=1e6 * loop_cpu / max(n, 1),
-                             client_cpu_us=1e6 * mine / max(n, 1))
+        servers = {}
+        try:
+            for mode, max_batch, delay in modes:
+                servers[mode] = start_server(framework, max_batch, delay, opts.threads,
+                                             opts.loop, Path(opts.server_tree))
+            for clients in levels:
+                bursts = {mode: [] for mode, _, _ in modes}
+                for k in range(opts.rounds):        # off, on, on, off, off, on, ...
+                    for mode, _, _ in (modes if k % 2 == 0 else modes[::-1]):
+                        bursts[mode].append(burst(*servers[mode], clients,
+                                                  opts.requests // opts.rounds, opts.seconds,
+                                                  payloads))
+                for mode, _, _ in modes:
+                    r = pooled(bursts[mode])
+                    r.update(framework=framework, batching=mode, clients=clients)
                     rows.append(r)
                     if "error" in r:
                         print(f"{framework:12} {mode:14} {clients:7} ERROR {r['error']}")
@@ -342,24 +372,27 @@ def main(argv=None) -> int:
                           f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rows_per_call']:9.1f} "
                           f"{r['server_cpu_us']:18.0f} {r['loop_cpu_us']:6.0f} "
                           f"{r['server_cpu_us'] - r['loop_cpu_us']:6.0f} "
-                          f"{r['client_cpu_us']:7.0f}",
-                          flush=True)
-            finally:
+                          f"{r['client_cpu_us']:7.0f}   {r['bursts_req_per_s']}", flush=True)
+        finally:
+            for proc, _ in servers.values():
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(120)
     for framework in opts.frameworks.split(","):
-        def rate(mode, clients):
-            return next((r["req_per_s"] for r in rows if r["framework"] == framework and
+        def row(mode, clients):
+            return next((r for r in rows if r["framework"] == framework and
                          r["batching"].startswith(mode) and r["clients"] == clients and
                          "error" not in r), None)
-        on, off = rate("on", max(levels)), rate("off", max(levels))
+        on, off = row("on", max(levels)), row("off", max(levels))
         if on and off:
-            print(f"{framework}: batching at {max(levels)} clients: {on / off:.1f}x the "
-                  f"throughput without")
+            cpu_on, cpu_off = (r["server_cpu_us"] + r["client_cpu_us"] for r in (on, off))
+            print(f"{framework}: batching at {max(levels)} clients: "
+                  f"{on['req_per_s'] / off['req_per_s']:.1f}x the throughput without; CPU per "
+                  f"request (server and clients) {cpu_off:.0f} -> {cpu_on:.0f} µs, "
+                  f"{cpu_off / cpu_on:.1f}x less (the gain when the CPUs are the bound)")
         if available(framework):
             print(model_alone(framework, opts.threads))
     if opts.json:
-        Path(opts.json).write_text(json.dumps(rows, indent=1))
+        Path(opts.json).write_text(json.dumps(rows, indent=1))  # without the raw latencies
     return 0
 
 
