@@ -308,6 +308,22 @@ def test_from_function_runs_a_batch_in_power_of_two_chunks():
     assert np.isclose(m.predict(x)[1], x.sum(), rtol=1e-5) and seen == [7]
 
 
+def test_from_loaded_runs_a_batch_in_its_size_classes(tmp_path):
+    """A saved model's batch of 7 rows runs as 4 + 2 + 1 (classes it has: nothing padded)."""
+    path = tmp_path / "mlp.lepton"
+    lp.save(mlp, str(path), (np.zeros((2, 16), np.float32),), batch_axis=0)
+    from lepton.serve import from_loaded
+    loaded = lp.load_model(str(path))
+    seen = []
+    run_flat = loaded.run_flat
+    loaded.run_flat = lambda arrays: seen.append(arrays[0].shape[0]) or run_flat(arrays)
+    m = from_loaded(loaded, name="mlp")
+    x = RNG.standard_normal((7, 16)).astype(np.float32)
+    (y,) = m.predict(x)
+    assert seen == [4, 2, 1]
+    np.testing.assert_allclose(y, reference(x), rtol=1e-5, atol=1e-5)
+
+
 class _GatedModel:
     """A batchable model whose predict records each call's rows and waits for `gate` (so a
     test decides when a batch finishes); rows whose first value is negative make it raise."""

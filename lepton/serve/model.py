@@ -116,7 +116,7 @@ def _in_size_classes(predict, inputs: Sequence[TensorSpec], outputs: Sequence[Te
     compiled per shape (as `lp.compile`) compiles once per size class rather than once per batch
     size, and computes no padding rows. A model with an output without a batch axis (which a
     split would change) is called on the whole batch."""
-    if any(t.batch_axis is None for t in outputs):
+    if any(t.batch_axis is None for t in (*inputs, *outputs)):
         return predict
 
     def chunked(*arrays):
@@ -143,7 +143,8 @@ def _rows(a: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
 def from_loaded(model, *, name: str) -> ServableModel:
     """A servable model from `lepton.load_model(path)`: its signature gives the flattened
     inputs and outputs (name, shape with None on the batch axis, dtype) and `batch_axis`;
-    predict is its `run_flat` (flattened inputs in, flattened outputs out)."""
+    predict is its `run_flat` (flattened inputs in, flattened outputs out), called on
+    power-of-two chunks of a batch (its size classes) so that it pads none."""
     sig = model.signature
     axis = sig.batch_axis
 
@@ -158,4 +159,7 @@ def from_loaded(model, *, name: str) -> ServableModel:
 
     def predict(*arrays):
         return as_list(model.run_flat(list(arrays)))
-    return ServableModel(name, specs(sig.inputs), specs(sig.outputs), predict, "lepton")
+    inputs, outputs = specs(sig.inputs), specs(sig.outputs)
+    # the saved size classes are powers of two: chunks of those sizes run without padding
+    return ServableModel(name, inputs, outputs, _in_size_classes(predict, inputs, outputs),
+                         "lepton")
