@@ -17,8 +17,8 @@ Every refusal is a 4xx with `{"error": "..."}` (404 unknown model or route, 405 
 model is a 500 with its message.
 
 Infer, the route taken by nearly every request, is a bare ASGI handler in front of Starlette
-(no request or response objects, no middleware, no route matching): that halves the server's
-own work per request. Every other route is a Starlette one.
+(no request or response objects, no middleware, no route matching), which saves much of the
+server's own work per request. Every other route is a Starlette one.
 """
 from __future__ import annotations
 
