@@ -8,7 +8,8 @@ would (non-tensors become graph constants) and returns a Tensor of the graph bei
     ...     return y / y.sum(axis=1, keepdims=True)
 
 Dtype rules are tensor.py's (weak scalars, f32 default). Float-only math (exp, divide, mean...)
-turns integer and bool inputs into f32. Sums and products of bool/i32 give i64, as in NumPy.
+turns integer and bool inputs into f32. Sums and products of bool and integers narrower than
+64 bits give i64 (u64 for unsigned ones), as in NumPy.
 Shape ops live in shapes.py and are re-exported here.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..ir.types import DType, bool_, dtype as to_dtype, float32, int32, int64
+from ..ir.types import DType, bool_, dtype as to_dtype, float32, int32, int64, uint64
 from .shapes import (broadcast_to, concatenate, expand_dims, norm_axes, reshape,  # noqa: F401
                      split, squeeze, stack, swapaxes, take, transpose)
 from .tensor import (Tensor, as_array, cast, emit, fail, is_weak, lift, lift_all, result_dtype,
@@ -217,11 +218,15 @@ def _reduce(op: str, x: Tensor, axis, keepdims) -> Tensor:
 
 
 def _accumulator(x, dtype) -> Tensor:
-    """x in the dtype a sum/prod accumulates in: `dtype`, else i64 for bool and i32 (NumPy)."""
+    """x in the dtype a sum/prod accumulates in: `dtype`, else (NumPy's) i64 for bool and the
+    smaller signed integers, u64 for the smaller unsigned ones. (A 16-bit float sums in
+    float32 and rounds once: see lepton/ir/halfs.py.)"""
     x = lift(x)
     if dtype is not None:
         return cast(x, to_dtype(dtype))
-    return cast(x, int64) if x.dtype in (bool_, int32) else x
+    if x.dtype == bool_ or (x.dtype.is_int and x.dtype.itemsize < 8):
+        return cast(x, uint64 if x.dtype.unsigned else int64)
+    return x
 
 
 def sum(x, axis=None, dtype=None, *, keepdims=False) -> Tensor:  # noqa: A001

@@ -2,31 +2,48 @@
 
 The loop-nest emitter calls these on one element at a time; the code is straight-line (selects,
 no calls to libm), so LLVM's loop vectoriser turns every elementwise loop into 16-wide code.
-Booleans are `i1` in registers and one byte in memory (NumPy's layout).
+Booleans are `i1` in registers and one byte in memory (NumPy's layout). Unsigned integers
+share the signed ones' LLVM types; their ops (compare, min/max, extend, convert) are the
+unsigned forms. float16 is LLVM `half` and bfloat16 its bits (`i16`): the pass `widen` leaves
+them only to loads, stores, casts, selects and copies, and casts convert them through float32
+(`half` by the host's instructions, F16C on x86, where it has them; bfloat16 by rounding the
+bits to nearest even).
 """
 from __future__ import annotations
 
 from llvmlite import ir
 
-from ...ir.types import DType, bool_, float32, float64, int32, int64
+import numpy as np
+
+from ...ir.types import DTYPES, DType, bfloat16, bool_, float16, float32, float64
 from . import vmath
 from .loops import vconst
 
 FAST = ("contract",)  # lets LLVM form FMAs; keeps inf/nan semantics intact
 
-_LL = {float32: ir.FloatType(), float64: ir.DoubleType(), int32: ir.IntType(32),
-       int64: ir.IntType(64), bool_: ir.IntType(1)}
+_F32, _F64, _I16, _I32 = ir.FloatType(), ir.DoubleType(), ir.IntType(16), ir.IntType(32)
+_LL = {d: ir.IntType(d.bits) for d in DTYPES.values() if d.is_int}
+_LL.update({float16: ir.HalfType(), bfloat16: _I16, float32: _F32, float64: _F64,
+            bool_: ir.IntType(1)})
 _MEM = {**_LL, bool_: ir.IntType(8)}
+_FLOAT_TYPES = (ir.HalfType, ir.FloatType, ir.DoubleType)
 
 
 def llvm_type(dt: DType) -> ir.Type:
-    """The register type of a dtype (bool is i1)."""
+    """The register type of a dtype (bool is i1, bfloat16 its bits i16)."""
     return _LL[dt]
 
 
 def mem_type(dt: DType) -> ir.Type:
     """The in-memory type of a dtype (bool is one byte)."""
     return _MEM[dt]
+
+
+def index(b: ir.IRBuilder, k, dt: DType, to: ir.IntType):
+    """An integer register of dtype dt as an index of type `to` (sign- or zero-extended)."""
+    if k.type.width >= to.width:
+        return b.trunc(k, to) if k.type.width > to.width else k
+    return b.zext(k, to) if dt.unsigned else b.sext(k, to)
 
 
 def load(b: ir.IRBuilder, ptr, dt: DType):
@@ -39,7 +56,15 @@ def store(b: ir.IRBuilder, v, ptr, dt: DType):
 
 
 def zero(dt: DType, value=0):
-    return ir.Constant(_LL[dt], float(value) if dt.is_float else int(value))
+    """The constant `value` of dtype dt (in its register type)."""
+    if dt == bfloat16:
+        return ir.Constant(_I16, int(np.asarray(value, dt.np).view(np.int16)))
+    if dt.is_float:
+        return ir.Constant(_LL[dt], float(np.asarray(value, dt.np)))
+    v = int(value)
+    if dt.unsigned and v >= 1 << (dt.bits - 1):   # LLVM spells integers signed
+        v -= 1 << dt.bits
+    return ir.Constant(_LL[dt], v)
 
 
 def like(x, value) -> ir.Constant:
@@ -47,13 +72,15 @@ def like(x, value) -> ir.Constant:
     below lowers scalars and vectors (GEMM epilogues) alike."""
     t = x.type
     elem = t.element if isinstance(t, ir.VectorType) else t
-    c = float(value) if isinstance(elem, (ir.FloatType, ir.DoubleType)) else int(value)
+    c = float(value) if isinstance(elem, _FLOAT_TYPES) else int(value)
     return vconst(t, c) if isinstance(t, ir.VectorType) else ir.Constant(t, c)
 
 
 def _mangle(t: ir.Type) -> str:
     if isinstance(t, ir.VectorType):
         return f"v{t.count}{_mangle(t.element)}"
+    if isinstance(t, ir.HalfType):
+        return "f16"
     if isinstance(t, ir.FloatType):
         return "f32"
     if isinstance(t, ir.DoubleType):
@@ -82,11 +109,18 @@ def _neg(b, x, dt):
 def _abs(b, x, dt):
     if dt.is_float:
         return intrinsic(b, "llvm.fabs", x)
-    return x if dt == bool_ else b.select(b.icmp_signed("<", x, like(x, 0)), b.neg(x), x)
+    if dt == bool_ or dt.unsigned:
+        return x
+    return b.select(b.icmp_signed("<", x, like(x, 0)), b.neg(x), x)
+
+
+def icmp(b, dt: DType):
+    """The integer comparison of dtype dt's order (unsigned for bool and uN)."""
+    return b.icmp_unsigned if dt == bool_ or dt.unsigned else b.icmp_signed
 
 
 def _relu(b, x, dt):
-    if dt == bool_:
+    if dt == bool_ or dt.unsigned:
         return x
     lt = b.fcmp_ordered("<", x, like(x, 0)) if dt.is_float else b.icmp_signed("<", x, like(x, 0))
     return b.select(lt, like(x, 0), x)
@@ -101,6 +135,8 @@ def _arith(float_op, int_op, bool_op=None):
             if bool_op is None:
                 raise NotImplementedError(f"{float_op} is not defined on bool tensors")
             return getattr(b, bool_op)(x, y)
+        if int_op == "sdiv" and out.unsigned:
+            return b.udiv(x, y)
         return getattr(b, int_op)(x, y)
     return emit
 
@@ -111,8 +147,7 @@ def _minmax(is_max):
         if out.is_float:  # NumPy propagates NaN from either side
             pick = b.fcmp_ordered(">" if is_max else "<", x, y)
             return b.select(is_nan(b, x), x, b.select(pick, x, y))
-        cmp = b.icmp_unsigned if out == bool_ else b.icmp_signed
-        return b.select(cmp(">" if is_max else "<", x, y), x, y)
+        return b.select(icmp(b, out)(">" if is_max else "<", x, y), x, y)
     return emit
 
 
@@ -121,9 +156,7 @@ def _compare(op):
         x, y = xs
         if ins[0].is_float:
             return b.fcmp_unordered(op, x, y) if op == "!=" else b.fcmp_ordered(op, x, y)
-        if ins[0] == bool_:
-            return b.icmp_unsigned(op, x, y)
-        return b.icmp_signed(op, x, y)
+        return icmp(b, ins[0])(op, x, y)
     return emit
 
 
@@ -142,23 +175,94 @@ def _pow(b, xs, ins, out):
     return b.select(b.fcmp_ordered("==", y, like(y, 0)), one, r)
 
 
+def to_f32(b, x, dt: DType):
+    """A float16 or bfloat16 register as float32 (exact)."""
+    if dt == float16:
+        return b.fpext(x, _F32)
+    t = x.type
+    wide = ir.VectorType(_I32, t.count) if isinstance(t, ir.VectorType) else _I32
+    f = ir.VectorType(_F32, t.count) if isinstance(t, ir.VectorType) else _F32
+    return b.bitcast(b.shl(b.zext(x, wide), like(b.zext(x, wide), 16)), f)
+
+
+def from_f32(b, x, dt: DType):
+    """A float32 register rounded to nearest even as float16 or bfloat16 (NaN stays NaN)."""
+    if dt == float16:
+        return b.fptrunc(x, ir.HalfType())
+    bits = b.bitcast(x, _I32)
+    odd = b.and_(b.lshr(bits, ir.Constant(_I32, 16)), ir.Constant(_I32, 1))
+    rounded = b.lshr(b.add(bits, b.add(odd, ir.Constant(_I32, 0x7FFF))), ir.Constant(_I32, 16))
+    quiet = b.or_(b.lshr(bits, ir.Constant(_I32, 16)), ir.Constant(_I32, 0x40))
+    return b.trunc(b.select(is_nan(b, x), quiet, rounded), _I16)
+
+
+def _f64_to_f32_odd(b, d):
+    """d rounded to float32 to odd (toward zero, then the last bit set when inexact), so that
+    rounding it again to a 16-bit float rounds d once."""
+    f = b.fptrunc(d, _F32)
+    back = b.fpext(f, _F64)
+    bits = b.bitcast(f, _I32)
+    inexact = b.fcmp_ordered("!=", back, d)
+    even = b.icmp_unsigned("==", b.and_(bits, ir.Constant(_I32, 1)), ir.Constant(_I32, 0))
+    away = b.fcmp_ordered(">", intrinsic(b, "llvm.fabs", back), intrinsic(b, "llvm.fabs", d))
+    odd = b.select(away, b.sub(bits, ir.Constant(_I32, 1)), b.add(bits, ir.Constant(_I32, 1)))
+    return b.bitcast(b.select(b.and_(inexact, even), odd, bits), _F32)
+
+
+def _int_to_float(b, x, src: DType, t: ir.Type):
+    return b.uitofp(x, t) if src.unsigned or src == bool_ else b.sitofp(x, t)
+
+
+def _fptoi_sat(b, x, t: ir.IntType, unsigned: bool):
+    name = f"llvm.fpto{'u' if unsigned else 's'}i.sat.i{t.width}.{_mangle(x.type)}"
+    fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(t, [x.type]), name)
+    return b.call(fn, [x])
+
+
+def _float_to_int(b, x, out: DType):
+    """Truncation toward zero; out of range (and NaN) as NumPy on x86 gives for the small
+    types: the low bits of the i32 (u32: i64) conversion; u64 saturates."""
+    dst_t = llvm_type(out)
+    if out.bits <= 16:
+        return b.trunc(b.fptosi(x, _I32), dst_t)
+    if out.unsigned:
+        return (b.trunc(b.fptosi(x, ir.IntType(64)), dst_t) if out.bits == 32
+                else _fptoi_sat(b, x, dst_t, True))
+    return b.fptosi(x, dst_t)  # NaN or out of range: an unspecified value, as in NumPy
+
+
 def _cast(b, xs, ins, out):
     (x,), src = xs, ins[0]
     dst_t = llvm_type(out)
     if src == out:
         return x
+    if src.is_half:
+        x, src = to_f32(b, x, src), float32
+        if out == float32:
+            return x
     if out == bool_:
         return b.fcmp_unordered("!=", x, zero(src)) if src.is_float else b.icmp_unsigned(
             "!=", x, zero(src))
+    if out.is_half:
+        if src == float64:
+            x = _f64_to_f32_odd(b, x)
+        elif src != float32:   # an integer: exact in f32 up to 16 bits, in f64 up to 32
+            x = (_int_to_float(b, x, src, _F32) if src.bits <= 16 or src == bool_ else
+                 _f64_to_f32_odd(b, _int_to_float(b, x, src, _F64)))
+        return from_f32(b, x, out)
     if src == bool_:
         return b.uitofp(x, dst_t) if out.is_float else b.zext(x, dst_t)
     if src.is_float and out.is_float:
         return b.fpext(x, dst_t) if out.itemsize > src.itemsize else b.fptrunc(x, dst_t)
     if src.is_float:
-        return b.fptosi(x, dst_t)  # NaN or out of range: an unspecified value, as in NumPy
+        return _float_to_int(b, x, out)
     if out.is_float:
-        return b.sitofp(x, dst_t)
-    return b.sext(x, dst_t) if out.itemsize > src.itemsize else b.trunc(x, dst_t)
+        return _int_to_float(b, x, src, dst_t)
+    if out.bits == src.bits:
+        return x
+    if out.bits < src.bits:
+        return b.trunc(x, dst_t)
+    return b.zext(x, dst_t) if src.unsigned else b.sext(x, dst_t)
 
 
 def _unary(f):
