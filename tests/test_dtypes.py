@@ -417,3 +417,75 @@ def _ir_op(op, dt):
         ins = [g.input(TensorType(dt, (1, 1, 3, 3))), g.input(TensorType(dt, (1, 1, 1, 1)))]
         return g.add(op, ins, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
     return g.add(op, [g.input(TensorType(dt, (3,)))])
+
+
+@pytest.fixture
+def software_halves(monkeypatch, tmp_path):
+    """float16 converted by integer arithmetic, as on x86 hosts without F16C (a cache of its
+    own: the on-disk cache's key holds the host's features, not this switch)."""
+    from lepton.compiler.codegen import scalar
+    monkeypatch.setenv("LEPTON_CACHE_DIR", str(tmp_path))
+    was = scalar.HARDWARE_HALVES
+    scalar.set_hardware_halves(False)
+    yield
+    scalar.set_hardware_halves(was)
+
+
+def test_float16_without_conversion_instructions(software_halves):
+    from lepton.compiler.codegen import scalar
+    assert not scalar.HARDWARE_HALVES
+    h = np.arange(2 ** 16, dtype=np.uint16).view(np.float16)
+    got = _cast(h, float32)
+    want = h.astype(np.float32)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan) and np.array_equal(got[~nan], want[~nan])
+    bits = rng.integers(0, 2 ** 32, 50000, dtype=np.uint64).astype(np.uint32)
+    for src in (float32, float64):
+        for x in (bits.view(np.float32), got[np.isfinite(got)] * np.float32(1 + 2 ** -11),
+                  np.array([65504, 65519.99, 65520, 6e-8, 2.9e-8, 3e-8, -0.0, np.inf, np.nan],
+                           np.float32)):
+            x = x.astype(src.np)
+            g = _cast(x, float16)
+            with np.errstate(all="ignore"):
+                w = x.astype(np.float16)
+            nan = np.isnan(w)
+            assert np.array_equal(np.isnan(g), nan)
+            assert np.array_equal(g[~nan].view(np.uint16), w[~nan].view(np.uint16))
+    a, b = sample(float16, (7, 13)), sample(float16, (13,))
+    f = lp.compile(lambda a, b: (a * b + a, lp.maximum(a, b), lp.sum(a, axis=0), a[::2]))
+    for o, r in zip(f(a, b), (a * b + a, np.maximum(a, b), None, a[::2])):
+        assert o.dtype == np.float16
+        if r is not None:
+            same(o, r)
+
+
+def test_onnx_small_dtypes_match_onnxruntime():
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+    nodes = [helper.make_node("Add", ["a", "b"], ["s"]),                 # uint8, wraps
+             helper.make_node("Cast", ["s"], ["h"], to=TensorProto.FLOAT16),
+             helper.make_node("MatMul", ["h", "w"], ["m"]),              # float16
+             helper.make_node("Relu", ["m"], ["y"]),
+             helper.make_node("Greater", ["a", "b"], ["gt"]),           # unsigned compare
+             helper.make_node("Cast", ["y"], ["i"], to=TensorProto.INT8)]
+    g = helper.make_graph(nodes, "g", [
+        helper.make_tensor_value_info("a", TensorProto.UINT8, [3, 4]),
+        helper.make_tensor_value_info("b", TensorProto.UINT8, [3, 4]),
+        helper.make_tensor_value_info("w", TensorProto.FLOAT16, [4, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [3, 2]),
+         helper.make_tensor_value_info("gt", TensorProto.BOOL, [3, 4]),
+         helper.make_tensor_value_info("i", TensorProto.INT8, [3, 2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    a = np.array([[250, 1, 2, 3], [4, 200, 6, 7], [8, 9, 100, 128]], np.uint8)
+    b = np.array([[10, 1, 0, 255], [4, 100, 6, 7], [8, 9, 200, 1]], np.uint8)
+    w = (sample(float16, (4, 2), small=True) / np.float16(64)).astype(np.float16)
+    want = ort.InferenceSession(m.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"a": a, "b": b, "w": w})
+    got = lp.from_onnx(m)(a, b, w)
+    for g_, w_ in zip(got, want):
+        assert g_.dtype == w_.dtype and g_.shape == w_.shape
+    np.testing.assert_allclose(got[0].astype(np.float32), want[0].astype(np.float32), rtol=2e-3)
+    same(got[1], want[1])
+    same(got[2], want[2])

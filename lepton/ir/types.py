@@ -93,6 +93,12 @@ def dtype(x) -> DType:
     raise TypeError(f"unsupported dtype {x!r}; Lepton supports {', '.join(DTYPES)}")
 
 
+def is_float_numpy(d) -> bool:
+    """Whether a NumPy dtype is a float one (bfloat16's kind is 'V', not 'f')."""
+    d = np.dtype(d)
+    return d.kind == "f" or (bfloat16.np is not None and d == bfloat16.np)
+
+
 def promote(a: DType, b: DType) -> DType:
     """NumPy's result type for two tensors of the supported dtypes (bfloat16 ranks as float16
     does; the two together give float32), except that where NumPy gives float64 to inputs that

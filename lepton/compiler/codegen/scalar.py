@@ -4,10 +4,9 @@ The loop-nest emitter calls these on one element at a time; the code is straight
 no calls to libm), so LLVM's loop vectoriser turns every elementwise loop into 16-wide code.
 Booleans are `i1` in registers and one byte in memory (NumPy's layout). Unsigned integers
 share the signed ones' LLVM types; their ops (compare, min/max, extend, convert) are the
-unsigned forms. float16 is LLVM `half` and bfloat16 its bits (`i16`): the pass `widen` leaves
-them only to loads, stores, casts, selects and copies, and casts convert them through float32
-(`half` by the host's instructions, F16C on x86, where it has them; bfloat16 by rounding the
-bits to nearest even).
+unsigned forms. float16 is LLVM `half` where the host converts it (F16C on x86) and bfloat16
+its bits (`i16`), as float16 is elsewhere: the pass `widen` leaves them only to loads, stores,
+casts, selects and copies, and casts convert them through float32 (halfbits.py for bits).
 """
 from __future__ import annotations
 
@@ -16,17 +15,38 @@ from llvmlite import ir
 import numpy as np
 
 from ...ir.types import DTYPES, DType, bfloat16, bool_, float16, float32, float64
-from . import vmath
+from . import halfbits, vmath
 from .loops import vconst
 
 FAST = ("contract",)  # lets LLVM form FMAs; keeps inf/nan semantics intact
 
 _F32, _F64, _I16, _I32 = ir.FloatType(), ir.DoubleType(), ir.IntType(16), ir.IntType(32)
-_LL = {d: ir.IntType(d.bits) for d in DTYPES.values() if d.is_int}
-_LL.update({float16: ir.HalfType(), bfloat16: _I16, float32: _F32, float64: _F64,
-            bool_: ir.IntType(1)})
-_MEM = {**_LL, bool_: ir.IntType(8)}
 _FLOAT_TYPES = (ir.HalfType, ir.FloatType, ir.DoubleType)
+
+
+def _host_converts_halves() -> bool:
+    """Whether LLVM converts `half` by instructions here (x86: F16C), not by runtime calls."""
+    import platform
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    try:
+        import llvmlite.binding as llvm
+        return bool(llvm.get_host_cpu_features().get("f16c", False))
+    except Exception:  # noqa: BLE001 - unknown: the bit arithmetic is right everywhere
+        return False
+
+
+def set_hardware_halves(on: bool) -> None:
+    """float16 as LLVM `half` (converted by the CPU) or as its bits (halfbits.py)."""
+    global HARDWARE_HALVES, _LL, _MEM
+    HARDWARE_HALVES = on
+    _LL = {d: ir.IntType(d.bits) for d in DTYPES.values() if d.is_int}
+    _LL.update({float16: ir.HalfType() if on else _I16, bfloat16: _I16, float32: _F32,
+                float64: _F64, bool_: ir.IntType(1)})
+    _MEM = {**_LL, bool_: ir.IntType(8)}
+
+
+set_hardware_halves(_host_converts_halves())
 
 
 def llvm_type(dt: DType) -> ir.Type:
@@ -57,7 +77,7 @@ def store(b: ir.IRBuilder, v, ptr, dt: DType):
 
 def zero(dt: DType, value=0):
     """The constant `value` of dtype dt (in its register type)."""
-    if dt == bfloat16:
+    if dt == bfloat16 or (dt == float16 and not HARDWARE_HALVES):
         return ir.Constant(_I16, int(np.asarray(value, dt.np).view(np.int16)))
     if dt.is_float:
         return ir.Constant(_LL[dt], float(np.asarray(value, dt.np)))
@@ -178,22 +198,15 @@ def _pow(b, xs, ins, out):
 def to_f32(b, x, dt: DType):
     """A float16 or bfloat16 register as float32 (exact)."""
     if dt == float16:
-        return b.fpext(x, _F32)
-    t = x.type
-    wide = ir.VectorType(_I32, t.count) if isinstance(t, ir.VectorType) else _I32
-    f = ir.VectorType(_F32, t.count) if isinstance(t, ir.VectorType) else _F32
-    return b.bitcast(b.shl(b.zext(x, wide), like(b.zext(x, wide), 16)), f)
+        return b.fpext(x, _F32) if HARDWARE_HALVES else halfbits.f16_to_f32(b, x)
+    return halfbits.bf16_to_f32(b, x)
 
 
 def from_f32(b, x, dt: DType):
     """A float32 register rounded to nearest even as float16 or bfloat16 (NaN stays NaN)."""
     if dt == float16:
-        return b.fptrunc(x, ir.HalfType())
-    bits = b.bitcast(x, _I32)
-    odd = b.and_(b.lshr(bits, ir.Constant(_I32, 16)), ir.Constant(_I32, 1))
-    rounded = b.lshr(b.add(bits, b.add(odd, ir.Constant(_I32, 0x7FFF))), ir.Constant(_I32, 16))
-    quiet = b.or_(b.lshr(bits, ir.Constant(_I32, 16)), ir.Constant(_I32, 0x40))
-    return b.trunc(b.select(is_nan(b, x), quiet, rounded), _I16)
+        return b.fptrunc(x, ir.HalfType()) if HARDWARE_HALVES else halfbits.f32_to_f16(b, x)
+    return halfbits.f32_to_bf16(b, x)
 
 
 def _f64_to_f32_odd(b, d):
