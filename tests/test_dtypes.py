@@ -489,3 +489,24 @@ def test_onnx_small_dtypes_match_onnxruntime():
     np.testing.assert_allclose(got[0].astype(np.float32), want[0].astype(np.float32), rtol=2e-3)
     same(got[1], want[1])
     same(got[2], want[2])
+
+
+def test_everything_but_bfloat16_works_without_ml_dtypes():
+    import subprocess
+    import sys
+    code = """if True:
+        import sys; sys.modules["ml_dtypes"] = None          # as if it were not installed
+        import numpy as np, lepton as lp
+        f = lp.compile(lambda x: (x * 2).astype(lp.float16) + lp.sum(x))
+        assert f(np.ones(3, np.int8)).tolist() == [5.0, 5.0, 5.0]
+        try:
+            lp.compile(lambda x: x.astype(lp.bfloat16))(np.ones(3, np.float32))
+        except TypeError as e:
+            assert "ml_dtypes" in str(e)
+        else:
+            raise AssertionError("bfloat16 without ml_dtypes")
+        print("ok")
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]

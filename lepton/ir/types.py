@@ -75,7 +75,7 @@ def _needs_ml_dtypes(d: DType) -> DType:
 def dtype(x) -> DType:
     """Converts a DType, its IR name, a NumPy dtype or a Python type to a DType."""
     if isinstance(x, DType):
-        return x
+        return _needs_ml_dtypes(x)
     if isinstance(x, str) and (x in DTYPES or x in _BY_NAME):
         return _needs_ml_dtypes(DTYPES.get(x) or _BY_NAME[x])
     if x is float:
