@@ -510,3 +510,58 @@ def test_everything_but_bfloat16_works_without_ml_dtypes():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+INTEGER_OPS = {"floordiv": np.floor_divide, "mod": np.remainder, "bitwise_and": np.bitwise_and,
+               "bitwise_or": np.bitwise_or, "bitwise_xor": np.bitwise_xor}
+
+
+@pytest.mark.parametrize("dt", INTS + [int32, int64], ids=str)
+@pytest.mark.parametrize("op", list(INTEGER_OPS) + ["shl", "shr"])
+def test_integer_division_bitwise_and_shifts(dt, op):
+    """Over the whole range, with zero divisors, the most negative value // -1 and shifts by
+    the width or more (or negative amounts): no trap, NumPy's results."""
+    x, y = sample(dt, (9, 16)), sample(dt, (16,))
+    info = np.iinfo(dt.np)
+    x[0, :4] = [info.min, info.max, 0, 1]
+    if op in ("shl", "shr"):
+        y = rng.integers(0 if dt.unsigned else -3, dt.bits + 3, 16).astype(dt.np)
+    else:
+        y[:4] = [0, 0 if dt.unsigned else -1, 1, info.max]
+    got, want = compiled(op, [TensorType(dt, x.shape), TensorType(dt, y.shape)], {}, [x, y])
+    same(got, want)
+    if op in INTEGER_OPS:
+        with np.errstate(all="ignore"):
+            ref = INTEGER_OPS[op](x, y)
+        if op in ("floordiv", "mod"):     # x // 0 and x % 0: 0 (NumPy's, with a warning)
+            ok = y != 0
+            assert not np.any(got[:, ~ok])
+            got, ref = np.where(ok, got, 0), np.where(ok, ref, 0)
+        same(got, ref)
+    else:
+        for i in range(16):
+            s = int(y[i])
+            for v, g in zip(x[:, i], got[:, i]):
+                v = int(v)
+                if op == "shl":
+                    w = 0 if not 0 <= s < dt.bits else (v << s) % (1 << dt.bits)
+                else:
+                    w = (v >> s) if 0 <= s < dt.bits else (-1 if v < 0 else 0)
+                w = np.array(w % (1 << dt.bits) if dt.unsigned else w).astype(np.int64)
+                assert int(np.array(w).astype(dt.np)) == int(g), (v, s)
+
+
+def test_integer_operators_in_the_frontend():
+    a = np.array([-7, 7, 100, -128], np.int8)
+    b = np.array([2, -2, 0, -1], np.int8)
+    f = lp.compile(lambda a, b: (a // b, a % b, a & b, a | b, a ^ b, ~a, a << 1, a >> 1, a // 3,
+                                 -9 % b))
+    with np.errstate(all="ignore"):
+        want = (a // b, a % b, a & b, a | b, a ^ b, ~a, a << 1, a >> 1, a // 3, -9 % b)
+    for g, w in zip(f(a, b), want):
+        assert g.dtype == w.dtype
+        same(g, w)
+    m = np.array([True, False])
+    same(lp.compile(lambda m: (~m, m & True))(m)[0], ~m)
+    with pytest.raises(TypeError, match="floor_divide needs integer"):
+        lp.compile(lambda x: x // 2)(np.ones(2, np.float32))

@@ -204,6 +204,67 @@ def logical_not(x) -> Tensor:
     return emit("eq", [x, lift(False)])
 
 
+# -- integer ops: NumPy's // % << >> and bitwise & | ^ ~ -------------------------------------
+def _integers(op: str, name: str, a, b, bools: bool = False) -> list[Tensor]:
+    ts = lift_all(a, b)
+    d = ts[0].dtype
+    if not (d.is_int or (bools and d == bool_)):
+        fail(op, f"{name} needs integer{' or bool' if bools else ''} tensors, got "
+             f"{ts[0].type} and {ts[1].type}", TypeError)
+    return ts
+
+
+def floor_divide(a, b) -> Tensor:
+    """a // b for integers (NumPy's floor division); x // 0 gives 0."""
+    return emit("floordiv", _integers("floordiv", "floor_divide", a, b))
+
+
+def remainder(a, b) -> Tensor:
+    """a % b for integers, with the sign of b (NumPy's remainder); x % 0 gives 0."""
+    return emit("mod", _integers("mod", "remainder", a, b))
+
+
+mod = remainder
+
+
+def left_shift(a, b) -> Tensor:
+    """a << b for integers; a shift by the width or more gives 0."""
+    return emit("shl", _integers("shl", "left_shift", a, b))
+
+
+def right_shift(a, b) -> Tensor:
+    """a >> b for integers (arithmetic for signed, logical for unsigned)."""
+    return emit("shr", _integers("shr", "right_shift", a, b))
+
+
+def bitwise_and(a, b) -> Tensor:
+    """a & b: logical and on bools, bitwise on integers."""
+    a, b = _integers("bitwise_and", "&", a, b, bools=True)
+    return logical_and(a, b) if a.dtype == bool_ else emit("bitwise_and", [a, b])
+
+
+def bitwise_or(a, b) -> Tensor:
+    """a | b: logical or on bools, bitwise on integers."""
+    a, b = _integers("bitwise_or", "|", a, b, bools=True)
+    return logical_or(a, b) if a.dtype == bool_ else emit("bitwise_or", [a, b])
+
+
+def bitwise_xor(a, b) -> Tensor:
+    """a ^ b: logical xor on bools, bitwise on integers."""
+    a, b = _integers("bitwise_xor", "^", a, b, bools=True)
+    return logical_xor(a, b) if a.dtype == bool_ else emit("bitwise_xor", [a, b])
+
+
+def invert(x) -> Tensor:
+    """~x: logical not on bools, every bit flipped on integers."""
+    x = lift(x)
+    if x.dtype == bool_:
+        return logical_not(x)
+    if not x.dtype.is_int:
+        fail("invert", f"~ needs an integer or bool tensor, got {x.type}", TypeError)
+    return emit("bitwise_xor", [x, _constant(np.array(-1).astype(x.dtype.np))])
+
+
 def less(a, b): return _binary("lt", a, b)
 def less_equal(a, b): return _binary("le", a, b)
 def greater(a, b): return _binary("gt", a, b)
@@ -396,6 +457,8 @@ __all__ = [
     "add", "subtract", "multiply", "divide", "power", "negative", "abs", "exp", "log", "sqrt",
     "rsqrt", "tanh", "sigmoid", "relu", "gelu", "erf", "sin", "cos", "maximum", "minimum",
     "where", "clip", "square", "reciprocal", "stop_gradient",
+    "floor_divide", "remainder", "mod", "left_shift", "right_shift", "bitwise_and", "bitwise_or",
+    "bitwise_xor", "invert",
     "sum", "mean", "max", "min", "argmax", "prod", "logsumexp", "var",
     "reshape", "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack",
     "split", "take", "matmul", "dot", "zeros", "ones", "full", "arange", "constant",

@@ -278,6 +278,48 @@ def _cast(b, xs, ins, out):
     return b.zext(x, dst_t) if src.unsigned else b.sext(x, dst_t)
 
 
+def _divmod(want_quotient):
+    """NumPy's floor division or remainder of integers, without trapping: x // 0 and x % 0 give
+    0; the most negative value // -1 wraps to itself (x * -1)."""
+    def emit(b, xs, ins, out):
+        x, y = xs
+        zero, one = like(x, 0), like(x, 1)
+        by_zero = b.icmp_unsigned("==", y, zero)
+        if out.unsigned:
+            safe = b.select(by_zero, one, y)
+            r = b.udiv(x, safe) if want_quotient else b.urem(x, safe)
+            return b.select(by_zero, zero, r)
+        minus_one = b.icmp_signed("==", y, like(x, -1))
+        safe = b.select(b.or_(by_zero, minus_one), one, y)
+        q, r = b.sdiv(x, safe), b.srem(x, safe)
+        q = b.select(minus_one, b.neg(x), q)
+        # C truncates toward zero; floor when the remainder's sign differs from the divisor's
+        floor = b.and_(b.icmp_signed("!=", r, zero),
+                       b.icmp_signed("<", b.xor(r, safe), zero))
+        if want_quotient:
+            res = b.select(floor, b.sub(q, one), q)
+        else:
+            res = b.select(floor, b.add(r, y), r)
+        return b.select(by_zero, zero, res)
+    return emit
+
+
+def _shift(left):
+    """x << y, x >> y (arithmetic for signed, logical for unsigned); a shift by the width or
+    more, or by a negative amount, gives 0 (-1 for a negative x shifted right), as NumPy."""
+    def emit(b, xs, ins, out):
+        x, y = xs
+        width = like(x, out.bits)
+        big = b.icmp_unsigned(">=", y, width)
+        safe = b.select(big, like(x, 0), y)
+        if left:
+            return b.select(big, like(x, 0), b.shl(x, safe))
+        if out.unsigned:
+            return b.select(big, like(x, 0), b.lshr(x, safe))
+        return b.ashr(x, b.select(big, like(x, out.bits - 1), safe))
+    return emit
+
+
 def _unary(f):
     return lambda b, xs, ins, out: f(b, xs[0], out)
 
@@ -318,6 +360,13 @@ SCALAR = {
     "where": lambda b, xs, ins, out: b.select(*xs),
     "stop_gradient": lambda b, xs, ins, out: xs[0],
     "cast": _cast,
+    "floordiv": _divmod(True),
+    "mod": _divmod(False),
+    "bitwise_and": lambda b, xs, ins, out: b.and_(*xs),
+    "bitwise_or": lambda b, xs, ins, out: b.or_(*xs),
+    "bitwise_xor": lambda b, xs, ins, out: b.xor(*xs),
+    "shl": _shift(True),
+    "shr": _shift(False),
 }
 
 # Ops whose rare slow path a loop kernel may defer: `UNREDUCED[op](b, x, flags)` (flags a
