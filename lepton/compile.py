@@ -32,7 +32,7 @@ from .ir.graph import Graph
 from .ir.interpreter import evaluate
 from .ir.ops import OpError
 from .ir.printer import print_graph
-from .ir.types import TupleType, is_float_numpy
+from .ir.types import TupleType, float32, is_float_numpy
 from .runtime.executable import Executable
 from .runtime.cache import DiskCache, cache_key
 from .runtime.jit import NativeLibrary, compile_object, openmp_available
@@ -325,8 +325,10 @@ def graph_tolerance(g: Graph, dtype) -> tuple[float, float]:
     it computes anything in one."""
     tols = [tolerance(dtype)]
     if is_float_numpy(dtype):
-        tols += [tolerance(d) for d in {v.dtype.np for v in g.nodes
-                                        if v.dtype.np == np.float32 or v.dtype.is_half}]
+        types = [t for v in g.nodes
+                 for t in (v.type.types if isinstance(v.type, TupleType) else (v.type,))]
+        tols += [tolerance(d) for d in {t.dtype.np for t in types
+                                        if t.dtype == float32 or t.dtype.is_half}]
     return max(tols)
 
 

@@ -565,3 +565,21 @@ def test_integer_operators_in_the_frontend():
     same(lp.compile(lambda m: (~m, m & True))(m)[0], ~m)
     with pytest.raises(TypeError, match="floor_divide needs integer"):
         lp.compile(lambda x: x // 2)(np.ones(2, np.float32))
+
+
+def test_control_flow_carries_small_dtypes():
+    def f(x):
+        return lp.fori_loop(0, 5, lambda i, c: c * 1.5 + lp.exp(c) * 0.1, x)
+    x = np.linspace(-1, 1, 7).astype(np.float16)
+    got = lp.compile(f, check=True)(x)
+    ref = x.copy()
+    with np.errstate(all="ignore"):
+        for _ in range(5):
+            e = np.exp(ref.astype(np.float32)).astype(np.float16)
+            ref = ref * np.float16(1.5) + e * np.float16(0.1)
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.astype(np.float32), ref.astype(np.float32), rtol=4e-3)
+    g = lp.compile(lambda p, x: lp.cond(p, lambda x: x + 1, lambda x: x * 2, x), check=True)
+    u = np.array([0, 1, 255], np.uint8)
+    same(g(np.array(True), u), u + np.uint8(1))
+    same(g(np.array(False), u), u * np.uint8(2))
