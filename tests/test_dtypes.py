@@ -563,8 +563,32 @@ def test_integer_operators_in_the_frontend():
         same(g, w)
     m = np.array([True, False])
     same(lp.compile(lambda m: (~m, m & True))(m)[0], ~m)
-    with pytest.raises(TypeError, match="floor_divide needs integer"):
-        lp.compile(lambda x: x // 2)(np.ones(2, np.float32))
+    with pytest.raises(TypeError, match="left_shift needs integer"):
+        lp.compile(lambda x: x << 2)(np.ones(2, np.float32))
+
+
+@pytest.mark.parametrize("dt", [float16, bfloat16, float32, float64], ids=str)
+def test_float_floor_divide_and_remainder_are_numpys(dt):
+    """NumPy's algorithm (exact fmod, the remainder with the divisor's sign, the quotient
+    snapped to an integer): the same bits and signs, x // 0 = x / 0, x % 0 = NaN."""
+    x = (rng.standard_normal(3000) * 10).astype(dt.np)
+    y = (rng.standard_normal(3000) * 3).astype(dt.np)
+    x[:10] = np.array([0, -0.0, np.inf, -np.inf, np.nan, 5, -5, 1, 7, -7]).astype(dt.np)
+    y[:10] = np.array([0, 3, 2, -2, 1, 0, 0, 0.1, -0.0, np.inf]).astype(dt.np)
+    f = lp.compile(lambda x, y: (x // y, x % y, lp.floor_divide(x, 0.5), lp.mod(x, -3)),
+                   check=True)
+    wide = x.astype(np.float32) if dt.is_half else x
+    wy = y.astype(np.float32) if dt.is_half else y
+    with np.errstate(all="ignore"):
+        wants = [w.astype(dt.np) for w in (wide // wy, wide % wy, wide // np.float32(0.5),
+                                          wide % np.float32(-3))]
+    for got, want in zip(f(x, y), wants):
+        assert got.dtype == dt.np
+        g, w = got.astype(np.float64), want.astype(np.float64)
+        nan = np.isnan(w)
+        assert np.array_equal(np.isnan(g), nan)
+        assert np.array_equal(g[~nan], w[~nan])
+        assert np.array_equal(np.signbit(g[~nan]), np.signbit(w[~nan]))
 
 
 def test_control_flow_carries_small_dtypes():

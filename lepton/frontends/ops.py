@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..ir.types import DType, bool_, dtype as to_dtype, float32, int32, int64, uint64
+from ..ir.types import DType, bool_, dtype as to_dtype, float32, int8, int32, int64, uint64
 from .shapes import (broadcast_to, concatenate, expand_dims, norm_axes, reshape,  # noqa: F401
                      split, squeeze, stack, swapaxes, take, transpose)
 from .tensor import (Tensor, as_array, cast, emit, fail, is_weak, lift, lift_all, result_dtype,
@@ -214,14 +214,20 @@ def _integers(op: str, name: str, a, b, bools: bool = False) -> list[Tensor]:
     return ts
 
 
+def _numbers(a, b) -> list[Tensor]:
+    ts = lift_all(a, b)
+    return lift_all(a, b, dtype=int8) if ts[0].dtype == bool_ else ts   # NumPy: bool // bool
+
+
 def floor_divide(a, b) -> Tensor:
-    """a // b for integers (NumPy's floor division); x // 0 gives 0."""
-    return emit("floordiv", _integers("floordiv", "floor_divide", a, b))
+    """a // b (NumPy's floor division); for integers x // 0 gives 0, for floats x / 0."""
+    return emit("floordiv", _numbers(a, b))
 
 
 def remainder(a, b) -> Tensor:
-    """a % b for integers, with the sign of b (NumPy's remainder); x % 0 gives 0."""
-    return emit("mod", _integers("mod", "remainder", a, b))
+    """a % b with the sign of b (NumPy's remainder); for integers x % 0 gives 0, for floats
+    NaN."""
+    return emit("mod", _numbers(a, b))
 
 
 mod = remainder

@@ -155,8 +155,6 @@ def _arith(float_op, int_op, bool_op=None):
             if bool_op is None:
                 raise NotImplementedError(f"{float_op} is not defined on bool tensors")
             return getattr(b, bool_op)(x, y)
-        if int_op == "sdiv" and out.unsigned:
-            return b.udiv(x, y)
         return getattr(b, int_op)(x, y)
     return emit
 
@@ -278,11 +276,32 @@ def _cast(b, xs, ins, out):
     return b.zext(x, dst_t) if src.unsigned else b.sext(x, dst_t)
 
 
+def _float_divmod(b, x, y, want_quotient):
+    """NumPy's float floor division / remainder (npy_divmod): from the exact fmod (`frem`), the
+    remainder takes b's sign, the quotient is snapped to the nearest integer; x // 0 is x / 0."""
+    zero, one = like(x, 0), like(x, 1)
+    m = b.frem(x, y)
+    div = b.fdiv(b.fsub(x, m), y)
+    fix = b.and_(b.fcmp_ordered("!=", m, zero),
+                 b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", m, zero)))
+    if not want_quotient:
+        m = b.select(fix, b.fadd(m, y), m)
+        return b.select(b.fcmp_ordered("==", m, zero), intrinsic(b, "llvm.copysign", zero, y), m)
+    div = b.select(fix, b.fsub(div, one), div)
+    q = intrinsic(b, "llvm.floor", div)
+    q = b.select(b.fcmp_ordered(">", b.fsub(div, q), like(x, 0.5)), b.fadd(q, one), q)
+    ratio = b.fdiv(x, y)
+    q = b.select(b.fcmp_ordered("==", div, zero), intrinsic(b, "llvm.copysign", zero, ratio), q)
+    return b.select(b.fcmp_ordered("==", y, zero), ratio, q)
+
+
 def _divmod(want_quotient):
-    """NumPy's floor division or remainder of integers, without trapping: x // 0 and x % 0 give
-    0; the most negative value // -1 wraps to itself (x * -1)."""
+    """NumPy's floor division or remainder, without trapping: for integers x // 0 and x % 0
+    give 0 and the most negative value // -1 wraps to itself (x * -1)."""
     def emit(b, xs, ins, out):
         x, y = xs
+        if out.is_float:
+            return _float_divmod(b, x, y, want_quotient)
         zero, one = like(x, 0), like(x, 1)
         by_zero = b.icmp_unsigned("==", y, zero)
         if out.unsigned:

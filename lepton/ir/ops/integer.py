@@ -1,6 +1,6 @@
-"""Integer elementwise ops: floor division and remainder (NumPy's `//` and `%`), bitwise
-and/or/xor, and shifts. Inputs broadcast and share one integer dtype (bool too for the bitwise
-ops); no gradient flows through them.
+"""Integer elementwise ops: floor division and remainder (NumPy's `//` and `%`, on floats too),
+bitwise and/or/xor, and shifts. Inputs broadcast and share one dtype (integer; bool too for the
+bitwise ops); no gradient flows through them.
 
 Division by zero gives 0, and the most negative value // -1 wraps to itself, as NumPy gives
 (with a warning) and compiled code gives without trapping. A shift by the width or more (or by
@@ -15,11 +15,12 @@ from ..types import TensorType, bool_
 from .base import NONDIFF, OpDef, broadcast_shapes, same_dtype
 
 
-def _integer(name, bools):
+def _integer(name, bools, floats=False):
     def infer(types, attrs):
         d = same_dtype(types)
-        if not (d.is_int or (bools and d == bool_)):
-            raise TypeError(f"{name} needs integer{' or bool' if bools else ''} inputs, got "
+        if not (d.is_int or (bools and d == bool_) or (floats and d.is_float)):
+            what = "integer or float" if floats else "integer or bool" if bools else "integer"
+            raise TypeError(f"{name} needs {what} inputs, got "
                             f"{', '.join(str(t) for t in types)}")
         return TensorType(d, broadcast_shapes(*(t.shape for t in types)))
     return infer
@@ -45,13 +46,13 @@ def _shift(left):
     return f
 
 
-def _op(name, f, bools=False):
-    return OpDef(name, "elementwise", 2, (), _integer(name, bools), _ref(f), NONDIFF)
+def _op(name, f, bools=False, floats=False):
+    return OpDef(name, "elementwise", 2, (), _integer(name, bools, floats), _ref(f), NONDIFF)
 
 
 INTEGER = [
-    _op("floordiv", np.floor_divide),
-    _op("mod", np.remainder),
+    _op("floordiv", np.floor_divide, floats=True),
+    _op("mod", np.remainder, floats=True),
     _op("bitwise_and", np.bitwise_and, bools=True),
     _op("bitwise_or", np.bitwise_or, bools=True),
     _op("bitwise_xor", np.bitwise_xor, bools=True),
