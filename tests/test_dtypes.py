@@ -607,3 +607,19 @@ def test_control_flow_carries_small_dtypes():
     u = np.array([0, 1, 255], np.uint8)
     same(g(np.array(True), u), u + np.uint8(1))
     same(g(np.array(False), u), u * np.uint8(2))
+
+
+def test_save_and_load_small_dtypes(tmp_path):
+    w16 = np.linspace(-1, 1, 12).astype(np.float16).reshape(4, 3)
+    wb = np.linspace(-1, 1, 3).astype(ml_dtypes.bfloat16)       # .npy keeps it as 2-byte voids
+
+    def f(x):
+        return ((x.astype(lp.float16) @ w16) * 2, (x // 3).astype(lp.int8),
+                x[:, :3].astype(lp.bfloat16) * wb)
+    x = np.arange(8, dtype=np.uint8).reshape(2, 4)
+    path = str(tmp_path / "small.lepton")
+    lp.save(f, path, (x,), batch_axis=0)
+    m = lp.load_model(path)
+    for got, want in zip(m.predict(x), lp.compile(f)(x)):
+        assert got.dtype == want.dtype
+        same(got, want)
