@@ -26,7 +26,7 @@ from .loopnest import View, broadcast_view, collapse, emit_nest, row_major_strid
 from .loops import entry_alloca, i8
 from .parallel import begin_split, finish_split, worth_threads
 from .reduce import combine, identity
-from .scalar import FAST, SCALAR, UNREDUCED, like, llvm_type, load, mem_type, store
+from .scalar import FAST, SCALAR, UNREDUCED, like, llvm_type, load, mem_type, store, zero
 from .vmath import Unreduced
 
 
@@ -34,8 +34,7 @@ def immediate(x: Value):
     """An LLVM constant for a one-element constant value, else None."""
     if x.op != "constant" or x.type.size != 1:
         return None
-    item = x.attrs["value"].reshape(()).item()
-    return ir.Constant(llvm_type(x.dtype), float(item) if x.dtype.is_float else int(item))
+    return zero(x.dtype, x.attrs["value"].reshape(()))
 
 
 def operands(group: Group) -> list[Value]:
