@@ -318,7 +318,8 @@ def tolerance(dtype) -> tuple[float, float]:
 def graph_tolerance(g: Graph, dtype) -> tuple[float, float]:
     """A value's tolerance is its dtype's, or float32's when the graph computes anything in
     float32 (its rounding shows through a later cast to float64)."""
-    if np.dtype(dtype).kind == "f" and any(v.dtype.np == np.float32 for v in g.nodes):
+    if np.dtype(dtype).kind == "f" and any(  # a control op's tuple: its gets have dtypes
+            hasattr(v.type, "dtype") and v.dtype.np == np.float32 for v in g.nodes):
         return tolerance(np.float32)
     return tolerance(dtype)
 
