@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections import Counter
 
 from ...ir.graph import Graph, Value
+from ..codegen.gemm import ROWS_MAX_M as ROWS   # GEMMs with more rows are packed anyway
 from .scan_residuals import _body, _new_input, _rebuild
 
 MIN_STEPS = 4           # below this many steps the transpose may cost more than it saves
-ROWS = 64               # codegen/gemm.py ROWS_MAX_M: GEMMs with more rows are packed anyway
 
 
 def _candidates(scan: Value) -> list:
