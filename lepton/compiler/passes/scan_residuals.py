@@ -231,7 +231,7 @@ def _accumulation(b: Value, k: int):
 def _hoist_accumulation(g: Graph, counts) -> Graph | None:
     for b in (v for v in g.nodes if v.op == "scan"):
         bb, nc, nk, n = _parts(b)
-        for k in range(nk):
+        for k in range(nk if n > 0 else 0):
             acc = _accumulation(b, k)
             if acc is not None:
                 return _apply_hoist(g, b, k, *acc, counts)

@@ -29,7 +29,7 @@ def _candidates(scan: Value) -> list:
         return []
     found = []
     for v in body.nodes:
-        if v.op != "matmul" or len(v.shape) != 2 or v.shape[0] > ROWS:
+        if v.op != "matmul" or len(v.shape) != 2 or v.shape[0] > ROWS or not v.dtype.is_float:
             continue
         w = v.inputs[1]
         if w in body.inputs[:nc] and v.inputs[0] is not w and len(w.shape) == 2:
