@@ -7,7 +7,8 @@ own). A matmul of the backward body that reads only its consts and xs, where eve
 ys of one forward scan F (or an xs of F) and every const one of F's, is computed by F instead:
 F's body gets a copy of the matmul (which CSE merges with the one F already computes) and
 returns it as a new ys; the backward body reads it as a new xs. (JAX's `checkpoint_dots`
-policy: products are saved, elementwise work is recomputed.)
+policy: products are saved, elementwise work is recomputed; a product's only reader, when it is
+elementwise on step values, is saved in its place, as an LSTM's pre-activation xp_t + h @ W.T.)
 
 Hoisted accumulations. A carry the body updates as `c + matmul(transpose(P), Q)` (optionally
 transposed), with P and Q per-step values (xs, or ys the body returns) and c read nowhere else,
@@ -144,14 +145,27 @@ def _save_products(g: Graph, counts) -> Graph | None:
                       if o.op == "get" and o.inputs[0] is f}
             inputs = set(bb.inputs)
             step = _step_only(bb, bnc, bnk)
+            users = bb.users()
             dots = []
             for v in bb.nodes:
                 if v.op != "matmul" or v not in step:
                     continue
                 cone = _cone(v, inputs)
                 leaves = {i for x in cone for i in x.inputs if i in inputs}
-                if leaves <= set(m) and leaves & from_f:
-                    dots.append((v, cone))
+                if not (leaves <= set(m) and leaves & from_f):
+                    continue
+                # the product's only reader, when elementwise on step values of its shape (an
+                # LSTM's xp_t + h @ W.T), is saved instead: it fuses into the forward GEMM
+                while len(users[v]) == 1 and v not in bb.outputs:
+                    u = users[v][0]
+                    if u.opdef.kind != "elementwise" or u.shape != v.shape or u not in step:
+                        break
+                    ucone = _cone(u, inputs)
+                    uleaves = {i for x in ucone for i in x.inputs if i in inputs}
+                    if not uleaves <= set(m):
+                        break
+                    v, cone = u, ucone
+                dots.append((v, cone))
             if dots:
                 return _apply_save(g, f, b, dots, m, counts)
     return None
