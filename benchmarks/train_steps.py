@@ -1,5 +1,6 @@
 """The training-step workloads W9 (LSTM, lp.scan) and W11 (BatchNorm CNN) in one process, one
-thread: Lepton against jax.jit, torch eager and (with --torch-compile) torch.compile, with the
+thread: Lepton against NumPy (the step's backward written by hand), jax.jit, torch eager and
+(with --torch-compile) torch.compile, with the
 cold compile of each (first call; LEPTON_CACHE=0) and the median per step in wall and in CPU
 seconds. On a shared machine the CPU-time medians are the steadier ones (a step that waits for
 a core is not charged for it); the workloads are in lepton/bench/lstm.py and bn_cnn.py.
@@ -80,7 +81,8 @@ def main(argv=None) -> None:
                     help="also torch.compile (minutes of compile for W9's 64-step loop)")
     a = ap.parse_args(argv)
     from lepton.bench import select
-    runners = [("Lepton", _lepton), ("jax.jit", _jax), ("torch eager", _torch)]
+    runners = [("Lepton", _lepton), ("NumPy", lambda w, x: lambda: w.numpy_impl(*x)),
+               ("jax.jit", _jax), ("torch eager", _torch)]
     if a.torch_compile:
         runners.append(("torch.compile", lambda w, x: _torch(w, x, compiled=True)))
     for w in select(a.only):
