@@ -620,3 +620,15 @@ def test_save_and_load_small_dtypes(tmp_path):
     for got, want in zip(m.predict(x), lp.compile(f)(x)):
         assert got.dtype == want.dtype
         same(got, want)
+
+
+def test_gradient_of_float_remainder_and_floor_division():
+    torch = pytest.importorskip("torch")
+    x = np.array([5.5, -7.25, 3.0, 0.7], np.float64)
+    y = np.array([2.0, 2.5, -1.5, 0.3], np.float64)
+    gx, gy = lp.compile(lp.grad(lambda x, y: lp.sum(lp.mod(x, y) * 3 + x // y), argnums=(0, 1)))(
+        x, y)
+    tx, ty = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    (torch.remainder(tx, ty) * 3).sum().backward()
+    np.testing.assert_allclose(gx, tx.grad.numpy())
+    np.testing.assert_allclose(gy, ty.grad.numpy())

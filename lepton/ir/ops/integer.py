@@ -1,6 +1,7 @@
 """Integer elementwise ops: floor division and remainder (NumPy's `//` and `%`, on floats too),
 bitwise and/or/xor, and shifts. Inputs broadcast and share one dtype (integer; bool too for the
-bitwise ops); no gradient flows through them.
+bitwise ops). Only `mod` of floats has a gradient (1 for a, -(a // b) for b, as JAX's rem);
+floor division is piecewise constant, and the rest are integer-only.
 
 Division by zero gives 0, and the most negative value // -1 wraps to itself, as NumPy gives
 (with a warning) and compiled code gives without trapping. A shift by the width or more (or by
@@ -46,13 +47,19 @@ def _shift(left):
     return f
 
 
-def _op(name, f, bools=False, floats=False):
-    return OpDef(name, "elementwise", 2, (), _integer(name, bools, floats), _ref(f), NONDIFF)
+def _mod_vjp(e, out, ct):
+    a, b = out.inputs
+    db = e.neg(e.mul(ct, e.op("floordiv", a, b)))
+    return e.sum_to(ct, a.shape), e.sum_to(db, b.shape)
+
+
+def _op(name, f, bools=False, floats=False, vjp=NONDIFF):
+    return OpDef(name, "elementwise", 2, (), _integer(name, bools, floats), _ref(f), vjp)
 
 
 INTEGER = [
     _op("floordiv", np.floor_divide, floats=True),
-    _op("mod", np.remainder, floats=True),
+    _op("mod", np.remainder, floats=True, vjp=_mod_vjp),
     _op("bitwise_and", np.bitwise_and, bools=True),
     _op("bitwise_or", np.bitwise_or, bools=True),
     _op("bitwise_xor", np.bitwise_xor, bools=True),
