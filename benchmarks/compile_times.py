@@ -1,7 +1,7 @@
 """Lepton's compile time per workload, cold (a fresh process per workload and an empty disk
 cache, so the first `lp.compile` also pays for setting LLVM up) and again (a second `lp.compile`
 of the same model in that process: the warm disk cache), with the cold compile split into its
-stages as `f.stats()` reports them. W10 is W8's block 12 times (each with its own parameters).
+stages as `f.stats()` reports them.
 
     python benchmarks/compile_times.py [--only W2,W8,W10] [--routines | --after W8]
 
@@ -26,7 +26,7 @@ def child(wid: str) -> dict:
     """Runs in the fresh process: compile twice, report the times and the stage split."""
     import lepton as lp
     from lepton.bench import WORKLOADS
-    model, args = _w10() if wid == "W10" else (WORKLOADS[wid].model, WORKLOADS[wid].make_inputs())
+    model, args = WORKLOADS[wid].model, WORKLOADS[wid].make_inputs()
     t = time.perf_counter()
     f = lp.compile(model, example_args=args)
     cold = time.perf_counter() - t
@@ -37,20 +37,6 @@ def child(wid: str) -> dict:
     return {"id": wid, "cold_s": cold, "again_s": again, "kernels": stats.get("kernels"),
             "stages": {k: v for k, v in stats.get("compile_seconds", {}).items()
                        if k in STAGES}}
-
-
-def _w10(blocks: int = 12):
-    """W8's transformer block `blocks` times, each with its own parameters (issue 8's W10)."""
-    from lepton.bench import WORKLOADS
-    w8 = WORKLOADS["W8"]
-    per = len(w8.make_inputs()) - 1
-    params = [w8.make_inputs()[1:] for _ in range(blocks)]
-
-    def model(x, *ps):
-        for i in range(blocks):
-            x = w8.model(x, *ps[i * per:(i + 1) * per])
-        return x
-    return model, (w8.make_inputs()[0], *(p for block in params for p in block))
 
 
 def main(argv=None) -> int:
@@ -72,7 +58,7 @@ def main(argv=None) -> int:
            "OPENBLAS_NUM_THREADS": "1", "LEPTON_CACHE": "1"}
     header = ["workload", "cold s", "again s", *STAGES, "kernels"]
     table = []
-    ids = [w.id for w in select(None)] + ["W10"]
+    ids = [w.id for w in select(None)]
     if opts.only:
         ids = [i for i in ids if i in opts.only.split(",")]
     for wid in ids:

@@ -1,26 +1,31 @@
 """Load on `lepton serve`: the W2 MLP (784-512-512-10, ReLU) behind the Open Inference Protocol
-server, driven on loopback by 1, 8 and 32 concurrent clients, each request one row, with dynamic
-batching on (--max-batch 32 --max-delay-ms 2) and off (--max-batch 1); the same server around
-an onnxruntime session of the same MLP as the peer (when onnxruntime and onnx are installed).
+server, driven on loopback by 1, 8 and 32 concurrent clients, each request one row (what an
+online client sends: one input to score), with dynamic batching on (--max-batch 32
+--max-delay-ms 2) and off (--max-batch 1); the same server around an onnxruntime session of
+the same MLP as the peer (when onnxruntime and onnx are installed).
 
-    python benchmarks/serve_load.py [--requests 2000] [--clients 1,8,32] [--binary]
+    python benchmarks/serve_load.py [--requests 2000] [--clients 1,8,32] [--binary] [--rows 1]
                                     [--frameworks lepton,onnxruntime] [--threads 1]
+                                    [--loop auto] [--server-tree /path/to/other/checkout]
 
-    framework    batching  clients  req/s  p50 ms  p99 ms  rows/call
-    lepton       off             1    ...
-    lepton       on (32, 2 ms)  32    ...
+    framework    batching       clients  req/s  p50 ms  p99 ms  rows/call  CPU µs/req: server (loop model) clients
+    lepton       off                  1    ...
+    lepton       on (32, 2 ms)       32    ...
 
-Each server is a subprocess (the clients' threads would otherwise share its GIL) with its
-kernels on --threads threads, started once per framework and batching mode and warmed up for
-every batch size class before it listens. Each concurrency level sends --requests requests
-(split among the clients, each on its own keep-alive connection; a level stops after
---seconds in any case), after a warm-up of 4 requests per client. Latency is the client's time
-from sending a request to reading the whole answer; rows/call comes from the server's
-/v2/models/mlp/stats (rows per predict call), and server CPU µs/req is the server process's
-CPU time (user + system, all its threads) per request answered, a figure that a busy machine
-inflates far less than the wall-clock ones. The bodies are JSON tensors, or with --binary the
-binary tensor data extension. Clients and server share the machine's CPUs: on 2 cores, the
-clients' own Python costs are part of every figure.
+Each server is a subprocess with its kernels on --threads threads, warmed up for every batch
+size class before it listens; a framework's two servers (batching off and on) run side by side
+and take turns: each concurrency level sends --requests requests to each, in --rounds bursts
+that alternate between them (off, on, on, off, off, on), so a change of the machine's load
+hits both alike; req/s is the median over a server's bursts. A burst's requests are split
+among the clients, each a thread with its own keep-alive connection sending prepared requests
+(a burst stops after --seconds in any case), after a warm-up of 4 requests per client. Latency is the client's time from sending a
+request to reading the whole answer; rows/call comes from the server's /v2/models/mlp/stats.
+CPU µs/req is CPU time (user + system) per request answered: of the server process, split into
+its main thread (the event loop: HTTP, decoding, encoding, batching) and the others (the model
+thread), and of the client process. A busy machine inflates these far less than the wall-clock
+figures, which on a shared machine move by 2x and more between runs: compare those within
+one run. The bodies are JSON tensors, or with --binary the binary tensor data extension.
+--server-tree runs the server with another checkout's lepton (an A/B with the same clients).
 """
 from __future__ import annotations
 
@@ -105,31 +110,73 @@ def model_alone(framework: str, threads: int, calls: int = 200) -> str:
             f"a row)")
 
 
-def child(framework: str, max_batch: int, max_delay_ms: float, threads: int) -> None:
+def child(framework: str, max_batch: int, max_delay_ms: float, threads: int, loop: str) -> None:
     from lepton.serve import serve
     serve(build_model(framework, threads), port=0, max_batch=max_batch,
-          max_delay_ms=max_delay_ms)
+          max_delay_ms=max_delay_ms, **({} if loop == "auto" else {"loop": loop}))
 
 
 # ---- the clients ------------------------------------------------------------------------------
 
-def bodies(binary: bool, count: int = 64) -> list[tuple[bytes, dict]]:
-    rows = np.random.default_rng(0).standard_normal((count, 784), dtype=np.float32)
+def bodies(binary: bool, rows: int = 1, count: int = 64) -> list[bytes]:
+    """`count` whole HTTP requests (head and body) of `rows` random rows each, made before
+    timing so the clients spend their time on the server's answers."""
+    rng = np.random.default_rng(0)
     out = []
-    for row in rows:
+    for _ in range(count):
+        x = rng.standard_normal((rows, 784), dtype=np.float32)
         if binary:
-            head = json.dumps({"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32",
-                                           "parameters": {"binary_data_size": row.nbytes}}],
+            head = json.dumps({"inputs": [{"name": "x", "shape": [rows, 784], "datatype": "FP32",
+                                           "parameters": {"binary_data_size": x.nbytes}}],
                                "parameters": {"binary_data_output": True}}).encode()
-            out.append((head + row.tobytes(),
-                        {"Inference-Header-Content-Length": str(len(head)),
-                         "Content-Type": "application/octet-stream"}))
+            body, extra = head + x.tobytes(), (f"Inference-Header-Content-Length: {len(head)}\r\n"
+                                               "Content-Type: application/octet-stream\r\n")
         else:
-            out.append((json.dumps({"inputs": [{"name": "x", "shape": [1, 784],
-                                                "datatype": "FP32",
-                                                "data": row.tolist()}]}).encode(),
-                        {"Content-Type": "application/json"}))
+            body = json.dumps({"inputs": [{"name": "x", "shape": [rows, 784], "datatype": "FP32",
+                                           "data": x.ravel().tolist()}]}).encode()
+            extra = "Content-Type: application/json\r\n"
+        out.append(f"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}"
+                   f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     return out
+
+
+class Connection:
+    """A keep-alive HTTP/1.1 connection that sends whole prepared requests and reads answers
+    with a Content-Length. The clients share the machine with the server: this one cost ~70-90
+    µs of CPU per request in 32 threads where http.client cost ~280 (measured here, loaded)."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def call(self, request: bytes) -> bytes:
+        """Sends one request; the answer's body (RuntimeError if it is not a 200)."""
+        self.sock.sendall(request)
+        buffer = self.buffer
+        while (end := buffer.find(b"\r\n\r\n")) < 0:
+            buffer += self._recv()
+        head = buffer[:end].lower()
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17:stop if stop > 0 else len(head)])
+        while len(buffer) < end + 4 + length:
+            buffer += self._recv()
+        body, self.buffer = buffer[end + 4:end + 4 + length], buffer[end + 4 + length:]
+        if head[9:12] != b"200":
+            raise RuntimeError(f"HTTP {head[9:12].decode()}: {body[:200]!r}")
+        return body
+
+    def _recv(self) -> bytes:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        return data
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def drive(port: int, clients: int, requests: int, seconds: float, payloads) -> dict:
@@ -141,24 +188,24 @@ def drive(port: int, clients: int, requests: int, seconds: float, payloads) -> d
     stop_at = [0.0]
 
     def client(i):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = None
         try:
-            conn.connect()      # http.client sends headers and body apart: no Nagle delay
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(port)
             for k in range(4):                   # warm-up, not measured
-                _one(conn, payloads[(i + k) % len(payloads)])
+                conn.call(payloads[(i + k) % len(payloads)])
             start.wait()
             for k in range(per_client):
                 if time.perf_counter() > stop_at[0]:
                     break
                 t = time.perf_counter()
-                _one(conn, payloads[(i * per_client + k) % len(payloads)])
+                conn.call(payloads[(i * per_client + k) % len(payloads)])
                 latencies[i].append(time.perf_counter() - t)
         except Exception as e:  # noqa: BLE001  reported with the row
             errors.append(f"{type(e).__name__}: {e}")
             start.abort()
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
@@ -178,16 +225,39 @@ def drive(port: int, clients: int, requests: int, seconds: float, payloads) -> d
         return {"error": errors[0] if errors else "no request completed"}
     return {"requests": len(done), "req_per_s": len(done) / wall,
             "p50_ms": 1e3 * statistics.median(done),
-            "p99_ms": 1e3 * done[min(len(done) - 1, int(0.99 * len(done)))]}
+            "p99_ms": 1e3 * done[min(len(done) - 1, int(0.99 * len(done)))], "latencies": done}
 
 
-def _one(conn: http.client.HTTPConnection, payload) -> None:
-    body, headers = payload
-    conn.request("POST", "/v2/models/mlp/infer", body=body, headers=headers)
-    resp = conn.getresponse()
-    data = resp.read()
-    if resp.status != 200:
-        raise RuntimeError(f"HTTP {resp.status}: {data[:200]!r}")
+def burst(proc, port: int, clients: int, requests: int, seconds: float, payloads) -> dict:
+    """drive() on one server, with that server's counts and the CPU it and the clients used."""
+    before, cpu = _stats(port), cpu_seconds(proc.pid)
+    loop_cpu = cpu_seconds(proc.pid, proc.pid)     # the main thread runs the event loop
+    mine = time.process_time()
+    r = drive(port, clients, requests, seconds, payloads)
+    r.update(client_cpu=time.process_time() - mine, server_cpu=cpu_seconds(proc.pid) - cpu,
+             loop_cpu=cpu_seconds(proc.pid, proc.pid) - loop_cpu)
+    after = _stats(port)
+    r.update({k: after[k] - before[k]
+              for k in ("request_count", "execution_count", "inference_count")})
+    return r
+
+
+def pooled(bursts: list[dict]) -> dict:
+    """The bursts of one server at one level as one row: req/s is their median (each burst ran
+    between bursts of the other server, so both see the same drift of the machine's load);
+    latencies are pooled; CPU per request and rows per call are totals over all of them."""
+    if any("error" in b for b in bursts):
+        return {"error": next(b["error"] for b in bursts if "error" in b)}
+    done = sorted(x for b in bursts for x in b["latencies"])
+    n = sum(b["request_count"] for b in bursts) or 1
+    per_request = {k + "_us": 1e6 * sum(b[k] for b in bursts) / n
+                   for k in ("server_cpu", "loop_cpu", "client_cpu")}
+    return {"requests": len(done), "req_per_s": statistics.median(b["req_per_s"] for b in bursts),
+            "bursts_req_per_s": [round(b["req_per_s"]) for b in bursts],
+            "p50_ms": 1e3 * statistics.median(done),
+            "p99_ms": 1e3 * done[min(len(done) - 1, int(0.99 * len(done)))],
+            "rows_per_call": sum(b["inference_count"] for b in bursts) /
+            max(1, sum(b["execution_count"] for b in bursts)), **per_request}
 
 
 def _stats(port: int) -> dict:
@@ -199,18 +269,21 @@ def _stats(port: int) -> dict:
         conn.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time of a process so far, or of its thread tid (Linux /proc)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(framework: str, max_batch: int, max_delay_ms: float, threads: int):
+def start_server(framework: str, max_batch: int, max_delay_ms: float, threads: int,
+                 loop: str = "auto", tree: Path = ROOT):
+    """The server in a child process with `tree`'s lepton (another checkout's, for an A/B)."""
     env = {**os.environ, "LEPTON_NUM_THREADS": str(threads),
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+           "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, __file__, "--child", framework,
                              "--max-batch", str(max_batch), "--max-delay-ms", str(max_delay_ms),
-                             "--threads", str(threads)],
+                             "--threads", str(threads), "--loop", loop],
                             env=env, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("lepton serve:"):
@@ -238,68 +311,88 @@ def main(argv=None) -> int:
     ap.add_argument("--frameworks", default="lepton,onnxruntime")
     ap.add_argument("--threads", type=int, default=1, help="the server's kernel threads")
     ap.add_argument("--binary", action="store_true", help="binary tensor data, not JSON")
+    ap.add_argument("--rows", type=int, default=1, help="rows per request")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="bursts per server and level, alternating between the two servers")
+    ap.add_argument("--max-batch-on", type=int, default=32, help="--max-batch with batching on")
+    ap.add_argument("--delay-ms", type=float, default=2.0, help="--max-delay-ms with batching on")
+    ap.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+                    help="the server's event loop (auto: uvloop when installed)")
+    ap.add_argument("--server-tree", default=str(ROOT),
+                    help="run the server with the lepton of this checkout (an A/B)")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the rows here")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--max-batch", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--max-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     opts = ap.parse_args(argv)
     if opts.child:
-        child(opts.child, opts.max_batch, opts.max_delay_ms, opts.threads)
+        child(opts.child, opts.max_batch, opts.max_delay_ms, opts.threads, opts.loop)
         return 0
 
-    payloads = bodies(opts.binary)
+    payloads = bodies(opts.binary, opts.rows)
     levels = [int(c) for c in opts.clients.split(",")]
-    modes = [("off", 1, 0.0), ("on (32, 2 ms)", 32, 2.0)]
+    on = f"on ({opts.max_batch_on}, {opts.delay_ms:g} ms)"
+    modes = [("off", 1, 0.0), (on, opts.max_batch_on, opts.delay_ms)]
     rows = []
-    parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    print(f"W2 MLP 784-512-512-10, 1 row per request, {opts.requests} requests per level, "
-          f"{'binary' if opts.binary else 'JSON'} tensors, server kernels on {opts.threads} "
-          f"thread(s), uvicorn's HTTP parser {parser}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}")
+    found = {m: importlib.util.find_spec(m) is not None for m in ("httptools", "uvloop", "orjson")}
+    loop = opts.loop if opts.loop != "auto" else "uvloop" if found["uvloop"] else "asyncio"
+    print(f"W2 MLP 784-512-512-10, {opts.rows} row(s) per request, {opts.requests} requests per "
+          f"level, {'binary' if opts.binary else 'JSON'} tensors, server kernels on "
+          f"{opts.threads} thread(s), HTTP parser "
+          f"{'httptools' if found['httptools'] else 'h11'}, loop {loop}, JSON "
+          f"{'orjson' if found['orjson'] else 'json'}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}, server from {opts.server_tree}")
     print(f"{'framework':12} {'batching':14} {'clients':>7} {'req/s':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'rows/call':>9} {'server CPU µs/req':>9}")
+          f"{'p99 ms':>8} {'rows/call':>9} {'CPU µs/req: server':>18} {'(loop':>6} "
+          f"{'model)':>6} {'clients':>7}   req/s of each burst")
     for framework in opts.frameworks.split(","):
         if not available(framework):
             print(f"{framework:12} not installed")
             continue
-        for mode, max_batch, delay in modes:
-            proc, port = start_server(framework, max_batch, delay, opts.threads)
-            try:
-                for clients in levels:
-                    before, cpu = _stats(port), cpu_seconds(proc.pid)
-                    r = drive(port, clients, opts.requests, opts.seconds, payloads)
-                    cpu = cpu_seconds(proc.pid) - cpu
-                    after = _stats(port)
-                    calls = after["execution_count"] - before["execution_count"]
-                    n = after["request_count"] - before["request_count"]
-                    r.update(framework=framework, batching=mode, clients=clients,
-                             rows_per_call=(after["inference_count"] -
-                                            before["inference_count"]) / max(calls, 1),
-                             server_cpu_us=1e6 * cpu / max(n, 1))
+        servers = {}
+        try:
+            for mode, max_batch, delay in modes:
+                servers[mode] = start_server(framework, max_batch, delay, opts.threads,
+                                             opts.loop, Path(opts.server_tree))
+            for clients in levels:
+                bursts = {mode: [] for mode, _, _ in modes}
+                for k in range(opts.rounds):        # off, on, on, off, off, on, ...
+                    for mode, _, _ in (modes if k % 2 == 0 else modes[::-1]):
+                        bursts[mode].append(burst(*servers[mode], clients,
+                                                  opts.requests // opts.rounds, opts.seconds,
+                                                  payloads))
+                for mode, _, _ in modes:
+                    r = pooled(bursts[mode])
+                    r.update(framework=framework, batching=mode, clients=clients)
                     rows.append(r)
                     if "error" in r:
                         print(f"{framework:12} {mode:14} {clients:7} ERROR {r['error']}")
                         continue
                     print(f"{framework:12} {mode:14} {clients:7} {r['req_per_s']:8.0f} "
                           f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rows_per_call']:9.1f} "
-                          f"{r['server_cpu_us']:9.0f}",
-                          flush=True)
-            finally:
+                          f"{r['server_cpu_us']:18.0f} {r['loop_cpu_us']:6.0f} "
+                          f"{r['server_cpu_us'] - r['loop_cpu_us']:6.0f} "
+                          f"{r['client_cpu_us']:7.0f}   {r['bursts_req_per_s']}", flush=True)
+        finally:
+            for proc, _ in servers.values():
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(120)
     for framework in opts.frameworks.split(","):
-        def rate(mode, clients):
-            return next((r["req_per_s"] for r in rows if r["framework"] == framework and
+        def row(mode, clients):
+            return next((r for r in rows if r["framework"] == framework and
                          r["batching"].startswith(mode) and r["clients"] == clients and
                          "error" not in r), None)
-        on, off = rate("on", max(levels)), rate("off", max(levels))
+        on, off = row("on", max(levels)), row("off", max(levels))
         if on and off:
-            print(f"{framework}: batching at {max(levels)} clients: {on / off:.1f}x the "
-                  f"throughput without")
+            cpu_on, cpu_off = (r["server_cpu_us"] + r["client_cpu_us"] for r in (on, off))
+            print(f"{framework}: batching at {max(levels)} clients: "
+                  f"{on['req_per_s'] / off['req_per_s']:.1f}x the throughput without; CPU per "
+                  f"request (server and clients) {cpu_off:.0f} -> {cpu_on:.0f} µs, "
+                  f"{cpu_off / cpu_on:.1f}x less (the gain when the CPUs are the bound)")
         if available(framework):
             print(model_alone(framework, opts.threads))
     if opts.json:
-        Path(opts.json).write_text(json.dumps(rows, indent=1))
+        Path(opts.json).write_text(json.dumps(rows, indent=1))  # without the raw latencies
     return 0
 
 

@@ -32,7 +32,7 @@ from .ir.graph import Graph
 from .ir.interpreter import evaluate
 from .ir.ops import OpError
 from .ir.printer import print_graph
-from .ir.types import TupleType
+from .ir.types import TupleType, float32, is_float_numpy
 from .runtime.executable import Executable
 from .runtime.cache import DiskCache, cache_key
 from .runtime.jit import MODEL_LEVEL, NativeLibrary, compile_object, openmp_available
@@ -328,15 +328,24 @@ def tolerance(dtype) -> tuple[float, float]:
         return 2e-4, 2e-5
     if dtype == np.float64:
         return 1e-9, 1e-12
+    if dtype == np.float16:          # a last-bit difference: 2**-10
+        return 2e-3, 1e-4
+    if is_float_numpy(dtype):        # bfloat16: 2**-7
+        return 1.6e-2, 1e-3
     return 0.0, 0.0
 
 
 def graph_tolerance(g: Graph, dtype) -> tuple[float, float]:
     """A value's tolerance is its dtype's, or float32's when the graph computes anything in
-    float32 (its rounding shows through a later cast to float64)."""
-    if np.dtype(dtype).kind == "f" and any(v.dtype.np == np.float32 for v in g.nodes):
-        return tolerance(np.float32)
-    return tolerance(dtype)
+    float32 (its rounding shows through a later cast to float64), or a 16-bit float's when
+    it computes anything in one."""
+    tols = [tolerance(dtype)]
+    if is_float_numpy(dtype):
+        types = [t for v in g.nodes
+                 for t in (v.type.types if isinstance(v.type, TupleType) else (v.type,))]
+        tols += [tolerance(d) for d in {t.dtype.np for t in types
+                                        if t.dtype == float32 or t.dtype.is_half}]
+    return max(tols)
 
 
 def _check_against_interpreter(res: CompileResult, leaves, outs) -> None:

@@ -267,7 +267,8 @@ def test_every_op_has_a_vjp_rule_or_is_marked_nondifferentiable():
     assert all(op.vjp is not None for op in OPS.values())
     nondiff = {name for name, op in OPS.items() if op.vjp is NONDIFF}
     assert nondiff == {"input", "constant", "argmax", "lt", "le", "gt", "ge", "eq", "ne",
-                       "stop_gradient", "check_index", "philox"}
+                       "stop_gradient", "check_index", "philox", "floordiv",
+                       "bitwise_and", "bitwise_or", "bitwise_xor", "shl", "shr"}
 
 
 # -- API: pytrees, argnums, integer inputs, zero gradients, errors -------------------------------

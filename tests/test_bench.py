@@ -47,6 +47,39 @@ def test_shapes_are_those_of_benchmarks_md():
     assert shapes["W8"][0] == (128, 256) and shapes["W8"][3] == (256, 768)
     assert shapes["W6"] == [(128, 784), (128,), (784, 256), (256,), (256, 10), (10,)]
     assert WORKLOADS["W3"].make_inputs()[0].shape == (1 << 24,)
+    # W9: x (T, B, I), PyTorch's LSTM layouts; W10: 12 blocks of W8's 12 parameters + final LN
+    assert shapes["W9"] == [(64, 32, 128), (32,), (1024, 128), (1024, 256), (1024,), (10, 256),
+                            (10,)]
+    assert len(shapes["W10"]) == 1 + 12 * 12 + 2 and shapes["W10"][0] == (128, 256)
+    assert shapes["W11"][:3] == [(32, 3, 32, 32), (32,), (32, 3, 3, 3)]
+    assert shapes["W11"][5] == (64, 32, 3, 3) and shapes["W11"][8] == (4096, 10)
+
+
+def test_quick_leaves_out_the_heavy_workloads_unless_named(monkeypatch, tmp_path):
+    from lepton.bench import harness
+    seen = []
+
+    class Worker:                 # records what would be measured, measures nothing
+        def __init__(self, name, *a):
+            self.version = ""
+
+        def start(self, timeout_s):
+            return None
+
+        def run(self, wid, timeout_s):
+            seen.append(wid)
+            return Result(wid, "NumPy", "ok")
+
+        def close(self):
+            pass
+    monkeypatch.setattr(harness, "WorkerProcess", Worker)
+    monkeypatch.setattr(harness, "save_reference", lambda w, d: None)
+    report = harness.run(peers="none", quick=True, lepton=False)
+    assert {"W9", "W10", "W11"}.isdisjoint(seen) and "W8" in seen
+    assert any("W9, W10, W11: skipped under --quick" in n for n in report.notes)
+    seen.clear()
+    harness.run(only="W9", peers="none", quick=True, lepton=False)
+    assert seen == ["W9"]
 
 
 def test_w6_check_sees_a_wrong_gradient():
@@ -81,8 +114,8 @@ def test_w8_reference_is_causal():
 def test_select_orders_and_rejects():
     assert [w.id for w in select("w5, W1")] == ["W1", "W5"]
     assert [w.id for w in select(["call"])] == ["call"]
-    with pytest.raises(ValueError, match="unknown workload W9"):
-        select("W1,W9")
+    with pytest.raises(ValueError, match="unknown workload W99"):
+        select("W1,W99")
 
 
 # ---- the checker ------------------------------------------------------------------------------
@@ -254,6 +287,28 @@ def test_peer_computes_w6_w7_w8(peer, module, request):
         w, args, ref = _w(wid)
         if runner.unsupported(w):
             assert peer == "onnxruntime" and wid == "W6"
+            continue
+        p = runner.prepare(w, args)
+        verdict = verify(w, p.fetch(p.call()), ref, args)
+        assert verdict.ok, f"{peer} {wid}: {verdict.detail}"
+
+
+@pytest.mark.parametrize("peer,module", [("torch", "torch"), ("jax", "jax"),
+                                         ("onnxruntime", "onnxruntime")])
+def test_peer_computes_w9_w10_w11(peer, module, request):
+    pytest.importorskip(module)
+    if module == "onnxruntime":
+        pytest.importorskip("onnx")
+    from lepton.bench.runners import get_runner
+    runner = get_runner(peer)
+    if peer == "torch":
+        import torch
+        request.addfinalizer(lambda grad=torch.is_grad_enabled(): torch.set_grad_enabled(grad))
+    runner.setup()
+    for wid in ("W9", "W10", "W11"):
+        w, args, ref = _w(wid)
+        if runner.unsupported(w):
+            assert peer == "onnxruntime" and wid != "W10"
             continue
         p = runner.prepare(w, args)
         verdict = verify(w, p.fetch(p.call()), ref, args)

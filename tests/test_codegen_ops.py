@@ -35,6 +35,9 @@ CASES = (
     + [case(op, [(4, 5), (4, 5)], [int64, int64]) for op in ["add", "sub", "mul", "maximum",
                                                               "lt", "eq"]]
     + [case("abs", [(9,)], [int32]), case("neg", [(9,)], [int64])]
+    + [case(op, [(4, 5), (5,)], [t, t]) for op in ["floordiv", "mod", "bitwise_and", "bitwise_or",
+                                                   "bitwise_xor", "shl", "shr"]
+       for t in (int32, int64)]
     + [case("where", [(7, 1), (1, 13), ()], [bool_, F, F])]
     + [case("stop_gradient", [(7, 13)])]
     + [case("cast", [(7, 13)], [F], dtype=t) for t in (int32, int64, F, D, bool_)]

@@ -65,7 +65,9 @@ def test_elementwise_kernel_writes_over_a_dying_input(monkeypatch):
     assert res.plan.where[o] == res.plan.where[x_in]
     (k,) = [k for k in res.kernels if k.outputs == (o,)]
     define = [ln for ln in res.llvm_ir.splitlines() if f'@"{k.fn.name}"(' in ln][0]
-    assert "noalias" not in define  # the output and the input are the same memory
+    # the output and the input are the same memory: the kernel reads the input through the
+    # output's pointer (codegen/fused.py), so every pointer argument may stay noalias
+    assert define.count("noalias") == define.count("*")
 
 
 def test_default_plan_without_schedule():

@@ -595,7 +595,7 @@ def test_unsupported_op_names_op_and_node():
     ("MaxPool", [IMG], {"kernel_shape": [2, 2], "storage_order": 1}, "storage_order"),
     ("ScatterElements", [X, C(np.zeros((1, 3), np.int64)), C(r(1, 3))],
      {"reduction": "mul"}, "reduction 'mul'"),
-    ("Cast", [X], {"to": TensorProto.FLOAT16}, "FLOAT16"),
+    ("Cast", [X], {"to": TensorProto.FLOAT8E4M3FN}, "FLOAT8E4M3FN"),
     ("Conv", [r(1, 1, 3, 3, 3), C(r(1, 1, 2, 2, 2))], {}, "2-d"),
     ("BatchNormalization", [IMG, C(r(3)), C(r(3)), C(r(3)), C(pos(3))],
      {"training_mode": 1}, "training_mode"),
@@ -641,9 +641,9 @@ def test_unsupported_extra_output():
 def test_unsupported_input_dtype():
     node = helper.make_node("Relu", ["x"], ["y"])
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
-        "x", TensorProto.FLOAT16, [2])], [helper.make_empty_tensor_value_info("y")])
+        "x", TensorProto.FLOAT8E4M3FN, [2])], [helper.make_empty_tensor_value_info("y")])
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
-    with pytest.raises(NotImplementedError, match="'x'.*FLOAT16"):
+    with pytest.raises(NotImplementedError, match="'x'.*FLOAT8E4M3FN"):
         lp.from_onnx(m)
 
 

@@ -47,12 +47,15 @@ def test_records_name_each_pass_in_order_with_what_it_changed():
     assert str(out) == OPTIMISED
     assert_same_results(g, out)
     assert [r.name for r in records] == [name for name, _ in PIPELINE] == [
-        "expand", "canonicalize", "constant_fold", "cse", "canonicalize", "merge_scans", "dce"]
+        "expand", "canonicalize", "constant_fold", "cse", "canonicalize", "merge_scans",
+        "scan_residuals", "scan_weights", "dce"]
     assert [r.change for r in records] == [
         "no change",
         "-4 values, 3 rewrites (mul-by-one x2, commute-const x1)",  # and the dead log
         "-1 values, 1 rewrite (fold x1)",
         "-1 values, 1 rewrite (cse x1)",
+        "no change",
+        "no change",
         "no change",
         "no change",
         "no change"]
@@ -76,14 +79,15 @@ def test_dump_writes_the_ir_before_and_after_every_pass(tmp_path, monkeypatch):
     names = sorted(os.listdir(tmp_path))
     assert names == ["lambda.00-input.ir", "lambda.01-expand.ir", "lambda.02-canonicalize.ir",
                      "lambda.03-constant_fold.ir", "lambda.04-cse.ir",
-                     "lambda.05-canonicalize.ir", "lambda.06-merge_scans.ir", "lambda.07-dce.ir",
+                     "lambda.05-canonicalize.ir", "lambda.06-merge_scans.ir",
+                     "lambda.07-scan_residuals.ir", "lambda.08-scan_weights.ir", "lambda.09-dce.ir",
                      "lambda.llvm-opt.ll", "lambda.llvm.ll"]
     assert parse((tmp_path / "lambda.00-input.ir").read_text()) == parse(f.traced_ir())
     head, body = (tmp_path / "lambda.02-canonicalize.ir").read_text().split("\n", 1)
     assert re.fullmatch(r"// pass canonicalize: \d+\.\d{3} ms, -2 values, "
                         r"1 rewrite \(mul-by-one x1\)", head)
     assert "mul" not in body
-    last = (tmp_path / "lambda.07-dce.ir").read_text().split("\n", 1)[1]
+    last = (tmp_path / "lambda.09-dce.ir").read_text().split("\n", 1)[1]
     assert last.strip() == f.ir()
 
 

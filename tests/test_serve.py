@@ -1,5 +1,6 @@
 """lepton serve: the Open Inference Protocol (KServe v2) server, tested over real HTTP on
 127.0.0.1 (uvicorn in a thread, or the server as a subprocess for SIGTERM and the CLI)."""
+import asyncio
 import http.client
 import json
 import os
@@ -19,7 +20,9 @@ uvicorn = pytest.importorskip("uvicorn")
 
 import lepton as lp  # noqa: E402
 from lepton.serve import ServableModel, TensorSpec, from_function  # noqa: E402
+from lepton.serve import protocol  # noqa: E402
 from lepton.serve.app import make_app  # noqa: E402
+from lepton.serve.batcher import Batcher, ModelError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RNG = np.random.default_rng(7)
@@ -34,6 +37,16 @@ def mlp(x):
 
 def reference(x):
     return np.maximum(x @ W1 + B1, 0) @ W2
+
+
+@pytest.fixture(params=["orjson", "json"])
+def json_library(request, monkeypatch):
+    """Runs a test with orjson (when installed) and with the standard library's json."""
+    if request.param == "json":
+        monkeypatch.setattr(protocol, "orjson", None)
+    elif protocol.orjson is None:
+        pytest.skip("orjson is not installed")
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +128,7 @@ def test_health_and_metadata(model):
         assert request(port, "GET", "/v2/models/other/ready")[0] == 404
 
 
-def test_infer_returns_the_models_results(model):
+def test_infer_returns_the_models_results(model, json_library):
     x = RNG.standard_normal((3, 16)).astype(np.float32)
     with running(model, max_batch=8) as port:
         status, msg = infer(port, x, id="req-1")
@@ -218,7 +231,7 @@ BAD = [  # (path, body, headers, status, words of the error)
 ]
 
 
-def test_bad_requests_get_4xx_and_the_server_keeps_serving(model):
+def test_bad_requests_get_4xx_and_the_server_keeps_serving(model, json_library):
     x = RNG.standard_normal((1, 16)).astype(np.float32)
     with running(model, max_body_bytes=65_536) as port:
         for path, body, headers, status, words in BAD:
@@ -245,6 +258,181 @@ def test_a_model_error_is_a_500_with_its_message():
         assert status == 500 and "ValueError: negative input" in msg["error"]
         status, msg = infer(port, np.ones((1, 16), np.float32))
         assert status == 200 and msg["outputs"][0]["data"] == [2.0] * 16
+
+
+def test_a_binary_header_seen_before_decodes_the_new_values():
+    """decode_infer remembers the checked JSON header of an all-binary request; the next
+    request with that header takes its own binary values, and a short body is still refused."""
+    spec = TensorSpec("x", np.dtype(np.float32), (-1, 4), 0)
+    m = ServableModel("m", (spec,), (TensorSpec("y", spec.dtype, (-1, 4), 0),), lambda x: [x])
+    head = json.dumps({"id": 7, "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32",
+                                            "parameters": {"binary_data_size": 32}}],
+                       "parameters": {"binary_data_output": True}}).encode()
+    plans: dict = {}
+    for k in range(3):
+        x = RNG.standard_normal((2, 4)).astype(np.float32)
+        req = protocol.decode_infer(head + x.tobytes(), str(len(head)), m, plans)
+        np.testing.assert_array_equal(req.arrays[0], x)
+        assert (req.id, req.rows, req.outputs, req.binary) == ("7", 2, [0], [True])
+        assert len(plans) == 1
+    with pytest.raises(protocol.BadRequest, match="ends inside its binary data"):
+        protocol.decode_infer(head + x.tobytes()[:-4], str(len(head)), m, plans)
+    text = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
+                                   "data": [1, 2, 3, 4]}]}).encode()
+    protocol.decode_infer(text, str(len(text)), m, plans)
+    assert len(plans) == 1      # values in the JSON: nothing to remember
+
+
+def test_from_function_runs_a_batch_in_power_of_two_chunks():
+    """7 rows run as 4 + 2 + 1 (no padding rows, one compiled shape per size class); with an
+    output that has no batch axis, the whole batch goes in one call."""
+    seen = []
+
+    def f(x):
+        seen.append(x.shape[0])
+        return x * 2, x.sum(axis=1)
+    m = from_function(f, (np.zeros((1, 3), np.float32),), name="f", batch_axis=0)
+    seen.clear()
+    x = RNG.standard_normal((7, 3)).astype(np.float32)
+    y, s = m.predict(x)
+    assert seen == [4, 2, 1]
+    np.testing.assert_array_equal(y, x * 2)
+    np.testing.assert_allclose(s, x.sum(axis=1), rtol=1e-6)
+    assert m.predict(x[:4])[0].shape == (4, 3) and seen[-1] == 4
+
+    def g(x):
+        seen.append(x.shape[0])
+        return x * 2, x.sum()
+    m = from_function(g, (np.zeros((1, 3), np.float32),), name="g", batch_axis=0)
+    seen.clear()
+    assert np.isclose(m.predict(x)[1], x.sum(), rtol=1e-5) and seen == [7]
+
+
+def test_from_loaded_runs_a_batch_in_its_size_classes(tmp_path):
+    """A saved model's batch of 7 rows runs as 4 + 2 + 1 (classes it has: nothing padded)."""
+    path = tmp_path / "mlp.lepton"
+    lp.save(mlp, str(path), (np.zeros((2, 16), np.float32),), batch_axis=0)
+    from lepton.serve import from_loaded
+    loaded = lp.load_model(str(path))
+    seen = []
+    run_flat = loaded.run_flat
+    loaded.run_flat = lambda arrays: seen.append(arrays[0].shape[0]) or run_flat(arrays)
+    m = from_loaded(loaded, name="mlp")
+    x = RNG.standard_normal((7, 16)).astype(np.float32)
+    (y,) = m.predict(x)
+    assert seen == [4, 2, 1]
+    np.testing.assert_allclose(y, reference(x), rtol=1e-5, atol=1e-5)
+
+
+class _GatedModel:
+    """A batchable model whose predict records each call's rows and waits for `gate` (so a
+    test decides when a batch finishes); rows whose first value is negative make it raise."""
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.calls: list[int] = []
+        spec = TensorSpec("x", np.dtype(np.float32), (-1, 2), 0)
+        self.model = ServableModel("m", (spec,), (TensorSpec("y", spec.dtype, (-1, 2), 0),),
+                                   self.predict)
+
+    def predict(self, x):
+        self.calls.append(x.shape[0])
+        self.gate.wait(60)
+        if (x[:, 0] < 0).any():
+            raise ValueError("negative")
+        return [x * 10]
+
+
+def _rows(n, first=1.0):
+    return [np.full((n, 2), first, np.float32)]
+
+
+async def _until(condition):
+    for _ in range(6000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the batcher did not get there")
+
+
+def test_batcher_takes_what_waited_while_a_batch_ran():
+    """With no delay the first request runs alone; the requests that arrive meanwhile go
+    together in the next call, up to max_batch rows in arrival order (a request that does not
+    fit waits for the call after); each gets its own rows back."""
+    gated = _GatedModel()
+
+    async def main():
+        batcher = Batcher(gated.model, max_batch=4, max_delay_s=0.0)
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.infer(_rows(1, 1.0), 1))
+        await _until(lambda: gated.calls == [1])
+        later = [asyncio.ensure_future(batcher.infer(_rows(n, float(n)), n)) for n in (2, 1, 3)]
+        await _until(lambda: len(batcher._waiting) == 3)
+        gated.gate.set()
+        results = await asyncio.gather(first, *later)
+        await batcher.stop()
+        return results, batcher.stats
+    results, stats = asyncio.run(main())
+    assert gated.calls == [1, 3, 3]
+    assert stats == {"requests": 4, "predict_calls": 3, "rows": 7, "largest_batch": 3}
+    for (y,), n, value in zip(results, (1, 2, 1, 3), (1.0, 2.0, 1.0, 3.0)):
+        np.testing.assert_array_equal(y, np.full((n, 2), 10 * value, np.float32))
+
+
+def test_batcher_holds_rows_for_the_delay_and_stop_runs_them():
+    """Rows short of max_batch wait for the delay (an hour here); stop() runs what waits."""
+    gated = _GatedModel()
+    gated.gate.set()
+
+    async def main():
+        batcher = Batcher(gated.model, max_batch=8, max_delay_s=3600.0)
+        await batcher.start()
+        pending = [asyncio.ensure_future(batcher.infer(_rows(n), n)) for n in (1, 2, 3)]
+        await asyncio.sleep(0.2)
+        assert gated.calls == [] and not any(p.done() for p in pending)
+        await batcher.stop()
+        return await asyncio.gather(*pending)
+    results = asyncio.run(main())
+    assert gated.calls == [6] and [y.shape[0] for (y,) in results] == [1, 2, 3]
+
+
+def test_batcher_timer_runs_the_batch_even_if_it_fires_early():
+    """uvloop's timers have 1 ms steps and may fire before the due time by the loop's clock;
+    the timer's callback must run the batch then, not set the timer again (a busy loop)."""
+    gated = _GatedModel()
+    gated.gate.set()
+
+    async def main():
+        batcher = Batcher(gated.model, max_batch=8, max_delay_s=3600.0)
+        await batcher.start()
+        pending = asyncio.ensure_future(batcher.infer(_rows(2), 2))
+        await _until(lambda: batcher._timer is not None)
+        batcher._timer.cancel()
+        batcher._timed_out()           # "fires" an hour early
+        (y,) = await pending
+        await batcher.stop()
+        return y
+    assert asyncio.run(main()).shape == (2, 2) and gated.calls == [2]
+
+
+def test_batcher_fails_every_request_of_a_failing_batch_and_goes_on():
+    gated = _GatedModel()
+    gated.gate.set()
+
+    async def main():
+        batcher = Batcher(gated.model, max_batch=8, max_delay_s=3600.0)
+        await batcher.start()
+        bad = [asyncio.ensure_future(batcher.infer(_rows(1, v), 1)) for v in (1.0, -1.0)]
+        await asyncio.sleep(0.05)
+        good = asyncio.ensure_future(batcher.infer(_rows(6), 6))   # 8 rows: runs at once
+        outcome = await asyncio.gather(*bad, good, return_exceptions=True)
+        after = await batcher.infer(_rows(8), 8)
+        await batcher.stop()
+        return outcome, after
+    (a, b, good), after = asyncio.run(main())
+    assert isinstance(a, ModelError) and isinstance(b, ModelError) and "negative" in str(a)
+    assert isinstance(good, ModelError)     # it shared the failing call
+    assert after[0].shape == (8, 2) and gated.calls == [8, 8]
 
 
 def _env():

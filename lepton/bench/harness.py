@@ -96,6 +96,12 @@ def run(only: str | None = None, peers: str | None = None, quick: bool = False,
     """
     workloads = select(only)
     peer_names, notes = resolve_peers(peers, quick)
+    if quick and only is None:
+        heavy = [w.id for w in workloads if w.heavy]
+        workloads = [w for w in workloads if not w.heavy]
+        if heavy:
+            notes.append(f"{', '.join(heavy)}: skipped under --quick (seconds of compile in some "
+                         f"frameworks); name them with --only to include them")
     names = ["NumPy", *peer_names] + (["Lepton"] if lepton else [])
     if timeout_s is None:
         timeout_s = 120.0 if quick else 600.0

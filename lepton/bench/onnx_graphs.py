@@ -15,8 +15,8 @@ import numpy as np
 
 from .workloads import Workload, causal_mask
 
-SUPPORTED = ("W1", "W2", "W3", "W4", "W5", "W7", "W8", "call")   # the ids `build` knows (no W6:
-# onnxruntime training is not a peer here)
+SUPPORTED = ("W1", "W2", "W3", "W4", "W5", "W7", "W8", "W10", "call")   # the ids `build` knows
+# (no W6, W9, W11: onnxruntime training is not a peer here)
 OPSET = 20          # LayerNormalization (17) and Gelu with approximate="tanh" (20)
 IR_VERSION = 10
 
@@ -83,7 +83,7 @@ def _w7(b, x, c1w, c1b, c2w, c2b, fw, fb):
 
 
 def _w8(b, args, heads, eps, x, ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b,
-        fc1_w, fc1_b, fc2_w, fc2_b):
+        fc1_w, fc1_b, fc2_w, fc2_b, causal=True):
     t, d = args[0].shape
     hd = d // heads
     qkv = _linear(b, b.op("LayerNormalization", x, ln1_w, ln1_b, axis=-1, epsilon=eps),
@@ -92,7 +92,9 @@ def _w8(b, args, heads, eps, x, ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_
                perm=[1, 2, 0, 3])                                 # 3, heads, t, hd
     q, k, v = (b.op("Gather", qkv, b.const(i, np.int64), axis=0) for i in range(3))
     s = b.op("MatMul", q, b.op("Transpose", k, perm=[0, 2, 1]))
-    s = b.op("Add", b.op("Mul", s, b.const(1.0 / math.sqrt(hd))), b.const(causal_mask(t)))
+    s = b.op("Mul", s, b.const(1.0 / math.sqrt(hd)))
+    if causal:
+        s = b.op("Add", s, b.const(causal_mask(t)))
     a = b.op("MatMul", b.op("Softmax", s, axis=-1), v)
     a = b.op("Reshape", b.op("Transpose", a, perm=[1, 0, 2]), b.const([t, d], np.int64))
     y = b.op("Add", x, _linear(b, a, proj_w, proj_b))
@@ -120,6 +122,13 @@ def build(workload: Workload, args):
         out = _w7(b, *names)
     elif wid == "W8":
         out = _w8(b, args, a["heads"], a["eps"], *names)
+    elif wid == "W10":
+        per = (len(names) - 3) // a["blocks"]
+        out = names[0]
+        for i in range(a["blocks"]):
+            out = _w8(b, args, a["heads"], a["eps"], out,
+                      *names[1 + i * per:1 + (i + 1) * per], causal=False)
+        out = b.op("LayerNormalization", out, names[-2], names[-1], axis=-1, epsilon=a["eps"])
     elif wid == "call":
         out = b.op("Add", names[0], b.const(1.0))
     else:

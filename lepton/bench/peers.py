@@ -18,7 +18,8 @@ import os
 import numpy as np
 
 from .runners import Prepared, Runner, to_numpy
-from .workloads import LN_EPS, W3_A, W3_B, W6_LR, W8_HEADS, causal_mask
+from . import bn_cnn, lstm
+from .workloads import LN_EPS, W3_A, W3_B, W6_LR, W8_HEADS, W10_BLOCKS, causal_mask
 
 
 # ---- PyTorch ----------------------------------------------------------------------------------
@@ -54,18 +55,25 @@ def torch_models(torch) -> dict:
         return torch.addmm(fb, h.flatten(1), fw)
 
     def w8(x, ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b,
-           fc1_w, fc1_b, fc2_w, fc2_b):
+           fc1_w, fc1_b, fc2_w, fc2_b, causal=True):
         t, d = x.shape
         qkv = torch.addmm(qkv_b, F.layer_norm(x, (d,), ln1_w, ln1_b, LN_EPS), qkv_w)
         q, k, v = qkv.view(t, 3, W8_HEADS, d // W8_HEADS).permute(1, 2, 0, 3)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         y = x + torch.addmm(proj_b, a.transpose(0, 1).reshape(t, d), proj_w)
         h = F.gelu(torch.addmm(fc1_b, F.layer_norm(y, (d,), ln2_w, ln2_b, LN_EPS), fc1_w),
                    approximate="tanh")
         return y + torch.addmm(fc2_b, h, fc2_w)
 
+    def w10(x, *params):
+        per = (len(params) - 2) // W10_BLOCKS
+        for i in range(W10_BLOCKS):
+            x = w8(x, *params[i * per:(i + 1) * per], causal=False)
+        return F.layer_norm(x, (x.shape[-1],), params[-2], params[-1], LN_EPS)
+
     return {"W1": mlp, "W2": mlp, "W3": w3, "W4": w4, "W5": torch.matmul, "W6": w6, "W7": w7,
-            "W8": w8, "call": lambda x: x + 1.0}
+            "W8": w8, "W9": lstm.torch_step(torch), "W10": w10, "W11": bn_cnn.torch_step(torch),
+            "call": lambda x: x + 1.0}
 
 
 class TorchRunner(Runner):
@@ -158,19 +166,28 @@ def jax_models(jax) -> dict:
         return h.reshape(h.shape[0], -1) @ fw + fb
 
     def w8(x, ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b,
-           fc1_w, fc1_b, fc2_w, fc2_b):
+           fc1_w, fc1_b, fc2_w, fc2_b, causal=True):
         t, d = x.shape
         hd = d // W8_HEADS
         qkv = layer_norm(x, ln1_w, ln1_b) @ qkv_w + qkv_b
         q, k, v = qkv.reshape(t, 3, W8_HEADS, hd).transpose(1, 2, 0, 3)
-        s = (q @ k.transpose(0, 2, 1)) * (1.0 / math.sqrt(hd)) + causal_mask(t)
+        s = (q @ k.transpose(0, 2, 1)) * (1.0 / math.sqrt(hd))
+        if causal:
+            s = s + causal_mask(t)
         a = jax.nn.softmax(s, axis=-1) @ v
         y = x + a.transpose(1, 0, 2).reshape(t, d) @ proj_w + proj_b
         h = jax.nn.gelu(layer_norm(y, ln2_w, ln2_b) @ fc1_w + fc1_b, approximate=True)
         return y + h @ fc2_w + fc2_b
 
+    def w10(x, *params):
+        per = (len(params) - 2) // W10_BLOCKS
+        for i in range(W10_BLOCKS):
+            x = w8(x, *params[i * per:(i + 1) * per], causal=False)
+        return layer_norm(x, params[-2], params[-1])
+
     return {"W1": mlp, "W2": mlp, "W3": w3, "W4": layer_norm, "W5": jnp.matmul, "W6": w6,
-            "W7": w7, "W8": w8, "call": lambda x: x + 1.0}
+            "W7": w7, "W8": w8, "W9": lstm.jax_step(jax), "W10": w10,
+            "W11": bn_cnn.jax_step(jax), "call": lambda x: x + 1.0}
 
 
 # XLA's CPU backend: no Eigen thread pool and one intra-op thread.

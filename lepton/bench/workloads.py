@@ -48,6 +48,9 @@ class Workload:
     # outputs as float64 arrays, the inputs) applied alike to outputs and reference (W6 compares
     # the gradients recovered from its parameter updates).
     compare: Callable | None = None
+    # Seconds of compile in some framework (jax's and torch.compile's of W9 take 10-40 s):
+    # `lepton bench --quick` leaves it out unless named with --only.
+    heavy: bool = False
 
 
 def _f64(args):
@@ -373,15 +376,15 @@ def causal_mask(t: int, dtype=np.float32) -> np.ndarray:
 
 
 def _w8_model(x, ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b,
-              fc1_w, fc1_b, fc2_w, fc2_b):
+              fc1_w, fc1_b, fc2_w, fc2_b, causal=True):
     t, d = x.shape
     hd = d // W8_HEADS
-    mask = causal_mask(t)
     qkv = lp.layer_norm(x, ln1_w, ln1_b, eps=LN_EPS) @ qkv_w + qkv_b
     q = qkv[:, 0:d].reshape(t, W8_HEADS, hd).transpose(1, 0, 2)
     k = qkv[:, d:2 * d].reshape(t, W8_HEADS, hd).transpose(1, 2, 0)
     v = qkv[:, 2 * d:3 * d].reshape(t, W8_HEADS, hd).transpose(1, 0, 2)
-    p = lp.softmax((q @ k) * (1.0 / math.sqrt(hd)) + mask, axis=-1)
+    s = (q @ k) * (1.0 / math.sqrt(hd))
+    p = lp.softmax(s + causal_mask(t) if causal else s, axis=-1)
     a = (p @ v).transpose(1, 0, 2).reshape(t, d)
     y = x + (a @ proj_w + proj_b)
     h = lp.gelu(lp.layer_norm(y, ln2_w, ln2_b, eps=LN_EPS) @ fc1_w + fc1_b, approximate=True)
@@ -408,7 +411,7 @@ def _softmax_numpy(s):
 
 
 def _w8_numpy(x, ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b,
-              fc1_w, fc1_b, fc2_w, fc2_b, _mask={}):
+              fc1_w, fc1_b, fc2_w, fc2_b, causal=True, _mask={}):
     t, d = x.shape
     hd = d // W8_HEADS
     mask = _mask.get(t)
@@ -420,7 +423,8 @@ def _w8_numpy(x, ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b,
     q, k, v = heads[0], heads[1], heads[2]
     s = q @ k.transpose(0, 2, 1)
     s *= np.float32(1.0 / math.sqrt(hd))
-    s += mask
+    if causal:
+        s += mask
     a = _softmax_numpy(s) @ v
     y = a.transpose(1, 0, 2).reshape(t, d) @ proj_w
     y += proj_b
@@ -433,7 +437,7 @@ def _w8_numpy(x, ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b,
     return m
 
 
-def _w8_reference(*args):
+def _w8_reference(*args, causal=True):
     x, ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b = \
         _f64(args)
     t, d = x.shape
@@ -442,7 +446,8 @@ def _w8_reference(*args):
     q, k, v = (qkv[:, i * d:(i + 1) * d].reshape(t, W8_HEADS, hd).transpose(1, 0, 2)
                for i in range(3))
     s = q @ k.transpose(0, 2, 1) / math.sqrt(hd)
-    s = np.where(np.tril(np.ones((t, t), bool)), s, -np.inf)
+    if causal:
+        s = np.where(np.tril(np.ones((t, t), bool)), s, -np.inf)
     p = np.exp(s - s.max(axis=-1, keepdims=True))
     p /= p.sum(axis=-1, keepdims=True)
     y = x + (p @ v).transpose(1, 0, 2).reshape(t, d) @ proj_w + proj_b
@@ -468,9 +473,94 @@ def _w8() -> Workload:
                     attrs={"heads": W8_HEADS, "eps": LN_EPS})
 
 
+# ---- W9: an LSTM training step (lstm.py) -------------------------------------------------------
+
+def _update_compare(first_param: int, lr: float):
+    """Compares the loss and the gradients recovered from the updates, (p - p') / lr (as W6)."""
+    def compare(outs, args):
+        loss, *new = outs
+        return (loss, *((np.asarray(p, np.float64) - q) / lr
+                        for p, q in zip(args[first_param:], new)))
+    return compare
+
+
+def _w9() -> Workload:
+    from . import lstm
+    return Workload("W9", "training step: LSTM(128, 256), 64 steps, batch 32, head to 10 classes, "
+                    "cross-entropy, SGD", lstm.ARGS, lstm.make_inputs,
+                    lstm.model, lstm.step_numpy, lstm.reference,
+                    compare=_update_compare(2, lstm.LR), attrs={"lr": lstm.LR}, heavy=True)
+
+
+# ---- W10: 12 W8 blocks (non-causal, separate weights) and a final LayerNorm ---------------------
+
+W10_BLOCKS = 12
+_W8_PARAMS = W8_ARGS[1:]
+
+
+def _w10_split(params):
+    per = len(_W8_PARAMS)
+    blocks = [params[i * per:(i + 1) * per] for i in range(W10_BLOCKS)]
+    return blocks, params[-2:]
+
+
+def _w10_model(x, *params):
+    blocks, (w, b) = _w10_split(params)
+    for p in blocks:
+        x = _w8_model(x, *p, causal=False)
+    return lp.layer_norm(x, w, b, eps=LN_EPS)
+
+
+def _w10_numpy(x, *params):
+    blocks, (w, b) = _w10_split(params)
+    for p in blocks:
+        x = _w8_numpy(x, *p, causal=False)
+    return _layer_norm_numpy(x, w, b)
+
+
+def _w10_reference(x, *params):
+    blocks, (w, b) = _w10_split(params)
+    for p in blocks:
+        x = _w8_reference(x, *p, causal=False)
+    return _layer_norm_reference(x, w, b)
+
+
+def _w10() -> Workload:
+    def make_inputs():
+        rng = _rng(10)
+        d = 256
+
+        def ln_params():
+            return (rng.uniform(0.8, 1.2, d).astype(np.float32),
+                    rng.uniform(-0.1, 0.1, d).astype(np.float32))
+        x = rng.standard_normal((128, d), dtype=np.float32)
+        params = []
+        for _ in range(W10_BLOCKS):
+            params += [*ln_params(), *_linear_params(rng, d, 3 * d), *_linear_params(rng, d, d),
+                       *ln_params(), *_linear_params(rng, d, 4 * d),
+                       *_linear_params(rng, 4 * d, d)]
+        return (x, *params, *ln_params())
+    names = ("x", *(f"b{i}.{n}" for i in range(W10_BLOCKS) for n in _W8_PARAMS),
+             "ln_f_w", "ln_f_b")
+    return Workload("W10", f"{W10_BLOCKS} W8 blocks (non-causal, separate weights), final LayerNorm, "
+                    "x 128x256", names, make_inputs, _w10_model,
+                    _w10_numpy, _w10_reference, attrs={"heads": W8_HEADS, "eps": LN_EPS,
+                                                       "blocks": W10_BLOCKS}, heavy=True)
+
+
+# ---- W11: a BatchNorm CNN training step (bn_cnn.py) ---------------------------------------------
+
+def _w11() -> Workload:
+    from . import bn_cnn
+    return Workload("W11", "training step: 2x (conv3x3 + BatchNorm + ReLU + maxpool 2) on "
+                    "32x3x32x32, linear, SGD", bn_cnn.ARGS,
+                    bn_cnn.make_inputs, bn_cnn.model, bn_cnn.step_numpy, bn_cnn.reference,
+                    compare=_update_compare(2, bn_cnn.LR), attrs={"lr": bn_cnn.LR}, heavy=True)
+
+
 WORKLOADS: dict[str, Workload] = {w.id: w for w in (
     _mlp("W1", 1, "inference"), _mlp("W2", 256, "inference"), _w3(), _w4(), _w5(), _w6(), _w7(),
-    _w8(), _call_overhead())}
+    _w8(), _w9(), _w10(), _w11(), _call_overhead())}
 """All workloads by id, in table order; "call" is the call-overhead row (timed in µs)."""
 
 

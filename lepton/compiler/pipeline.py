@@ -27,13 +27,17 @@ from .passes.cse import cse
 from .passes.dce import dce
 from .passes.expand import expand
 from .passes.merge_scans import merge_scans
+from .passes.scan_residuals import scan_residuals
+from .passes.scan_weights import scan_weights
 
 # Ops defined in other ops are expanded first, so every pass sees what will run. Canonical
 # forms next (so folding and CSE see one spelling of each thing), then folding,
 # then CSE; CSE and folding expose more simplifications (x * x once both x are one value,
 # rules on freshly folded constants), so canonicalize runs again; a scan another one extends
 # (a gradient's primal and residual scans) is merged into it once CSE has unified their
-# operands; DCE last.
+# operands; then a backward scan reads the products its forward scan computed and sums of
+# per-step products leave the loop (scan_residuals), and loop weights are read transposed
+# where that picks a faster GEMM (scan_weights); DCE last.
 PIPELINE = [
     ("expand", expand),
     ("canonicalize", canonicalize),
@@ -41,6 +45,8 @@ PIPELINE = [
     ("cse", cse),
     ("canonicalize", canonicalize),
     ("merge_scans", merge_scans),
+    ("scan_residuals", scan_residuals),
+    ("scan_weights", scan_weights),
     ("dce", dce),
 ]
 

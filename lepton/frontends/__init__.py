@@ -3,15 +3,18 @@
 `from lepton.frontends import *` gives exactly the public names of module `lepton` that live
 here (ops, creation functions, dtypes, `trace`); `lepton/__init__.py` re-exports them.
 """
-from ..ir.types import bool_, float32, float64, int32, int64
+from ..ir.types import (bfloat16, bool_, float16, float32, float64, int8, int16, int32, int64,
+                        uint8, uint16, uint32, uint64)
 from .control import cond, fori_loop, scan, while_loop
 from .nn_ops import (avg_pool2d, batch_norm, conv2d, cross_entropy, layer_norm, log_softmax,
                      max_pool2d, softmax)
-from .ops import (abs, add, arange, argmax, broadcast_to, clip, concatenate, constant, cos, divide,
-                  dot, erf, exp, expand_dims, full, gelu, log, logsumexp, matmul, max, maximum,
-                  mean, min, minimum, multiply, negative, ones, power, prod, reciprocal, relu,
-                  reshape, rsqrt, sigmoid, sin, split, sqrt, square, squeeze, stack,
-                  stop_gradient, subtract, sum, take, tanh, transpose, var, where, zeros)
+from .ops import (abs, add, arange, argmax, bitwise_and, bitwise_or, bitwise_xor, broadcast_to,
+                  clip, concatenate, constant, cos, divide, dot, erf, exp, expand_dims,
+                  floor_divide, full, gelu, invert, left_shift, log, logsumexp, matmul, max,
+                  maximum, mean, min, minimum, mod, multiply, negative, ones, power, prod,
+                  reciprocal, relu, remainder, reshape, right_shift, rsqrt, sigmoid, sin, split,
+                  sqrt, square, squeeze, stack, stop_gradient, subtract, sum, take, tanh,
+                  transpose, var, where, zeros)
 from .tensor import Tensor
 from .upsampling import conv_transpose2d, interpolate
 from .trace import trace, trace_flat
@@ -21,6 +24,9 @@ __all__ = [
     "add", "subtract", "multiply", "divide", "power", "negative", "abs", "exp", "log", "sqrt",
     "rsqrt", "tanh", "sigmoid", "relu", "gelu", "erf", "sin", "cos", "maximum", "minimum",
     "where", "clip", "square", "reciprocal", "stop_gradient",
+    # integers
+    "floor_divide", "remainder", "mod", "left_shift", "right_shift", "bitwise_and", "bitwise_or",
+    "bitwise_xor", "invert",
     # reductions
     "sum", "mean", "max", "min", "argmax", "prod", "logsumexp", "var",
     # shape
@@ -36,7 +42,8 @@ __all__ = [
     # creation
     "zeros", "ones", "full", "arange", "constant",
     # dtypes
-    "float32", "float64", "int32", "int64", "bool_",
+    "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
+    "uint16", "uint32", "uint64", "bool_",
     # tracing
     "trace",
 ]

@@ -8,7 +8,8 @@ would (non-tensors become graph constants) and returns a Tensor of the graph bei
     ...     return y / y.sum(axis=1, keepdims=True)
 
 Dtype rules are tensor.py's (weak scalars, f32 default). Float-only math (exp, divide, mean...)
-turns integer and bool inputs into f32. Sums and products of bool/i32 give i64, as in NumPy.
+turns integer and bool inputs into f32. Sums and products of bool and integers narrower than
+64 bits give i64 (u64 for unsigned ones), as in NumPy.
 Shape ops live in shapes.py and are re-exported here.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..ir.types import DType, bool_, dtype as to_dtype, float32, int32, int64
+from ..ir.types import DType, bool_, dtype as to_dtype, float32, int8, int32, int64, uint64
 from .shapes import (broadcast_to, concatenate, expand_dims, norm_axes, reshape,  # noqa: F401
                      split, squeeze, stack, swapaxes, take, transpose)
 from .tensor import (Tensor, as_array, cast, emit, fail, is_weak, lift, lift_all, result_dtype,
@@ -203,6 +204,73 @@ def logical_not(x) -> Tensor:
     return emit("eq", [x, lift(False)])
 
 
+# -- integer ops: NumPy's // % << >> and bitwise & | ^ ~ -------------------------------------
+def _integers(op: str, name: str, a, b, bools: bool = False) -> list[Tensor]:
+    ts = lift_all(a, b)
+    d = ts[0].dtype
+    if not (d.is_int or (bools and d == bool_)):
+        fail(op, f"{name} needs integer{' or bool' if bools else ''} tensors, got "
+             f"{ts[0].type} and {ts[1].type}", TypeError)
+    return ts
+
+
+def _numbers(a, b) -> list[Tensor]:
+    ts = lift_all(a, b)
+    return lift_all(a, b, dtype=int8) if ts[0].dtype == bool_ else ts   # NumPy: bool // bool
+
+
+def floor_divide(a, b) -> Tensor:
+    """a // b (NumPy's floor division); for integers x // 0 gives 0, for floats x / 0."""
+    return emit("floordiv", _numbers(a, b))
+
+
+def remainder(a, b) -> Tensor:
+    """a % b with the sign of b (NumPy's remainder); for integers x % 0 gives 0, for floats
+    NaN."""
+    return emit("mod", _numbers(a, b))
+
+
+mod = remainder
+
+
+def left_shift(a, b) -> Tensor:
+    """a << b for integers; a shift by the width or more gives 0."""
+    return emit("shl", _integers("shl", "left_shift", a, b))
+
+
+def right_shift(a, b) -> Tensor:
+    """a >> b for integers (arithmetic for signed, logical for unsigned)."""
+    return emit("shr", _integers("shr", "right_shift", a, b))
+
+
+def bitwise_and(a, b) -> Tensor:
+    """a & b: logical and on bools, bitwise on integers."""
+    a, b = _integers("bitwise_and", "&", a, b, bools=True)
+    return logical_and(a, b) if a.dtype == bool_ else emit("bitwise_and", [a, b])
+
+
+def bitwise_or(a, b) -> Tensor:
+    """a | b: logical or on bools, bitwise on integers."""
+    a, b = _integers("bitwise_or", "|", a, b, bools=True)
+    return logical_or(a, b) if a.dtype == bool_ else emit("bitwise_or", [a, b])
+
+
+def bitwise_xor(a, b) -> Tensor:
+    """a ^ b: logical xor on bools, bitwise on integers."""
+    a, b = _integers("bitwise_xor", "^", a, b, bools=True)
+    return logical_xor(a, b) if a.dtype == bool_ else emit("bitwise_xor", [a, b])
+
+
+def invert(x) -> Tensor:
+    """~x: logical not on bools, every bit flipped on integers."""
+    x = lift(x)
+    if x.dtype == bool_:
+        return logical_not(x)
+    if not x.dtype.is_int:
+        fail("invert", f"~ needs an integer or bool tensor, got {x.type}", TypeError)
+    return emit("bitwise_xor", [x, _constant(np.array(-1).astype(x.dtype.np))])
+
+
 def less(a, b): return _binary("lt", a, b)
 def less_equal(a, b): return _binary("le", a, b)
 def greater(a, b): return _binary("gt", a, b)
@@ -217,11 +285,15 @@ def _reduce(op: str, x: Tensor, axis, keepdims) -> Tensor:
 
 
 def _accumulator(x, dtype) -> Tensor:
-    """x in the dtype a sum/prod accumulates in: `dtype`, else i64 for bool and i32 (NumPy)."""
+    """x in the dtype a sum/prod accumulates in: `dtype`, else (NumPy's) i64 for bool and the
+    smaller signed integers, u64 for the smaller unsigned ones. (A 16-bit float sums in
+    float32 and rounds once: see lepton/ir/halfs.py.)"""
     x = lift(x)
     if dtype is not None:
         return cast(x, to_dtype(dtype))
-    return cast(x, int64) if x.dtype in (bool_, int32) else x
+    if x.dtype == bool_ or (x.dtype.is_int and x.dtype.itemsize < 8):
+        return cast(x, uint64 if x.dtype.unsigned else int64)
+    return x
 
 
 def sum(x, axis=None, dtype=None, *, keepdims=False) -> Tensor:  # noqa: A001
@@ -391,6 +463,8 @@ __all__ = [
     "add", "subtract", "multiply", "divide", "power", "negative", "abs", "exp", "log", "sqrt",
     "rsqrt", "tanh", "sigmoid", "relu", "gelu", "erf", "sin", "cos", "maximum", "minimum",
     "where", "clip", "square", "reciprocal", "stop_gradient",
+    "floor_divide", "remainder", "mod", "left_shift", "right_shift", "bitwise_and", "bitwise_or",
+    "bitwise_xor", "invert",
     "sum", "mean", "max", "min", "argmax", "prod", "logsumexp", "var",
     "reshape", "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack",
     "split", "take", "matmul", "dot", "zeros", "ones", "full", "arange", "constant",

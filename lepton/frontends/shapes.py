@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tensor import Tensor, emit, fail, lift, lift_all
+from ..ir.types import int64
+from .tensor import Tensor, cast, emit, fail, lift, lift_all
 
 
 # -- axis helpers (shared with ops.py) ---------------------------------------------------------
@@ -171,7 +172,11 @@ def split(x, indices_or_sections, axis=0) -> list[Tensor]:
 def checked_index(indices: Tensor, n: int, op: str, wrap: bool = True) -> Tensor:
     """Traced indices as the gather `op` may use them: the compiled code raises IndexError
     naming `op` and this line for one outside [-n, n) ([0, n) without wrap) and counts
-    negatives from the end."""
+    negatives from the end. Indices of other integer types are checked as i64 (an i8 index
+    plus n may not fit an i8; an unsigned one never counts from the end)."""
+    if indices.dtype.name not in ("i32", "i64"):
+        wrap = wrap and not indices.dtype.unsigned
+        indices = cast(indices, int64)
     return emit("check_index", [indices], bound=n, wrap=wrap, what=op)
 
 

@@ -189,14 +189,22 @@ class Tensor:
     def __ge__(self, o): return _binary(_ops.greater_equal, self, o)
     def __eq__(self, o): return _binary(_ops.equal, self, o)  # type: ignore[override]
     def __ne__(self, o): return _binary(_ops.not_equal, self, o)  # type: ignore[override]
-    # & | ^ ~ on bool tensors (masks); the IR has no bitwise ops, so ints are refused.
-    def __and__(self, o): return _binary(_ops.logical_and, self, o)
-    def __rand__(self, o): return _binary(_ops.logical_and, o, self)
-    def __or__(self, o): return _binary(_ops.logical_or, self, o)
-    def __ror__(self, o): return _binary(_ops.logical_or, o, self)
-    def __xor__(self, o): return _binary(_ops.logical_xor, self, o)
-    def __rxor__(self, o): return _binary(_ops.logical_xor, o, self)
-    def __invert__(self): return _ops.logical_not(self)
+    def __floordiv__(self, o): return _binary(_ops.floor_divide, self, o)
+    def __rfloordiv__(self, o): return _binary(_ops.floor_divide, o, self)
+    def __mod__(self, o): return _binary(_ops.remainder, self, o)
+    def __rmod__(self, o): return _binary(_ops.remainder, o, self)
+    def __lshift__(self, o): return _binary(_ops.left_shift, self, o)
+    def __rlshift__(self, o): return _binary(_ops.left_shift, o, self)
+    def __rshift__(self, o): return _binary(_ops.right_shift, self, o)
+    def __rrshift__(self, o): return _binary(_ops.right_shift, o, self)
+    # & | ^ ~: logical on bool tensors (masks), bitwise on integers
+    def __and__(self, o): return _binary(_ops.bitwise_and, self, o)
+    def __rand__(self, o): return _binary(_ops.bitwise_and, o, self)
+    def __or__(self, o): return _binary(_ops.bitwise_or, self, o)
+    def __ror__(self, o): return _binary(_ops.bitwise_or, o, self)
+    def __xor__(self, o): return _binary(_ops.bitwise_xor, self, o)
+    def __rxor__(self, o): return _binary(_ops.bitwise_xor, o, self)
+    def __invert__(self): return _ops.invert(self)
     def __neg__(self): return _ops.negative(self)
     def __pos__(self): return self
     def __abs__(self): return _ops.abs(self)

@@ -58,6 +58,8 @@ def _weight(entry: dict, members: dict, label: str) -> tuple[str, np.ndarray]:
     where = f"{label}: weight {entry.get('name')!r} ({entry['file']})"
     try:
         a = np.load(io.BytesIO(members[entry["file"]]), allow_pickle=False)
+        if entry.get("dtype") == "bfloat16" and a.dtype == np.dtype("V2"):
+            a = a.view(to_dtype("bfloat16").np)   # .npy keeps bfloat16 as 2-byte voids
         to_dtype(a.dtype)
     except (ValueError, TypeError, OSError, EOFError) as e:
         raise ValueError(f"{where}: not a readable .npy array of a Lepton dtype ({e})") from None

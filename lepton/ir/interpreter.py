@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import halfs
 from .graph import Graph, Value
-from .types import TensorType, TupleType
+from .types import TensorType, TupleType, _BY_NUMPY
 
 
 def bind_inputs(g: Graph, arrays) -> list[np.ndarray]:
@@ -17,13 +18,11 @@ def bind_inputs(g: Graph, arrays) -> list[np.ndarray]:
     out = []
     for i, (v, a) in enumerate(zip(g.inputs, arrays)):
         a = np.asarray(a)
-        if TensorType.of(a) != v.type if a.dtype in _SUPPORTED else True:
+        if TensorType.of(a) != v.type if a.dtype in _BY_NUMPY else True:
             raise TypeError(f"argument {i}: expected {v.type}, got {a.dtype}{list(a.shape)}")
         out.append(a)
     return out
 
-
-_SUPPORTED = {np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64, np.bool_)}
 
 
 def evaluate(g: Graph, arrays) -> dict[Value, np.ndarray]:
@@ -32,8 +31,13 @@ def evaluate(g: Graph, arrays) -> dict[Value, np.ndarray]:
     for v in g.nodes:
         if v.op == "input":
             continue
+        out_types = v.type.types if isinstance(v.type, TupleType) else [v.type]
         try:
-            out = v.opdef.ref([env[i] for i in v.inputs], v.attrs)
+            ins = [env[i] for i in v.inputs]
+            if halfs.touches_halfs(v.op, [i.type for i in v.inputs] + list(out_types)):
+                out = halfs.compute(v.opdef.ref, ins, v.attrs, out_types)   # in float32
+            else:
+                out = v.opdef.ref(ins, v.attrs)
         except IndexError as e:  # indices are data: the error names the user's line
             raise IndexError(f"{e} at {v.loc}" if v.loc else str(e)) from None
         # a tuple-typed op (scan, cond, ...) gives one array per result

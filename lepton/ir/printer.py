@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .graph import Graph
-from .types import DType
+from .types import DType, is_float_numpy
 
 # Constants with more elements than this print as base64 of their little-endian bytes.
 INLINE_LIMIT = 8
@@ -47,7 +47,7 @@ def format_array(a: np.ndarray) -> str:
     def item(x):
         if a.dtype == np.bool_:
             return repr(bool(x))
-        if a.dtype.kind == "f":
+        if is_float_numpy(a.dtype):
             return format_attr(float(x)) if not math.isfinite(x) else str(x)
         return str(int(x))
 

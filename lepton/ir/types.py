@@ -13,38 +13,71 @@ import numpy as np
 
 @dataclass(frozen=True)
 class DType:
-    """A scalar element type. `name` is the short IR spelling (f32, i64, bool)."""
+    """A scalar element type. `name` is the short IR spelling (f32, u8, bf16, bool)."""
     name: str
-    np: np.dtype
+    np: np.dtype | None     # None only for bf16 without the optional package ml_dtypes
     is_float: bool
     is_int: bool
+    unsigned: bool = False
 
     @property
     def itemsize(self) -> int:
-        return self.np.itemsize
+        return self.np.itemsize if self.np is not None else 2
+
+    @property
+    def bits(self) -> int:
+        return 8 * self.itemsize
+
+    @property
+    def is_half(self) -> bool:
+        """float16 or bfloat16: stored in 16 bits, computed in float32."""
+        return self.is_float and self.itemsize == 2
 
     def __repr__(self) -> str:
         return self.name
 
 
+def _bfloat16_numpy():
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+float16 = DType("f16", np.dtype(np.float16), True, False)
+bfloat16 = DType("bf16", _bfloat16_numpy(), True, False)
 float32 = DType("f32", np.dtype(np.float32), True, False)
 float64 = DType("f64", np.dtype(np.float64), True, False)
+int8 = DType("i8", np.dtype(np.int8), False, True)
+int16 = DType("i16", np.dtype(np.int16), False, True)
 int32 = DType("i32", np.dtype(np.int32), False, True)
 int64 = DType("i64", np.dtype(np.int64), False, True)
+uint8 = DType("u8", np.dtype(np.uint8), False, True, True)
+uint16 = DType("u16", np.dtype(np.uint16), False, True, True)
+uint32 = DType("u32", np.dtype(np.uint32), False, True, True)
+uint64 = DType("u64", np.dtype(np.uint64), False, True, True)
 bool_ = DType("bool", np.dtype(np.bool_), False, False)
 
-DTYPES = {d.name: d for d in (float32, float64, int32, int64, bool_)}
-_BY_NUMPY = {d.np: d for d in DTYPES.values()}
-# Lowest to highest: the promotion lattice NumPy uses among the types we support.
-_RANK = {bool_: 0, int32: 1, int64: 2, float32: 3, float64: 4}
+DTYPES = {d.name: d for d in (float16, bfloat16, float32, float64, int8, int16, int32, int64,
+                              uint8, uint16, uint32, uint64, bool_)}
+_BY_NUMPY = {d.np: d for d in DTYPES.values() if d.np is not None}
+_BY_NAME = {"bfloat16": bfloat16}   # NumPy knows the name only once ml_dtypes is imported
+
+
+def _needs_ml_dtypes(d: DType) -> DType:
+    if d.np is None:
+        raise TypeError("dtype bfloat16 needs the optional package ml_dtypes (NumPy's home of "
+                        "bfloat16): pip install 'lepton[bfloat16]'")
+    return d
 
 
 def dtype(x) -> DType:
     """Converts a DType, its IR name, a NumPy dtype or a Python type to a DType."""
     if isinstance(x, DType):
-        return x
-    if isinstance(x, str) and x in DTYPES:
-        return DTYPES[x]
+        return _needs_ml_dtypes(x)
+    if isinstance(x, str) and (x in DTYPES or x in _BY_NAME):
+        return _needs_ml_dtypes(DTYPES.get(x) or _BY_NAME[x])
     if x is float:
         return float32
     if x is int:
@@ -60,12 +93,29 @@ def dtype(x) -> DType:
     raise TypeError(f"unsupported dtype {x!r}; Lepton supports {', '.join(DTYPES)}")
 
 
+def is_float_numpy(d) -> bool:
+    """Whether a NumPy dtype is a float one (bfloat16's kind is 'V', not 'f')."""
+    d = np.dtype(d)
+    return d.kind == "f" or (bfloat16.np is not None and d == bfloat16.np)
+
+
 def promote(a: DType, b: DType) -> DType:
-    """NumPy's result type for two tensors of the supported dtypes."""
-    if {a, b} == {int64, float32} or {a, b} == {int32, float32}:
-        # NumPy gives f64 for int32/int64 with f32 arrays; we keep f32, as PyTorch does.
+    """NumPy's result type for two tensors of the supported dtypes (bfloat16 ranks as float16
+    does; the two together give float32), except that where NumPy gives float64 to inputs that
+    are not float64 (int32 with float32, int64 with float16, int64 with uint64) the result is
+    float32, as in JAX and PyTorch."""
+    if a == b:
+        return a
+    if {a, b} == {float16, bfloat16}:
         return float32
-    return a if _RANK[a] >= _RANK[b] else b
+    r = np.promote_types(float16.np if a == bfloat16 else a.np,
+                         float16.np if b == bfloat16 else b.np)
+    d = _BY_NUMPY[r]
+    if d == float64 and float64 not in (a, b):
+        return float32
+    if d == float16 and bfloat16 in (a, b):
+        return bfloat16
+    return d
 
 
 @dataclass(frozen=True)

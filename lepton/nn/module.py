@@ -28,11 +28,12 @@ from typing import NamedTuple
 import numpy as np
 
 from ..frontends.tensor import Tensor, assign
+from ..ir.types import is_float_numpy
 
 
 def _is_param(v) -> bool:
     # A bound parameter is a traced Tensor; it still counts, so binding can nest.
-    return isinstance(v, Tensor) or (isinstance(v, np.ndarray) and v.dtype.kind == "f")
+    return isinstance(v, Tensor) or (isinstance(v, np.ndarray) and is_float_numpy(v.dtype))
 
 
 class IncompatibleKeys(NamedTuple):

@@ -89,7 +89,7 @@ def from_function(fn, example_args: Sequence[np.ndarray], *, name: str,
     """A servable model from a function of arrays (an `lp.compile`d one, or any other): the
     inputs take the example arguments' dtypes and shapes (the batch axis, if given, becomes
     -1) and the parameter names of fn; outputs are found by calling fn. With a batch axis and
-    size_classes, batches are padded to a power of two rows (see `_padded`)."""
+    size_classes, a batch runs in power-of-two chunks (see `_in_size_classes`)."""
     example = [np.asarray(a) for a in example_args]
     if input_names is None:
         try:
@@ -107,33 +107,44 @@ def from_function(fn, example_args: Sequence[np.ndarray], *, name: str,
         return as_list(fn(*arrays))
     outputs = _output_specs(predict, inputs, output_names)
     if batch_axis is not None and size_classes:
-        predict = _padded(predict, inputs, outputs)
+        predict = _in_size_classes(predict, inputs, outputs)
     return ServableModel(name, inputs, outputs, predict, platform)
 
 
-def _padded(predict, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]):
-    """predict with the batch padded to the next power of two rows, so a function compiled per
-    shape (as `lp.compile`) compiles once per size class rather than once per batch size."""
-    def padded(*arrays):
+def _in_size_classes(predict, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]):
+    """predict over the batch in power-of-two chunks (25 rows: 16 + 8 + 1 calls), so a function
+    compiled per shape (as `lp.compile`) compiles once per size class rather than once per batch
+    size, and computes no padding rows. A model with an output without a batch axis (which a
+    split would change) is called on the whole batch."""
+    if any(t.batch_axis is None for t in (*inputs, *outputs)):
+        return predict
+
+    def chunked(*arrays):
         rows = arrays[0].shape[inputs[0].batch_axis]
-        size = 1 << max(rows - 1, 0).bit_length()
-        if size == rows:
+        if rows & (rows - 1) == 0:
             return predict(*arrays)
-        grown = []
-        for a, t in zip(arrays, inputs):
-            pad = [(0, 0)] * a.ndim
-            pad[t.batch_axis] = (0, size - rows)
-            grown.append(np.pad(a, pad))
-        outs = predict(*grown)
-        return [np.take(o, np.arange(rows), axis=t.batch_axis) if t.batch_axis is not None
-                else o for o, t in zip(outs, outputs)]
-    return padded
+        parts, start = [], 0
+        for bit in reversed(range(rows.bit_length())):
+            if rows & (1 << bit):
+                stop = start + (1 << bit)
+                parts.append(predict(*[_rows(a, t.batch_axis, start, stop)
+                                       for a, t in zip(arrays, inputs)]))
+                start = stop
+        return [np.concatenate(outs, axis=t.batch_axis) for outs, t in zip(zip(*parts), outputs)]
+    return chunked
+
+
+def _rows(a: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
+    index = [slice(None)] * a.ndim
+    index[axis] = slice(start, stop)
+    return np.ascontiguousarray(a[tuple(index)])
 
 
 def from_loaded(model, *, name: str) -> ServableModel:
     """A servable model from `lepton.load_model(path)`: its signature gives the flattened
     inputs and outputs (name, shape with None on the batch axis, dtype) and `batch_axis`;
-    predict is its `run_flat` (flattened inputs in, flattened outputs out)."""
+    predict is its `run_flat` (flattened inputs in, flattened outputs out), called on
+    power-of-two chunks of a batch (its size classes) so that it pads none."""
     sig = model.signature
     axis = sig.batch_axis
 
@@ -148,4 +159,7 @@ def from_loaded(model, *, name: str) -> ServableModel:
 
     def predict(*arrays):
         return as_list(model.run_flat(list(arrays)))
-    return ServableModel(name, specs(sig.inputs), specs(sig.outputs), predict, "lepton")
+    inputs, outputs = specs(sig.inputs), specs(sig.outputs)
+    # the saved size classes are powers of two: chunks of those sizes run without padding
+    return ServableModel(name, inputs, outputs, _in_size_classes(predict, inputs, outputs),
+                         "lepton")

@@ -35,9 +35,10 @@ def warm_up(model: ServableModel, max_batch: int) -> None:
 
 def serve(model: ServableModel, *, host: str = "127.0.0.1", port: int = 8000,
           max_batch: int = 32, max_delay_ms: float = 0.0, sock: socket.socket | None = None,
-          log_level: str = "warning", out=None) -> None:
+          log_level: str = "warning", loop: str = "auto", out=None) -> None:
     """Serves model until SIGTERM or SIGINT (see the module docstring); with sock, serves on
-    that bound socket instead of host and port."""
+    that bound socket instead of host and port. loop is uvicorn's: "auto" takes uvloop when it
+    is installed, else asyncio's."""
     import uvicorn
     from .app import make_app
     out = out or sys.stdout
@@ -51,7 +52,8 @@ def serve(model: ServableModel, *, host: str = "127.0.0.1", port: int = 8000,
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     bound = sock.getsockname()
-    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False)
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, loop=loop,
+                            proxy_headers=False)    # no proxy's headers to trust per request
     server = uvicorn.Server(config)
 
     async def main():
@@ -68,8 +70,13 @@ def serve(model: ServableModel, *, host: str = "127.0.0.1", port: int = 8000,
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGTERM, signal.SIGINT)} \
         if main_thread else {}
+    factory = config.get_loop_factory() if hasattr(config, "get_loop_factory") else None
     try:
-        asyncio.run(main())
+        if factory is not None and sys.version_info >= (3, 11):
+            with asyncio.Runner(loop_factory=factory) as runner:    # uvloop's, if chosen
+                runner.run(main())
+        else:
+            asyncio.run(main())
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

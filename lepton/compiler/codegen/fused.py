@@ -26,7 +26,7 @@ from .loopnest import View, broadcast_view, collapse, emit_nest, row_major_strid
 from .loops import entry_alloca, i8
 from .parallel import begin_split, finish_split, worth_threads
 from .reduce import combine, identity
-from .scalar import FAST, SCALAR, UNREDUCED, like, llvm_type, load, mem_type, store
+from .scalar import FAST, SCALAR, UNREDUCED, like, llvm_type, load, mem_type, store, zero
 from .vmath import Unreduced
 
 
@@ -34,8 +34,7 @@ def immediate(x: Value):
     """An LLVM constant for a one-element constant value, else None."""
     if x.op != "constant" or x.type.size != 1:
         return None
-    item = x.attrs["value"].reshape(()).item()
-    return ir.Constant(llvm_type(x.dtype), float(item) if x.dtype.is_float else int(item))
+    return zero(x.dtype, x.attrs["value"].reshape(()))
 
 
 def operands(group: Group) -> list[Value]:
@@ -47,28 +46,34 @@ def operands(group: Group) -> list[Value]:
 
 
 def emit_rows(module: ir.Module, name: str, group: Group, noalias: bool = True,
-              threads: int = 1):
+              threads: int = 1, in_place: dict | None = None):
     """Emits `void name(out..., operand..., i8* scratch)`; returns (fn, operands).
-    noalias=False when an output is written over an input (in place). The outer loop is
-    split across up to `threads` threads when the kernel is big enough."""
+    noalias=False when an output is written over an input (in place) in some other way than
+    `in_place` says. in_place: {operand index: output index} for an operand the kernel reads
+    at exactly the element it writes to that output, in the same buffer (the memory plan's
+    in-place pairs): the kernel reads it through the output's pointer, so every buffer is
+    reached through one pointer, the arguments stay noalias and LLVM vectorises the loop without
+    runtime overlap checks (which fail, hence a scalar loop, when the buffers are the same).
+    The outer loop is split across up to `threads` threads when the kernel is big enough."""
     ext = operands(group)
     arg_types = [mem_type(v.dtype).as_pointer() for v in group.outputs + ext] + [i8.as_pointer()]
     exact = None
-    if noalias and any(m.op in UNREDUCED for m in group.members):
+    alias = {ext[i]: group.outputs[o] for i, o in (in_place or {}).items()}
+    if noalias and not alias and any(m.op in UNREDUCED for m in group.members):
         # sin/cos computed fast, flagging arguments beyond their cheap reduction, then the share
         # again by `exact` if one was seen: the call of the exact reduction in the loop cost
         # 1.3x (f32) to 1.8x (f64). Not in place: the inputs must still be there. A function of
         # its own, so that no call in this one makes LLVM keep the loop's constants on the stack.
         exact, _ = _body(module, f"{name}.exact", group, ext, arg_types, noalias, None)
         exact.attributes.add("noinline")
-    body, n0 = _body(module, name, group, ext, arg_types, noalias, exact)
+    body, n0 = _body(module, name, group, ext, arg_types, noalias, exact, alias)
     fn = finish_split(module, name, body, arg_types, n0,
                       worth_threads(threads, math.prod(group.space), n0), noalias)
     return fn, ext
 
 
 def _body(module: ir.Module, name: str, group: Group, ext, arg_types, noalias: bool,
-          exact: ir.Function | None):
+          exact: ir.Function | None, alias: dict | None = None):
     """emit_rows's `name.body(args..., lo, hi)`, returned with its outer trip count. With
     `exact` (a body emitted without), sin and cos only flag what they cannot do, and the body
     calls exact on its share when they did."""
@@ -76,6 +81,8 @@ def _body(module: ir.Module, name: str, group: Group, ext, arg_types, noalias: b
     body, b, args, lo, hi = begin_split(module, name, arg_types, noalias)
     unreduced = Unreduced() if exact is not None else None
     ptr = dict(zip(outs + ext, args))
+    for x, o in (alias or {}).items():      # read in place: through the output's pointer
+        ptr[x] = b.bitcast(ptr[o], ptr[x].type) if ptr[o].type != ptr[x].type else ptr[o]
     space, k = group.space, group.split
     inside = set(group.members)
     # every pointer access as a view of the whole space (outputs are dense in their own shape)

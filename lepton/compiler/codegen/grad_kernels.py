@@ -19,7 +19,7 @@ from llvmlite import ir
 
 from .loopnest import Access, View, contiguous, emit_map, row_major_strides
 from .loops import const, for_range, i64
-from .scalar import llvm_type, load, store, zero
+from .scalar import index, llvm_type, load, store, zero
 
 
 def _fill_zero(b, v, out) -> None:
@@ -56,7 +56,7 @@ def emit_scatter_add(b, v, out, ins) -> None:
     with for_range(b, before, name="a") as i:
         with for_range(b, m, name="j") as j:
             k = load(b, b.gep(idx_ptr, [j]), idx.dtype)
-            k = b.sext(k, i64) if k.type != i64 else k
+            k = index(b, k, idx.dtype, i64)
             k = b.select(b.icmp_signed("<", k, const(0)), b.add(k, const(n)), k)
             k = b.select(b.icmp_signed("<", k, const(0)), const(0), k)
             k = b.select(b.icmp_signed(">=", k, const(n)), const(n - 1), k)

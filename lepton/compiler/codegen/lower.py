@@ -73,8 +73,9 @@ def _elementwise(module, name, v):
     return _rows(module, name, Group("rows", [v], tuple(v.shape), len(v.shape), [v]))
 
 
-def _rows(module, name, group: Group, noalias: bool = True, threads: int = 1):
-    fn, ext = emit_rows(module, name, group, noalias, threads)
+def _rows(module, name, group: Group, noalias: bool = True, threads: int = 1,
+          in_place: dict | None = None):
+    fn, ext = emit_rows(module, name, group, noalias, threads, in_place)
     return Kernel(fn, tuple(group.outputs), tuple(ext))
 
 
@@ -181,18 +182,18 @@ def emit_kernels(module: ir.Module, g: Graph, plan: MemoryPlan, groups: list[Gro
             continue
         if all(v.type.size == 0 for v in grp.outputs or grp.members):
             continue
-        noalias = True
+        noalias, in_place = True, None
         if grp.kind == "rows":
-            shared = {plan.where[v] for v in grp.outputs} & {plan.where.get(x) for x in grp.reads()}
-            noalias = not shared
-        key = group_key(grp, noalias, threads)
+            noalias, in_place = _in_place(grp, plan)
+        key = group_key(grp, f"in place {sorted(in_place.items())}" if in_place else noalias,
+                        threads)
         if key in emitted:   # the same function up to its buffers: call it with this group's
             template, k = emitted[key]
             corr = correspondence(template, grp)
             k = replace(k, outputs=tuple(corr[v] for v in k.outputs),
                         operands=tuple(corr[x] for x in k.operands))
         else:
-            k = _emit_group(module, grp, noalias, threads, key)
+            k = _emit_group(module, grp, noalias, threads, key, in_place)
             emitted[key] = grp, k
         checked = grp.kind not in ("rows", "matmul", "conv2d")   # a single op that can fail
         kernels.append(replace(k, status=status.get(grp.members[0], 0) if checked else 0))
@@ -204,7 +205,26 @@ def emit_kernels(module: ir.Module, g: Graph, plan: MemoryPlan, groups: list[Gro
     return kernels
 
 
-def _emit_group(module: ir.Module, grp: Group, noalias: bool, threads: int, key: str) -> Kernel:
+def _in_place(grp: Group, plan: MemoryPlan) -> tuple[bool, dict | None]:
+    """(noalias, {operand index: output index}) of a rows group: outputs sharing a buffer with
+    an input only as its in-place pairs (fusion.Group.in_place_pairs) keep noalias, the kernel
+    reading those inputs through the outputs' pointers (fused.emit_rows)."""
+    outs = {plan.where[v]: v for v in grp.outputs}
+    shared = [x for x in grp.reads() if plan.where.get(x) in outs]
+    if not shared:
+        return True, None
+    pairs = set(grp.in_place_pairs())
+    if not all((outs[plan.where[x]], x) in pairs for x in shared):
+        return False, None
+    from .fused import operands
+    ext = operands(grp)
+    if not all(x in ext for x in shared):
+        return False, None
+    return True, {ext.index(x): grp.outputs.index(outs[plan.where[x]]) for x in shared}
+
+
+def _emit_group(module: ir.Module, grp: Group, noalias: bool, threads: int, key: str,
+                in_place: dict | None = None) -> Kernel:
     """The kernel of one fusion group, named by its structure (e.g. k3f2a..._matmul_add_relu)."""
     ops = "_".join(dict.fromkeys(v.op for v in grp.members))
     name = f"k{key_hash(key)}_{ops[:48]}"
@@ -212,7 +232,7 @@ def _emit_group(module: ir.Module, grp: Group, noalias: bool, threads: int, key:
         fn, ops, scratch = emit_epilogue_kernel(module, name, grp, threads)
         return Kernel(fn, tuple(grp.outputs), tuple(ops), scratch)
     if grp.kind == "rows":
-        return _rows(module, name, grp, noalias=noalias, threads=threads)
+        return _rows(module, name, grp, noalias=noalias, threads=threads, in_place=in_place)
     v = grp.members[0]
     return KERNELS[v.op](module, name, v)
 

@@ -8,7 +8,7 @@ from llvmlite import ir
 
 from .loopnest import Access, View, broadcast_view, contiguous, emit_map, row_major_strides
 from .loops import const, entry_alloca, for_range, i1
-from .scalar import load, mem_type, store
+from .scalar import index, load, mem_type, store
 
 
 def transpose_view(in_shape, perm) -> View:
@@ -71,7 +71,7 @@ def emit_take(b, value, out_ptr, x_ptr, idx_ptr) -> None:
     with for_range(b, before, name="a") as i:
         with for_range(b, m, name="j") as j:
             k = load(b, b.gep(idx_ptr, [j]), idx.dtype)
-            k = b.sext(k, it) if k.type != it else k
+            k = index(b, k, idx.dtype, it)
             k = b.select(b.icmp_signed("<", k, const(0)), b.add(k, const(n)), k)
             k = b.select(b.icmp_signed("<", k, const(0)), const(0), k)
             k = b.select(b.icmp_signed(">=", k, const(n)), const(n - 1), k)
@@ -93,7 +93,7 @@ def emit_check_index(b, value, out_ptr, idx_ptr) -> ir.Value:
     b.store(ir.Constant(i1, 0), bad)
     with for_range(b, value.type.size, name="j") as j:
         k = load(b, b.gep(idx_ptr, [j]), dt)
-        k = b.sext(k, it) if k.type != it else k
+        k = index(b, k, dt, it)
         if wrap:
             k = b.select(b.icmp_signed("<", k, const(0)), b.add(k, const(n)), k)
         ok = b.icmp_unsigned("<", k, const(n))  # unsigned: negatives are huge

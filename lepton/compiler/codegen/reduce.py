@@ -11,7 +11,7 @@ from llvmlite import ir
 from ...ir.types import DType, bool_
 from .loopnest import row_major_strides
 from .loops import const, entry_alloca, for_range
-from .scalar import intrinsic, is_nan, llvm_type, load, store, zero
+from .scalar import icmp, intrinsic, is_nan, llvm_type, load, store, zero
 
 REDUCE_FLAGS = ("reassoc", "contract")
 
@@ -23,6 +23,8 @@ def identity(op: str, dt: DType):
         return zero(dt, 0)
     if op == "prod":
         return zero(dt, 1)
+    if dt.unsigned:
+        return zero(dt, 0 if op == "max" else (1 << dt.bits) - 1)
     big = float("inf") if dt.is_float else (1 << (8 * dt.itemsize - 1)) - 1
     if op == "max":
         return ir.Constant(llvm_type(dt), -big if dt.is_float else -big - 1)
@@ -43,7 +45,7 @@ def combine(b: ir.IRBuilder, op: str, dt: DType, acc, x):
         return b.add(acc, x)
     if op == "prod":
         return b.mul(acc, x)
-    return b.select(b.icmp_signed(">" if op == "max" else "<", acc, x), acc, x)
+    return b.select(icmp(b, dt)(">" if op == "max" else "<", acc, x), acc, x)
 
 
 
@@ -112,10 +114,8 @@ def emit_argmax(b: ir.IRBuilder, dt: DType, x_ptr, shape, axis: int, out_ptr) ->
                 if dt.is_float:
                     better = b.or_(b.fcmp_ordered(">", v, cur),
                                    b.and_(is_nan(b, v), b.not_(is_nan(b, cur))))
-                elif dt == bool_:
-                    better = b.icmp_unsigned(">", v, cur)
                 else:
-                    better = b.icmp_signed(">", v, cur)
+                    better = icmp(b, dt)(">", v, cur)
                 b.store(b.select(better, v, cur), best)
                 b.store(b.select(better, k, b.load(best_i)), best_i)
             b.store(b.load(best_i), b.gep(out_ptr, [b.add(b.mul(i, const(after)), j)]))

@@ -25,7 +25,7 @@ import numpy as np
 
 from ...ir.graph import Graph
 from ...ir.ops import OPS, broadcast_shapes
-from ...ir.types import bool_, float32, float64, int32, int64
+from ...ir.types import DTYPES, DType, bfloat16, bool_, float16, float32, float64
 from .rewrite import (Rule, RuleSet, const, is_scalar_const, op, rewrite, scalar_of, splat,
                       value_of, var)
 
@@ -34,9 +34,23 @@ COMMUTATIVE = frozenset(["add", "mul", "maximum", "minimum", "eq", "ne"])
 REDUCTIONS = frozenset(["sum", "prod", "max", "min"])
 SPLAT_MOVES = frozenset(["reshape", "transpose", "broadcast_to", "slice"])
 
+
+
+def _holds(mid: DType, d: DType) -> bool:
+    """Whether dtype `mid` represents every value of dtype d."""
+    if d == bool_:
+        return mid != bool_
+    if d.is_float:
+        return mid.is_float and (mid == float64 or (mid == float32 and d.is_half))
+    if mid.is_int:
+        return (mid.bits > d.bits if mid.unsigned != d.unsigned and d.unsigned else
+                mid.bits >= d.bits and (mid.unsigned == d.unsigned))
+    digits = {float16: 11, bfloat16: 8, float32: 24, float64: 53}.get(mid, 0)
+    return digits >= d.bits - (0 if d.unsigned else 1)
+
+
 # cast(cast(x, mid), x.dtype) == x when `mid` represents every value of x's dtype.
-LOSSLESS = {bool_: {int32, int64, float32, float64}, int32: {int64, float64},
-            float32: {float64}, int64: set(), float64: set()}
+LOSSLESS = {d: {m for m in DTYPES.values() if m != d and _holds(m, d)} for d in DTYPES.values()}
 
 x, y = var("x"), var("y")
 

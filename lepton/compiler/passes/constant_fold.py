@@ -22,6 +22,7 @@ from collections import Counter
 import numpy as np
 
 from ...ir.graph import Graph, Value
+from ...ir import halfs
 from ...ir.ops import OPS
 from .rewrite import Rule, RuleSet, op, rewrite, splat, value_of
 
@@ -90,7 +91,7 @@ def _fold(b):
             args = [np.broadcast_to(a, v.shape) for a, v in zip(args, r.inputs)]
     try:
         with np.errstate(all="ignore"):  # inf and nan are values like any other here
-            res = np.asarray(r.opdef.ref(args, r.attrs))
+            res = np.asarray(halfs.reference(r.opdef, args, r.attrs, [r.type]))
     except Exception:  # noqa: BLE001 - any failure of a reference means: do not fold
         return None
     if lazy and res.shape != r.shape and r.opdef.kind == "elementwise":

@@ -1,5 +1,6 @@
 """Expansion: ops that are defined in other ops (`OpDef.expand`) are replaced by those ops, so
-later passes, fusion and lowering see only ops with kernels of their own.
+later passes, fusion and lowering see only ops with kernels of their own; then ops on 16-bit
+floats become float32 ops between casts (widen.py).
 
     %2: f32[1,4,9,9] = conv_transpose2d[stride=(2, 2), ...] %0, %1
         ->   %3 = pad[...] %0 ; %4 = slice[...] %1 (the flipped kernel) ; %2 = conv2d %3, %4
@@ -12,11 +13,16 @@ from collections import Counter
 
 from ...ir.emit import Emitter
 from ...ir.graph import Graph, Value
+from .widen import widen
 
 
 def expand(g: Graph, counts: Counter | None = None) -> Graph:
-    """A new graph without expandable ops (g is not changed); the new values keep the
+    """A new graph without expandable ops, widened (g is not changed); the new values keep the
     replaced op's source line."""
+    return widen(_expand(g, counts), counts)
+
+
+def _expand(g: Graph, counts: Counter | None = None) -> Graph:
     if not any(v.opdef.expand for v in g.nodes):
         return g
     out = Graph(g.name)

@@ -31,6 +31,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ...ir.graph import Graph, Value
+from ...ir import halfs
 from ...ir.ops import OPS, REGIONS
 from .regions import map_regions
 
@@ -191,7 +192,7 @@ class Builder:
     def eval(self, name: str, *arrays: np.ndarray, **attrs) -> np.ndarray:
         """Runs op `name`'s NumPy reference now (for rules that compute new constants)."""
         with np.errstate(all="ignore"):
-            return np.asarray(OPS[name].ref(list(arrays), attrs))
+            return np.asarray(halfs.reference(OPS[name], list(arrays), attrs))
 
     def finish(self, v: Value) -> Value:
         """v (whose inputs are final) simplified: the replacement a rule gives, else v itself,

@@ -20,6 +20,7 @@ import re
 
 import numpy as np
 
+from ...ir import halfs
 from ...ir.types import DType
 from ..tensor import Tensor, constant as _constant, current_graph
 from .node import ONNX_DTYPES, Node, onnx_type_name
@@ -63,8 +64,8 @@ def _input_spec(vi, shapes: dict) -> InputSpec:
                                   f"and optionals are not supported)")
     if tt.elem_type not in ONNX_DTYPES:
         raise NotImplementedError(f"graph input '{vi.name}' has element type "
-                                  f"{onnx_type_name(tt.elem_type)}; Lepton supports FLOAT, "
-                                  f"DOUBLE, INT32, INT64 and BOOL")
+                                  f"{onnx_type_name(tt.elem_type)}; Lepton supports "
+                                  f"{', '.join(onnx_type_name(c) for c in ONNX_DTYPES)}")
     dims = None
     if tt.HasField("shape"):
         dims = tuple(d.dim_value if d.HasField("dim_value")
@@ -122,7 +123,7 @@ class _Builder:
                     continue
                 ins = [memo[i] for i in v.inputs]
                 memo[v] = (None if any(x is None for x in ins)
-                           else np.asarray(v.opdef.ref(ins, v.attrs)))
+                           else np.asarray(halfs.reference(v.opdef, ins, v.attrs, [v.type])))
             stack.pop()
         return memo[t.value]
 

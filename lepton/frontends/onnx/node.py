@@ -18,11 +18,16 @@ from typing import Callable
 
 import numpy as np
 
-from ...ir.types import DType, bool_, float32, float64, int32, int64
+from ...ir.types import (DType, bfloat16, bool_, float16, float32, float64, int8, int16, int32,
+                         int64, uint8, uint16, uint32, uint64)
 from ..tensor import Tensor
 
-# ONNX TensorProto element types Lepton has (the rest are refused with their ONNX name).
-ONNX_DTYPES: dict[int, DType] = {1: float32, 11: float64, 6: int32, 7: int64, 9: bool_}
+# ONNX TensorProto element types Lepton has (the rest are refused with their ONNX name);
+# BFLOAT16 needs the optional package ml_dtypes.
+ONNX_DTYPES: dict[int, DType] = {
+    1: float32, 2: uint8, 3: int8, 4: uint16, 5: int16, 6: int32, 7: int64, 9: bool_,
+    10: float16, 11: float64, 12: uint32, 13: uint64,
+    **({16: bfloat16} if bfloat16.np is not None else {})}
 
 
 def onnx_type_name(elem_type: int) -> str:

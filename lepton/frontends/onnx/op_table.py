@@ -322,7 +322,7 @@ def pad(n) -> Tensor:
 
 
 # -- creation ----------------------------------------------------------------------------------
-_DTYPES = {np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64, np.bool_)}
+_DTYPES = {d.np for d in ONNX_DTYPES.values()}
 
 
 def constant_(n) -> Tensor:

@@ -2,12 +2,13 @@
 from .base import NONDIFF, OpDef, OpError, broadcast_shapes
 from .control import CONTROL, REGIONS, TupleCotangent
 from .elementwise import ELEMENTWISE
+from .integer import INTEGER
 from .linalg import LINALG, window_out
 from .movement import MOVEMENT, slice_len
 from .random import RANDOM
 from .reduce import REDUCE
 
-_ALL = MOVEMENT + ELEMENTWISE + REDUCE + LINALG + CONTROL + RANDOM
+_ALL = MOVEMENT + ELEMENTWISE + INTEGER + REDUCE + LINALG + CONTROL + RANDOM
 OPS: dict[str, OpDef] = {op.name: op for op in _ALL}
 assert len(OPS) == len(_ALL), "duplicate op names"
 _no_vjp = sorted(name for name, op in OPS.items() if op.vjp is None)
