@@ -51,20 +51,11 @@ class MemoryPlan:
     outputs: list[OutputSpec]
     intermediate_bytes: int
     naive_bytes: int
-    scratch_bytes: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
     def workspace_slot(self) -> int:
         return self.n_inputs + self.n_outputs + len(self.constants)
-
-    @property
-    def workspace_bytes(self) -> int:
-        return self.intermediate_bytes + self.scratch_bytes
-
-    @property
-    def scratch_offset(self) -> int:
-        return self.intermediate_bytes
 
 
 SOURCE_OPS = ("input", "constant", "reshape", "get")

@@ -51,15 +51,13 @@ def all_values(g: Graph):
 
 @dataclass
 class Region:
-    """A region lowered to `i32 fn(i8** buffers)` with its memory plan."""
+    """A region lowered to `i32 fn(i8** buffers)` with its memory plan and the bytes of its
+    workspace (intermediates, then its kernels' scratch)."""
     fn: ir.Function
     plan: MemoryPlan
     graph: Graph
     constants: list[ir.GlobalVariable]
-
-    @property
-    def workspace(self) -> int:
-        return align(self.plan.workspace_bytes)
+    workspace: int
 
 
 def lower_region(module: ir.Module, g: Graph, name: str, status, threads: int) -> Region:
@@ -78,7 +76,8 @@ def lower_region(module: ir.Module, g: Graph, name: str, status, threads: int) -
         gv.initializer = ir.Constant(gv.type.pointee, data)
         gv.global_constant, gv.linkage, gv.align = True, "private", 64
         consts.append(gv)
-    return Region(fn, plan, g, consts)
+    return Region(fn, plan, g, consts,
+                  align(plan.intermediate_bytes + lower.scratch_bytes(kernels)))
 
 
 def memcpy(b: ir.IRBuilder, dst, src, nbytes: int) -> None:

@@ -7,7 +7,7 @@ order, so the code and the runtime's table of messages agree without storing any
 lowering table `KERNELS` maps every op of the IR to the emitter of its kernel; an op without
 one is an import-time error.
 
-    lowered = lower_graph(graph, plan)       # -> Lowered(llvm_ir=..., kernels=[...])
+    lowered = lower_graph(graph, plan)       # -> Lowered(llvm_ir=..., kernels=[...], ...)
 """
 from __future__ import annotations
 
@@ -147,26 +147,33 @@ if _missing:
 _EMITTED: "weakref.WeakKeyDictionary[ir.Module, dict]" = weakref.WeakKeyDictionary()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Lowered:
     llvm_ir: str
     kernels: list[Kernel]
+    workspace_bytes: int    # the plan's intermediates, then the kernels' scratch (shared)
+
+
+def scratch_bytes(kernels: list[Kernel]) -> int:
+    """The scratch the kernels need: one buffer after the intermediates, reused by each."""
+    return max([k.scratch_bytes for k in kernels], default=0)
 
 
 def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
                 profile: bool = False, threads: int = 1) -> Lowered:
-    """Emits one kernel per fusion group and the entry; fills in plan.scratch_bytes. With
+    """Emits one kernel per fusion group and the entry (the plan is left as it is). With
     profile, the entry records the cycle counter before the first kernel and after each one
     in the global array `TICKS` (len(kernels) + 1 entries)."""
     module = ir.Module(name=g.name)
     kernels = emit_kernels(module, g, plan, groups, statuses(g), threads)
     emit_entry(module, kernels, plan, profile)
-    return Lowered(loop_metadata(str(module)), kernels)
+    return Lowered(loop_metadata(str(module)), kernels,
+                   plan.intermediate_bytes + scratch_bytes(kernels))
 
 
 def emit_kernels(module: ir.Module, g: Graph, plan: MemoryPlan, groups: list[Group] | None,
                  status: dict[Value, int], threads: int = 1, prefix: str = "") -> list[Kernel]:
-    """One internal kernel call per fusion group of g; fills in plan.scratch_bytes. Groups that
+    """One internal kernel call per fusion group of g. Groups that
     are the same up to their buffers share one function in the module (named by the structure,
     `k{hash}_{ops}`), bodies of control ops included. A control op's kernel is its own
     (`{prefix}k{n}_{op}`). `status`: every failing op's status (of the whole program)."""
@@ -200,7 +207,6 @@ def emit_kernels(module: ir.Module, g: Graph, plan: MemoryPlan, groups: list[Gro
         k.fn.linkage = "internal"
         if "noinline" not in k.fn.attributes:   # a kernel called N times is not copied N times
             k.fn.attributes.add("noinline")
-    plan.scratch_bytes = max([k.scratch_bytes for k in kernels], default=0)
     return kernels
 
 
@@ -219,7 +225,8 @@ def _emit_group(module: ir.Module, grp: Group, noalias: bool, threads: int, key:
 
 def emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
                profile: bool = False, name: str = ENTRY) -> ir.Function:
-    """`i32 name(i8** buffers)` calling the kernels in order on plan's buffers."""
+    """`i32 name(i8** buffers)` calling the kernels in order on plan's buffers; each kernel's
+    scratch starts after the plan's intermediates in the workspace."""
     i8p = i8.as_pointer()
     fn = ir.Function(module, ir.FunctionType(i32, [i8p.as_pointer()]), name)
     fn.attributes.add("nounwind")
@@ -236,12 +243,13 @@ def emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
         return b.bitcast(p, _ptr(v))
 
     ws = plan.workspace_slot
+    workspace = plan.intermediate_bytes + scratch_bytes(kernels)
     for i, k in enumerate(kernels, 1):
         args = [address(v) for v in k.outputs + k.operands]
-        if plan.workspace_bytes:
+        if workspace:
             if ws not in slots:
                 slots[ws] = b.load(b.gep(fn.args[0], [const(ws)]), name="workspace")
-            args.append(b.gep(slots[ws], [const(plan.scratch_offset)]))
+            args.append(b.gep(slots[ws], [const(plan.intermediate_bytes)]))
         else:
             args.append(ir.Constant(i8p, None))
         failed = b.call(k.fn, args)
