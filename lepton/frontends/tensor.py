@@ -74,17 +74,18 @@ def source_loc() -> str | None:
     f = sys._getframe(1)
     while f is not None:
         path = f.f_code.co_filename
-        inside = _INSIDE.get(path)
-        if inside is None:
-            inside = _INSIDE[path] = (not path.startswith("<")
-                                      and os.path.abspath(path).startswith(_PACKAGE_DIR))
-        if not inside:
-            return f"{os.path.basename(path)}:{f.f_lineno}"
+        name = _OUTSIDE.get(path)
+        if name is None:
+            inside = not path.startswith("<") and os.path.abspath(path).startswith(_PACKAGE_DIR)
+            name = _OUTSIDE[path] = "" if inside else os.path.basename(path) + ":"
+        if name:
+            return f"{name}{f.f_lineno}"
         f = f.f_back
     return None
 
 
-_INSIDE: dict[str, bool] = {}  # co_filename -> whether it lies inside the lepton package
+# co_filename -> "" inside the lepton package, else the file's name and a colon
+_OUTSIDE: dict[str, str] = {}
 
 
 def fail(op: str, msg: str, exc=OpError):
@@ -317,6 +318,9 @@ def _weak_kind(x) -> DType:
 
 def result_dtype(*xs) -> DType:
     """The dtype NumPy's rules (with weak scalars) give to an operation on xs."""
+    if len(xs) == 2 and type(xs[0]) is Tensor and type(xs[1]) is Tensor \
+            and not xs[0].weak and not xs[1].weak and xs[0].dtype is xs[1].dtype:
+        return xs[0].dtype   # the common case: two tensors of one dtype
     strong = [x.dtype if isinstance(x, Tensor) else to_dtype(as_array(x).dtype)
               for x in xs if not is_weak(x)]
     weak = [_weak_kind(x) for x in xs if is_weak(x)]
@@ -334,6 +338,8 @@ def result_dtype(*xs) -> DType:
 def graph_of(*xs) -> Graph:
     """The graph the tensors among xs belong to, which must be the innermost active trace."""
     g = current_graph()
+    if g is not None and all(type(x) is not Tensor or x.graph is g for x in xs):
+        return g    # the common case, without the checks below
     if g is None and any(isinstance(x, Tensor) for x in xs):
         raise RuntimeError("a Tensor was used after its trace finished (a leaked tracer); "
                            "return it from the traced function instead")
@@ -368,7 +374,8 @@ def value_in(t: "Tensor", g: Graph) -> Value:
 def emit(op: str, inputs, **attrs) -> Tensor:
     """Appends `op` on tensors `inputs` to their graph, located at the user's source line."""
     g = graph_of(*inputs)
-    return Tensor(g.add(op, [value_in(t, g) for t in inputs], loc=source_loc(), **attrs), g)
+    values = [t.value if t.graph is g else value_in(t, g) for t in inputs]
+    return Tensor(g.add(op, values, loc=source_loc(), **attrs), g)
 
 
 def constant(value, dtype: DType | None = None) -> Tensor:

@@ -75,7 +75,9 @@ class TensorType:
     shape: tuple[int, ...]
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        shape = self.shape
+        if type(shape) is not tuple or not all(type(s) is int for s in shape):
+            object.__setattr__(self, "shape", tuple(int(s) for s in shape))
         if any(s < 0 for s in self.shape):
             raise ValueError(f"negative dimension in shape {self.shape}")
 

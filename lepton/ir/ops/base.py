@@ -76,7 +76,7 @@ class OpDef:
             raise OpError(f"expected {self.arity} inputs, got {len(inputs)}", self.name, loc)
         if self.arity is None and not inputs:
             raise OpError("expected at least one input", self.name, loc)
-        if set(attrs) != set(self.attrs):
+        if len(attrs) != len(self.attrs) or not all(k in attrs for k in self.attrs):
             raise OpError(f"expected attributes {sorted(self.attrs)}, got {sorted(attrs)}",
                           self.name, loc)
         # a constant's value stays an array (a NumPy scalar becomes a 0-d one)
@@ -91,6 +91,11 @@ class OpDef:
 def canonical_attr(v):
     """Attributes are ints, floats, bools, strings, DTypes, tuples of those, (constant) arrays,
     or Graphs (the regions of control-flow ops)."""
+    t = type(v)
+    if t is int or t is str or t is float or t is bool:   # the common case, first
+        return v
+    if t is tuple and all(type(x) is int for x in v):
+        return v
     from ..graph import Graph  # the graph module imports this table
     if isinstance(v, Graph):
         return v
@@ -110,6 +115,9 @@ def canonical_attr(v):
 # -- shared shape rules ------------------------------------------------------------------------
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """NumPy broadcasting of shapes; raises ValueError naming both when incompatible."""
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        return first
     nd = max(len(s) for s in shapes)
     out = []
     for i in range(nd):
@@ -121,6 +129,9 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def same_dtype(types, what="inputs") -> DType:
+    first = types[0].dtype
+    if all(t.dtype is first for t in types):
+        return first
     dts = {t.dtype for t in types}
     if len(dts) != 1:
         raise TypeError(f"{what} must share one dtype, got {', '.join(str(t) for t in types)}")
