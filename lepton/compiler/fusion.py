@@ -244,21 +244,48 @@ def _candidates(v: Value, users: list[Value], group_of) -> list[Group]:
 def _no_path_back(outside: list[Value], grp: Group, users, group_of) -> bool:
     """Joining grp makes grp feed the groups of `outside`; that is a cycle if any of them
     reaches grp. Reachability is between groups: reaching one member of a group reaches the
-    users of all its members (a group runs as one kernel)."""
-    seen: set = set()
-    stack = list(outside)
-    while stack:
-        n = stack.pop()
+    users of all its members (a group runs as one kernel).
+
+    The search runs backwards from grp, over the groups feeding it: values get their groups in
+    reverse topological order, so every value on a path from `outside` to grp has one (or is a
+    free view or a `get`), and grp's feeders that have one lie between the value joining and
+    grp: a few groups, where a forward search would walk the rest of the graph."""
+    targets = {id(group_of[u]) for u in _through_views(outside, users, group_of)}
+    if id(grp) in targets:     # through a view of the joining value
+        return False
+    if not targets:
+        return True
+    seen = {id(grp)}
+    todo = [grp]
+    while todo:
+        h = todo.pop()
+        for m in h.members:
+            for x in m.inputs:
+                while x.op in ("reshape", "get") and x not in group_of:
+                    x = x.inputs[0]
+                f = group_of.get(x)
+                if f is None or id(f) in seen:
+                    continue
+                if id(f) in targets:
+                    return False
+                seen.add(id(f))
+                todo.append(f)
+    return True
+
+
+def _through_views(values, users, group_of) -> list[Value]:
+    """`values`, each ungrouped one (a reshape, a get) replaced by its users, recursively."""
+    out, todo, seen = [], list(values), set()
+    while todo:
+        n = todo.pop()
         if n in seen:
             continue
         seen.add(n)
-        owner = group_of.get(n)
-        if owner is grp:
-            return False
-        stack.extend(users[n])
-        if owner is not None:
-            stack.extend(owner.members)
-    return True
+        if n in group_of:
+            out.append(n)
+        else:
+            todo.extend(users[n])
+    return out
 
 
 def _ordered(groups: list[Group], group_of, position) -> list[Group]:
