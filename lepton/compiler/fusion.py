@@ -31,9 +31,6 @@ from ..ir.graph import Graph, Value
 from ..ir.types import TupleType
 from .codegen.loopnest import broadcast_view
 
-SOURCES = {"input", "constant", "reshape", "get"}  # no kernel: reshape is a free view, a `get`
-# is written by its control op's kernel (a `control` group: that op, outputs the gets reading it)
-TRAILING_REDUCTIONS = {"sum", "max", "min", "prod"}
 
 
 @dataclass(eq=False)
@@ -95,6 +92,11 @@ def _row_split(g: Group, shape) -> int | None:
     return j if tuple(shape[:j]) == g.space[:j] and all(s == 1 for s in shape[j:]) else None
 
 
+def _row_reduction(v: Value) -> bool:
+    """A reduction over `axes` (sum, prod, max, min; not argmax): it may end a rows group."""
+    return v.opdef.kind == "reduce" and "axes" in v.opdef.attrs
+
+
 def _trailing(v: Value) -> int | None:
     """For a reduction over trailing axes, the first reduced axis."""
     axes = v.attrs["axes"]
@@ -102,11 +104,6 @@ def _trailing(v: Value) -> int | None:
     if not axes or tuple(axes) != tuple(range(n - len(axes), n)):
         return None
     return n - len(axes)
-
-
-EPILOGUE_OPS = {"add", "sub", "mul", "div", "maximum", "minimum", "neg", "abs", "relu", "square",
-                "exp", "log", "tanh", "sigmoid", "erf", "sqrt", "rsqrt", "reciprocal", "sin",
-                "cos", "pow"}
 
 
 def column_dims(head: Value) -> int:
@@ -129,7 +126,7 @@ def _try_head(g: Group, v: Value, outputs: set, users) -> bool:
     read every input of the chain per column vector (codegen/epilogue.py)."""
     if (g.kind != "rows" or g.reductions or g.split != len(g.space) or g.space != v.shape
             or v in outputs or not v.dtype.is_float
-            or any(m.op not in EPILOGUE_OPS or m.dtype != v.dtype for m in g.members)):
+            or any(not m.opdef.epilogue or m.dtype != v.dtype for m in g.members)):
         return False
     inside = set(g.members)
     outs = [m for m in g.members if m in outputs or any(u not in inside for u in users[m])]
@@ -148,7 +145,7 @@ def _try_join(g: Group, v: Value) -> bool:
         return False
     if v.opdef.kind == "elementwise":
         j = _row_split(g, v.shape)
-    elif v.op in TRAILING_REDUCTIONS and v.attrs["keepdims"] and tuple(v.inputs[0].shape) == g.space:
+    elif _row_reduction(v) and v.attrs["keepdims"] and tuple(v.inputs[0].shape) == g.space:
         j = _trailing(v)
     else:
         return False
@@ -164,7 +161,7 @@ def _try_join(g: Group, v: Value) -> bool:
 def _seed(v: Value) -> Group:
     if v.opdef.kind == "elementwise" and v.type.size > 0:
         return Group("rows", [v], tuple(v.shape), len(v.shape))
-    if v.op in TRAILING_REDUCTIONS and v.type.size > 0 and _trailing(v) is not None:
+    if _row_reduction(v) and v.type.size > 0 and _trailing(v) is not None:
         x = v.inputs[0]
         if x.type.size > 0:
             return Group("rows", [v], tuple(x.shape), _trailing(v))
@@ -198,7 +195,7 @@ def partition(g: Graph) -> list[Group]:
     group_of: dict[Value, Group] = {}
     groups: list[Group] = []
     for v in reversed(g.nodes):
-        if v.op in SOURCES:
+        if not v.opdef.kernel:   # a source, a free view, a `get` (its control op's group)
             continue
         if isinstance(v.type, TupleType):  # a control op: a kernel of its own (control.py)
             group_of[v] = Group("control", [v])

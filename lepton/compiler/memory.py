@@ -58,9 +58,6 @@ class MemoryPlan:
         return self.n_inputs + self.n_outputs + len(self.constants)
 
 
-SOURCE_OPS = ("input", "constant", "reshape", "get")
-
-
 def plan_memory(g: Graph, materialized: set[Value] | None = None,
                 schedule: list[tuple] | None = None) -> MemoryPlan:
     """`materialized`: the values kernels write (fusion-group outputs; by default all).
@@ -114,7 +111,7 @@ def _lifetimes(g: Graph, roots, schedule) -> dict[Value, tuple[int, int]]:
     if schedule is None:
         users = g.users()
         schedule = [([u for u in users[v] if u.op == "get"] if isinstance(v.type, TupleType)
-                     else [v], list(v.inputs), ()) for v in g.nodes if v.op not in SOURCE_OPS]
+                     else [v], list(v.inputs), ()) for v in g.nodes if v.opdef.kernel]
     step: dict[Value, int] = {}
     last: dict[Value, int] = {}
     for t, (writes, reads, _) in enumerate(schedule):

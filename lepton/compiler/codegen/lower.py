@@ -115,8 +115,8 @@ def _pool(kind):
     return emit
 
 
-# sources, reshape (a free view), and the ops the pipeline's first pass expands into others
-NO_KERNEL = {"input", "constant", "reshape"} | {n for n, d in OPS.items() if d.expand}
+# sources, free views, gets and the ops the pipeline's first pass expands (OpDef.lowered)
+NO_KERNEL = {n for n, d in OPS.items() if not d.lowered}
 
 KERNELS = {
     **{op: _elementwise for op in SCALAR},
@@ -137,7 +137,6 @@ KERNELS = {
     **{op: _map_kernel(body) for op, body in grad_kernels.BODIES.items()},
 }
 
-NO_KERNEL.add("get")  # a control op writes each result a `get` reads straight into its buffer
 _missing = set(OPS) - set(KERNELS) - NO_KERNEL - set(control.CONTROL_KERNELS)
 if _missing:
     raise ImportError(f"ops without a lowering: {sorted(_missing)}")

@@ -1,6 +1,7 @@
 """`OpDef`: one record per op holding its name, kind, arity, attributes, type rule, NumPy
-reference and VJP rule. Codegen keeps its lowering in a table keyed by the same names and checks
-at import that every op has one.
+reference and VJP rule, and the facts the compiler reads about it (whether a kernel computes it,
+is it commutative, may it be a GEMM epilogue, is it expensive). Codegen keeps its lowering in a
+table keyed by the same names and checks at import that every op that needs one has one.
 
     >>> EXP = OpDef("exp", "elementwise", 1, (), infer=same_type, ref=lambda xs, a: np.exp(xs[0]),
     ...             vjp=lambda e, out, ct: (e.mul(ct, out),))
@@ -69,6 +70,18 @@ class OpDef:
     # ops written in other ops: (emitter, value) -> the Value that replaces it; the pipeline's
     # first pass (`expand`) applies it, so such an op needs no kernel of its own
     expand: Optional[Callable] = None
+    # -- facts the compiler reads (fusion, canonicalisation, CSE, memory planning, lowering) --
+    # computed by a kernel: False for a source, a free view (reshape) and a `get` (its control
+    # op's kernel writes it); such a value never gets a fusion group or a buffer of its own
+    kernel: bool = True
+    commutative: bool = False      # op(a, b) == op(b, a): canonical operand order, CSE
+    epilogue: bool = False         # may run in a GEMM's or convolution's store (elementwise)
+    expensive: bool = False        # a transcendental: a fused kernel computes it once per element
+
+    @property
+    def lowered(self) -> bool:
+        """Whether codegen needs a kernel for this op (not expanded first, not kernel-free)."""
+        return self.kernel and self.expand is None
 
     def check(self, inputs, attrs: dict, loc: str | None):
         """Returns (canonical attrs, result type) for inputs (Values) or raises OpError."""
