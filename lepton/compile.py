@@ -377,3 +377,15 @@ def compile(fn, example_args=None, *, check: bool = False, freeze: bool = False,
         fn = fn.fn
     return CompiledFunction(fn, example_args, check=check, freeze=freeze,
                             static_argnums=static_argnums, static_argnames=static_argnames)
+
+
+def from_onnx(model, *, shapes: dict | None = None, check: bool = False):
+    """Loads an ONNX model (a path, an onnx.ModelProto or its bytes) as a compiled function.
+
+    shapes: optional {input name: shape} fixing symbolic dims ahead of the first call. A model
+    whose inputs all have concrete dims is compiled now, so errors surface at load time.
+    check=True: every call is also run by the reference interpreter (as lp.compile's check).
+    Raises NotImplementedError naming the node and the op (or attribute) Lepton lacks.
+    """
+    from .frontends.onnx import load
+    return load(model, compile, shapes=shapes, check=check)

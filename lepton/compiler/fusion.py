@@ -29,7 +29,7 @@ import networkx as nx
 
 from ..ir.graph import Graph, Value
 from ..ir.types import TupleType
-from .codegen.loopnest import broadcast_view
+from .views import broadcast_view
 
 
 
