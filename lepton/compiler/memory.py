@@ -15,6 +15,7 @@ is, a value returned twice) is copied by the runtime: `OutputSpec.source` says f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -58,11 +59,24 @@ class MemoryPlan:
         return self.n_inputs + self.n_outputs + len(self.constants)
 
 
+class Step(NamedTuple):
+    """One kernel of a schedule: the values it writes, those it reads, and the (output, input)
+    pairs it may compute in place (it reads the input's element where it writes the output's)."""
+    writes: list
+    reads: list
+    in_place: list = []
+
+
+def schedule_of(groups) -> list[Step]:
+    """The schedule of fusion groups in their order (fusion.Group: outputs, reads, in place)."""
+    return [Step(grp.outputs, grp.reads(), grp.in_place_pairs()) for grp in groups]
+
+
 def plan_memory(g: Graph, materialized: set[Value] | None = None,
-                schedule: list[tuple] | None = None) -> MemoryPlan:
+                schedule: list[Step] | None = None) -> MemoryPlan:
     """`materialized`: the values kernels write (fusion-group outputs; by default all).
-    `schedule`: the kernels in order, each (values written, values read[, in-place pairs
-    (output, input)]); buffers whose lifetimes do not overlap share workspace bytes."""
+    `schedule`: the kernels in order (`Step`s, see schedule_of); buffers whose lifetimes do not
+    overlap share workspace bytes."""
     n_in, n_out = len(g.inputs), len(g.outputs)
     where: dict[Value, tuple[int, int]] = {}
     for i, v in enumerate(g.inputs):
@@ -110,14 +124,14 @@ def _lifetimes(g: Graph, roots, schedule) -> dict[Value, tuple[int, int]]:
     reshapes too). Without a schedule every value is its own step."""
     if schedule is None:
         users = g.users()
-        schedule = [([u for u in users[v] if u.op == "get"] if isinstance(v.type, TupleType)
-                     else [v], list(v.inputs), ()) for v in g.nodes if v.opdef.kernel]
+        schedule = [Step([u for u in users[v] if u.op == "get"] if isinstance(v.type, TupleType)
+                         else [v], list(v.inputs)) for v in g.nodes if v.opdef.kernel]
     step: dict[Value, int] = {}
     last: dict[Value, int] = {}
-    for t, (writes, reads, _) in enumerate(schedule):
-        for v in writes:
+    for t, k in enumerate(schedule):
+        for v in k.writes:
             step[v] = t
-        for x in reads:
+        for x in k.reads:
             last[storage_root(x)] = t
     return {v: (step[v], max(step[v], last.get(v, step[v]))) for v in roots}
 
@@ -125,7 +139,7 @@ def _lifetimes(g: Graph, roots, schedule) -> dict[Value, tuple[int, int]]:
 def _in_place(schedule) -> dict[Value, Value]:
     """Output -> the input buffer its kernel may overwrite (it reads each element of the input
     at the very position it writes the output)."""
-    return {o: x for _, _, pairs in schedule or [] for o, x in pairs}
+    return {o: x for k in schedule or [] for o, x in k.in_place}
 
 
 def _pack(roots, life, donate) -> tuple[dict[Value, int], int]:

@@ -28,7 +28,7 @@ from ..ir.types import TensorType
 from ..runtime.jit import NativeLibrary, compile_object
 from .codegen.lower import ENTRY, lower_graph, statuses
 from .fusion import Group, partition
-from .memory import MemoryPlan, plan_memory
+from .memory import MemoryPlan, plan_memory, schedule_of
 from .pipeline import PassRecord, run_pipeline
 
 
@@ -136,8 +136,7 @@ def partition_stage(a: Optimised, o: Options) -> Partitioned:
 
 def plan_stage(a: Partitioned, o: Options) -> Planned:
     groups = a.groups
-    plan = plan_memory(a.graph, {v for grp in groups for v in grp.outputs},
-                       [(grp.outputs, grp.reads(), grp.in_place_pairs()) for grp in groups])
+    plan = plan_memory(a.graph, {v for grp in groups for v in grp.outputs}, schedule_of(groups))
     return Planned(a.graph, groups, plan)
 
 

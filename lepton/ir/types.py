@@ -77,8 +77,9 @@ class TensorType:
     def __post_init__(self):
         shape = self.shape
         if type(shape) is not tuple or not all(type(s) is int for s in shape):
-            object.__setattr__(self, "shape", tuple(int(s) for s in shape))
-        if any(s < 0 for s in self.shape):
+            shape = tuple(int(s) for s in shape)
+            object.__setattr__(self, "shape", shape)
+        if shape and min(shape) < 0:
             raise ValueError(f"negative dimension in shape {self.shape}")
 
     @property

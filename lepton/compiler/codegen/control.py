@@ -34,7 +34,7 @@ from llvmlite import ir
 from ...ir.graph import Graph
 from ...ir.ops import REGIONS
 from ..fusion import Group, partition
-from ..memory import MemoryPlan, align, plan_memory
+from ..memory import MemoryPlan, align, plan_memory, schedule_of
 from .loops import const, entry_alloca, for_range, i1, i32, i64, i8, new_function
 from .scalar import mem_type
 
@@ -63,8 +63,7 @@ class Region:
 def lower_region(module: ir.Module, g: Graph, name: str, status, threads: int) -> Region:
     from . import lower  # lower.py's table holds this module's kernels
     groups = partition(g)
-    plan = plan_memory(g, {v for grp in groups for v in grp.outputs},
-                       [(grp.outputs, grp.reads(), grp.in_place_pairs()) for grp in groups])
+    plan = plan_memory(g, {v for grp in groups for v in grp.outputs}, schedule_of(groups))
     kernels = lower.emit_kernels(module, g, plan, groups, status, threads, prefix=name + "_")
     fn = lower.emit_entry(module, kernels, plan, name=name)
     fn.linkage = "internal"

@@ -89,12 +89,17 @@ class OpDef:
             raise OpError(f"expected {self.arity} inputs, got {len(inputs)}", self.name, loc)
         if self.arity is None and not inputs:
             raise OpError("expected at least one input", self.name, loc)
-        if len(attrs) != len(self.attrs) or not all(k in attrs for k in self.attrs):
-            raise OpError(f"expected attributes {sorted(self.attrs)}, got {sorted(attrs)}",
-                          self.name, loc)
-        # a constant's value stays an array (a NumPy scalar becomes a 0-d one)
-        attrs = {k: np.asarray(attrs[k]) if k == "value" else canonical_attr(attrs[k])
-                 for k in self.attrs}
+        if not self.attrs:
+            if attrs:
+                raise OpError(f"expected no attributes, got {sorted(attrs)}", self.name, loc)
+            attrs = {}
+        else:
+            if attrs.keys() != set(self.attrs):
+                raise OpError(f"expected attributes {sorted(self.attrs)}, got {sorted(attrs)}",
+                              self.name, loc)
+            # a constant's value stays an array (a NumPy scalar becomes a 0-d one)
+            attrs = {k: np.asarray(attrs[k]) if k == "value" else canonical_attr(attrs[k])
+                     for k in self.attrs}
         try:
             return attrs, self.infer(tuple(i.type for i in inputs), attrs)
         except (ValueError, TypeError, IndexError) as e:
