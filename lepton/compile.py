@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import time
+import weakref
 from dataclasses import replace
 
 import numpy as np
@@ -53,40 +54,48 @@ class CompileResult:
                                       cfg.debug or check, cfg.dump_dir)
         self.times: dict = {}
         self._artefacts: dict = {}
-        native = self._native(cfg)
-        loaded = stages.run(native, self.options, times=self.times)
+        self._code = self._load(cfg)     # (it keeps the code's entry in _LOADED alive)
+        native, loaded = self._code.native, self._code.loaded
         self.lib, self.layout = loaded.lib, loaded.layout
         self.llvm_ir, self.kernel_names = native.llvm_ir, list(loaded.layout.kernel_names)
         lay = loaded.layout
+        errors = store.relocate(lay.errors, self._code.traced, traced)
         self.executable = Executable(
             self.lib, loaded.entry, lay.input_types, lay.output_types, lay.output_sources,
             lay.constants, lay.workspace_bytes,
             None if input_names is None else input_names + [
                 f"captured {n}" for n in captures.names()],
-            errors=lay.messages())
+            errors={k: msg + (f" at {loc}" if loc else "") for k, (msg, loc) in errors.items()})
 
-    def _native(self, cfg) -> stages.Native:
-        """The object code and layout: from the disk cache (keyed by the traced graph, so a hit
-        runs no pass), or through the stages (then cached)."""
+    def _load(self, cfg) -> "_Code":
+        """The loaded code: already loaded in this process for the same key, or from the disk
+        cache (keyed by the traced graph, so a hit runs no pass), or through the stages (then
+        cached)."""
         cache = DiskCache.from_config(cfg.cache_dir, cfg.cache and not cfg.dump_dir)
-        key = None
+        key, native = None, None
+        self.cached = False
         if cache:
             t = time.perf_counter()
             key = store.traced_key(self.traced, self.options)
             self.times["key"] = time.perf_counter() - t
+            code = _LOADED.get(key)
+            if code is not None:
+                self.cached = True
+                return code
             t = time.perf_counter()
             native = store.fetch(cache, key, self.traced)
-            self.times["cache_load"] = time.perf_counter() - t
             if native is not None:
+                self.times["cache_load"] = time.perf_counter() - t
                 self.cached = True
-                return native
-            del self.times["cache_load"]
-        self.cached = False
-        native = stages.run(self.traced, self.options, until="llvm", times=self.times,
-                            keep=self._artefacts, name=self.traced.name)
-        if cache:
-            store.store(cache, key, self.traced, native)
-        return native
+        if native is None:
+            native = stages.run(self.traced, self.options, until="llvm", times=self.times,
+                                keep=self._artefacts, name=self.traced.name)
+            if cache:
+                store.store(cache, key, self.traced, native)
+        code = _Code(native, stages.run(native, self.options, times=self.times), self.traced)
+        if key is not None:
+            _LOADED[key] = code
+        return code
 
     def _artefact(self, stage: str):
         """The artefact of `stage` (one a disk-cache hit skipped: made again now, untimed)."""
@@ -161,6 +170,19 @@ class CompileResult:
                         "rewrites": r.rewrites} for r in self.passes],
             "compile_seconds": dict(self.times),
         }
+
+
+class _Code:
+    """Code loaded in this process for one key (stages.Native and stages.Loaded, and the graph
+    it was traced as), shared by every compile of that key while one of them lives: a second
+    lp.compile of a model reads and loads nothing."""
+    __slots__ = ("native", "loaded", "traced", "__weakref__")
+
+    def __init__(self, native: stages.Native, loaded: stages.Loaded, traced: Graph):
+        self.native, self.loaded, self.traced = native, loaded, traced
+
+
+_LOADED: "weakref.WeakValueDictionary[str, _Code]" = weakref.WeakValueDictionary()
 
 
 def optimise(traced: Graph, verify_each: bool = False, dump_dir: str | None = None):

@@ -2,6 +2,7 @@
 the traced graph (compiler/store.py): each stage returns a new artefact and leaves the one it
 was given as it was; a warm compile runs no pass yet computes and reports the same."""
 import copy
+import gc
 
 import numpy as np
 import pytest
@@ -55,11 +56,12 @@ def test_run_names_a_wrong_stage_or_artefact():
 def test_warm_compile_runs_no_pass_and_agrees(tmp_path, monkeypatch):
     monkeypatch.setenv("LEPTON_CACHE_DIR", str(tmp_path))
     cold = lp.compile(model, example_args=ARGS)
-    warm = lp.compile(model, example_args=ARGS)
+    warm = lp.compile(model, example_args=ARGS)     # the code cold loaded: shared
     s, c = warm.stats(), cold.stats()
     assert s["from_disk_cache"] and not c["from_disk_cache"]
-    assert set(s["compile_seconds"]) == {"trace", "key", "cache_load", "load", "total"}
+    assert set(s["compile_seconds"]) == {"trace", "key", "total"}
     assert {"passes", "partition", "plan", "lower", "llvm", "load"} <= set(c["compile_seconds"])
+    assert warm._result().lib is cold._result().lib
     np.testing.assert_array_equal(warm(*ARGS), cold(*ARGS))
     # what a hit skipped is made again when asked for, and says the same
     assert warm.ir() == cold.ir() and warm.llvm_ir() == cold.llvm_ir()
@@ -113,3 +115,30 @@ def test_compiled_function_matches_the_interpreter_from_the_cache(tmp_path, monk
     warm = lp.compile(model, example_args=ARGS)
     want = interpret(lp.trace(model, *ARGS), *ARGS)[0]
     np.testing.assert_allclose(warm(*ARGS), want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_compile_after_the_others_are_gone_reads_the_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEPTON_CACHE_DIR", str(tmp_path))
+    cold = lp.compile(model, example_args=ARGS)
+    want, lib = cold(*ARGS), cold._result().lib
+    del cold, lib
+    gc.collect()       # no compile of this key lives: its loaded code is gone
+    warm = lp.compile(model, example_args=ARGS)
+    assert set(warm.stats()["compile_seconds"]) == {"trace", "key", "cache_load", "load",
+                                                     "total"}
+    np.testing.assert_array_equal(warm(*ARGS), want)
+
+
+def test_shared_code_names_each_programs_own_lines(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEPTON_CACHE_DIR", str(tmp_path))
+    x, i = np.ones((5, 3), np.float32), np.array([0])
+    first = lp.compile(lambda a, j: lp.take(a, j, axis=0), example_args=(x, i))
+    second = lp.compile(
+        lambda a, j: lp.take(a, j, axis=0), example_args=(x, i))   # another line
+    assert second._result().lib is first._result().lib
+    lines = []
+    for f in (first, second):
+        with pytest.raises(IndexError) as e:
+            f(x, np.array([7]))
+        lines.append(str(e.value).rsplit(":", 1)[-1])
+    assert int(lines[1]) == int(lines[0]) + 2

@@ -70,13 +70,29 @@ def _values(g: Graph):
             yield from _values(v.attrs[r])
 
 
-def store(cache: DiskCache, key: str, traced: Graph, native: Native) -> None:
-    lay = native.layout
-    held = {id(v.attrs["value"]): i for i, v in enumerate(traced.nodes) if v.op == "constant"}
-    line = {}
+def _lines(traced: Graph) -> dict:
+    """Source line -> the index (in _values order) of the first traced value with it."""
+    line: dict = {}
     for i, v in enumerate(_values(traced)):
         if v.loc is not None:
             line.setdefault(v.loc, i)
+    return line
+
+
+def relocate(errors: dict, source: Graph, target: Graph) -> dict:
+    """The `errors` (status -> (message, line)) of code traced as `source`, with the lines of
+    `target`, a program of the same structure (the same key)."""
+    if not errors or source is target:
+        return errors
+    line, values = _lines(source), list(_values(target))
+    return {k: (msg, None if line.get(loc) is None else values[line[loc]].loc)
+            for k, (msg, loc) in errors.items()}
+
+
+def store(cache: DiskCache, key: str, traced: Graph, native: Native) -> None:
+    lay = native.layout
+    held = {id(v.attrs["value"]): i for i, v in enumerate(traced.nodes) if v.op == "constant"}
+    line = _lines(traced)
     blob = [native.object]
     size = len(native.object)
     constants = []

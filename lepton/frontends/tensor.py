@@ -318,9 +318,15 @@ def _weak_kind(x) -> DType:
 
 def result_dtype(*xs) -> DType:
     """The dtype NumPy's rules (with weak scalars) give to an operation on xs."""
-    if len(xs) == 2 and type(xs[0]) is Tensor and type(xs[1]) is Tensor \
-            and not xs[0].weak and not xs[1].weak and xs[0].dtype is xs[1].dtype:
-        return xs[0].dtype   # the common case: two tensors of one dtype
+    if len(xs) == 2:    # the common cases: two tensors of one dtype, a float tensor and a float
+        a, b = xs
+        if type(a) is Tensor and not a.weak:
+            if type(b) is Tensor and not b.weak and a.dtype is b.dtype:
+                return a.dtype
+            if type(b) is float and a.dtype.is_float:
+                return a.dtype
+        elif type(a) is float and type(b) is Tensor and not b.weak and b.dtype.is_float:
+            return b.dtype
     strong = [x.dtype if isinstance(x, Tensor) else to_dtype(as_array(x).dtype)
               for x in xs if not is_weak(x)]
     weak = [_weak_kind(x) for x in xs if is_weak(x)]
@@ -400,6 +406,10 @@ def lift(x, dtype: DType | None = None) -> Tensor:
             return captured if dtype is None else cast(captured, dtype)
     if dtype is None:
         return constant(x)
+    if type(x) is float or type(x) is int or type(x) is bool:
+        arr = np.array(x, dtype=dtype.np)   # a fresh array (OverflowError if an int won't fit)
+        arr.flags.writeable = False
+        return emit("constant", [], value=arr)
     if is_weak(x) and not isinstance(x, np.generic):
         # NumPy 2 raises OverflowError when a Python int does not fit the dtype, as it should.
         return constant(np.array(x, dtype=dtype.np))
