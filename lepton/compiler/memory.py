@@ -157,15 +157,19 @@ def _pack(roots, life, donate) -> tuple[dict[Value, int], int]:
         lo, hi = life[v]
         s = span.setdefault(r, [lo, hi, 0])
         s[0], s[1], s[2] = min(s[0], lo), max(s[1], hi), max(s[2], align(v.type.nbytes))
-    placed: list[tuple[int, int, int, int]] = []   # (offset, end, first step, last step)
+    alive: dict[int, list] = {}   # step -> the placed (offset, end, index) alive at it
+    size = 0
     where: dict[Value, int] = {}
-    for r, (lo, hi, n) in sorted(span.items(), key=lambda e: (-e[1][2], e[1][0])):
+    for k, (r, (lo, hi, n)) in enumerate(sorted(span.items(),
+                                                key=lambda e: (-e[1][2], e[1][0]))):
         off = 0
-        for o, e, a, b in sorted(p for p in placed if not (p[3] < lo or hi < p[2])):
+        # the placed buffers alive at some step of [lo, hi], by offset (a set: once each)
+        for o, e, _ in sorted({p for t in range(lo, hi + 1) for p in alive.get(t, ())}):
             if off + n <= o:
                 break
             off = max(off, e)
-        placed.append((off, off + n, lo, hi))
+        for t in range(lo, hi + 1):
+            alive.setdefault(t, []).append((off, off + n, k))
         where[r] = off
-    size = max((e for _, e, _, _ in placed), default=0)
+        size = max(size, off + n)
     return {v: where[owner[v]] for v in roots}, size
