@@ -35,7 +35,7 @@ def compiler_fingerprint() -> str:
     h = hashlib.sha256()
     for path in paths:
         st = os.stat(path)
-        h.update(f"{os.path.relpath(path, root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        h.update(f"{path[len(root):]}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
