@@ -22,7 +22,6 @@ import numpy as np
 
 from . import config
 from .compiler import stages, store
-from .compiler.pipeline import run_pipeline
 from .frontends.arguments import ArgSpec, Call
 from .frontends.capture import NO_CAPTURES, Captures, scan
 from .frontends.pytree import tree_unflatten
@@ -183,22 +182,6 @@ class _Code:
 
 
 _LOADED: "weakref.WeakValueDictionary[str, _Code]" = weakref.WeakValueDictionary()
-
-
-def optimise(traced: Graph, verify_each: bool = False, dump_dir: str | None = None):
-    """(the graph ready for lowering, the pass records): the pass pipeline."""
-    return run_pipeline(traced, verify_each=verify_each, dump_dir=dump_dir)
-
-
-def partition_and_plan(g: Graph):
-    """(fusion groups, memory plan) of an optimised graph."""
-    planned = stages.run(stages.Optimised(g, ()), stages.Options(), until="plan")
-    return list(planned.groups), planned.plan
-
-
-def status_messages(g: Graph) -> dict[int, str]:
-    """What each status of the compiled entry means, from the graph."""
-    return {k: msg + (f" at {loc}" if loc else "") for k, (msg, loc) in stages.errors(g).items()}
 
 
 VARIANTS = 8  # compiled variants kept per signature (modes, captured scalars' values, ...)

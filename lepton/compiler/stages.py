@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir.graph import Graph, Value
+from ..ir.graph import Graph
 from ..ir.types import TensorType
 from ..runtime.jit import NativeLibrary, compile_object
 from .codegen.lower import ENTRY, lower_graph, statuses

@@ -21,8 +21,8 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
-from ..compile import optimise, partition_and_plan, status_messages
-from ..compiler.codegen.lower import ENTRY, lower_graph
+from ..compiler import stages
+from ..compiler.codegen.lower import ENTRY
 from ..compiler.memory import MemoryPlan
 from ..ir.graph import Graph
 from ..runtime.jit import host_cpu, machine_features, optimize
@@ -46,11 +46,12 @@ class Library:
 
 def build_library(graph: Graph, name: str, width: int | None) -> Library:
     """Lowers `graph` (its weights constants) for one thread and wraps it as NAME_run."""
-    g, _ = optimise(graph)
-    groups, plan = partition_and_plan(g)
-    lowered = lower_graph(g, plan, groups, threads=1)
+    kept: dict = {}
+    lowered = stages.run(graph, stages.Options(threads=1), until="lower", keep=kept)
+    g, plan = kept["plan"].graph, kept["plan"].plan
     mod = llvm.parse_assembly(lowered.llvm_ir)
-    mod.link_in(llvm.parse_assembly(str(_wrapper(g, plan, lowered.workspace_bytes, name))))
+    mod.link_in(llvm.parse_assembly(str(_wrapper(g, plan, lowered.layout.workspace_bytes,
+                                                 name))))
     for f in mod.functions:   # only NAME_run is exported: LLVM may inline the rest
         if not f.is_declaration and f.name != f"{name}_run":
             f.linkage = "internal"
@@ -62,7 +63,7 @@ def build_library(graph: Graph, name: str, width: int | None) -> Library:
     mod.verify()
     optimize(mod, 3, tm)
     _check_externals(mod, name)
-    return Library(tm.emit_object(mod), plan, status_messages(g))
+    return Library(tm.emit_object(mod), plan, lowered.layout.messages())
 
 
 def _wrapper(g: Graph, plan: MemoryPlan, workspace_bytes: int, name: str) -> ir.Module:
