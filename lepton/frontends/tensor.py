@@ -276,7 +276,7 @@ class Tensor:
 
 def _binary(f, a, b):
     """Operators return NotImplemented for operands we cannot lift, so Python tries the other."""
-    if not all(isinstance(x, _OPERAND_TYPES) for x in (a, b)):
+    if not (isinstance(a, _OPERAND_TYPES) and isinstance(b, _OPERAND_TYPES)):
         return NotImplemented
     return f(a, b)
 
@@ -344,8 +344,12 @@ def result_dtype(*xs) -> DType:
 def graph_of(*xs) -> Graph:
     """The graph the tensors among xs belong to, which must be the innermost active trace."""
     g = current_graph()
-    if g is not None and all(type(x) is not Tensor or x.graph is g for x in xs):
-        return g    # the common case, without the checks below
+    if g is not None:
+        for x in xs:
+            if type(x) is Tensor and x.graph is not g:
+                break
+        else:
+            return g    # the common case, without the checks below
     if g is None and any(isinstance(x, Tensor) for x in xs):
         raise RuntimeError("a Tensor was used after its trace finished (a leaked tracer); "
                            "return it from the traced function instead")

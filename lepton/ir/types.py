@@ -76,7 +76,7 @@ class TensorType:
 
     def __post_init__(self):
         shape = self.shape
-        if type(shape) is not tuple or not all(type(s) is int for s in shape):
+        if type(shape) is not tuple or any([type(s) is not int for s in shape]):
             shape = tuple(int(s) for s in shape)
             object.__setattr__(self, "shape", shape)
         if shape and min(shape) < 0:

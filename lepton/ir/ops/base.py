@@ -101,7 +101,7 @@ class OpDef:
             attrs = {k: np.asarray(attrs[k]) if k == "value" else canonical_attr(attrs[k])
                      for k in self.attrs}
         try:
-            return attrs, self.infer(tuple(i.type for i in inputs), attrs)
+            return attrs, self.infer(tuple([i.type for i in inputs]), attrs)
         except (ValueError, TypeError, IndexError) as e:
             raise OpError(str(e), self.name, loc) from None
 
@@ -134,7 +134,10 @@ def canonical_attr(v):
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """NumPy broadcasting of shapes; raises ValueError naming both when incompatible."""
     first = shapes[0]
-    if all(s == first for s in shapes):
+    for s in shapes:
+        if s != first:
+            break
+    else:
         return first
     nd = max(len(s) for s in shapes)
     out = []
@@ -148,7 +151,10 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 
 def same_dtype(types, what="inputs") -> DType:
     first = types[0].dtype
-    if all(t.dtype is first for t in types):
+    for t in types:
+        if t.dtype is not first:
+            break
+    else:
         return first
     dts = {t.dtype for t in types}
     if len(dts) != 1:

@@ -27,7 +27,10 @@ def _float_only(name):
 
 def _same(types, attrs):
     first = types[0]
-    if all(t is first for t in types[1:]) or all(t == first for t in types[1:]):
+    for t in types:
+        if t is not first and t != first:
+            break
+    else:
         return first   # types are immutable: the common case shares its input's
     return TensorType(same_dtype(types), broadcast_shapes(*(t.shape for t in types)))
 
