@@ -92,6 +92,27 @@ def test_small_blocks_cover_every_loop(mkn):
     assert kern.scratch_bytes > 0
 
 
+@pytest.mark.parametrize("wide", [False, True], ids=["16-regs", "32-regs"])
+def test_rows_tiles_for_either_register_file(monkeypatch, wide):
+    # the few-rows path's register tile follows the vector register file (AVX2's 16 ymm or
+    # AVX-512's 32 zmm), whatever this host has: every tile stays within the accumulator
+    # budget, covers M and N with little waste, and gives right results
+    from lepton.compiler.codegen import gemm
+    monkeypatch.setattr(gemm, "_wide_registers", lambda: wide)
+    budget = gemm.rows_accumulators()
+    assert budget == (24 if wide else 6)
+    for m, k, n in [(1, 784, 512), (32, 30, 784), (64, 288, 196), (14, 50, 70), (9, 70, 100),
+                    (3, 100, 1000)]:
+        s = gemm.GemmShape(float32, m, n, k, k, n, n)
+        mr, nvec = gemm._rows_tile(s, gemm.default_blocking(float32).mr)
+        assert mr * nvec <= budget and mr <= m
+        vecs = -(-n // 16)
+        assert (-(-m // mr) * mr - m) * 8 <= m and (-(-vecs // nvec) * nvec - vecs) * 8 <= vecs
+        a, b = rand((m, k), np.float32), rand((k, n), np.float32, 1)
+        out, _, _ = matmul(a, b)
+        check(a, b, out, 1e-4)
+
+
 def test_long_k_f32():
     a, b = rand((3, 5000), np.float32), rand((5000, 20), np.float32, 1)
     out, _, _ = matmul(a, b)
@@ -358,10 +379,11 @@ def test_block_transpose_edges(dt, rows, cols):
 
 
 def test_gemms_of_one_module_share_their_routines():
-    # matmuls of different shapes (packed, and few rows with an edge group) call one shared
-    # driver, micro-kernel and packing routine each: LLVM compiles those once per module
+    # matmuls of different shapes (packed, and few rows with a column edge) call one shared
+    # driver, micro-kernel and packing routine each: LLVM compiles those once per module (the
+    # two few-rows shapes get the same register tile on any host: 12 and 18 rows, 4 vectors)
     shapes = [((128, 96), (96, 200)), ((70, 33), (33, 64)), ((12, 40), (40, 50)),
-              ((9, 70), (70, 100))]
+              ((18, 70), (70, 60))]
     mod = ir.Module()
     kernels, arrays = [], []
     for i, (sa, sb) in enumerate(shapes):
