@@ -403,3 +403,22 @@ def test_gemms_of_one_module_share_their_routines():
         scratch = aligned(k.scratch_bytes)
         fn(out.ctypes.data, a.ctypes.data, b.ctypes.data, scratch.ctypes.data)
         check(a, b, out, 1e-4)
+
+
+@pytest.mark.parametrize("shapes", [[(1, 784), (784, 300), (300,)], [(3, 500), (500, 200), (200,)],
+                                    [(2, 1, 700), (700, 260), (260,)]],
+                         ids=["matvec", "3 rows", "batched rows"])
+def test_few_rows_split_their_columns_across_threads(shapes, monkeypatch):
+    # too few rows to split: the columns go to the threads in blocks of whole register tiles
+    # (the last one with the edge); the epilogue sees each output's own column (the bias)
+    from lepton.runtime.jit import openmp_available
+    if not openmp_available():
+        pytest.skip("no libgomp on this system")
+    import lepton as lp
+    x, w, bias = (rand(s, np.float32, i) for i, s in enumerate(shapes))
+    want = np.maximum(x.astype(np.float64) @ w + bias, 0)
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("LEPTON_NUM_THREADS", threads)
+        f = lp.compile(lambda x, w, b: lp.relu(x @ w + b))
+        np.testing.assert_allclose(f(x, w, bias), want, rtol=1e-4, atol=1e-4)
+        assert ("GOMP_parallel" in f.llvm_ir()) == (threads != "1")

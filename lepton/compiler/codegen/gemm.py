@@ -348,19 +348,24 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
     if s.trans_b:
         raise ValueError("rows driver: B must be stored untransposed")
     mr, nvec = _rows_tile(s, mr)
-    kb = max(ROWS_KB, ROWS_SLICE_BYTES // (s.n * s.dtype.itemsize))
+    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
+    return _thin_driver(module, name, s.dtype, epilogue, drv,
+                        [s.m, 0, s.n, s.k, s.lda, s.ldb, s.ldc, _rows_kb(s, mr)], False)
+
+
+def _rows_kb(s: GemmShape, mr: int) -> int:
+    """Rows of B per K slice of the rows driver for GemmShape s."""
     if s.m <= mr and s.m * s.n * s.dtype.itemsize > ROWS_MAX_C_BYTES:
         # one row group and a C beyond L2 (emit_ct_driver's tall C^T): slices would only
         # re-read C, there is no other row group to share them with
-        kb = s.k
-    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
-    return _thin_driver(module, name, s.dtype, epilogue, drv,
-                        [s.m, s.n, s.k, s.lda, s.ldb, s.ldc, kb], False)
+        return s.k
+    return max(ROWS_KB, ROWS_SLICE_BYTES // (s.n * s.dtype.itemsize))
 
 
 def rows_gemm(module: ir.Module, dtype: DType, mr: int, nvec: int, trans_a: bool):
-    """The module's shared few-rows GEMM: `void (T* a, T* b, T* c, i64 m, n, k, lda, ldb, ldc,
-    kb, i64 row0, epi_tile* epi, i8* ctx)`. Nothing is packed and B streams through exactly
+    """The module's shared few-rows GEMM: `void (T* a, T* b, T* c, i64 m, n_lo, n_hi, k, lda,
+    ldb, ldc, kb, i64 row0, epi_tile* epi, i8* ctx)` computing the columns [n_lo, n_hi) of C
+    (a thread's share; a, b, c point at the whole operands). Nothing is packed and B streams through exactly
     once: K is cut into slices of kb rows, and each slice (small enough for L1) meets every
     row group of A and every column of C before the next is read. The hardware prefetcher
     follows the slice's concurrent row streams of B. A may be transposed (other strides); B
@@ -373,13 +378,14 @@ def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a):
     t = llvm_type(dtype)
     tp = t.as_pointer()
     width = nvec * vector_width(dtype)
-    fn, b = new_function(module, name, [tp, tp, tp] + [i64] * 8 + [_epi_tile_type(t),
+    fn, b = new_function(module, name, [tp, tp, tp] + [i64] * 9 + [_epi_tile_type(t),
                                                                    i8.as_pointer()],
-                         ["a", "b", "c", "m", "n", "k", "lda", "ldb", "ldc", "kb", "row0", "epi",
-                          "ctx"])
+                         ["a", "b", "c", "m", "n_lo", "n_hi", "k", "lda", "ldb", "ldc", "kb",
+                          "row0", "epi", "ctx"])
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    a_p, b_p, c_p, m, n, k, lda, ldb, ldc, kb, row0, epi, ctx = fn.args
+    a_p, b_p, c_p, m, n_lo, n_hi, k, lda, ldb, ldc, kb, row0, epi, ctx = fn.args
+    n = b.sub(n_hi, n_lo)
     a_rs, a_cs = (const(1), lda) if trans_a else (lda, const(1))
     mk = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a, b_packed=False))
     has_epi = b.icmp_unsigned("!=", b.ptrtoint(epi, i64), const(0))
@@ -395,8 +401,8 @@ def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a):
             a_r = b.gep(a_k, [b.mul(r0, a_rs)], inbounds=True)
             c_r = b.gep(c_p, [b.mul(r0, ldc)], inbounds=True)
             with for_range(b, _ceil_div_v(b, n, width), name="j") as j:
-                col = b.mul(j, const(width))
-                cols = minmax(b, const(width), b.sub(n, col), smaller=True)
+                col = b.add(n_lo, b.mul(j, const(width)))
+                cols = minmax(b, const(width), b.sub(n_hi, col), smaller=True)
                 cp = b.gep(c_r, [col], inbounds=True)
                 b.call(mk, [a_r, b.gep(b_k, [col], inbounds=True), cp, kc, lda, ldb, ldc,
                             rows, cols, acc])
@@ -431,6 +437,49 @@ def emit_ct_driver(module: ir.Module, name: str, s: GemmShape,
             b.store(v, b.gep(c_p, [b.add(b.mul(i, const(s.ldc)), const(j))], inbounds=True))
     b.ret_void()
     return fn, s.n * ldt * s.dtype.itemsize
+
+
+# A few-rows product splits its columns across threads once B holds this many elements (1 x 784
+# x 512 f32: 1.6 MB of B streamed, ~30 us on one znver3 core; a parallel region costs ~2 us).
+SPLIT_MIN_B_ELEMENTS = 1 << 16
+
+
+def _rows_path(s: GemmShape) -> bool:
+    """Whether plan_gemm takes the few-rows path for GemmShape s (float, default blocking)."""
+    return s.dtype in (float32, float64) and not s.trans_b and \
+        not (s.n <= DOT_MAX_N and s.m > s.n) and s.m <= ROWS_MAX_M and \
+        s.m * s.n * s.dtype.itemsize <= ROWS_MAX_C_BYTES
+
+
+def _splits_columns(s: GemmShape, threads: int) -> bool:
+    """Whether a few-rows product (too few rows to split: matrix-vector) splits its columns."""
+    if threads <= 1 or not _rows_path(s) or s.n * s.k < SPLIT_MIN_B_ELEMENTS:
+        return False
+    return s.n >= 2 * _rows_tile(s, default_blocking(s.dtype).mr)[1] * vector_width(s.dtype)
+
+
+def _column_split(module, name, fn, bld, s: GemmShape, epilogue, threads: int) -> Kernel:
+    """Completes the kernel `fn` (emit_matmul's) as the few-rows product of GemmShape s with
+    its columns split across threads: each thread calls the shared rows GEMM on a block of
+    whole register tiles (the last block takes the edge), so B streams once, in parallel."""
+    mr, nvec = _rows_tile(s, default_blocking(s.dtype).mr)
+    width = nvec * vector_width(s.dtype)
+    tiles = -(-s.n // width)
+    parts = min(threads, tiles)
+    block = -(-tiles // parts) * width
+    parts = -(-s.n // block)
+    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
+    epi = ir.Constant(_epi_tile_type(llvm_type(s.dtype)), None) if epilogue is None else \
+        emit_epilogue_tile(module, f"{name}.et", s.dtype, epilogue)
+    kb = _rows_kb(s, mr)
+
+    def body(bb, part, args):
+        c_p, a_p, b_p, _, ctx = kernel_args(args)
+        lo = bb.mul(part, const(block))
+        hi = minmax(bb, bb.add(lo, const(block)), const(s.n), smaller=True)
+        bb.call(drv, [a_p, b_p, c_p, const(s.m), lo, hi] +
+                [const(x) for x in (s.k, s.lda, s.ldb, s.ldc, kb, 0)] + [epi, ctx])
+    return Kernel(fn, finish_items(module, name, fn, bld, parts, parts, 0, body, SCRATCH_ARG))
 
 
 def plan_gemm(module: ir.Module, name: str, s: GemmShape, epilogue: Epilogue = None,
@@ -546,6 +595,9 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
         # of nb*m rows, split into blocks of rows across threads
         rows = nb * m
         per_thread = worth_threads(threads, rows * n * k // 32, rows // 8)
+        s = GemmShape(a.dtype, rows, n, k, lda, ldb, n, trans_a, trans_b)
+        if per_thread == 1 and blocking is None and _splits_columns(s, threads):
+            return _column_split(module, name, fn, bld, s, epilogue, threads)
         mb = rows if per_thread == 1 else _round_up(-(-rows // per_thread), 8)
         sizes = sorted({mb, rows - (-(-rows // mb) - 1) * mb})
         drivers = {}
