@@ -365,11 +365,11 @@ def _rows_kb(s: GemmShape, mr: int) -> int:
 def rows_gemm(module: ir.Module, dtype: DType, mr: int, nvec: int, trans_a: bool):
     """The module's shared few-rows GEMM: `void (T* a, T* b, T* c, i64 m, n_lo, n_hi, k, lda,
     ldb, ldc, kb, i64 row0, epi_tile* epi, i8* ctx)` computing the columns [n_lo, n_hi) of C
-    (a thread's share; a, b, c point at the whole operands). Nothing is packed and B streams through exactly
-    once: K is cut into slices of kb rows, and each slice (small enough for L1) meets every
-    row group of A and every column of C before the next is read. The hardware prefetcher
-    follows the slice's concurrent row streams of B. A may be transposed (other strides); B
-    may not (its rows are what the vector loads stream)."""
+    (a thread's share; a, b, c point at the whole operands). Nothing is packed and B streams
+    through exactly once: K is cut into slices of kb rows, and each slice (small enough for
+    L1) meets every row group of A and every column of C before the next is read. The
+    hardware prefetcher follows the slice's concurrent row streams of B. A may be transposed
+    (other strides); B may not (its rows are what the vector loads stream)."""
     name = f"lepton.gemm.{dtype}.rows{mr}x{nvec}.{'t' if trans_a else 'n'}"
     return shared(module, name, lambda: _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a))
 
