@@ -84,6 +84,15 @@ def emit_im2col(module: ir.Module, name: str, x: TensorType, cg: int, kernel, st
         lo, hi = _span(b, b.neg(off_w), b.sub(const(w), off_w), sw, wo)
         dst_row = b.gep(col, [b.mul(row, const(ho * wo))], inbounds=True)
         src_c = b.gep(xp, [b.mul(c, const(h * w))], inbounds=True)
+        if sw == 1:
+            # the lanes [lo, hi) of each vector of an output row, the same for every row oh
+            # (computed here, not per oh: 64-bit lane compares and their packing into a mask
+            # cost more than the copy)
+            row_masks = []
+            for v0 in range(0, wo, vl):
+                idx = b.add(splat(b, const(v0), vl), lanes)
+                row_masks.append(b.and_(b.icmp_signed(">=", idx, splat(b, lo, vl)),
+                                        b.icmp_signed("<", idx, splat(b, hi, vl))))
         with for_range(b, ho, name="oh") as oh:
             ih = b.add(b.mul(oh, const(sh)), b.sub(b.mul(ki, const(dh)), const(ph)))
             dst = b.gep(dst_row, [b.mul(oh, const(wo))], inbounds=True)
@@ -93,10 +102,8 @@ def emit_im2col(module: ir.Module, name: str, x: TensorType, cg: int, kernel, st
             rhi = b.select(inside, hi, const(0))
             src = b.gep(src_c, [b.add(b.mul(ih, const(w)), off_w)])   # not inbounds: may be before x
             if sw == 1:
-                for v0 in range(0, wo, vl):
-                    idx = b.add(splat(b, const(v0), vl), lanes)
-                    ok = b.and_(b.icmp_signed(">=", idx, splat(b, rlo, vl)),
-                                b.icmp_signed("<", idx, splat(b, rhi, vl)))
+                for v0, row_ok in zip(range(0, wo, vl), row_masks):
+                    ok = b.select(inside, row_ok, ir.Constant(row_ok.type, [0] * vl))
                     sp = b.bitcast(b.gep(src, [const(v0)]), vt.as_pointer())
                     val = masked_load(b, sp, ok, vt)
                     dp = b.bitcast(b.gep(dst, [const(v0)], inbounds=True), vt.as_pointer())
