@@ -46,8 +46,9 @@ from llvmlite import ir
 from ...ir.types import DType, TensorType, float32, float64
 from .dot import DOT_MAX_N, DOT_SWAP_MAX_M, emit_dot_driver
 from .int_gemm import emit_int_gemm
-from .kernel import (SCRATCH_ARG, Epilogue, Kernel, kernel_args, llvm_type, masked_load,
-                     masked_store, minmax, new_driver, new_kernel, splat, vector_width, vptr)
+from .kernel import (SCRATCH_ARG, Epilogue, Kernel, intrinsic, kernel_args, llvm_type,
+                     masked_load, masked_store, minmax, new_driver, new_kernel, splat,
+                     vector_width, vptr, vsuffix)
 from .loops import const, for_range, i8, i32, i64, new_function, vconst
 from .parallel import finish_items, worth_threads
 from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_at, emit_pack_b, shared
@@ -179,7 +180,8 @@ def emit_epilogue_tile(module: ir.Module, name: str, dtype: DType,
         with for_range(b, whole, name="v", unroll=False, interleave=1) as v:
             j = b.mul(v, const(vl))
             p = vptr(b, c_r, j, vt)
-            b.store(epilogue(b, b.load(p, align=dtype.itemsize), row, b.add(col0, j), ctx), p,
+            b.store(epilogue(b, _fenced(b, b.load(p, align=dtype.itemsize)), row,
+                             b.add(col0, j), ctx), p,
                     align=dtype.itemsize)
         with b.if_then(b.icmp_signed("!=", rem, const(0))):
             j = b.mul(whole, const(vl))
@@ -188,6 +190,15 @@ def emit_epilogue_tile(module: ir.Module, name: str, dtype: DType,
                          p, mask)
     b.ret_void()
     return fn
+
+
+def _fenced(b: ir.IRBuilder, v):
+    """v through llvm.arithmetic.fence: the same value, but the code generator no longer sees
+    that the epilogue's result may be the value just loaded from where it is stored. Without it
+    an epilogue `select(c > 0, c, 0)` (a ReLU without bias) becomes a masked store of zeros,
+    which AMD CPUs run microcoded: W7's first conv 4x slower on znver3."""
+    f = intrinsic(b.module, f"llvm.arithmetic.fence.{vsuffix(v.type)}", v.type, [v.type])
+    return b.call(f, [v])
 
 
 def _thin_driver(module, name, dtype, epilogue, shared_fn, sizes, scratch_arg: bool):
