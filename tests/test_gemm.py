@@ -68,6 +68,7 @@ SHAPES = [  # (M, K, N): edges in every direction, matrix-vector, tall and tiny
     (70, 300, 47), (130, 33, 65), (256, 784, 512), (64, 288, 196), (200, 17, 16),
     (50, 37, 1), (33, 100, 5), (29, 16, 8), (1000, 1000, 1),    # few columns: dot products
     (32, 3136, 10), (8, 2000, 20),                              # narrow B, long K
+    (20, 50, 1024), (3, 40, 1024),          # B rows 4 KiB apart: packed / still few rows
 ]
 
 
