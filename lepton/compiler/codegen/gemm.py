@@ -94,7 +94,7 @@ def default_blocking(dtype) -> Blocking:
 # (measured: 32x784x512 1.35x faster, 64x784x512 even, 128x256x10 slower).
 ROWS_MAX_M = 64
 ROWS_MAX_C_BYTES = 1 << 18      # C is re-read once per K slice
-ROWS_MAX_VECTORS = 16           # vectors of C per row in a tile (1x784x512: 16 > 8 > 4)
+ROWS_MAX_VECTORS = 16           # vectors of C per row in a tile (znver5, 1x784x512: 16 > 8 > 4)
 ROWS_KB = 16                    # rows of B per K slice: streams for the prefetcher, or more
 ROWS_SLICE_BYTES = 1 << 15      # while narrow B rows give a slice smaller than this
 # B read in place with a row stride that is a multiple of 4 KiB puts a tile's k steps in one L1
