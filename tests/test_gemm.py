@@ -423,3 +423,18 @@ def test_few_rows_split_their_columns_across_threads(shapes, monkeypatch):
         f = lp.compile(lambda x, w, b: lp.relu(x @ w + b))
         np.testing.assert_allclose(f(x, w, bias), want, rtol=1e-4, atol=1e-4)
         assert ("GOMP_parallel" in f.llvm_ir()) == (threads != "1")
+
+
+def test_few_rows_of_a_transposed_a_split_their_columns(monkeypatch):
+    # x^T @ w with few columns of x: the rows path reads A through its strides, per thread too
+    from lepton.runtime.jit import openmp_available
+    if not openmp_available():
+        pytest.skip("no libgomp on this system")
+    import lepton as lp
+    x, w = rand((700, 3), np.float32), rand((700, 260), np.float32, 1)
+    want = x.astype(np.float64).T @ w
+    for threads in ("1", "2"):
+        monkeypatch.setenv("LEPTON_NUM_THREADS", threads)
+        f = lp.compile(lambda x, w: x.T @ w)
+        np.testing.assert_allclose(f(x, w), want, rtol=1e-4, atol=1e-4)
+        assert ("GOMP_parallel" in f.llvm_ir()) == (threads != "1")
