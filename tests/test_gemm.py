@@ -406,8 +406,9 @@ def test_gemms_of_one_module_share_their_routines():
         check(a, b, out, 1e-4)
 
 
-@pytest.mark.parametrize("shapes", [[(1, 784), (784, 300), (300,)], [(3, 500), (500, 200), (200,)],
-                                    [(2, 1, 700), (700, 260), (260,)]],
+@pytest.mark.parametrize("shapes", [[(1, 1100), (1100, 1000), (1000,)],
+                                    [(3, 1030), (1030, 1030), (1030,)],
+                                    [(2, 1, 1100), (1100, 960), (960,)]],
                          ids=["matvec", "3 rows", "batched rows"])
 def test_few_rows_split_their_columns_across_threads(shapes, monkeypatch):
     # too few rows to split: the columns go to the threads in blocks of whole register tiles
@@ -431,7 +432,7 @@ def test_few_rows_of_a_transposed_a_split_their_columns(monkeypatch):
     if not openmp_available():
         pytest.skip("no libgomp on this system")
     import lepton as lp
-    x, w = rand((700, 3), np.float32), rand((700, 260), np.float32, 1)
+    x, w = rand((1100, 3), np.float32), rand((1100, 960), np.float32, 1)
     want = x.astype(np.float64).T @ w
     for threads in ("1", "2"):
         monkeypatch.setenv("LEPTON_NUM_THREADS", threads)

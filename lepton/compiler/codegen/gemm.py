@@ -454,9 +454,11 @@ def emit_ct_driver(module: ir.Module, name: str, s: GemmShape,
     return fn, s.n * ldt * s.dtype.itemsize
 
 
-# A few-rows product splits its columns across threads once B holds this many elements (1 x 784
-# x 512 f32: 1.6 MB of B streamed, ~30 us on one znver3 core; a parallel region costs ~2 us).
-SPLIT_MIN_B_ELEMENTS = 1 << 16
+# A few-rows product splits its columns across threads once B holds this many elements (4 MiB of
+# f32, ~80 us on one znver3 core). Smaller ones gain less than a fork-join can cost: W1's 1x784x512
+# (~30 us) split over 2 threads ran 0.08 ms (as torch's 2 threads) in one round on the shared
+# 2-core VM and 0.11-4.3 ms in others, each region waiting for the second thread to get a CPU.
+SPLIT_MIN_B_ELEMENTS = 1 << 20
 
 
 def _rows_path(s: GemmShape) -> bool:
