@@ -5,10 +5,9 @@
     y = f(x, w)
 """
 from . import ir, nn, optim, random
-from .compile import compile
+from .compile import compile, from_onnx
 from .grad import grad, value_and_grad
 from .nn.dropout import dropout
-from .frontends.onnx import load as from_onnx
 from .io import load_model, save
 from .export import export
 from .frontends import *  # noqa: F401,F403  the traced ops, dtypes and trace

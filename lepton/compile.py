@@ -14,16 +14,14 @@ in as constants at the first trace of each signature instead.
 from __future__ import annotations
 
 import functools
-import os
 import time
+import weakref
+from dataclasses import replace
 
 import numpy as np
 
 from . import config
-from .compiler.codegen.lower import ENTRY, lower_graph, statuses
-from .compiler.fusion import partition
-from .compiler.memory import plan_memory
-from .compiler.pipeline import run_pipeline
+from .compiler import stages, store
 from .frontends.arguments import ArgSpec, Call
 from .frontends.capture import NO_CAPTURES, Captures, scan
 from .frontends.pytree import tree_unflatten
@@ -34,44 +32,102 @@ from .ir.ops import OpError
 from .ir.printer import print_graph
 from .ir.types import TupleType, float32, is_float_numpy
 from .runtime.executable import Executable
-from .runtime.cache import DiskCache, cache_key
-from .runtime.jit import MODEL_LEVEL, NativeLibrary, compile_object, openmp_available
-from .runtime import kernel_cache, routines
+from .runtime.cache import DiskCache
+from .runtime.jit import openmp_available
 from .tuning import host_vector_width
 
 class CompileResult:
-    """Everything produced for one signature: graphs, LLVM IR, executable, timings."""
+    """Everything produced for one signature: the traced graph, each stage's artefact (those a
+    disk-cache hit skipped are made again when asked for: `graph`, `groups`, `plan`), the
+    executable, and the seconds per stage."""
 
     def __init__(self, traced: Graph, in_tree, out_tree, *, check: bool = False,
                  profile: bool = False, captures: Captures = NO_CAPTURES,
                  input_names: list[str] | None = None, cfg: config.Config | None = None):
         cfg = cfg or config.current()
-        times = {}
         self.traced, self.in_tree, self.out_tree = traced, in_tree, out_tree
         self.captures = captures
         self._reads = bool(captures.sources or captures.guards or captures.writes)
-        t = time.perf_counter()
-        self.graph, self.passes = optimise(traced, cfg.debug or check, cfg.dump_dir)
-        times["passes"] = time.perf_counter() - t
-        t = time.perf_counter()
-        self.groups, self.plan = partition_and_plan(self.graph)
-        times["plan"] = time.perf_counter() - t
         self.threads = cfg.threads if cfg.threads > 1 and openmp_available() else 1
         self.vector_width = host_vector_width(cfg)
-        self._native_code(cfg, profile, times)
-        if cfg.dump_dir:
-            with open(os.path.join(cfg.dump_dir, f"{traced.name}.llvm.ll"), "w") as f:
-                f.write(self.llvm_ir)
-            with open(os.path.join(cfg.dump_dir, f"{traced.name}.llvm-opt.ll"), "w") as f:
-                f.write(self.lib.optimized_ir)
-        g = self.graph
+        cache_on = cfg.cache and not cfg.dump_dir
+        self.options = stages.Options(self.threads, self.vector_width, profile,
+                                      cfg.debug or check, cfg.dump_dir,
+                                      cache_dir=cfg.cache_dir if cache_on else None)
+        self.times: dict = {}
+        self._artefacts: dict = {}
+        self._code = self._load(cfg)     # (it keeps the code's entry in _LOADED alive)
+        native, loaded = self._code.native, self._code.loaded
+        self.lib, self.layout = loaded.lib, loaded.layout
+        self.llvm_ir, self.kernel_names = native.llvm_ir, list(loaded.layout.kernel_names)
+        lay = loaded.layout
+        errors = store.relocate(lay.errors, self._code.traced, traced)
         self.executable = Executable(
-            self.lib, ENTRY, [v.type for v in g.inputs], [v.type for v in g.outputs],
-            [s.source for s in self.plan.outputs], self.plan.constants, self.plan.workspace_bytes,
+            self.lib, loaded.entry, lay.input_types, lay.output_types, lay.output_sources,
+            lay.constants, lay.workspace_bytes,
             None if input_names is None else input_names + [
                 f"captured {n}" for n in captures.names()],
-            errors=status_messages(g))
-        self.times = times
+            errors={k: msg + (f" at {loc}" if loc else "") for k, (msg, loc) in errors.items()})
+
+    def _load(self, cfg) -> "_Code":
+        """The loaded code: already loaded in this process for the same key, or from the disk
+        cache (keyed by the traced graph, so a hit runs no pass), or through the stages (then
+        cached)."""
+        cache = DiskCache.from_config(cfg.cache_dir, cfg.cache and not cfg.dump_dir)
+        key, native = None, None
+        self.cached = False
+        if cache:
+            t = time.perf_counter()
+            key = store.traced_key(self.traced, self.options)
+            self.times["key"] = time.perf_counter() - t
+            code = _LOADED.get(key)
+            if code is not None:
+                self.cached = True
+                return code
+            t = time.perf_counter()
+            native = store.fetch(cache, key, self.traced, self.vector_width)
+            if native is not None:
+                self.times["cache_load"] = time.perf_counter() - t
+                self.cached = True
+        if native is None:
+            native = stages.run(self.traced, self.options, until="llvm", times=self.times,
+                                keep=self._artefacts, name=self.traced.name)
+            if cache:
+                store.store(cache, key, self.traced, native)
+        code = _Code(native, stages.run(native, self.options, times=self.times), self.traced)
+        if key is not None:
+            _LOADED[key] = code
+        return code
+
+    def _artefact(self, stage: str):
+        """The artefact of `stage` (one a disk-cache hit skipped: made again now, untimed)."""
+        if stage not in self._artefacts:
+            stages.run(self.traced, replace(self.options, dump_dir=None), until=stage,
+                       keep=self._artefacts)
+        return self._artefacts[stage]
+
+    @property
+    def graph(self) -> Graph:
+        """The optimised graph."""
+        return self._artefact("passes").graph
+
+    @property
+    def passes(self):
+        return self._artefact("passes").passes
+
+    @property
+    def groups(self):
+        return list(self._artefact("partition").groups)
+
+    @property
+    def plan(self):
+        return self._artefact("plan").plan
+
+    @property
+    def kernels(self):
+        """The lowered kernels (None when the code came from the disk cache)."""
+        low = self._artefacts.get("lower")
+        return None if low is None else list(low.kernels)
 
     def run(self, leaves) -> list | None:
         """The outputs for the argument leaves, with the captured arrays read now; None when
@@ -96,54 +152,8 @@ class CompileResult:
         """All the graph's inputs for a call: the leaves and the captured arrays now."""
         return list(leaves) + (self.captures.read() or [])
 
-    def _native_code(self, cfg, profile: bool, times: dict) -> None:
-        """Object code for the planned graph: from the disk cache, or lowered and compiled
-        (then cached). Sets llvm_ir, kernel_names, kernels (None from the cache) and lib."""
-        cache = DiskCache.from_config(cfg.cache_dir, cfg.cache and not cfg.dump_dir)
-        flags = f"O{MODEL_LEVEL} threads={self.threads}" + (" profile" if profile else "")
-        key = cache_key(print_graph(self.graph, locs=False), flags, self.vector_width) \
-            if cache else None
-        hit = cache.get(key) if cache else None
-        extra = hit and kernel_cache.cached_objects(hit[1].get("kernel_objects", []), cache)
-        if hit and (extra is None or not routines.load_cached(hit[1].get("routines", []),
-                                                              cache, self.vector_width)):
-            hit = None   # a routine or kernel it needs is no longer cached: compile it again
-        self.cached = hit is not None
-        t = time.perf_counter()
-        if hit:
-            obj, meta = hit
-            self.llvm_ir, self.kernel_names = meta["llvm_ir"], meta["kernels"]
-            self.plan.scratch_bytes = meta["scratch_bytes"]
-            self.kernels = None
-            self.lib = NativeLibrary(obj, width=self.vector_width, extra=extra)
-            times["cache_load"] = time.perf_counter() - t
-            return
-        lowered = lower_graph(self.graph, self.plan, self.groups, profile, self.threads)
-        self.kernels = lowered.kernels
-        self.kernel_names = [k.fn.name for k in self.kernels]
-        self.llvm_ir = lowered.llvm_ir
-        times["lower"] = time.perf_counter() - t
-        t = time.perf_counter()
-        # the shared GEMM routines: compiled once per host (routines.py), not in every model
-        model_ir, shared = routines.split_routines(self.llvm_ir, self.vector_width)
-        routines.load_routines(shared, cache, self.vector_width)
-        times["routines"] = time.perf_counter() - t
-        chunks, extra = [], []
-        if cache:   # big kernels: each its own cached object, for later models (kernel_cache.py)
-            model_ir, chunks = kernel_cache.split_kernels(model_ir, self.kernel_names, flags,
-                                                          self.vector_width)
-            extra = kernel_cache.kernel_objects(chunks, cache, MODEL_LEVEL, self.vector_width)
-        obj, optimized = compile_object(model_ir, MODEL_LEVEL, self.vector_width)
-        self.lib = NativeLibrary(obj, optimized, self.vector_width, extra=extra)
-        times["llvm"] = time.perf_counter() - t
-        if cache:
-            cache.put(key, obj, {"llvm_ir": self.llvm_ir, "kernels": self.kernel_names,
-                                 "scratch_bytes": self.plan.scratch_bytes,
-                                 "routines": [r.symbol for r in shared],
-                                 "kernel_objects": [c.key for c in chunks]})
-
     def stats(self) -> dict:
-        p = self.plan
+        p, lay = self.plan, self.layout
         return {
             "kernels": len(self.kernel_names),
             "kernel_functions": len(set(self.kernel_names)),
@@ -153,35 +163,28 @@ class CompileResult:
             "vector_width": self.vector_width,
             "fused_groups": [grp.describe() for grp in self.groups if len(grp.members) > 1],
             "values": len(self.graph.nodes),
-            "workspace_bytes": p.workspace_bytes,
+            "workspace_bytes": lay.workspace_bytes,
             "intermediate_bytes": p.intermediate_bytes,
             "naive_intermediate_bytes": p.naive_bytes,
-            "scratch_bytes": p.scratch_bytes,
-            "constant_bytes": sum(c.nbytes for c in p.constants),
+            "scratch_bytes": lay.workspace_bytes - p.intermediate_bytes,
+            "constant_bytes": sum(c.nbytes for c in lay.constants),
             "passes": [{"name": r.name, "seconds": r.seconds, "change": r.change,
                         "rewrites": r.rewrites} for r in self.passes],
             "compile_seconds": dict(self.times),
         }
 
 
-def optimise(traced: Graph, verify_each: bool = False, dump_dir: str | None = None):
-    """(the graph ready for lowering, the pass records): the pass pipeline."""
-    return run_pipeline(traced, verify_each=verify_each, dump_dir=dump_dir)
+class _Code:
+    """Code loaded in this process for one key (stages.Native and stages.Loaded, and the graph
+    it was traced as), shared by every compile of that key while one of them lives: a second
+    lp.compile of a model reads and loads nothing."""
+    __slots__ = ("native", "loaded", "traced", "__weakref__")
+
+    def __init__(self, native: stages.Native, loaded: stages.Loaded, traced: Graph):
+        self.native, self.loaded, self.traced = native, loaded, traced
 
 
-def partition_and_plan(g: Graph):
-    """(fusion groups, memory plan) of an optimised graph."""
-    groups = partition(g)
-    plan = plan_memory(g, {v for grp in groups for v in grp.outputs},
-                       [(grp.outputs, grp.reads(), grp.in_place_pairs()) for grp in groups])
-    return groups, plan
-
-
-def status_messages(g: Graph) -> dict[int, str]:
-    """What each status of the compiled entry means, from the graph (so a disk-cache hit, whose
-    key leaves out source lines, still names this program's lines)."""
-    return {k: v.opdef.runtime_error(v.attrs) + (f" at {v.loc}" if v.loc else "")
-            for v, k in statuses(g).items()}
+_LOADED: "weakref.WeakValueDictionary[str, _Code]" = weakref.WeakValueDictionary()
 
 
 VARIANTS = 8  # compiled variants kept per signature (modes, captured scalars' values, ...)
@@ -391,3 +394,15 @@ def compile(fn, example_args=None, *, check: bool = False, freeze: bool = False,
         fn = fn.fn
     return CompiledFunction(fn, example_args, check=check, freeze=freeze,
                             static_argnums=static_argnums, static_argnames=static_argnames)
+
+
+def from_onnx(model, *, shapes: dict | None = None, check: bool = False):
+    """Loads an ONNX model (a path, an onnx.ModelProto or its bytes) as a compiled function.
+
+    shapes: optional {input name: shape} fixing symbolic dims ahead of the first call. A model
+    whose inputs all have concrete dims is compiled now, so errors surface at load time.
+    check=True: every call is also run by the reference interpreter (as lp.compile's check).
+    Raises NotImplementedError naming the node and the op (or attribute) Lepton lacks.
+    """
+    from .frontends.onnx import load
+    return load(model, compile, shapes=shapes, check=check)

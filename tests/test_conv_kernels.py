@@ -27,7 +27,10 @@ def conv(x, w, stride, padding, dilation, groups, epilogue=None):
     k = emit_conv2d(m, "cv", TensorType.of(x), TensorType.of(w), out_t, stride, padding,
                     dilation, groups, epilogue=epilogue)
     ctx = [np.zeros(1, np.uint8)] if epilogue is not None else []   # the epilogue's context
-    call_kernel(m, "cv", out, x, w, aligned(k.scratch_bytes), *ctx)
+    scratch = aligned(k.scratch_bytes + 256)
+    scratch[k.scratch_bytes:] = 0xAB    # guard bytes: the kernel stays within its scratch
+    call_kernel(m, "cv", out, x, w, scratch, *ctx)
+    assert (scratch[k.scratch_bytes:] == 0xAB).all()
     ref = OPS["conv2d"].ref([x.astype(np.float64), w.astype(np.float64)], attrs)
     return out, ref
 

@@ -119,8 +119,8 @@ def test_exported_names_are_exactly_the_public_api():
     assert set(namespace) - {"__builtins__"} == expected
     assert lp.int64 is int64
     import lepton
-    from lepton.frontends.onnx import load
+    from lepton.compile import from_onnx
     assert set(lepton.__all__) == expected | {"ir", "nn", "optim", "random", "dropout", "compile",
                                               "grad", "value_and_grad", "from_onnx", "save",
                                               "load_model", "export"}
-    assert lepton.from_onnx is load
+    assert lepton.from_onnx is from_onnx

@@ -68,6 +68,7 @@ SHAPES = [  # (M, K, N): edges in every direction, matrix-vector, tall and tiny
     (70, 300, 47), (130, 33, 65), (256, 784, 512), (64, 288, 196), (200, 17, 16),
     (50, 37, 1), (33, 100, 5), (29, 16, 8), (1000, 1000, 1),    # few columns: dot products
     (32, 3136, 10), (8, 2000, 20),                              # narrow B, long K
+    (20, 50, 1024), (3, 40, 1024),          # B rows 4 KiB apart: packed / still few rows
 ]
 
 
@@ -90,6 +91,27 @@ def test_small_blocks_cover_every_loop(mkn):
     out, kern, _ = matmul(a, b, blocking=Blocking(mr=8, nr=32, mc=16, kc=8, nc=64))
     check(a, b, out, 1e-4)
     assert kern.scratch_bytes > 0
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["16-regs", "32-regs"])
+def test_rows_tiles_for_either_register_file(monkeypatch, wide):
+    # the few-rows path's register tile follows the vector register file (AVX2's 16 ymm or
+    # AVX-512's 32 zmm), whatever this host has: every tile stays within the accumulator
+    # budget, covers M and N with little waste, and gives right results
+    from lepton.compiler.codegen import gemm
+    monkeypatch.setattr(gemm, "_wide_registers", lambda: wide)
+    budget = gemm.rows_accumulators()
+    assert budget == (24 if wide else 6)
+    for m, k, n in [(1, 784, 512), (32, 30, 784), (64, 288, 196), (14, 50, 70), (9, 70, 100),
+                    (3, 100, 1000)]:
+        s = gemm.GemmShape(float32, m, n, k, k, n, n)
+        mr, nvec = gemm._rows_tile(s, gemm.default_blocking(float32).mr)
+        assert mr * nvec <= budget and mr <= m
+        vecs = -(-n // 16)
+        assert (-(-m // mr) * mr - m) * 8 <= m and (-(-vecs // nvec) * nvec - vecs) * 8 <= vecs
+        a, b = rand((m, k), np.float32), rand((k, n), np.float32, 1)
+        out, _, _ = matmul(a, b)
+        check(a, b, out, 1e-4)
 
 
 def test_long_k_f32():
@@ -358,10 +380,11 @@ def test_block_transpose_edges(dt, rows, cols):
 
 
 def test_gemms_of_one_module_share_their_routines():
-    # matmuls of different shapes (packed, and few rows with an edge group) call one shared
-    # driver, micro-kernel and packing routine each: LLVM compiles those once per module
+    # matmuls of different shapes (packed, and few rows with a column edge) call one shared
+    # driver, micro-kernel and packing routine each: LLVM compiles those once per module (the
+    # two few-rows shapes get the same register tile on any host: 12 and 18 rows, 4 vectors)
     shapes = [((128, 96), (96, 200)), ((70, 33), (33, 64)), ((12, 40), (40, 50)),
-              ((9, 70), (70, 100))]
+              ((18, 70), (70, 60))]
     mod = ir.Module()
     kernels, arrays = [], []
     for i, (sa, sb) in enumerate(shapes):
@@ -381,3 +404,38 @@ def test_gemms_of_one_module_share_their_routines():
         scratch = aligned(k.scratch_bytes)
         fn(out.ctypes.data, a.ctypes.data, b.ctypes.data, scratch.ctypes.data)
         check(a, b, out, 1e-4)
+
+
+@pytest.mark.parametrize("shapes", [[(1, 1100), (1100, 1000), (1000,)],
+                                    [(3, 1030), (1030, 1030), (1030,)],
+                                    [(2, 1, 1100), (1100, 960), (960,)]],
+                         ids=["matvec", "3 rows", "batched rows"])
+def test_few_rows_split_their_columns_across_threads(shapes, monkeypatch):
+    # too few rows to split: the columns go to the threads in blocks of whole register tiles
+    # (the last one with the edge); the epilogue sees each output's own column (the bias)
+    from lepton.runtime.jit import openmp_available
+    if not openmp_available():
+        pytest.skip("no libgomp on this system")
+    import lepton as lp
+    x, w, bias = (rand(s, np.float32, i) for i, s in enumerate(shapes))
+    want = np.maximum(x.astype(np.float64) @ w + bias, 0)
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("LEPTON_NUM_THREADS", threads)
+        f = lp.compile(lambda x, w, b: lp.relu(x @ w + b))
+        np.testing.assert_allclose(f(x, w, bias), want, rtol=1e-4, atol=1e-4)
+        assert ("GOMP_parallel" in f.llvm_ir()) == (threads != "1")
+
+
+def test_few_rows_of_a_transposed_a_split_their_columns(monkeypatch):
+    # x^T @ w with few columns of x: the rows path reads A through its strides, per thread too
+    from lepton.runtime.jit import openmp_available
+    if not openmp_available():
+        pytest.skip("no libgomp on this system")
+    import lepton as lp
+    x, w = rand((1100, 3), np.float32), rand((1100, 960), np.float32, 1)
+    want = x.astype(np.float64).T @ w
+    for threads in ("1", "2"):
+        monkeypatch.setenv("LEPTON_NUM_THREADS", threads)
+        f = lp.compile(lambda x, w: x.T @ w)
+        np.testing.assert_allclose(f(x, w), want, rtol=1e-4, atol=1e-4)
+        assert ("GOMP_parallel" in f.llvm_ir()) == (threads != "1")

@@ -201,7 +201,7 @@ def test_cross_entropy_bad_labels_raise():
 def test_onnx_gather_checks_computed_indices():
     pytest.importorskip("onnx")
     from onnx import TensorProto, helper
-    from lepton.frontends.onnx import load
+    from lepton.compile import from_onnx as load
     node = helper.make_node("Gather", ["x", "i"], ["y"], name="the_gather", axis=1)
     graph = helper.make_graph(
         [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 4]),

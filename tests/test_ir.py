@@ -114,3 +114,15 @@ def test_every_op_has_a_kind_and_reference():
     for name, op in OPS.items():
         assert op.kind in kinds, name
         assert callable(op.infer) and callable(op.ref), name
+
+
+def test_op_facts_live_on_the_op_records():
+    """Fusion, canonicalisation, CSE, memory planning and lowering read these fields."""
+    from lepton.ir.ops import OPS
+    assert {n for n, d in OPS.items() if not d.kernel} == {"input", "constant", "reshape", "get"}
+    assert {n for n, d in OPS.items() if d.commutative} == {"add", "mul", "maximum", "minimum",
+                                                              "eq", "ne"}
+    assert all(d.kind == "elementwise" for d in OPS.values() if d.epilogue)
+    assert OPS["relu"].epilogue and not OPS["lt"].epilogue and not OPS["where"].epilogue
+    assert OPS["exp"].expensive and OPS["pow"].expensive and not OPS["add"].expensive
+    assert not any(d.lowered for d in OPS.values() if d.expand)

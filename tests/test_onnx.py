@@ -10,7 +10,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import lepton as lp  # noqa: E402
-from lepton.frontends.onnx import load  # noqa: E402
+from lepton.compile import from_onnx as load  # noqa: E402
 
 try:
     import onnxruntime as ort

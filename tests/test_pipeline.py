@@ -81,7 +81,11 @@ def test_dump_writes_the_ir_before_and_after_every_pass(tmp_path, monkeypatch):
                      "lambda.03-constant_fold.ir", "lambda.04-cse.ir",
                      "lambda.05-canonicalize.ir", "lambda.06-merge_scans.ir",
                      "lambda.07-scan_residuals.ir", "lambda.08-scan_weights.ir", "lambda.09-dce.ir",
-                     "lambda.llvm-opt.ll", "lambda.llvm.ll"]
+                     "lambda.llvm-opt.ll", "lambda.llvm.ll", "lambda.partition.txt",
+                     "lambda.plan.txt"]
+    assert (tmp_path / "lambda.partition.txt").read_text() == \
+        "group 0: rows[exp] -> exp:f32[4]"
+    assert "intermediate bytes 0" in (tmp_path / "lambda.plan.txt").read_text()
     assert parse((tmp_path / "lambda.00-input.ir").read_text()) == parse(f.traced_ir())
     head, body = (tmp_path / "lambda.02-canonicalize.ir").read_text().split("\n", 1)
     assert re.fullmatch(r"// pass canonicalize: \d+\.\d{3} ms, -2 values, "

@@ -9,10 +9,7 @@ import pytest
 
 import lepton as lp
 from lepton.bench.workloads import WORKLOADS
-from lepton.compiler.codegen.lower import lower_graph
-from lepton.compiler.fusion import partition
-from lepton.compiler.memory import plan_memory
-from lepton.compiler.pipeline import run_pipeline
+from lepton.compiler import stages
 
 TRIPLE = "aarch64-unknown-linux-gnu"
 EM_AARCH64 = 183    # e_machine of an ELF file for AArch64
@@ -30,11 +27,8 @@ def aarch64_machine():
 
 
 def lowered_ir(fn, args, threads: int, profile: bool) -> str:
-    graph, _ = run_pipeline(lp.trace(fn, *args))
-    groups = partition(graph)
-    plan = plan_memory(graph, {v for g in groups for v in g.outputs},
-                       [(g.outputs, g.reads(), g.in_place_pairs()) for g in groups])
-    return lower_graph(graph, plan, groups, profile, threads).llvm_ir
+    options = stages.Options(threads=threads, profile=profile)
+    return stages.run(lp.trace(fn, *args), options, until="lower").llvm_ir
 
 
 def sin_cos(x):    # vmath's sin/cos carry vector variants of the Payne-Hanek reduction

@@ -14,10 +14,7 @@ import lepton as lp
 from kernels import scale_loop
 from lepton import config, tuning
 from lepton.compiler.codegen.gemm import emit_matmul
-from lepton.compiler.codegen.lower import lower_graph
-from lepton.compiler.fusion import partition
-from lepton.compiler.memory import plan_memory
-from lepton.compiler.pipeline import run_pipeline
+from lepton.compiler import stages
 from lepton.ir.types import TensorType, float32
 from lepton.runtime import jit
 from lepton.runtime.vector_width import FILE_NAME, choose, has_avx512, width_features
@@ -203,11 +200,7 @@ def test_the_hand_vectorised_gemm_keeps_512_bit_registers(width):
 
 
 def lowered(fn, args) -> str:
-    graph, _ = run_pipeline(lp.trace(fn, *args))
-    groups = partition(graph)
-    plan = plan_memory(graph, {v for g in groups for v in g.outputs},
-                       [(g.outputs, g.reads(), g.in_place_pairs()) for g in groups])
-    return lower_graph(graph, plan, groups, False, 1).llvm_ir
+    return stages.run(lp.trace(fn, *args), stages.Options(), until="lower").llvm_ir
 
 
 @pytest.mark.parametrize("k", [0, 1], ids=["gelu", "layer_norm"])

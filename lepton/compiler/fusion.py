@@ -29,11 +29,8 @@ import networkx as nx
 
 from ..ir.graph import Graph, Value
 from ..ir.types import TupleType
-from .codegen.loopnest import broadcast_view
+from .views import broadcast_view
 
-SOURCES = {"input", "constant", "reshape", "get"}  # no kernel: reshape is a free view, a `get`
-# is written by its control op's kernel (a `control` group: that op, outputs the gets reading it)
-TRAILING_REDUCTIONS = {"sum", "max", "min", "prod"}
 
 
 @dataclass(eq=False)
@@ -95,6 +92,11 @@ def _row_split(g: Group, shape) -> int | None:
     return j if tuple(shape[:j]) == g.space[:j] and all(s == 1 for s in shape[j:]) else None
 
 
+def _row_reduction(v: Value) -> bool:
+    """A reduction over `axes` (sum, prod, max, min; not argmax): it may end a rows group."""
+    return v.opdef.kind == "reduce" and "axes" in v.opdef.attrs
+
+
 def _trailing(v: Value) -> int | None:
     """For a reduction over trailing axes, the first reduced axis."""
     axes = v.attrs["axes"]
@@ -102,11 +104,6 @@ def _trailing(v: Value) -> int | None:
     if not axes or tuple(axes) != tuple(range(n - len(axes), n)):
         return None
     return n - len(axes)
-
-
-EPILOGUE_OPS = {"add", "sub", "mul", "div", "maximum", "minimum", "neg", "abs", "relu", "square",
-                "exp", "log", "tanh", "sigmoid", "erf", "sqrt", "rsqrt", "reciprocal", "sin",
-                "cos", "pow"}
 
 
 def column_dims(head: Value) -> int:
@@ -129,7 +126,7 @@ def _try_head(g: Group, v: Value, outputs: set, users) -> bool:
     read every input of the chain per column vector (codegen/epilogue.py)."""
     if (g.kind != "rows" or g.reductions or g.split != len(g.space) or g.space != v.shape
             or v in outputs or not v.dtype.is_float
-            or any(m.op not in EPILOGUE_OPS or m.dtype != v.dtype for m in g.members)):
+            or any(not m.opdef.epilogue or m.dtype != v.dtype for m in g.members)):
         return False
     inside = set(g.members)
     outs = [m for m in g.members if m in outputs or any(u not in inside for u in users[m])]
@@ -148,7 +145,7 @@ def _try_join(g: Group, v: Value) -> bool:
         return False
     if v.opdef.kind == "elementwise":
         j = _row_split(g, v.shape)
-    elif v.op in TRAILING_REDUCTIONS and v.attrs["keepdims"] and tuple(v.inputs[0].shape) == g.space:
+    elif _row_reduction(v) and v.attrs["keepdims"] and tuple(v.inputs[0].shape) == g.space:
         j = _trailing(v)
     else:
         return False
@@ -164,7 +161,7 @@ def _try_join(g: Group, v: Value) -> bool:
 def _seed(v: Value) -> Group:
     if v.opdef.kind == "elementwise" and v.type.size > 0:
         return Group("rows", [v], tuple(v.shape), len(v.shape))
-    if v.op in TRAILING_REDUCTIONS and v.type.size > 0 and _trailing(v) is not None:
+    if _row_reduction(v) and v.type.size > 0 and _trailing(v) is not None:
         x = v.inputs[0]
         if x.type.size > 0:
             return Group("rows", [v], tuple(x.shape), _trailing(v))
@@ -198,7 +195,7 @@ def partition(g: Graph) -> list[Group]:
     group_of: dict[Value, Group] = {}
     groups: list[Group] = []
     for v in reversed(g.nodes):
-        if v.op in SOURCES:
+        if not v.opdef.kernel:   # a source, a free view, a `get` (its control op's group)
             continue
         if isinstance(v.type, TupleType):  # a control op: a kernel of its own (control.py)
             group_of[v] = Group("control", [v])
@@ -244,21 +241,48 @@ def _candidates(v: Value, users: list[Value], group_of) -> list[Group]:
 def _no_path_back(outside: list[Value], grp: Group, users, group_of) -> bool:
     """Joining grp makes grp feed the groups of `outside`; that is a cycle if any of them
     reaches grp. Reachability is between groups: reaching one member of a group reaches the
-    users of all its members (a group runs as one kernel)."""
-    seen: set = set()
-    stack = list(outside)
-    while stack:
-        n = stack.pop()
+    users of all its members (a group runs as one kernel).
+
+    The search runs backwards from grp, over the groups feeding it: values get their groups in
+    reverse topological order, so every value on a path from `outside` to grp has one (or is a
+    free view or a `get`), and grp's feeders that have one lie between the value joining and
+    grp: a few groups, where a forward search would walk the rest of the graph."""
+    targets = {id(group_of[u]) for u in _through_views(outside, users, group_of)}
+    if id(grp) in targets:     # through a view of the joining value
+        return False
+    if not targets:
+        return True
+    seen = {id(grp)}
+    todo = [grp]
+    while todo:
+        h = todo.pop()
+        for m in h.members:
+            for x in m.inputs:
+                while x.op in ("reshape", "get") and x not in group_of:
+                    x = x.inputs[0]
+                f = group_of.get(x)
+                if f is None or id(f) in seen:
+                    continue
+                if id(f) in targets:
+                    return False
+                seen.add(id(f))
+                todo.append(f)
+    return True
+
+
+def _through_views(values, users, group_of) -> list[Value]:
+    """`values`, each ungrouped one (a reshape, a get) replaced by its users, recursively."""
+    out, todo, seen = [], list(values), set()
+    while todo:
+        n = todo.pop()
         if n in seen:
             continue
         seen.add(n)
-        owner = group_of.get(n)
-        if owner is grp:
-            return False
-        stack.extend(users[n])
-        if owner is not None:
-            stack.extend(owner.members)
-    return True
+        if n in group_of:
+            out.append(n)
+        else:
+            todo.extend(users[n])
+    return out
 
 
 def _ordered(groups: list[Group], group_of, position) -> list[Group]:

@@ -15,6 +15,7 @@ is, a value returned twice) is copied by the runtime: `OutputSpec.source` says f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,30 +52,31 @@ class MemoryPlan:
     outputs: list[OutputSpec]
     intermediate_bytes: int
     naive_bytes: int
-    scratch_bytes: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
     def workspace_slot(self) -> int:
         return self.n_inputs + self.n_outputs + len(self.constants)
 
-    @property
-    def workspace_bytes(self) -> int:
-        return self.intermediate_bytes + self.scratch_bytes
 
-    @property
-    def scratch_offset(self) -> int:
-        return self.intermediate_bytes
+class Step(NamedTuple):
+    """One kernel of a schedule: the values it writes, those it reads, and the (output, input)
+    pairs it may compute in place (it reads the input's element where it writes the output's)."""
+    writes: list
+    reads: list
+    in_place: list = []
 
 
-SOURCE_OPS = ("input", "constant", "reshape", "get")
+def schedule_of(groups) -> list[Step]:
+    """The schedule of fusion groups in their order (fusion.Group: outputs, reads, in place)."""
+    return [Step(grp.outputs, grp.reads(), grp.in_place_pairs()) for grp in groups]
 
 
 def plan_memory(g: Graph, materialized: set[Value] | None = None,
-                schedule: list[tuple] | None = None) -> MemoryPlan:
+                schedule: list[Step] | None = None) -> MemoryPlan:
     """`materialized`: the values kernels write (fusion-group outputs; by default all).
-    `schedule`: the kernels in order, each (values written, values read[, in-place pairs
-    (output, input)]); buffers whose lifetimes do not overlap share workspace bytes."""
+    `schedule`: the kernels in order (`Step`s, see schedule_of); buffers whose lifetimes do not
+    overlap share workspace bytes."""
     n_in, n_out = len(g.inputs), len(g.outputs)
     where: dict[Value, tuple[int, int]] = {}
     for i, v in enumerate(g.inputs):
@@ -122,14 +124,14 @@ def _lifetimes(g: Graph, roots, schedule) -> dict[Value, tuple[int, int]]:
     reshapes too). Without a schedule every value is its own step."""
     if schedule is None:
         users = g.users()
-        schedule = [([u for u in users[v] if u.op == "get"] if isinstance(v.type, TupleType)
-                     else [v], list(v.inputs), ()) for v in g.nodes if v.op not in SOURCE_OPS]
+        schedule = [Step([u for u in users[v] if u.op == "get"] if isinstance(v.type, TupleType)
+                         else [v], list(v.inputs)) for v in g.nodes if v.opdef.kernel]
     step: dict[Value, int] = {}
     last: dict[Value, int] = {}
-    for t, (writes, reads, _) in enumerate(schedule):
-        for v in writes:
+    for t, k in enumerate(schedule):
+        for v in k.writes:
             step[v] = t
-        for x in reads:
+        for x in k.reads:
             last[storage_root(x)] = t
     return {v: (step[v], max(step[v], last.get(v, step[v]))) for v in roots}
 
@@ -137,7 +139,7 @@ def _lifetimes(g: Graph, roots, schedule) -> dict[Value, tuple[int, int]]:
 def _in_place(schedule) -> dict[Value, Value]:
     """Output -> the input buffer its kernel may overwrite (it reads each element of the input
     at the very position it writes the output)."""
-    return {o: x for _, _, pairs in schedule or [] for o, x in pairs}
+    return {o: x for k in schedule or [] for o, x in k.in_place}
 
 
 def _pack(roots, life, donate) -> tuple[dict[Value, int], int]:
@@ -155,15 +157,19 @@ def _pack(roots, life, donate) -> tuple[dict[Value, int], int]:
         lo, hi = life[v]
         s = span.setdefault(r, [lo, hi, 0])
         s[0], s[1], s[2] = min(s[0], lo), max(s[1], hi), max(s[2], align(v.type.nbytes))
-    placed: list[tuple[int, int, int, int]] = []   # (offset, end, first step, last step)
+    alive: dict[int, list] = {}   # step -> the placed (offset, end, index) alive at it
+    size = 0
     where: dict[Value, int] = {}
-    for r, (lo, hi, n) in sorted(span.items(), key=lambda e: (-e[1][2], e[1][0])):
+    for k, (r, (lo, hi, n)) in enumerate(sorted(span.items(),
+                                                key=lambda e: (-e[1][2], e[1][0]))):
         off = 0
-        for o, e, a, b in sorted(p for p in placed if not (p[3] < lo or hi < p[2])):
+        # the placed buffers alive at some step of [lo, hi], by offset (a set: once each)
+        for o, e, _ in sorted({p for t in range(lo, hi + 1) for p in alive.get(t, ())}):
             if off + n <= o:
                 break
             off = max(off, e)
-        placed.append((off, off + n, lo, hi))
+        for t in range(lo, hi + 1):
+            alive.setdefault(t, []).append((off, off + n, k))
         where[r] = off
-    size = max((e for _, e, _, _ in placed), default=0)
+        size = max(size, off + n)
     return {v: where[owner[v]] for v in roots}, size

@@ -21,8 +21,8 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
-from ..compile import optimise, partition_and_plan, status_messages
-from ..compiler.codegen.lower import ENTRY, lower_graph
+from ..compiler import stages
+from ..compiler.codegen.lower import ENTRY
 from ..compiler.memory import MemoryPlan
 from ..ir.graph import Graph
 from ..runtime.jit import host_cpu, machine_features, optimize
@@ -46,11 +46,12 @@ class Library:
 
 def build_library(graph: Graph, name: str, width: int | None) -> Library:
     """Lowers `graph` (its weights constants) for one thread and wraps it as NAME_run."""
-    g, _ = optimise(graph)
-    groups, plan = partition_and_plan(g)
-    lowered = lower_graph(g, plan, groups, threads=1)
+    kept: dict = {}
+    lowered = stages.run(graph, stages.Options(threads=1), until="lower", keep=kept)
+    g, plan = kept["plan"].graph, kept["plan"].plan
     mod = llvm.parse_assembly(lowered.llvm_ir)
-    mod.link_in(llvm.parse_assembly(str(_wrapper(g, plan, name))))
+    mod.link_in(llvm.parse_assembly(str(_wrapper(g, plan, lowered.layout.workspace_bytes,
+                                                 name))))
     for f in mod.functions:   # only NAME_run is exported: LLVM may inline the rest
         if not f.is_declaration and f.name != f"{name}_run":
             f.linkage = "internal"
@@ -62,10 +63,10 @@ def build_library(graph: Graph, name: str, width: int | None) -> Library:
     mod.verify()
     optimize(mod, 3, tm)
     _check_externals(mod, name)
-    return Library(tm.emit_object(mod), plan, status_messages(g))
+    return Library(tm.emit_object(mod), plan, lowered.layout.messages())
 
 
-def _wrapper(g: Graph, plan: MemoryPlan, name: str) -> ir.Module:
+def _wrapper(g: Graph, plan: MemoryPlan, workspace_bytes: int, name: str) -> ir.Module:
     m = ir.Module(name=f"{name}_run")
     entry = ir.Function(m, ir.FunctionType(i32, [i8p.as_pointer()]), ENTRY)
     malloc = ir.Function(m, ir.FunctionType(i8p, [i64]), "malloc")
@@ -99,14 +100,14 @@ def _wrapper(g: Graph, plan: MemoryPlan, name: str) -> ir.Module:
     for j, gv in enumerate(consts):
         b.store(b.bitcast(gv, i8p), slot(n_in + n_out + j))
     raw = ir.Constant(i8p, None)
-    if plan.workspace_bytes:
-        raw = b.call(malloc, [ir.Constant(i64, plan.workspace_bytes + 64)])
+    if workspace_bytes:
+        raw = b.call(malloc, [ir.Constant(i64, workspace_bytes + 64)])
         with b.if_then(b.icmp_unsigned("==", raw, ir.Constant(i8p, None)), likely=False):
             b.ret(ir.Constant(i32, -1))
         at = b.and_(b.add(b.ptrtoint(raw, i64), ir.Constant(i64, 63)), ir.Constant(i64, ~63))
         b.store(b.inttoptr(at, i8p), slot(plan.workspace_slot))
     status = b.call(entry, [ptrs])
-    if plan.workspace_bytes:
+    if workspace_bytes:
         b.call(free, [raw])
     with b.if_then(b.icmp_signed("!=", status, ir.Constant(i32, 0)), likely=False):
         b.ret(status)

@@ -94,6 +94,9 @@ def gelu(x, approximate: bool = False) -> Tensor:
 
 
 def _binary(op: str, a, b) -> Tensor:
+    if type(a) is Tensor and type(b) is Tensor and not a.weak and not b.weak \
+            and a.dtype is b.dtype:
+        return emit(op, [a, b])     # nothing to lift or cast (emit checks their graph)
     return emit(op, lift_all(a, b))
 
 

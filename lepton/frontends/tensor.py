@@ -74,17 +74,18 @@ def source_loc() -> str | None:
     f = sys._getframe(1)
     while f is not None:
         path = f.f_code.co_filename
-        inside = _INSIDE.get(path)
-        if inside is None:
-            inside = _INSIDE[path] = (not path.startswith("<")
-                                      and os.path.abspath(path).startswith(_PACKAGE_DIR))
-        if not inside:
-            return f"{os.path.basename(path)}:{f.f_lineno}"
+        name = _OUTSIDE.get(path)
+        if name is None:
+            inside = not path.startswith("<") and os.path.abspath(path).startswith(_PACKAGE_DIR)
+            name = _OUTSIDE[path] = "" if inside else os.path.basename(path) + ":"
+        if name:
+            return f"{name}{f.f_lineno}"
         f = f.f_back
     return None
 
 
-_INSIDE: dict[str, bool] = {}  # co_filename -> whether it lies inside the lepton package
+# co_filename -> "" inside the lepton package, else the file's name and a colon
+_OUTSIDE: dict[str, str] = {}
 
 
 def fail(op: str, msg: str, exc=OpError):
@@ -283,7 +284,7 @@ class Tensor:
 
 def _binary(f, a, b):
     """Operators return NotImplemented for operands we cannot lift, so Python tries the other."""
-    if not all(isinstance(x, _OPERAND_TYPES) for x in (a, b)):
+    if not (isinstance(a, _OPERAND_TYPES) and isinstance(b, _OPERAND_TYPES)):
         return NotImplemented
     return f(a, b)
 
@@ -325,6 +326,15 @@ def _weak_kind(x) -> DType:
 
 def result_dtype(*xs) -> DType:
     """The dtype NumPy's rules (with weak scalars) give to an operation on xs."""
+    if len(xs) == 2:    # the common cases: two tensors of one dtype, a float tensor and a float
+        a, b = xs
+        if type(a) is Tensor and not a.weak:
+            if type(b) is Tensor and not b.weak and a.dtype is b.dtype:
+                return a.dtype
+            if type(b) is float and a.dtype.is_float:
+                return a.dtype
+        elif type(a) is float and type(b) is Tensor and not b.weak and b.dtype.is_float:
+            return b.dtype
     strong = [x.dtype if isinstance(x, Tensor) else to_dtype(as_array(x).dtype)
               for x in xs if not is_weak(x)]
     weak = [_weak_kind(x) for x in xs if is_weak(x)]
@@ -342,6 +352,12 @@ def result_dtype(*xs) -> DType:
 def graph_of(*xs) -> Graph:
     """The graph the tensors among xs belong to, which must be the innermost active trace."""
     g = current_graph()
+    if g is not None:
+        for x in xs:
+            if type(x) is Tensor and x.graph is not g:
+                break
+        else:
+            return g    # the common case, without the checks below
     if g is None and any(isinstance(x, Tensor) for x in xs):
         raise RuntimeError("a Tensor was used after its trace finished (a leaked tracer); "
                            "return it from the traced function instead")
@@ -376,7 +392,8 @@ def value_in(t: "Tensor", g: Graph) -> Value:
 def emit(op: str, inputs, **attrs) -> Tensor:
     """Appends `op` on tensors `inputs` to their graph, located at the user's source line."""
     g = graph_of(*inputs)
-    return Tensor(g.add(op, [value_in(t, g) for t in inputs], loc=source_loc(), **attrs), g)
+    values = [t.value if t.graph is g else value_in(t, g) for t in inputs]
+    return Tensor(g.add(op, values, loc=source_loc(), **attrs), g)
 
 
 def constant(value, dtype: DType | None = None) -> Tensor:
@@ -401,6 +418,10 @@ def lift(x, dtype: DType | None = None) -> Tensor:
             return captured if dtype is None else cast(captured, dtype)
     if dtype is None:
         return constant(x)
+    if type(x) is float or type(x) is int or type(x) is bool:
+        arr = np.array(x, dtype=dtype.np)   # a fresh array (OverflowError if an int won't fit)
+        arr.flags.writeable = False
+        return emit("constant", [], value=arr)
     if is_weak(x) and not isinstance(x, np.generic):
         # NumPy 2 raises OverflowError when a Python int does not fit the dtype, as it should.
         return constant(np.array(x, dtype=dtype.np))

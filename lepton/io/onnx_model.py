@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..frontends.onnx import load as from_onnx
+from ..compile import from_onnx
 from ..frontends.onnx.loader import _input_spec
 from ..frontends.pytree import LEAF_DEF, LIST, TUPLE, PyTreeDef
 from .signature import Signature, TensorSpec

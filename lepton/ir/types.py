@@ -125,8 +125,11 @@ class TensorType:
     shape: tuple[int, ...]
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-        if any(s < 0 for s in self.shape):
+        shape = self.shape
+        if type(shape) is not tuple or any([type(s) is not int for s in shape]):
+            shape = tuple(int(s) for s in shape)
+            object.__setattr__(self, "shape", shape)
+        if shape and min(shape) < 0:
             raise ValueError(f"negative dimension in shape {self.shape}")
 
     @property

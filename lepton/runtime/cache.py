@@ -7,11 +7,13 @@ model seen before skips lowering and LLVM (the slow part) and loads the code in 
     cache.put(key, obj, {"scratch_bytes": 0, ...})
 
 The key hashes the canonical IR text (no source locations), the target CPU and its features,
-the preferred vector width, the llvmlite version and the source of Lepton's compiler itself, so
-a changed code generator never loads stale code. Entries are written atomically; an unreadable
-entry is a miss. `cache.part("routines")` and `cache.part("kernels")` are the subdirectories
-where the shared GEMM routines (routines.py) and big kernels (kernel_cache.py) are kept one by
-one, so later models made of them skip LLVM for them.
+the preferred vector width, the llvmlite version and the source files of Lepton's compiler
+(name, size and modification time), so a changed code generator never loads stale code.
+Entries are written atomically; an unreadable entry is a miss, and so is an object whose bytes
+are not the ones written (their hash is kept in the metadata). `cache.part("routines")` and
+`cache.part("kernels")` are the subdirectories where the shared GEMM routines (routines.py)
+and big kernels (kernel_cache.py) are kept one by one, so later models made of them skip LLVM
+for them.
 """
 from __future__ import annotations
 
@@ -27,12 +29,17 @@ from .jit import target_key
 
 @functools.cache
 def compiler_fingerprint() -> str:
-    """A hash of every source file of lepton/compiler and lepton/ir (they decide the code)."""
-    root = pathlib.Path(__file__).resolve().parent.parent
+    """A hash of every source file of lepton/compiler and lepton/ir (they decide the code), each
+    by its name, size and modification time, as Python validates its .pyc files: a stat per
+    file (reading and hashing them all was most of a fresh process's warm compile)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = sorted(os.path.join(d, n) for sub in ("compiler", "ir")
+                   for d, _, names in os.walk(os.path.join(root, sub))
+                   for n in names if n.endswith(".py"))
     h = hashlib.sha256()
-    for sub in ("compiler", "ir"):
-        for path in sorted((root / sub).rglob("*.py")):
-            h.update(path.read_bytes())
+    for path in paths:
+        st = os.stat(path)
+        h.update(f"{path[len(root):]}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 

@@ -30,8 +30,10 @@ def _init() -> None:
     threads.register_symbol()
 
 
+@functools.cache
 def host_cpu() -> tuple[str, str]:
-    """(LLVM's name for the host CPU, its features string)."""
+    """(LLVM's name for the host CPU, its features string); asked of LLVM once per process
+    (a few ms each time, and every cache key needs it)."""
     _init()
     return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 

@@ -34,7 +34,7 @@ from llvmlite import ir
 from ...ir.graph import Graph
 from ...ir.ops import REGIONS
 from ..fusion import Group, partition
-from ..memory import MemoryPlan, align, plan_memory
+from ..memory import MemoryPlan, align, plan_memory, schedule_of
 from .loops import const, entry_alloca, for_range, i1, i32, i64, i8, new_function
 from .scalar import mem_type
 
@@ -51,22 +51,19 @@ def all_values(g: Graph):
 
 @dataclass
 class Region:
-    """A region lowered to `i32 fn(i8** buffers)` with its memory plan."""
+    """A region lowered to `i32 fn(i8** buffers)` with its memory plan and the bytes of its
+    workspace (intermediates, then its kernels' scratch)."""
     fn: ir.Function
     plan: MemoryPlan
     graph: Graph
     constants: list[ir.GlobalVariable]
-
-    @property
-    def workspace(self) -> int:
-        return align(self.plan.workspace_bytes)
+    workspace: int
 
 
 def lower_region(module: ir.Module, g: Graph, name: str, status, threads: int) -> Region:
     from . import lower  # lower.py's table holds this module's kernels
     groups = partition(g)
-    plan = plan_memory(g, {v for grp in groups for v in grp.outputs},
-                       [(grp.outputs, grp.reads(), grp.in_place_pairs()) for grp in groups])
+    plan = plan_memory(g, {v for grp in groups for v in grp.outputs}, schedule_of(groups))
     kernels = lower.emit_kernels(module, g, plan, groups, status, threads, prefix=name + "_")
     fn = lower.emit_entry(module, kernels, plan, name=name)
     fn.linkage = "internal"
@@ -78,7 +75,8 @@ def lower_region(module: ir.Module, g: Graph, name: str, status, threads: int) -
         gv.initializer = ir.Constant(gv.type.pointee, data)
         gv.global_constant, gv.linkage, gv.align = True, "private", 64
         consts.append(gv)
-    return Region(fn, plan, g, consts)
+    return Region(fn, plan, g, consts,
+                  align(plan.intermediate_bytes + lower.scratch_bytes(kernels)))
 
 
 def memcpy(b: ir.IRBuilder, dst, src, nbytes: int) -> None:

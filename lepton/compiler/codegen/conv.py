@@ -17,13 +17,16 @@ from llvmlite import ir
 
 from ...ir.types import TensorType
 from .gemm import GemmShape, plan_gemm
-from .kernel import (SCRATCH_ARG, Epilogue, Kernel, kernel_args, lane_mask, llvm_type,
-                     masked_load, masked_store, minmax, new_kernel, splat, vector_width)
+from .kernel import (SCRATCH_ARG, Epilogue, Kernel, kernel_args, llvm_type, masked_load,
+                     minmax, new_kernel, splat, vector_width)
 from .loops import const, for_range, i64, new_function
 from .parallel import finish_items, worth_threads
 from .pool import emit_pool2d
 
 __all__ = ["emit_conv2d", "emit_pool2d"]
+
+# Elements after col that im2col may overwrite (its last vector store; see emit_im2col).
+IM2COL_SLACK = 16
 
 
 def _check(x: TensorType, w: TensorType, out: TensorType, stride, padding, dilation, groups):
@@ -56,7 +59,9 @@ def emit_im2col(module: ir.Module, name: str, x: TensorType, cg: int, kernel, st
                 dilation, out_hw) -> ir.Function:
     """Adds the internal `void name(T* col, T* x)` filling the (cg*KH*KW) x (Ho*Wo) row-major
     matrix col from the cg channels at x (each H x W). Stride-1 rows are masked vector copies
-    (one load and one store per 16 output pixels, zeros for the padding come from the mask)."""
+    (one load and one store per 16 output pixels, zeros for the padding come from the mask).
+    A row's last vector is stored whole, running up to VL - 1 elements past it into what is
+    written next (masked stores are slow on some CPUs): col needs IM2COL_SLACK elements more."""
     t = llvm_type(x.dtype)
     vl = vector_width(x.dtype)
     vt = ir.VectorType(t, vl)
@@ -79,6 +84,15 @@ def emit_im2col(module: ir.Module, name: str, x: TensorType, cg: int, kernel, st
         lo, hi = _span(b, b.neg(off_w), b.sub(const(w), off_w), sw, wo)
         dst_row = b.gep(col, [b.mul(row, const(ho * wo))], inbounds=True)
         src_c = b.gep(xp, [b.mul(c, const(h * w))], inbounds=True)
+        if sw == 1:
+            # the lanes [lo, hi) of each vector of an output row, the same for every row oh
+            # (computed here, not per oh: 64-bit lane compares and their packing into a mask
+            # cost more than the copy)
+            row_masks = []
+            for v0 in range(0, wo, vl):
+                idx = b.add(splat(b, const(v0), vl), lanes)
+                row_masks.append(b.and_(b.icmp_signed(">=", idx, splat(b, lo, vl)),
+                                        b.icmp_signed("<", idx, splat(b, hi, vl))))
         with for_range(b, ho, name="oh") as oh:
             ih = b.add(b.mul(oh, const(sh)), b.sub(b.mul(ki, const(dh)), const(ph)))
             dst = b.gep(dst_row, [b.mul(oh, const(wo))], inbounds=True)
@@ -88,17 +102,12 @@ def emit_im2col(module: ir.Module, name: str, x: TensorType, cg: int, kernel, st
             rhi = b.select(inside, hi, const(0))
             src = b.gep(src_c, [b.add(b.mul(ih, const(w)), off_w)])   # not inbounds: may be before x
             if sw == 1:
-                for v0 in range(0, wo, vl):
-                    idx = b.add(splat(b, const(v0), vl), lanes)
-                    ok = b.and_(b.icmp_signed(">=", idx, splat(b, rlo, vl)),
-                                b.icmp_signed("<", idx, splat(b, rhi, vl)))
+                for v0, row_ok in zip(range(0, wo, vl), row_masks):
+                    ok = b.select(inside, row_ok, ir.Constant(row_ok.type, [0] * vl))
                     sp = b.bitcast(b.gep(src, [const(v0)]), vt.as_pointer())
                     val = masked_load(b, sp, ok, vt)
                     dp = b.bitcast(b.gep(dst, [const(v0)], inbounds=True), vt.as_pointer())
-                    if v0 + vl <= wo:
-                        b.store(val, dp, align=x.dtype.itemsize)
-                    else:
-                        masked_store(b, val, dp, lane_mask(vl, wo - v0))
+                    b.store(val, dp, align=x.dtype.itemsize)
             else:
                 with for_range(b, wo, name="ow") as ow:
                     ok = b.and_(b.icmp_signed(">=", ow, rlo), b.icmp_signed("<", ow, rhi))
@@ -127,7 +136,7 @@ def emit_conv2d(module: ir.Module, name: str, x: TensorType, w: TensorType, out:
     s = GemmShape(x.dtype, og, npix, kdim, kdim, npix, npix)
     gemm, gemm_bytes = plan_gemm(module, f"{name}.gemm", s, epilogue)
     col_off = (gemm_bytes + 63) // 64 * 64
-    col_bytes = 0 if direct else kdim * npix * x.dtype.itemsize
+    col_bytes = 0 if direct else (kdim * npix + IM2COL_SLACK) * x.dtype.itemsize
     im2col = None if direct else emit_im2col(module, f"{name}.im2col", x, cg, (kh, kw), stride,
                                              padding, dilation, (ho, wo))
     per_scratch = _round64(col_off + col_bytes if col_bytes else gemm_bytes)

@@ -195,10 +195,10 @@ def _body(module: ir.Module, name: str, group: Group, ext, arg_types, noalias: b
     return body, n0
 
 
-# Expensive values a later pass over the row needs again are kept in a row buffer on the stack
-# (softmax: exp(x - max) is summed, then divided) when the row is at most this big.
+# Expensive values (OpDef.expensive) a later pass over the row needs again are kept in a row
+# buffer on the stack (softmax: exp(x - max) is summed, then divided) when the row is at most
+# this big.
 ROW_CACHE_BYTES = 1 << 16
-EXPENSIVE = {"exp", "log", "tanh", "sigmoid", "erf", "sin", "cos", "pow"}
 
 
 def _pass_values(group: Group, roots) -> set[Value]:
@@ -219,7 +219,7 @@ def _recomputed_expensive(group: Group) -> list[Value]:
     reduction, then the stores) would compute."""
     passes = [_pass_values(group, [r.inputs[0]]) for r in group.reductions]
     passes.append(_pass_values(group, [o for o in group.outputs if not group.is_row(o)]))
-    return [m for m in group.members if m.op in EXPENSIVE and sum(m in p for p in passes) > 1]
+    return [m for m in group.members if m.opdef.expensive and sum(m in p for p in passes) > 1]
 
 
 def _single(unreduced) -> int:
@@ -235,7 +235,7 @@ def _interleaved(group: Group, r: Value) -> bool:
     NaN-propagating max/min, or a transcendental. Plain sums run faster without (measured on
     layer_norm: 0.90 ms against 1.15)."""
     return r.op in ("max", "min") or any(
-        v.op in EXPENSIVE for v in _pass_values(group, [r.inputs[0]]))
+        v.opdef.expensive for v in _pass_values(group, [r.inputs[0]]))
 
 
 def _row_buffer(b: ir.IRBuilder, dtype, n: int):

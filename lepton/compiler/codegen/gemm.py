@@ -46,8 +46,9 @@ from llvmlite import ir
 from ...ir.types import DType, TensorType, float32, float64
 from .dot import DOT_MAX_N, DOT_SWAP_MAX_M, emit_dot_driver
 from .int_gemm import emit_int_gemm
-from .kernel import (SCRATCH_ARG, Epilogue, Kernel, kernel_args, llvm_type, masked_load,
-                     masked_store, minmax, new_driver, new_kernel, splat, vector_width, vptr)
+from .kernel import (SCRATCH_ARG, Epilogue, Kernel, intrinsic, kernel_args, llvm_type,
+                     masked_load, masked_store, minmax, new_driver, new_kernel, splat,
+                     vector_width, vptr, vsuffix)
 from .loops import const, for_range, i8, i32, i64, new_function, vconst
 from .parallel import finish_items, worth_threads
 from .microkernel import UNROLL, TileSpec, emit_microkernel, emit_pack_at, emit_pack_b, shared
@@ -93,9 +94,13 @@ def default_blocking(dtype) -> Blocking:
 # (measured: 32x784x512 1.35x faster, 64x784x512 even, 128x256x10 slower).
 ROWS_MAX_M = 64
 ROWS_MAX_C_BYTES = 1 << 18      # C is re-read once per K slice
-ROWS_MAX_VECTORS = 16           # vectors of C per row in a tile (1x784x512: 16 > 8 > 4)
+ROWS_MAX_VECTORS = 16           # vectors of C per row in a tile (znver5, 1x784x512: 16 > 8 > 4)
 ROWS_KB = 16                    # rows of B per K slice: streams for the prefetcher, or more
 ROWS_SLICE_BYTES = 1 << 15      # while narrow B rows give a slice smaller than this
+# B read in place with a row stride that is a multiple of 4 KiB puts a tile's k steps in one L1
+# set: from this many rows on, packing B pays (znver3: 16x256x1024 1.65x, 32x256x1024 1.5x,
+# 64x256x1024 1.8x faster packed; 8x256x1024 even)
+ROWS_MAX_M_4K = 15
 
 
 A_PANEL_PAD = 16                # elements between packed A panels (64 B for f32)
@@ -179,7 +184,8 @@ def emit_epilogue_tile(module: ir.Module, name: str, dtype: DType,
         with for_range(b, whole, name="v", unroll=False, interleave=1) as v:
             j = b.mul(v, const(vl))
             p = vptr(b, c_r, j, vt)
-            b.store(epilogue(b, b.load(p, align=dtype.itemsize), row, b.add(col0, j), ctx), p,
+            b.store(epilogue(b, _fenced(b, b.load(p, align=dtype.itemsize)), row,
+                             b.add(col0, j), ctx), p,
                     align=dtype.itemsize)
         with b.if_then(b.icmp_signed("!=", rem, const(0))):
             j = b.mul(whole, const(vl))
@@ -188,6 +194,15 @@ def emit_epilogue_tile(module: ir.Module, name: str, dtype: DType,
                          p, mask)
     b.ret_void()
     return fn
+
+
+def _fenced(b: ir.IRBuilder, v):
+    """v through llvm.arithmetic.fence: the same value, but the code generator no longer sees
+    that the epilogue's result may be the value just loaded from where it is stored. Without it
+    an epilogue `select(c > 0, c, 0)` (a ReLU without bias) becomes a masked store of zeros,
+    which AMD CPUs run microcoded: W7's first conv 4x slower on znver3."""
+    f = intrinsic(b.module, f"llvm.arithmetic.fence.{vsuffix(v.type)}", v.type, [v.type])
+    return b.call(f, [v])
 
 
 def _thin_driver(module, name, dtype, epilogue, shared_fn, sizes, scratch_arg: bool):
@@ -313,11 +328,31 @@ def _round_up_v(b, x, d: int):
     return b.mul(_ceil_div_v(b, x, d), const(d))
 
 
+def rows_accumulators() -> int:
+    """Accumulator vectors (of vector_width lanes) the rows driver's tile may hold: 24 of 32
+    zmm registers with AVX-512; without it each vector is two of 16 ymm registers, so 6 (12
+    ymm). Measured on znver3: the old 6 x 4 tile (48 ymm) ran W7's second convolution at 19
+    GFLOP/s, 6 x 1 at 54; 1x784x512 1.3x faster with 1 x 4 than 1 x 16."""
+    return 24 if _wide_registers() else 6
+
+
 def _rows_tile(s: GemmShape, mr: int) -> tuple[int, int]:
-    """(rows, vectors) of the rows driver's register tile for GemmShape s."""
-    mr = min(mr, s.m)
-    # enough accumulators to cover the FMA latency, few enough to stay in registers
-    return mr, max(1, min(ROWS_MAX_VECTORS, 24 // mr, -(-s.n // vector_width(s.dtype))))
+    """(rows, vectors) of the rows driver's register tile for GemmShape s: enough
+    accumulators to cover the FMA latency, few enough to stay in registers, and not much work
+    past M or N (M=32 with mr 6 takes 4 rows a group, not 36 rows of work)."""
+    acc = rows_accumulators()
+    mr = _snug(s.m, min(mr, s.m, acc), low=max(1, min(mr, s.m, acc) // 2))
+    vecs = -(-s.n // vector_width(s.dtype))
+    return mr, _snug(vecs, max(1, min(ROWS_MAX_VECTORS, acc // mr, vecs)), low=1)
+
+
+def _snug(total: int, top: int, low: int) -> int:
+    """The largest step in [low, top] whose whole steps cover `total` with less than 1/16
+    left over, else the one leaving least over."""
+    def over(x):
+        return -(-total // x) * x - total
+    fits = [x for x in range(top, low - 1, -1) if over(x) * 16 <= -(-total // x) * x]
+    return fits[0] if fits else min(range(top, low - 1, -1), key=over)
 
 
 def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
@@ -328,23 +363,28 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
     if s.trans_b:
         raise ValueError("rows driver: B must be stored untransposed")
     mr, nvec = _rows_tile(s, mr)
-    kb = max(ROWS_KB, ROWS_SLICE_BYTES // (s.n * s.dtype.itemsize))
+    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
+    return _thin_driver(module, name, s.dtype, epilogue, drv,
+                        [s.m, 0, s.n, s.k, s.lda, s.ldb, s.ldc, _rows_kb(s, mr)], False)
+
+
+def _rows_kb(s: GemmShape, mr: int) -> int:
+    """Rows of B per K slice of the rows driver for GemmShape s."""
     if s.m <= mr and s.m * s.n * s.dtype.itemsize > ROWS_MAX_C_BYTES:
         # one row group and a C beyond L2 (emit_ct_driver's tall C^T): slices would only
         # re-read C, there is no other row group to share them with
-        kb = s.k
-    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
-    return _thin_driver(module, name, s.dtype, epilogue, drv,
-                        [s.m, s.n, s.k, s.lda, s.ldb, s.ldc, kb], False)
+        return s.k
+    return max(ROWS_KB, ROWS_SLICE_BYTES // (s.n * s.dtype.itemsize))
 
 
 def rows_gemm(module: ir.Module, dtype: DType, mr: int, nvec: int, trans_a: bool):
-    """The module's shared few-rows GEMM: `void (T* a, T* b, T* c, i64 m, n, k, lda, ldb, ldc,
-    kb, i64 row0, epi_tile* epi, i8* ctx)`. Nothing is packed and B streams through exactly
-    once: K is cut into slices of kb rows, and each slice (small enough for L1) meets every
-    row group of A and every column of C before the next is read. The hardware prefetcher
-    follows the slice's concurrent row streams of B. A may be transposed (other strides); B
-    may not (its rows are what the vector loads stream)."""
+    """The module's shared few-rows GEMM: `void (T* a, T* b, T* c, i64 m, n_lo, n_hi, k, lda,
+    ldb, ldc, kb, i64 row0, epi_tile* epi, i8* ctx)` computing the columns [n_lo, n_hi) of C
+    (a thread's share; a, b, c point at the whole operands). Nothing is packed and B streams
+    through exactly once: K is cut into slices of kb rows, and each slice (small enough for
+    L1) meets every row group of A and every column of C before the next is read. The
+    hardware prefetcher follows the slice's concurrent row streams of B. A may be transposed
+    (other strides); B may not (its rows are what the vector loads stream)."""
     name = f"lepton.gemm.{dtype}.rows{mr}x{nvec}.{'t' if trans_a else 'n'}"
     return shared(module, name, lambda: _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a))
 
@@ -353,13 +393,14 @@ def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a):
     t = llvm_type(dtype)
     tp = t.as_pointer()
     width = nvec * vector_width(dtype)
-    fn, b = new_function(module, name, [tp, tp, tp] + [i64] * 8 + [_epi_tile_type(t),
+    fn, b = new_function(module, name, [tp, tp, tp] + [i64] * 9 + [_epi_tile_type(t),
                                                                    i8.as_pointer()],
-                         ["a", "b", "c", "m", "n", "k", "lda", "ldb", "ldc", "kb", "row0", "epi",
-                          "ctx"])
+                         ["a", "b", "c", "m", "n_lo", "n_hi", "k", "lda", "ldb", "ldc", "kb",
+                          "row0", "epi", "ctx"])
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    a_p, b_p, c_p, m, n, k, lda, ldb, ldc, kb, row0, epi, ctx = fn.args
+    a_p, b_p, c_p, m, n_lo, n_hi, k, lda, ldb, ldc, kb, row0, epi, ctx = fn.args
+    n = b.sub(n_hi, n_lo)
     a_rs, a_cs = (const(1), lda) if trans_a else (lda, const(1))
     mk = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a, b_packed=False))
     has_epi = b.icmp_unsigned("!=", b.ptrtoint(epi, i64), const(0))
@@ -375,8 +416,8 @@ def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a):
             a_r = b.gep(a_k, [b.mul(r0, a_rs)], inbounds=True)
             c_r = b.gep(c_p, [b.mul(r0, ldc)], inbounds=True)
             with for_range(b, _ceil_div_v(b, n, width), name="j") as j:
-                col = b.mul(j, const(width))
-                cols = minmax(b, const(width), b.sub(n, col), smaller=True)
+                col = b.add(n_lo, b.mul(j, const(width)))
+                cols = minmax(b, const(width), b.sub(n_hi, col), smaller=True)
                 cp = b.gep(c_r, [col], inbounds=True)
                 b.call(mk, [a_r, b.gep(b_k, [col], inbounds=True), cp, kc, lda, ldb, ldc,
                             rows, cols, acc])
@@ -413,6 +454,52 @@ def emit_ct_driver(module: ir.Module, name: str, s: GemmShape,
     return fn, s.n * ldt * s.dtype.itemsize
 
 
+# A few-rows product splits its columns across threads once B holds this many elements (4 MiB of
+# f32, ~80 us on one znver3 core). Smaller ones gain less than a fork-join can cost: W1's 1x784x512
+# (~30 us) split over 2 threads ran 0.08 ms (as torch's 2 threads) in one round on the shared
+# 2-core VM and 0.11-4.3 ms in others, each region waiting for the second thread to get a CPU.
+SPLIT_MIN_B_ELEMENTS = 1 << 20
+
+
+def _rows_path(s: GemmShape) -> bool:
+    """Whether plan_gemm takes the few-rows path for GemmShape s (float, default blocking)."""
+    rows_max = ROWS_MAX_M_4K if s.ldb * s.dtype.itemsize % 4096 == 0 else ROWS_MAX_M
+    return s.dtype in (float32, float64) and not s.trans_b and \
+        not (s.n <= DOT_MAX_N and s.m > s.n) and s.m <= rows_max and \
+        s.m * s.n * s.dtype.itemsize <= ROWS_MAX_C_BYTES
+
+
+def _splits_columns(s: GemmShape, threads: int) -> bool:
+    """Whether a few-rows product (too few rows to split: matrix-vector) splits its columns."""
+    if threads <= 1 or not _rows_path(s) or s.n * s.k < SPLIT_MIN_B_ELEMENTS:
+        return False
+    return s.n >= 2 * _rows_tile(s, default_blocking(s.dtype).mr)[1] * vector_width(s.dtype)
+
+
+def _column_split(module, name, fn, bld, s: GemmShape, epilogue, threads: int) -> Kernel:
+    """Completes the kernel `fn` (emit_matmul's) as the few-rows product of GemmShape s with
+    its columns split across threads: each thread calls the shared rows GEMM on a block of
+    whole register tiles (the last block takes the edge), so B streams once, in parallel."""
+    mr, nvec = _rows_tile(s, default_blocking(s.dtype).mr)
+    width = nvec * vector_width(s.dtype)
+    tiles = -(-s.n // width)
+    parts = min(threads, tiles)
+    block = -(-tiles // parts) * width
+    parts = -(-s.n // block)
+    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
+    epi = ir.Constant(_epi_tile_type(llvm_type(s.dtype)), None) if epilogue is None else \
+        emit_epilogue_tile(module, f"{name}.et", s.dtype, epilogue)
+    kb = _rows_kb(s, mr)
+
+    def body(bb, part, args):
+        c_p, a_p, b_p, _, ctx = kernel_args(args)
+        lo = bb.mul(part, const(block))
+        hi = minmax(bb, bb.add(lo, const(block)), const(s.n), smaller=True)
+        bb.call(drv, [a_p, b_p, c_p, const(s.m), lo, hi] +
+                [const(x) for x in (s.k, s.lda, s.ldb, s.ldc, kb, 0)] + [epi, ctx])
+    return Kernel(fn, finish_items(module, name, fn, bld, parts, parts, 0, body, SCRATCH_ARG))
+
+
 def plan_gemm(module: ir.Module, name: str, s: GemmShape, epilogue: Epilogue = None,
               blocking: Optional[Blocking] = None) -> tuple[ir.Function, int]:
     """Picks the code path for one static GEMM; returns (driver function, scratch bytes).
@@ -435,8 +522,7 @@ def plan_gemm(module: ir.Module, name: str, s: GemmShape, epilogue: Epilogue = N
             return emit_dot_driver(module, name, s, epilogue)
         if s.trans_b and s.m <= DOT_SWAP_MAX_M:
             return emit_dot_driver(module, name, s, epilogue, swap=True)
-        if not s.trans_b and s.m <= ROWS_MAX_M and \
-                s.m * s.n * s.dtype.itemsize <= ROWS_MAX_C_BYTES:
+        if _rows_path(s):
             return emit_rows_driver(module, name, s, blk.mr, epilogue), 0
     blk = fit_blocking(blk, s)
     return emit_gemm_driver(module, name, s, blk, epilogue), gemm_scratch_bytes(s, blk)
@@ -526,6 +612,9 @@ def emit_matmul(module: ir.Module, name: str, a: TensorType, b: TensorType, out:
         # of nb*m rows, split into blocks of rows across threads
         rows = nb * m
         per_thread = worth_threads(threads, rows * n * k // 32, rows // 8)
+        s = GemmShape(a.dtype, rows, n, k, lda, ldb, n, trans_a, trans_b)
+        if per_thread == 1 and blocking is None and _splits_columns(s, threads):
+            return _column_split(module, name, fn, bld, s, epilogue, threads)
         mb = rows if per_thread == 1 else _round_up(-(-rows // per_thread), 8)
         sizes = sorted({mb, rows - (-(-rows // mb) - 1) * mb})
         drivers = {}

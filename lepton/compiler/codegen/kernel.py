@@ -1,4 +1,4 @@
-"""What a hand-scheduled kernel emitter returns, and the small LLVM helpers those emitters share.
+"""`Kernel`, what every kernel emitter returns, and the small LLVM helpers the emitters share.
 
 Every emitter (GEMM, conv, pools) adds one externally visible function to a module with the
 calling convention `void name(T* out, T* in0, [T* in1,] i8* scratch)` and returns a `Kernel`:
@@ -34,9 +34,16 @@ Epilogue = Optional[Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value, ir.Val
 
 @dataclass(frozen=True)
 class Kernel:
-    """An emitted kernel: the function and the scratch bytes its caller must provide."""
+    """An emitted kernel: the function and the scratch bytes its caller must provide. Lowering
+    (lower.py) adds what a call passes: the values it writes (`outputs`) and reads
+    (`operands`), in the order of its arguments `void name(out..., operand..., i8* scratch)`.
+    A kernel with a `status` returns an i1 instead, true when its check failed, and the entry
+    then returns that status; status -1: it returns an i32 status itself (0: none failed)."""
     fn: ir.Function
-    scratch_bytes: int
+    scratch_bytes: int = 0
+    outputs: tuple = ()
+    operands: tuple = ()
+    status: int = 0
 
 
 def new_driver(module: ir.Module, name: str, dt: DType) -> tuple[ir.Function, ir.IRBuilder]:

@@ -1,4 +1,4 @@
-"""Affine views and the loop-nest emitter every map-like kernel is built from.
+"""Affine views (compiler/views.py) and the loop-nest emitter every map-like kernel is built from.
 
 A `View` says where element (i0, ..., in) of the iteration space lives in a dense buffer:
 `offset + sum(ik * strides[k])` elements. Broadcasting is a zero stride, a transpose permutes
@@ -16,35 +16,9 @@ from typing import Callable
 from llvmlite import ir
 
 from ...ir.types import DType
+from ..views import View, broadcast_view, contiguous, row_major_strides  # noqa: F401 (re-exported)
 from .loops import const, for_range
 from .scalar import load, store
-
-
-@dataclass(frozen=True)
-class View:
-    offset: int
-    strides: tuple[int, ...]
-
-
-def row_major_strides(shape) -> tuple[int, ...]:
-    strides, n = [], 1
-    for s in reversed(shape):
-        strides.append(n)
-        n *= s
-    return tuple(reversed(strides))
-
-
-def contiguous(shape) -> View:
-    return View(0, row_major_strides(shape))
-
-
-def broadcast_view(src_shape, out_shape, base: View | None = None) -> View:
-    """A view reading a (row-major or `base`) buffer of src_shape broadcast to out_shape."""
-    base = base or contiguous(src_shape)
-    pad = len(out_shape) - len(src_shape)
-    strides = [0] * pad + [0 if s == 1 and o != 1 else st
-                           for s, o, st in zip(src_shape, out_shape[pad:], base.strides)]
-    return View(base.offset, tuple(strides))
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,14 @@ ops (groups the same up to their buffers share it, see kernel_key.py), and the e
 `i32 lepton_main(i8** buffers)` that calls them in order, so a call from Python is one foreign
 call. The entry returns 0, or the status of the first check that failed (it stops there):
 `statuses(g)` numbers the graph's ops that can fail (`OpDef.runtime_error`) 1, 2, ... in graph
-order, so the code and the runtime's table of messages agree without storing anything. The
-lowering table `KERNELS` maps every op of the IR to the emitter of its kernel; an op without
-one is an import-time error.
+order, so the code and the runtime's table of messages agree without storing anything.
 
-    lowered = lower_graph(graph, plan)       # -> Lowered(llvm_ir=..., kernels=[...])
+Lowering is one table, `GROUPS`, from the kind of a fusion group (rows, matmul, conv2d,
+single, control) to the emitter of its kernel, walked by one loop (`emit_kernels`); a `single`
+group's op is looked up in `SINGLE`. Every emitter returns a `kernel.Kernel`. An op that needs
+a kernel (OpDef.lowered) and has none is an import-time error.
+
+    lowered = lower_graph(graph, plan)       # -> Lowered(llvm_ir=..., kernels=[...], ...)
 """
 from __future__ import annotations
 
@@ -19,10 +22,11 @@ from llvmlite import ir
 from ...ir.graph import Graph, Value
 from ...ir.ops import OPS
 from ..memory import MemoryPlan
-from . import control, conv, gemm, grad_kernels
+from . import control, conv, grad_kernels
 from ..fusion import Group, partition
 from .epilogue import emit_epilogue_kernel
-from .fused import emit_rows
+from .fused import emit_rows, operands
+from .kernel import Kernel
 from .kernel_key import correspondence, group_key, key_hash
 from .loops import const, i1, i32, i8, loop_metadata, new_function
 from .movement import emit_check_index, emit_concatenate, emit_copy_view, emit_take
@@ -32,18 +36,6 @@ from .scalar import SCALAR, mem_type
 
 ENTRY = "lepton_main"
 TICKS = "lepton_ticks"
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """A native function `void name(out..., operand..., i8* scratch)` computing `outputs`; a
-    kernel with a `status` returns an i1 instead, true when its check failed, and the entry
-    then returns that status; status -1: it returns an i32 status itself (0: none failed)."""
-    fn: ir.Function
-    outputs: tuple[Value, ...]
-    operands: tuple[Value, ...]
-    scratch_bytes: int = 0
-    status: int = 0
 
 
 def statuses(g: Graph) -> dict[Value, int]:
@@ -64,25 +56,14 @@ def _map_kernel(body):
                              + [i8.as_pointer()])
         body(b, v, fn.args[0], list(fn.args[1:-1]))
         b.ret_void()
-        return Kernel(fn, (v,), v.inputs)
+        return Kernel(fn, outputs=(v,), operands=v.inputs)
     return emit
-
-
-def _elementwise(module, name, v):
-    """An elementwise op on its own: a one-member fusion group."""
-    return _rows(module, name, Group("rows", [v], tuple(v.shape), len(v.shape), [v]))
-
-
-def _rows(module, name, group: Group, noalias: bool = True, threads: int = 1,
-          in_place: dict | None = None):
-    fn, ext = emit_rows(module, name, group, noalias, threads, in_place)
-    return Kernel(fn, tuple(group.outputs), tuple(ext))
 
 
 def _check_index(module, name, v):
     fn, b = new_function(module, name, [_ptr(v), _ptr(v.inputs[0]), i8.as_pointer()], ret=i1)
     b.ret(emit_check_index(b, v, fn.args[0], fn.args[1]))
-    return Kernel(fn, (v,), v.inputs)
+    return Kernel(fn, outputs=(v,), operands=v.inputs)
 
 
 def _reduce(b, v, out, ins):
@@ -95,51 +76,81 @@ def _argmax(b, v, out, ins):
     emit_argmax(b, x.dtype, ins[0], x.shape, v.attrs["axis"], out)
 
 
-def _matmul(module, name, v):
-    k = gemm.emit_matmul(module, name, v.inputs[0].type, v.inputs[1].type, v.type)
-    return Kernel(k.fn, (v,), v.inputs, k.scratch_bytes)
-
-
-def _conv2d(module, name, v):
-    a = v.attrs
-    k = conv.emit_conv2d(module, name, v.inputs[0].type, v.inputs[1].type, v.type,
-                         a["stride"], a["padding"], a["dilation"], a["groups"])
-    return Kernel(k.fn, (v,), v.inputs, k.scratch_bytes)
-
-
 def _pool(kind):
     def emit(module, name, v):
         a = v.attrs
         k = conv.emit_pool2d(module, name, kind, v.inputs[0].type, v.type, a["kernel"],
                              a["stride"], a["padding"])
-        return Kernel(k.fn, (v,), v.inputs, k.scratch_bytes)
+        return replace(k, outputs=(v,), operands=v.inputs)
     return emit
 
 
-# sources, reshape (a free view), and the ops the pipeline's first pass expands into others
-NO_KERNEL = {"input", "constant", "reshape"} | {n for n, d in OPS.items() if d.expand}
+def _copy(b, v, out, ins):
+    emit_copy_view(b, v, out, ins[0])
 
-KERNELS = {
-    **{op: _elementwise for op in SCALAR},
-    "sum": _map_kernel(_reduce), "prod": _map_kernel(_reduce),
-    "max": _map_kernel(_reduce), "min": _map_kernel(_reduce),
+
+# The kernel of an op alone (a `single` group): every op fusion leaves on its own.
+SINGLE = {
+    "sum": _map_kernel(_reduce), "prod": _map_kernel(_reduce),  # a reduction fusion did not
+    "max": _map_kernel(_reduce), "min": _map_kernel(_reduce),   # take (not over trailing axes)
     "argmax": _map_kernel(_argmax),
-    "transpose": _map_kernel(lambda b, v, out, ins: emit_copy_view(b, v, out, ins[0])),
-    "broadcast_to": _map_kernel(lambda b, v, out, ins: emit_copy_view(b, v, out, ins[0])),
-    "slice": _map_kernel(lambda b, v, out, ins: emit_copy_view(b, v, out, ins[0])),
+    "transpose": _map_kernel(_copy),
+    "broadcast_to": _map_kernel(_copy),
+    "slice": _map_kernel(_copy),
     "concatenate": _map_kernel(lambda b, v, out, ins: emit_concatenate(b, v, out, ins)),
     "take": _map_kernel(lambda b, v, out, ins: emit_take(b, v, out, *ins)),
     "check_index": _check_index,
-    "matmul": _matmul,
-    "conv2d": _conv2d,
     "max_pool2d": _pool("max"),
     "avg_pool2d": _pool("avg"),
     "philox": _map_kernel(emit_philox),
     **{op: _map_kernel(body) for op, body in grad_kernels.BODIES.items()},
 }
 
-NO_KERNEL.add("get")  # a control op writes each result a `get` reads straight into its buffer
-_missing = set(OPS) - set(KERNELS) - NO_KERNEL - set(control.CONTROL_KERNELS)
+
+@dataclass(frozen=True)
+class How:
+    """What a group's kernel depends on besides the group: whether its outputs may not alias
+    its inputs, the threads it may use, every failing op's status (the whole program's)."""
+    noalias: bool
+    threads: int
+    status: dict
+    in_place: dict | None = None    # {operand index: output index} read through the output
+
+
+def _rows(module, name, grp: Group, how: How) -> Kernel:
+    fn, ext = emit_rows(module, name, grp, how.noalias, how.threads, how.in_place)
+    return Kernel(fn, outputs=tuple(grp.outputs), operands=tuple(ext))
+
+
+def _gemm(module, name, grp: Group, how: How) -> Kernel:
+    fn, ops, scratch = emit_epilogue_kernel(module, name, grp, how.threads)
+    return Kernel(fn, scratch, tuple(grp.outputs), tuple(ops))
+
+
+def _single(module, name, grp: Group, how: How) -> Kernel:
+    v = grp.members[0]
+    return replace(SINGLE[v.op](module, name, v), status=how.status.get(v, 0))
+
+
+def _control(module, name, grp: Group, how: How) -> Kernel:
+    op = grp.members[0]
+    fn, scratch = control.CONTROL_KERNELS[op.op](module, name, grp, how.status, how.threads)
+    return Kernel(fn, scratch, tuple(grp.outputs), op.inputs, status=-1)
+
+
+# Lowering: one emitter per kind of fusion group (fusion.py), walked by emit_kernels.
+GROUPS = {
+    "rows": _rows,          # elementwise ops and row reductions in one loop nest (fused.py)
+    "matmul": _gemm,        # a GEMM with its elementwise epilogue (epilogue.py, gemm.py)
+    "conv2d": _gemm,        # a convolution with its epilogue (epilogue.py, conv.py)
+    "single": _single,      # any other op alone: SINGLE[op]
+    "control": _control,    # scan / while_loop / cond calling their regions (control.py)
+}
+
+# Every op a kernel computes is covered: elementwise ones by rows groups (scalar.py), the
+# heads of GEMM groups, control ops by control.py, the rest by SINGLE.
+_missing = {n for n, d in OPS.items() if d.lowered} - set(SCALAR) - set(SINGLE) \
+    - {"matmul", "conv2d"} - set(control.CONTROL_KERNELS)
 if _missing:
     raise ImportError(f"ops without a lowering: {sorted(_missing)}")
 
@@ -148,60 +159,63 @@ if _missing:
 _EMITTED: "weakref.WeakKeyDictionary[ir.Module, dict]" = weakref.WeakKeyDictionary()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Lowered:
     llvm_ir: str
     kernels: list[Kernel]
+    workspace_bytes: int    # the plan's intermediates, then the kernels' scratch (shared)
+
+
+def scratch_bytes(kernels: list[Kernel]) -> int:
+    """The scratch the kernels need: one buffer after the intermediates, reused by each."""
+    return max([k.scratch_bytes for k in kernels], default=0)
 
 
 def lower_graph(g: Graph, plan: MemoryPlan, groups: list[Group] | None = None,
                 profile: bool = False, threads: int = 1) -> Lowered:
-    """Emits one kernel per fusion group and the entry; fills in plan.scratch_bytes. With
+    """Emits one kernel per fusion group and the entry (the plan is left as it is). With
     profile, the entry records the cycle counter before the first kernel and after each one
     in the global array `TICKS` (len(kernels) + 1 entries)."""
     module = ir.Module(name=g.name)
     kernels = emit_kernels(module, g, plan, groups, statuses(g), threads)
     emit_entry(module, kernels, plan, profile)
-    return Lowered(loop_metadata(str(module)), kernels)
+    return Lowered(loop_metadata(str(module)), kernels,
+                   plan.intermediate_bytes + scratch_bytes(kernels))
 
 
 def emit_kernels(module: ir.Module, g: Graph, plan: MemoryPlan, groups: list[Group] | None,
                  status: dict[Value, int], threads: int = 1, prefix: str = "") -> list[Kernel]:
-    """One internal kernel call per fusion group of g; fills in plan.scratch_bytes. Groups that
-    are the same up to their buffers share one function in the module (named by the structure,
-    `k{hash}_{ops}`), bodies of control ops included. A control op's kernel is its own
-    (`{prefix}k{n}_{op}`). `status`: every failing op's status (of the whole program)."""
+    """One internal kernel call per fusion group of g, emitted by GROUPS[group kind]. Groups
+    that are the same up to their buffers share one function in the module (named by the
+    structure, `k{hash}_{ops}`), bodies of control ops included. A control op's kernel holds
+    its regions: it is its own (`{prefix}k{n}_{op}`). `status`: every failing op's status (of
+    the whole program)."""
     kernels: list[Kernel] = []
     emitted = _EMITTED.setdefault(module, {})   # structural key -> first group, its kernel
     for n, grp in enumerate(groups if groups is not None else partition(g)):
-        if grp.kind == "control":  # a native loop or branch (codegen/control.py)
-            op = grp.members[0]
-            fn, scratch = control.CONTROL_KERNELS[op.op](
-                module, f"{prefix}k{n}_{op.op}", grp, status, threads)
-            kernels.append(Kernel(fn, tuple(grp.outputs), op.inputs, scratch, status=-1))
+        shared = grp.kind != "control"
+        if shared and all(v.type.size == 0 for v in grp.outputs or grp.members):
             continue
-        if all(v.type.size == 0 for v in grp.outputs or grp.members):
-            continue
-        noalias, in_place = True, None
-        if grp.kind == "rows":
-            noalias, in_place = _in_place(grp, plan)
+        noalias, in_place = _in_place(grp, plan) if grp.kind == "rows" else (True, None)
+        how = How(noalias, threads, status, in_place)
         key = group_key(grp, f"in place {sorted(in_place.items())}" if in_place else noalias,
-                        threads)
+                        threads) if shared else None
         if key in emitted:   # the same function up to its buffers: call it with this group's
             template, k = emitted[key]
             corr = correspondence(template, grp)
             k = replace(k, outputs=tuple(corr[v] for v in k.outputs),
                         operands=tuple(corr[x] for x in k.operands))
+            if grp.kind == "single":
+                k = replace(k, status=status.get(grp.members[0], 0))
         else:
-            k = _emit_group(module, grp, noalias, threads, key, in_place)
-            emitted[key] = grp, k
-        checked = grp.kind not in ("rows", "matmul", "conv2d")   # a single op that can fail
-        kernels.append(replace(k, status=status.get(grp.members[0], 0) if checked else 0))
+            k = GROUPS[grp.kind](module, _name(grp, key, f"{prefix}k{n}"), grp, how)
+            if shared:
+                emitted[key] = grp, k
+        kernels.append(k)
     for k in kernels:
         k.fn.linkage = "internal"
         if "noinline" not in k.fn.attributes:   # a kernel called N times is not copied N times
             k.fn.attributes.add("noinline")
-    plan.scratch_bytes = max([k.scratch_bytes for k in kernels], default=0)
     return kernels
 
 
@@ -216,30 +230,24 @@ def _in_place(grp: Group, plan: MemoryPlan) -> tuple[bool, dict | None]:
     pairs = set(grp.in_place_pairs())
     if not all((outs[plan.where[x]], x) in pairs for x in shared):
         return False, None
-    from .fused import operands
     ext = operands(grp)
     if not all(x in ext for x in shared):
         return False, None
     return True, {ext.index(x): grp.outputs.index(outs[plan.where[x]]) for x in shared}
 
 
-def _emit_group(module: ir.Module, grp: Group, noalias: bool, threads: int, key: str,
-                in_place: dict | None = None) -> Kernel:
-    """The kernel of one fusion group, named by its structure (e.g. k3f2a..._matmul_add_relu)."""
+def _name(grp: Group, key: str | None, own: str) -> str:
+    """A shared kernel's name from its structure (k3f2a..._matmul_add_relu), or `own`_op."""
+    if key is None:
+        return f"{own}_{grp.members[0].op}"
     ops = "_".join(dict.fromkeys(v.op for v in grp.members))
-    name = f"k{key_hash(key)}_{ops[:48]}"
-    if grp.kind in ("matmul", "conv2d"):
-        fn, ops, scratch = emit_epilogue_kernel(module, name, grp, threads)
-        return Kernel(fn, tuple(grp.outputs), tuple(ops), scratch)
-    if grp.kind == "rows":
-        return _rows(module, name, grp, noalias=noalias, threads=threads, in_place=in_place)
-    v = grp.members[0]
-    return KERNELS[v.op](module, name, v)
+    return f"k{key_hash(key)}_{ops[:48]}"
 
 
 def emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
                profile: bool = False, name: str = ENTRY) -> ir.Function:
-    """`i32 name(i8** buffers)` calling the kernels in order on plan's buffers."""
+    """`i32 name(i8** buffers)` calling the kernels in order on plan's buffers; each kernel's
+    scratch starts after the plan's intermediates in the workspace."""
     i8p = i8.as_pointer()
     fn = ir.Function(module, ir.FunctionType(i32, [i8p.as_pointer()]), name)
     fn.attributes.add("nounwind")
@@ -256,12 +264,13 @@ def emit_entry(module: ir.Module, kernels: list[Kernel], plan: MemoryPlan,
         return b.bitcast(p, _ptr(v))
 
     ws = plan.workspace_slot
+    workspace = plan.intermediate_bytes + scratch_bytes(kernels)
     for i, k in enumerate(kernels, 1):
         args = [address(v) for v in k.outputs + k.operands]
-        if plan.workspace_bytes:
+        if workspace:
             if ws not in slots:
                 slots[ws] = b.load(b.gep(fn.args[0], [const(ws)]), name="workspace")
-            args.append(b.gep(slots[ws], [const(plan.scratch_offset)]))
+            args.append(b.gep(slots[ws], [const(plan.intermediate_bytes)]))
         else:
             args.append(ir.Constant(i8p, None))
         failed = b.call(k.fn, args)

@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ...ir.types import DType
-from .kernel import fma, llvm_type, masked_load, masked_store, splat, vector_width, vptr
+from .kernel import fma, intrinsic, llvm_type, masked_load, masked_store, splat, vector_width, vptr
 from .loops import const, for_range, i32, i64, new_function, vconst
 
+PREFETCH_C = True
 UNROLL = 4  # k steps per trip of the micro-kernel's main loop: enough to hide the loop overhead
 
 
@@ -162,6 +163,8 @@ def _emit_microkernel(module: ir.Module, spec: TileSpec) -> ir.Function:
         b.position_at_end(exit_)
         return acc2
 
+    if PREFETCH_C and spec.b_packed:     # C is in cache on the few-rows path
+        _prefetch_tile(b, spec, c_p, ldc, a_row)
     accumulate = b.icmp_unsigned("!=", acc_flag, ir.Constant(i32, 0))
     full = b.and_(b.icmp_signed("==", rows, const(mr)), b.icmp_signed("==", cols, const(width)))
     if spec.b_packed:   # zeros past the edge: one loop serves every tile
@@ -177,6 +180,22 @@ def _emit_microkernel(module: ir.Module, spec: TileSpec) -> ir.Function:
                             accumulate)
     b.ret_void()
     return fn
+
+
+def _prefetch_tile(b, spec, c_p, ldc, rows):
+    """Prefetches (for writing) the lines of the C tile the k loop will end by updating, so
+    their misses overlap the loop instead of stalling the stores (C is beyond L2 in big
+    GEMMs). Rows past the edge prefetch the last valid row again: never outside C."""
+    t = llvm_type(spec.dtype)
+    pf = intrinsic(b.module, "llvm.prefetch.p0", ir.VoidType(),
+                   [ir.IntType(8).as_pointer(), i32, i32, i32])
+    last = spec.nvec * spec.vl - 1
+    for r in rows:
+        row = b.gep(c_p, [b.mul(r, ldc)], inbounds=True)
+        for off in sorted({0, last} | set(range(64 // spec.dtype.itemsize, last + 1,
+                                                64 // spec.dtype.itemsize))):
+            p = b.bitcast(b.gep(row, [const(off)]), ir.IntType(8).as_pointer())
+            b.call(pf, [p, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
 
 
 def _emit_store(b, spec, vt, acc, c_p, ldc, rows, cols, full, accumulate):

@@ -30,7 +30,7 @@ from .rewrite import (Rule, RuleSet, const, is_scalar_const, op, rewrite, scalar
                       value_of, var)
 
 ELEMENTWISE = frozenset(n for n, d in OPS.items() if d.kind == "elementwise")
-COMMUTATIVE = frozenset(["add", "mul", "maximum", "minimum", "eq", "ne"])
+COMMUTATIVE = frozenset(n for n, d in OPS.items() if d.commutative)
 REDUCTIONS = frozenset(["sum", "prod", "max", "min"])
 SPLAT_MOVES = frozenset(["reshape", "transpose", "broadcast_to", "slice"])
 

@@ -15,10 +15,10 @@ from collections import Counter
 import numpy as np
 
 from ...ir.graph import Graph, Value
-from ...ir.ops import REGIONS
+from ...ir.ops import OPS, REGIONS
 from .regions import attr_key, map_regions
 
-COMMUTATIVE = frozenset(["add", "mul", "maximum", "minimum", "eq", "ne"])
+COMMUTATIVE = frozenset(n for n, d in OPS.items() if d.commutative)
 # Constants up to this many bytes are keyed by their bytes, bigger ones by a digest of them.
 _INLINE_BYTES = 4096
 

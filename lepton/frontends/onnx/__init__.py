@@ -1,5 +1,5 @@
-"""The ONNX frontend: `load(model)` (exported as `lp.from_onnx`) turns an ONNX model into a
-function compiled by Lepton.
+"""The ONNX frontend: `load(model, compile)` (`lp.from_onnx(model)` passes `lp.compile`) turns an
+ONNX model into a function compiled by Lepton.
 
     >>> f = lp.from_onnx("model.onnx")       # a path, an onnx.ModelProto or its bytes
     >>> outputs = f(*inputs)                 # NumPy arrays in graph-input order -> list

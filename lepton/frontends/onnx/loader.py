@@ -188,8 +188,7 @@ class OnnxFunction:
     NumPy arrays (graph-output order). Compiles with `lp.compile`, once per input signature;
     `.ir()`, `.llvm_ir()`, `.stats()` describe the most recent compilation."""
 
-    def __init__(self, model, *, shapes: dict | None = None, check: bool = False):
-        from ...compile import compile as lp_compile
+    def __init__(self, model, compile, *, shapes: dict | None = None, check: bool = False):
         proto = _read_model(model)
         self.proto = proto
         self.graph = proto.graph
@@ -220,7 +219,7 @@ class OnnxFunction:
 
         forward.__name__ = _graph_name(self.graph.name)
         self.name = forward.__name__
-        self.compiled = lp_compile(forward, check=check)
+        self.compiled = compile(forward, check=check)
         self._checked: set = set()   # signatures bind() accepted
         if all(s.static for s in self.inputs) and not self._frozen:
             self.compiled.lower(*[np.zeros(s.dims, s.dtype.np) for s in self.inputs])
@@ -358,13 +357,15 @@ def _default_opset(proto) -> int:
     return 0
 
 
-def load(model, *, shapes: dict | None = None, check: bool = False) -> OnnxFunction:
-    """Loads an ONNX model (a path, an onnx.ModelProto or its bytes) as a compiled function.
+def load(model, compile, *, shapes: dict | None = None, check: bool = False) -> OnnxFunction:
+    """Loads an ONNX model (a path, an onnx.ModelProto or its bytes) as a function compiled by
+    `compile` (`lp.compile`: a frontend does not import the compiler above it; `lp.from_onnx`
+    passes it).
 
     shapes: optional {input name: shape} fixing symbolic dims ahead of the first call. A model
     whose inputs all have concrete dims is compiled now, so errors surface at load time.
     check=True: every call is also run by the reference interpreter (as lp.compile's check).
     Raises NotImplementedError naming the node and the op (or attribute) Lepton lacks.
     """
-    return OnnxFunction(model, shapes=shapes, check=check)
+    return OnnxFunction(model, compile, shapes=shapes, check=check)
 

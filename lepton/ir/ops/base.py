@@ -1,6 +1,7 @@
 """`OpDef`: one record per op holding its name, kind, arity, attributes, type rule, NumPy
-reference and VJP rule. Codegen keeps its lowering in a table keyed by the same names and checks
-at import that every op has one.
+reference and VJP rule, and the facts the compiler reads about it (whether a kernel computes it,
+is it commutative, may it be a GEMM epilogue, is it expensive). Codegen keeps its lowering in a
+table keyed by the same names and checks at import that every op that needs one has one.
 
     >>> EXP = OpDef("exp", "elementwise", 1, (), infer=same_type, ref=lambda xs, a: np.exp(xs[0]),
     ...             vjp=lambda e, out, ct: (e.mul(ct, out),))
@@ -69,6 +70,18 @@ class OpDef:
     # ops written in other ops: (emitter, value) -> the Value that replaces it; the pipeline's
     # first pass (`expand`) applies it, so such an op needs no kernel of its own
     expand: Optional[Callable] = None
+    # -- facts the compiler reads (fusion, canonicalisation, CSE, memory planning, lowering) --
+    # computed by a kernel: False for a source, a free view (reshape) and a `get` (its control
+    # op's kernel writes it); such a value never gets a fusion group or a buffer of its own
+    kernel: bool = True
+    commutative: bool = False      # op(a, b) == op(b, a): canonical operand order, CSE
+    epilogue: bool = False         # may run in a GEMM's or convolution's store (elementwise)
+    expensive: bool = False        # a transcendental: a fused kernel computes it once per element
+
+    @property
+    def lowered(self) -> bool:
+        """Whether codegen needs a kernel for this op (not expanded first, not kernel-free)."""
+        return self.kernel and self.expand is None
 
     def check(self, inputs, attrs: dict, loc: str | None):
         """Returns (canonical attrs, result type) for inputs (Values) or raises OpError."""
@@ -76,14 +89,19 @@ class OpDef:
             raise OpError(f"expected {self.arity} inputs, got {len(inputs)}", self.name, loc)
         if self.arity is None and not inputs:
             raise OpError("expected at least one input", self.name, loc)
-        if set(attrs) != set(self.attrs):
-            raise OpError(f"expected attributes {sorted(self.attrs)}, got {sorted(attrs)}",
-                          self.name, loc)
-        # a constant's value stays an array (a NumPy scalar becomes a 0-d one)
-        attrs = {k: np.asarray(attrs[k]) if k == "value" else canonical_attr(attrs[k])
-                 for k in self.attrs}
+        if not self.attrs:
+            if attrs:
+                raise OpError(f"expected no attributes, got {sorted(attrs)}", self.name, loc)
+            attrs = {}
+        else:
+            if attrs.keys() != set(self.attrs):
+                raise OpError(f"expected attributes {sorted(self.attrs)}, got {sorted(attrs)}",
+                              self.name, loc)
+            # a constant's value stays an array (a NumPy scalar becomes a 0-d one)
+            attrs = {k: np.asarray(attrs[k]) if k == "value" else canonical_attr(attrs[k])
+                     for k in self.attrs}
         try:
-            return attrs, self.infer(tuple(i.type for i in inputs), attrs)
+            return attrs, self.infer(tuple([i.type for i in inputs]), attrs)
         except (ValueError, TypeError, IndexError) as e:
             raise OpError(str(e), self.name, loc) from None
 
@@ -91,6 +109,11 @@ class OpDef:
 def canonical_attr(v):
     """Attributes are ints, floats, bools, strings, DTypes, tuples of those, (constant) arrays,
     or Graphs (the regions of control-flow ops)."""
+    t = type(v)
+    if t is int or t is str or t is float or t is bool:   # the common case, first
+        return v
+    if t is tuple and all(type(x) is int for x in v):
+        return v
     from ..graph import Graph  # the graph module imports this table
     if isinstance(v, Graph):
         return v
@@ -110,6 +133,12 @@ def canonical_attr(v):
 # -- shared shape rules ------------------------------------------------------------------------
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """NumPy broadcasting of shapes; raises ValueError naming both when incompatible."""
+    first = shapes[0]
+    for s in shapes:
+        if s != first:
+            break
+    else:
+        return first
     nd = max(len(s) for s in shapes)
     out = []
     for i in range(nd):
@@ -121,6 +150,12 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def same_dtype(types, what="inputs") -> DType:
+    first = types[0].dtype
+    for t in types:
+        if t.dtype is not first:
+            break
+    else:
+        return first
     dts = {t.dtype for t in types}
     if len(dts) != 1:
         raise TypeError(f"{what} must share one dtype, got {', '.join(str(t) for t in types)}")

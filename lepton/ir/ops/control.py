@@ -268,8 +268,9 @@ CONTROL = [
           _while_ref, vjp=_while_vjp),
     OpDef("cond", "control", None, ("true_branch", "false_branch"), _cond_infer, _cond_ref,
           vjp=_cond_vjp),
+    # no kernel: its control op's kernel writes the result straight into the get's buffer
     OpDef("get", "control", 1, ("index",), _get_infer, lambda xs, a: xs[0][a["index"]],
-          vjp=_get_vjp),
+          vjp=_get_vjp, kernel=False),
 ]
 # the attributes of each op that are regions (printed as nested graphs after the op's line)
 REGIONS = {"scan": ("body",), "while_loop": ("cond", "body"),

@@ -26,6 +26,12 @@ def _float_only(name):
 
 
 def _same(types, attrs):
+    first = types[0]
+    for t in types:
+        if t is not first and t != first:
+            break
+    else:
+        return first   # types are immutable: the common case shares its input's
     return TensorType(same_dtype(types), broadcast_shapes(*(t.shape for t in types)))
 
 
@@ -57,13 +63,14 @@ def _sigmoid(x):
     return np.exp(-np.logaddexp(0, -x))
 
 
-def _unary(name, f, vjp, float_only=True):
-    """`vjp(e, x, out, ct)` gives x's cotangent."""
+def _unary(name, f, vjp, float_only=True, expensive=False):
+    """`vjp(e, x, out, ct)` gives x's cotangent. Every unary math op may be a GEMM epilogue."""
     return OpDef(name, "elementwise", 1, (), _float_only(name) if float_only else _same, _keep(f),
-                 lambda e, out, ct: (vjp(e, out.inputs[0], out, ct),))
+                 lambda e, out, ct: (vjp(e, out.inputs[0], out, ct),), epilogue=True,
+                 expensive=expensive)
 
 
-def _binary(name, f, vjp, float_only=False):
+def _binary(name, f, vjp, float_only=False, commutative=False, expensive=False):
     """`vjp(e, a, b, out, ct)` gives the cotangents at the broadcast shape; they are summed
     back to each input's shape here."""
     def rule(e, out, ct):
@@ -72,12 +79,12 @@ def _binary(name, f, vjp, float_only=False):
         return (None if da is None else e.sum_to(da, a.shape),
                 None if db is None else e.sum_to(db, b.shape))
     return OpDef(name, "elementwise", 2, (), _float_only(name) if float_only else _same, _keep(f),
-                 rule)
+                 rule, epilogue=True, commutative=commutative, expensive=expensive)
 
 
-def _cmp(name, f):
+def _cmp(name, f, commutative=False):
     return OpDef(name, "elementwise", 2, (), _compare, lambda xs, a: np.asarray(f(*xs)),
-                 NONDIFF)
+                 NONDIFF, commutative=commutative)
 
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -117,32 +124,36 @@ ELEMENTWISE = [
     _unary("square", np.square, lambda e, x, y, ct: e.mul(ct, e.mul(x, 2)), float_only=False),
     _unary("relu", lambda x: np.maximum(x, 0),
            lambda e, x, y, ct: e.where(e.gt(x, 0), ct, 0), float_only=False),
-    _unary("exp", np.exp, lambda e, x, y, ct: e.mul(ct, y)),
-    _unary("log", np.log, lambda e, x, y, ct: e.div(ct, x)),
+    _unary("exp", np.exp, lambda e, x, y, ct: e.mul(ct, y), expensive=True),
+    _unary("log", np.log, lambda e, x, y, ct: e.div(ct, x), expensive=True),
     _unary("sqrt", np.sqrt, lambda e, x, y, ct: e.div(e.mul(ct, 0.5), y)),
     _unary("rsqrt", lambda x: 1 / np.sqrt(x),
            lambda e, x, y, ct: e.mul(ct, e.mul(e.mul(y, e.square(y)), -0.5))),
     _unary("reciprocal", lambda x: 1 / x, lambda e, x, y, ct: e.neg(e.mul(ct, e.square(y)))),
-    _unary("tanh", np.tanh, lambda e, x, y, ct: e.mul(ct, e.sub(1, e.square(y)))),
-    _unary("sigmoid", _sigmoid, lambda e, x, y, ct: e.mul(ct, e.mul(y, e.sub(1, y)))),
+    _unary("tanh", np.tanh, lambda e, x, y, ct: e.mul(ct, e.sub(1, e.square(y))),
+           expensive=True),
+    _unary("sigmoid", _sigmoid, lambda e, x, y, ct: e.mul(ct, e.mul(y, e.sub(1, y))),
+           expensive=True),
     _unary("erf", lambda x: np.asarray(_erf(x), dtype=x.dtype),  # 0-d: frompyfunc gives a float
-           lambda e, x, y, ct: e.mul(ct, e.mul(e.exp(e.neg(e.square(x))), _TWO_OVER_SQRT_PI))),
-    _unary("sin", np.sin, lambda e, x, y, ct: e.mul(ct, e.cos(x))),
-    _unary("cos", np.cos, lambda e, x, y, ct: e.neg(e.mul(ct, e.sin(x)))),
-    _binary("add", np.add, lambda e, a, b, y, ct: (ct, ct)),
+           lambda e, x, y, ct: e.mul(ct, e.mul(e.exp(e.neg(e.square(x))), _TWO_OVER_SQRT_PI)),
+           expensive=True),
+    _unary("sin", np.sin, lambda e, x, y, ct: e.mul(ct, e.cos(x)), expensive=True),
+    _unary("cos", np.cos, lambda e, x, y, ct: e.neg(e.mul(ct, e.sin(x))), expensive=True),
+    _binary("add", np.add, lambda e, a, b, y, ct: (ct, ct), commutative=True),
     _binary("sub", np.subtract, lambda e, a, b, y, ct: (ct, e.neg(ct))),
-    _binary("mul", np.multiply, lambda e, a, b, y, ct: (e.mul(ct, b), e.mul(ct, a))),
+    _binary("mul", np.multiply, lambda e, a, b, y, ct: (e.mul(ct, b), e.mul(ct, a)),
+            commutative=True),
     _binary("div", np.divide, lambda e, a, b, y, ct: (e.div(ct, b), e.neg(e.div(e.mul(ct, y), b))),
             float_only=True),
-    _binary("pow", np.power, _pow_vjp, float_only=True),
-    _binary("maximum", np.maximum, _extremum_vjp("gt")),
-    _binary("minimum", np.minimum, _extremum_vjp("lt")),
+    _binary("pow", np.power, _pow_vjp, float_only=True, expensive=True),
+    _binary("maximum", np.maximum, _extremum_vjp("gt"), commutative=True),
+    _binary("minimum", np.minimum, _extremum_vjp("lt"), commutative=True),
     _cmp("lt", np.less),
     _cmp("le", np.less_equal),
     _cmp("gt", np.greater),
     _cmp("ge", np.greater_equal),
-    _cmp("eq", np.equal),
-    _cmp("ne", np.not_equal),
+    _cmp("eq", np.equal, commutative=True),
+    _cmp("ne", np.not_equal, commutative=True),
     OpDef("where", "elementwise", 3, (), _where, lambda xs, a: np.where(*xs), _where_vjp),
     # the identity, through which no gradient flows (JAX's lax.stop_gradient); the pipeline
     # removes it after differentiation

@@ -248,11 +248,13 @@ def _no_ref(xs, a):
 
 
 MOVEMENT = [
-    OpDef("input", "source", 0, (), lambda types, a: None, _no_ref, NONDIFF),
-    OpDef("constant", "source", 0, ("value",), _constant, lambda xs, a: a["value"], NONDIFF),
+    OpDef("input", "source", 0, (), lambda types, a: None, _no_ref, NONDIFF, kernel=False),
+    OpDef("constant", "source", 0, ("value",), _constant, lambda xs, a: a["value"], NONDIFF,
+          kernel=False),
+    # a free view: it shares its input's (dense, row-major) buffer
     OpDef("reshape", "movement", 1, ("shape",), _reshape,
           lambda xs, a: xs[0].reshape(a["shape"]),
-          lambda e, out, ct: (e.reshape(ct, out.inputs[0].shape),)),
+          lambda e, out, ct: (e.reshape(ct, out.inputs[0].shape),), kernel=False),
     OpDef("transpose", "movement", 1, ("perm",), _transpose,
           lambda xs, a: xs[0].transpose(a["perm"]), _transpose_vjp),
     OpDef("broadcast_to", "movement", 1, ("shape",), _broadcast_to,
