@@ -22,7 +22,8 @@ import numpy as np
 
 from ...ir.types import DType
 from ..tensor import Tensor, constant as _constant, current_graph
-from .node import ONNX_DTYPES, Node, onnx_type_name
+from . import functions
+from .node import ONNX_DTYPES, Node, Rule, onnx_type_name
 from .op_table import TABLE
 
 
@@ -139,25 +140,39 @@ class _Builder:
                 t.value.loc = f"onnx initializer '{name}'"
         return self.nodes(m.graph)
 
-    def nodes(self, graph) -> list[Tensor]:
+    def nodes(self, graph, opset: int | None = None) -> list[Tensor]:
         """Converts graph's nodes in order over self.env; returns its outputs."""
-        m = self.model
+        self.convert(graph.node, self.model.opset if opset is None else opset)
+        missing = [o.name for o in graph.output if o.name not in self.env]
+        if missing:
+            raise ValueError(f"the graph's outputs {missing} are produced by no node")
+        return [self.env[o.name] for o in graph.output]
+
+    def convert(self, protos, opset: int) -> None:
+        """Converts the nodes in order, adding their outputs to self.env. An op type without a
+        converter is expanded to its ONNX function body (functions.py)."""
         g = current_graph()
-        for index, proto in enumerate(graph.node):
+        for index, proto in enumerate(protos):
             start = len(g.nodes)
-            node = Node(proto, index, m.opset,
+            node = Node(proto, index, opset,
                         [self._lookup(n, proto, index) for n in proto.input], self.static)
             node.builder = self
-            outs = node.convert(TABLE[proto.op_type])
+            rule = TABLE.get(proto.op_type) or Rule(
+                functions.expand, tuple(a.name for a in proto.attribute))
+            outs = node.convert(rule)
             for v in g.nodes[start:]:
                 v.loc = node.loc       # IR errors and dumps name the ONNX node
             for out_name, t in zip(proto.output, outs):
                 if out_name:
                     self.env[out_name] = t
-        missing = [o.name for o in graph.output if o.name not in self.env]
-        if missing:
-            raise ValueError(f"the graph's outputs {missing} are produced by no node")
-        return [self.env[o.name] for o in graph.output]
+
+    def function(self, protos, env: dict, opset: int, outputs: list[str]) -> list[Tensor]:
+        """A function body's nodes over `env` (its inputs only); the named outputs."""
+        child = _Builder(self.model)
+        child.memo = self.memo
+        child.env = dict(env)
+        child.convert(protos, opset)
+        return [child.env[o] if o else None for o in outputs]
 
     def subgraph(self, graph, args) -> list[Tensor]:
         """A subgraph (If's branches, Scan's body) on `args` for its inputs; it reads the
@@ -236,7 +251,8 @@ class OnnxFunction:
             if node.domain not in ("", "ai.onnx"):
                 raise NotImplementedError(f"ONNX node {label}: op {node.op_type} of domain "
                                           f"'{node.domain}' is not supported")
-            if node.op_type not in TABLE:
+            if node.op_type not in TABLE and not functions.expandable(node.op_type,
+                                                                      self.opset):
                 raise NotImplementedError(f"ONNX node {label}: op type {node.op_type} is not "
                                           f"supported by Lepton's ONNX frontend")
 

@@ -22,7 +22,8 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import attention, control, elementwise as ew, indexing, misc, neural, recurrent, resample
+from . import (attention, control, elementwise as ew, indexing, misc, neural, recurrent,
+               resample, sampling)
 from .node import ONNX_DTYPES, Rule, onnx_type_name
 
 
@@ -488,6 +489,8 @@ TABLE: dict[str, Rule] = {
     "LRN": Rule(misc.lrn, ("alpha", "beta", "bias", "size")),
     "RotaryEmbedding": Rule(misc.rotary_embedding, ("interleaved", "num_heads",
                                                     "rotary_embedding_dim")),
+    # sampling grids (sampling.py)
+    "AffineGrid": Rule(sampling.affine_grid, ("align_corners",), (1,)),
     # recurrent layers on lp.scan (recurrent.py)
     **{op: Rule(recurrent.recurrent, _RNN + extra) for op, extra in (
         ("RNN", ()), ("GRU", ("linear_before_reset",)), ("LSTM", ("input_forget",)))},

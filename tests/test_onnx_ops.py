@@ -1,0 +1,78 @@
+"""ONNX ops added after the node-test table was last generated: ops expanded to their ONNX
+function bodies (functions.py), AffineGrid, ... Each is checked on onnx's own backend node cases
+(tests/onnx_node.py: same shape, dtype, rtol 1e-3) and, where a case leaves a form out, against
+NumPy or onnxruntime."""
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper  # noqa: E402
+
+import lepton as lp  # noqa: E402
+import onnx_node  # noqa: E402
+
+rng = np.random.default_rng(0)
+
+# onnx's node cases that pass now; one or two of each op (the whole set: the table's tool)
+NODE_CASES = [
+    "test_swiglu_alpha",                                        # function body
+    "test_linear_attention_gated_delta_gqa",                    # context-dependent body
+    "test_linear_attention_prefill_with_past",
+    "test_causal_conv_with_state_with_bias_and_past_state",
+    "test_causal_conv_with_state_silu",
+    "test_affine_grid_2d", "test_affine_grid_3d_align_corners",
+]
+# the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
+TESTED_OPS = {"AffineGrid"}
+
+
+@pytest.fixture(scope="module")
+def root():
+    return onnx_node.data_dir()
+
+
+@pytest.mark.parametrize("name", NODE_CASES)
+def test_node_case(root, name):
+    if not (root / name / "model.onnx").exists():
+        pytest.skip(f"onnx {onnx.__version__} has no case {name}")
+    onnx_node.run(root / name)
+
+
+def _model(nodes, inputs, outputs, opset):
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(k, TensorProto.FLOAT, s) for k, s in inputs],
+        [helper.make_empty_tensor_value_info(o) for o in outputs])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_function_body_binds_attributes_and_defaults():
+    """SwiGLU (a function op: Swish(A, alpha) * B) with and without its alpha attribute."""
+    a, b = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal(
+        (3, 5)).astype(np.float32)
+    for attrs, alpha in (({}, 1.0), ({"alpha": 0.3}, 0.3)):
+        m = _model([helper.make_node("SwiGLU", ["a", "b"], ["y"], **attrs)],
+                   [("a", [3, 5]), ("b", [3, 5])], ["y"], 28)
+        (y,) = lp.from_onnx(m)(a, b)
+        want = a / (1 + np.exp(-alpha * a)) * b
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+def test_op_without_converter_or_body_is_refused_at_load():
+    m = _model([helper.make_node("Det", ["a"], ["y"])], [("a", [3, 3])], ["y"], 22)
+    with pytest.raises(NotImplementedError, match="Det"):
+        lp.from_onnx(m)
+
+
+@pytest.mark.parametrize("align_corners", [0, 1])
+def test_affine_grid_matches_torch(align_corners):
+    torch = pytest.importorskip("torch")
+    theta = rng.standard_normal((2, 2, 3)).astype(np.float32)
+    size = np.array([2, 3, 4, 5], np.int64)
+    m = _model([helper.make_node("AffineGrid", ["theta", "size"], ["y"],
+                                 align_corners=align_corners)],
+               [("theta", [2, 2, 3])], ["y"], 20)
+    m.graph.initializer.append(onnx.numpy_helper.from_array(size, "size"))
+    (y,) = lp.from_onnx(m)(theta)
+    want = torch.nn.functional.affine_grid(torch.from_numpy(theta), list(size),
+                                           align_corners=bool(align_corners)).numpy()
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
