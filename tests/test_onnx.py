@@ -594,8 +594,6 @@ def test_unsupported_op_names_op_and_node():
 @pytest.mark.parametrize("op,args,attrs,match", [
     ("Relu", [X], {"bogus": 1}, "attribute 'bogus'"),
     ("MaxPool", [IMG], {"kernel_shape": [2, 2], "storage_order": 1}, "storage_order"),
-    ("ScatterElements", [X, C(np.zeros((1, 3), np.int64)), C(r(1, 3))],
-     {"reduction": "mul"}, "reduction 'mul'"),
     ("Cast", [X], {"to": TensorProto.FLOAT16}, "FLOAT16"),
     ("Conv", [r(1, 1, 3, 3, 3), C(r(1, 1, 2, 2, 2))], {}, "2-d"),
     ("BatchNormalization", [IMG, C(r(3)), C(r(3)), C(r(3)), C(pos(3))],

@@ -21,9 +21,11 @@ NODE_CASES = [
     "test_causal_conv_with_state_with_bias_and_past_state",
     "test_causal_conv_with_state_silu",
     "test_affine_grid_2d", "test_affine_grid_3d_align_corners",
+    "test_scatter_elements_with_reduction_mul", "test_scatternd_max", "test_scatternd_min",
+    "test_scatter_with_axis",                                   # the opset-9 name
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
-TESTED_OPS = {"AffineGrid"}
+TESTED_OPS = {"AffineGrid", "Scatter"}
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +78,32 @@ def test_affine_grid_matches_torch(align_corners):
     want = torch.nn.functional.affine_grid(torch.from_numpy(theta), list(size),
                                            align_corners=bool(align_corners)).numpy()
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+def _scatter_ref(data, idx, upd, axis, red):
+    """ScatterElements by its definition: each update in turn, combined with the output."""
+    out = data.copy()
+    f = {"mul": np.multiply, "max": np.maximum, "min": np.minimum}[red]
+    for pos in np.ndindex(idx.shape):
+        at = list(pos)
+        at[axis] = idx[pos]
+        out[tuple(at)] = f(out[tuple(at)], upd[pos])
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+@pytest.mark.parametrize("red", ["mul", "max", "min"])
+def test_scatter_elements_reductions_with_duplicates(red, dtype):
+    data = rng.integers(-5, 6, (3, 4)).astype(dtype)
+    idx = np.array([[0, 3, 3], [1, 1, 1], [2, 0, 2]], np.int64)   # repeated columns
+    upd = rng.integers(-5, 6, (3, 3)).astype(dtype)
+    elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.INT64
+    graph = helper.make_graph(
+        [helper.make_node("ScatterElements", ["d", "i", "u"], ["y"], axis=1, reduction=red)],
+        "g", [helper.make_tensor_value_info("d", elem, [3, 4]),
+              helper.make_tensor_value_info("i", TensorProto.INT64, [3, 3]),
+              helper.make_tensor_value_info("u", elem, [3, 3])],
+        [helper.make_empty_tensor_value_info("y")])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    (y,) = lp.from_onnx(m)(data, idx, upd)
+    np.testing.assert_array_equal(y, _scatter_ref(data, idx, upd, 1, red))

@@ -10,6 +10,8 @@ An element gather is a take from the flattened data at computed flat indices:
 
 Scatters add updates at the flat indices with scatter_add; reduction='none' then keeps the
 data where nothing was written (indices are assumed unique, as the ONNX spec requires).
+Reductions mul/max/min compare the indices with every row (a one-hot) and reduce the selected
+updates.
 """
 from __future__ import annotations
 
@@ -54,10 +56,12 @@ def _scatter(n, data: Tensor, flat: Tensor, updates: Tensor, inner: tuple) -> Te
     rows = data.size // max(math.prod(inner), 1)
     d = data.reshape((rows,) + inner)
     red = n.attr("reduction", "none")
-    if red not in ("none", "add"):
-        n.unsupported(f"reduction '{red}' is not supported")
+    if red not in ("none", "add", "mul", "max", "min"):
+        n.invalid(f"unknown reduction '{red}'")
     if data.dtype.name == "bool":
         n.unsupported("bool data is not supported")
+    if red in ("mul", "max", "min"):
+        return _scatter_reduce(red, d, flat, updates, inner).reshape(data.shape)
     added = emit("scatter_add", [updates, flat], axis=0, size=rows)
     if red == "add":
         out = d + added
@@ -67,6 +71,30 @@ def _scatter(n, data: Tensor, flat: Tensor, updates: Tensor, inner: tuple) -> Te
         written = written.reshape((rows,) + (1,) * len(inner))
         out = ops.where(written, added, d)
     return out.reshape(data.shape)
+
+
+def _scatter_reduce(red: str, d: Tensor, flat: Tensor, updates: Tensor, inner: tuple) -> Tensor:
+    """d [rows, *inner] combined by mul/max/min with every update written to its row: a
+    [K, rows] one-hot of the K indices selects the updates (the others are the reduction's
+    identity), reduced over K. Costs K * rows * inner elements; duplicates all count."""
+    rows, k = d.shape[0], flat.shape[0]
+    hit = ops.equal(flat.reshape((k, 1)), constant(np.arange(rows, dtype=np.int64)))
+    hit = hit.reshape((k, rows) + (1,) * len(inner))
+    u = updates.reshape((k, 1) + inner)
+    np_t = d.dtype.np
+    if red == "mul":
+        ident = np.ones((), np_t)
+    elif np.issubdtype(np_t, np.floating):
+        ident = np.array(-np.inf if red == "max" else np.inf, np_t)
+    else:
+        info = np.iinfo(np_t)
+        ident = np.array(info.min if red == "max" else info.max, np_t)
+    picked = ops.where(hit, u, constant(ident))
+    if red == "mul":
+        return d * ops.prod(picked, axis=0)
+    if red == "max":
+        return ops.maximum(d, ops.max(picked, axis=0))
+    return ops.minimum(d, ops.min(picked, axis=0))
 
 
 def scatter_elements(n) -> Tensor:

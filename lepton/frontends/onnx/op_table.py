@@ -457,6 +457,7 @@ TABLE: dict[str, Rule] = {
     "GatherND": Rule(indexing.gather_nd, ("batch_dims",)),
     "ScatterElements": Rule(indexing.scatter_elements, ("axis", "reduction")),
     "ScatterND": Rule(indexing.scatter_nd, ("reduction",)),
+    "Scatter": Rule(indexing.scatter_elements, ("axis",)),   # ScatterElements before opset 11
     "Trilu": Rule(indexing.trilu, ("upper",), (1,)),
     "CumSum": Rule(indexing.cumsum, ("exclusive", "reverse"), (1,)),
     "TopK": Rule(indexing.topk, ("axis", "largest", "sorted"), (1,)),
