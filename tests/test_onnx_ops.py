@@ -23,9 +23,10 @@ NODE_CASES = [
     "test_affine_grid_2d", "test_affine_grid_3d_align_corners",
     "test_scatter_elements_with_reduction_mul", "test_scatternd_max", "test_scatternd_min",
     "test_scatter_with_axis",                                   # the opset-9 name
+    "test_lppool_2d_dilations", "test_lppool_3d_default",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
-TESTED_OPS = {"AffineGrid", "Scatter"}
+TESTED_OPS = {"AffineGrid", "Scatter", "LpPool"}
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,20 @@ def test_scatter_elements_reductions_with_duplicates(red, dtype):
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     (y,) = lp.from_onnx(m)(data, idx, upd)
     np.testing.assert_array_equal(y, _scatter_ref(data, idx, upd, 1, red))
+
+
+@pytest.mark.parametrize("shape,attrs", [
+    ((1, 2, 7, 6), dict(kernel_shape=[3, 2], p=3, strides=[2, 1], pads=[1, 0, 1, 1])),
+    ((2, 3, 9), dict(kernel_shape=[4], p=1, strides=[2])),
+    ((1, 1, 5, 5), dict(kernel_shape=[2, 2], p=2, ceil_mode=1, strides=[2, 2])),
+])
+def test_lp_pool_matches_onnxruntime(shape, attrs):
+    ort = pytest.importorskip("onnxruntime")
+    x = rng.standard_normal(shape).astype(np.float32)
+    m = _model([helper.make_node("LpPool", ["x"], ["y"], **attrs)], [("x", list(shape))],
+               ["y"], 18)
+    want = ort.InferenceSession(m.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    (y,) = lp.from_onnx(m)(x)
+    assert y.shape == want.shape
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)

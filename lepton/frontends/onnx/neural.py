@@ -180,8 +180,23 @@ def _pool_by_gather(n, kind: str, x: Tensor, kernel, dil, include_pad) -> Tensor
     axes = tuple(3 + 2 * a for a in range(nd))
     if kind == "max":
         return ops.max(y, axes)
+    if kind == "sum":
+        return ops.sum(y, axes)
     count = counted.sum(axis=tuple(1 + 2 * a for a in range(nd)))
     return ops.sum(y, axes) * constant((1.0 / count).astype(x.dtype.np))
+
+
+def lp_pool(n) -> Tensor:
+    """LpPool: (sum of |x|**p over each window) ** (1/p); padding counts as 0."""
+    x = n.x(0)
+    kernel = tuple(n.attr("kernel_shape", ()))
+    if len(kernel) != x.ndim - 2:
+        n.invalid(f"kernel_shape {list(kernel)} does not fit input {x.type}")
+    p = n.attr("p", 2)
+    dil = tuple(n.attr("dilations", [1] * len(kernel)))
+    mag = ops.square(x) if p == 2 else ops.abs(x) if p == 1 else ops.power(ops.abs(x), float(p))
+    s = _pool_by_gather(n, "sum", mag, kernel, dil, False)
+    return ops.sqrt(s) if p == 2 else s if p == 1 else ops.power(s, 1.0 / p)
 
 
 def _ceil_extra(size: int, k: int, s: int, lo: int, hi: int) -> int:

@@ -413,6 +413,7 @@ TABLE: dict[str, Rule] = {
                                      "keep_aspect_ratio_policy", "mode", "nearest_mode")),
     "MaxPool": Rule(neural.pool("max"), _POOL + ("storage_order",)),
     "AveragePool": Rule(neural.pool("avg"), _POOL + ("count_include_pad",)),
+    "LpPool": Rule(neural.lp_pool, _POOL + ("p",)),
     "GlobalAveragePool": Rule(neural.global_pool(ops.mean)),
     "GlobalMaxPool": Rule(neural.global_pool(ops.max)),
     "BatchNormalization": Rule(neural.batch_norm, ("epsilon", "momentum", "training_mode",
