@@ -24,9 +24,10 @@ NODE_CASES = [
     "test_scatter_elements_with_reduction_mul", "test_scatternd_max", "test_scatternd_min",
     "test_scatter_with_axis",                                   # the opset-9 name
     "test_lppool_2d_dilations", "test_lppool_3d_default",
+    "test_dft_axis", "test_dft_irfft_opset19", "test_dft_rfft",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
-TESTED_OPS = {"AffineGrid", "Scatter", "LpPool"}
+TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT"}
 
 
 @pytest.fixture(scope="module")
@@ -124,4 +125,32 @@ def test_lp_pool_matches_onnxruntime(shape, attrs):
                                 providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     (y,) = lp.from_onnx(m)(x)
     assert y.shape == want.shape
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("inverse,onesided,length,complex_in", [
+    (0, 0, None, True), (0, 1, 6, False), (1, 0, 9, True), (1, 1, None, True), (1, 1, 7, True),
+])
+def test_dft_matches_numpy_fft(inverse, onesided, length, complex_in):
+    """Opset 20: axis as an input (here 1 of [2, 8, 3, c]), dft_length pads or truncates."""
+    shape = (2, 8, 3, 2 if complex_in else 1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    names = ["x", "n" if length else "", "axis"]
+    m = _model([helper.make_node("DFT", names, ["y"], inverse=inverse, onesided=onesided)],
+               [("x", list(shape))], ["y"], 20)
+    inits = [onnx.numpy_helper.from_array(np.array(1, np.int64), "axis")]
+    if length:
+        inits.append(onnx.numpy_helper.from_array(np.array(length, np.int64), "n"))
+    m.graph.initializer.extend(inits)
+    (y,) = lp.from_onnx(m)(x)
+    sig = x[..., 0] + (1j * x[..., 1] if complex_in else 0)
+    if inverse and onesided:
+        want = np.fft.irfft(sig, length or 2 * (shape[1] - 1), axis=1)[..., None]
+    else:
+        f = np.fft.ifft if inverse else np.fft.fft
+        want = f(sig, length or shape[1], axis=1)
+        if onesided:
+            want = want[:, :(length or shape[1]) // 2 + 1]
+        want = np.stack([want.real, want.imag], -1)
+    assert y.shape == want.shape and y.dtype == np.float32
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)

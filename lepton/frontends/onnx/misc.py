@@ -1,5 +1,6 @@
 """Smaller ONNX ops composed from traced Lepton ops: the window functions (constants of the
-graph), CenterCropPad, CumProd, ReverseSequence, LRN and RotaryEmbedding.
+graph), CenterCropPad, CumProd, ReverseSequence, LRN, RotaryEmbedding and DFT (matmuls with
+the transform's matrices, which NumPy's FFT of the identity gives).
 
     >>> HannWindow(size=8)            # constant(sin(pi n / 8) ** 2): size is specialised
     >>> CumProd(x, axis)              # prod over i of where(i contributes to j, x_i, 1)
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir.types import int64
+from ...ir.types import float64, int64
 from .. import ops, shapes
 from ..tensor import Tensor, cast, constant, emit
 from .indexing import prefix_mask
@@ -119,3 +120,51 @@ def rotary_embedding(n) -> Tensor:
     y = ops.concatenate([rot, keep], -1) if rd < d else rot
     return y.reshape(shape) if len(shape) == 3 else ops.transpose(y, (0, 2, 1, 3))
 
+
+
+def dft(n) -> Tensor:
+    """DFT (opset 17 and 20): the transform along `axis` is real-linear in the signal's real
+    and imaginary parts, so y = A @ re + B @ im with A = F(I) and B = F(i I), F the NumPy FFT
+    the reference uses (fft, ifft or irfft with dft_length; onesided keeps N // 2 + 1 bins)."""
+    x = n.x(0)
+    c = x.shape[-1]
+    if c not in (1, 2):
+        n.invalid(f"the last axis of {x.type} must be 1 (real) or 2 (complex)")
+    if n.opset >= 20:
+        a = n.ints(2)
+        axis = -2 if a is None else a[0]
+    else:
+        axis = n.attr("axis", 1)
+    axis = shapes.norm_axis(axis, x.ndim, n.op_type)
+    if axis == x.ndim - 1:
+        n.invalid("axis must not be the last (real/imaginary) axis")
+    inverse, onesided = n.attr("inverse", 0), n.attr("onesided", 0)
+    length = x.shape[axis]
+    size = n.ints(1)
+    size = (size[0] if size is not None else
+            2 * (length - 1) if inverse and onesided else length)
+    if size < 1:
+        n.invalid(f"dft_length must be >= 1, got {size}")
+    eye = np.eye(length)
+
+    def f(sig):   # columns: the transform of each unit signal
+        if inverse:
+            return np.fft.irfft(sig, size, axis=0) if onesided else np.fft.ifft(sig, size, axis=0)
+        y = np.fft.fft(sig, size, axis=0)
+        return y[:size // 2 + 1] if onesided else y
+
+    mats = [f(eye)] + ([f(1j * eye)] if c == 2 else [])
+    real_out = inverse and onesided
+    # in float64: an FFT's rounding error is far below a float32 matmul's (exact zeros stay
+    # ~1e-16, not ~1e-6)
+    parts = [shapes.swapaxes(cast(x[..., k], float64), axis, -1) for k in range(c)]
+
+    def apply(pick):
+        y = None
+        for p, m in zip(parts, mats):
+            t = ops.matmul(p, constant(pick(m).T.astype(np.float64)))
+            y = t if y is None else y + t
+        return shapes.swapaxes(y, axis, -1)
+
+    outs = [apply(np.real)] + ([] if real_out else [apply(np.imag)])
+    return cast(shapes.stack(outs, axis=-1), x.dtype)

@@ -486,6 +486,7 @@ TABLE: dict[str, Rule] = {
     "HammingWindow": Rule(misc.window("hamming"), ("output_datatype", "periodic"), (0,)),
     "BlackmanWindow": Rule(misc.window("blackman"), ("output_datatype", "periodic"), (0,)),
     "CenterCropPad": Rule(misc.center_crop_pad, ("axes",), (1,)),
+    "DFT": Rule(misc.dft, ("axis", "inverse", "onesided"), (1, 2)),
     "CumProd": Rule(misc.cumprod, ("exclusive", "reverse"), (1,)),
     "ReverseSequence": Rule(misc.reverse_sequence, ("batch_axis", "time_axis")),
     "LRN": Rule(misc.lrn, ("alpha", "beta", "bias", "size")),
