@@ -25,9 +25,10 @@ NODE_CASES = [
     "test_scatter_with_axis",                                   # the opset-9 name
     "test_lppool_2d_dilations", "test_lppool_3d_default",
     "test_dft_axis", "test_dft_irfft_opset19", "test_dft_rfft",
+    "test_col2im_5d", "test_col2im_pads",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
-TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT"}
+TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im"}
 
 
 @pytest.fixture(scope="module")
@@ -153,4 +154,26 @@ def test_dft_matches_numpy_fft(inverse, onesided, length, complex_in):
             want = want[:, :(length or shape[1]) // 2 + 1]
         want = np.stack([want.real, want.imag], -1)
     assert y.shape == want.shape and y.dtype == np.float32
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(dilation=2, stride=(1, 2)),
+                                dict(kernel_size=(3, 1), padding=(2, 0))])
+def test_col2im_matches_torch_fold(kw):
+    torch = pytest.importorskip("torch")
+    kw = {"kernel_size": (2, 3), **kw}
+    image = (7, 8)
+    cols = torch.nn.functional.unfold(torch.randn(2, 3, *image), **kw)   # a valid L
+    x = rng.standard_normal(tuple(cols.shape)).astype(np.float32)
+    want = torch.nn.functional.fold(torch.from_numpy(x), image, **kw).numpy()
+    pair = (lambda v: list(v) if isinstance(v, tuple) else [v, v])
+    pads = pair(kw.get("padding", 0))
+    m = _model([helper.make_node("Col2Im", ["x", "image", "block"], ["y"],
+                                 strides=pair(kw.get("stride", 1)),
+                                 dilations=pair(kw.get("dilation", 1)), pads=pads + pads)],
+               [("x", list(x.shape))], ["y"], 18)
+    m.graph.initializer.extend([
+        onnx.numpy_helper.from_array(np.array(image, np.int64), "image"),
+        onnx.numpy_helper.from_array(np.array(kw["kernel_size"], np.int64), "block")])
+    (y,) = lp.from_onnx(m)(x)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)

@@ -327,3 +327,42 @@ def _diagonals(x: Tensor, t: str) -> tuple[Tensor, str]:
 def _move2(x: Tensor, a: int, b: int) -> Tensor:
     rest = [k for k in range(x.ndim) if k not in (a, b)]
     return ops.transpose(x, rest + [a, b])
+
+
+def col2im(n) -> Tensor:
+    """Col2Im: the columns [N, C * prod(block), L] summed back into the padded image at each
+    block's positions (a constant index map, any number of spatial dims), then cropped."""
+    x = n.x(0)
+    image, block = n.ints(1), n.ints(2)
+    k = len(image)
+    if len(block) != k or x.ndim != 3:
+        n.invalid(f"input {x.type}, image_shape {list(image)} and block_shape {list(block)} "
+                  f"do not fit together")
+    dil = n.attr("dilations") or [1] * k
+    strides = n.attr("strides") or [1] * k
+    pads = n.attr("pads") or [0] * (2 * k)
+    padded = [i + pads[d] + pads[d + k] for d, i in enumerate(image)]
+    blocks = [(p - (dl * (b - 1) + 1)) // s + 1
+              for p, b, dl, s in zip(padded, block, dil, strides)]
+    kk, nblocks = math.prod(block), math.prod(blocks)
+    batch, ck, cols = x.shape
+    if ck % kk or cols != nblocks or min(blocks) < 1:
+        n.invalid(f"input {x.type} does not fit image_shape {list(image)}, block_shape "
+                  f"{list(block)}: wants [N, C * {kk}, {nblocks}]")
+    c = ck // kk
+    # padded-image position of (block offset o, block index l) along each spatial dim
+    pos = [np.add.outer(np.arange(b) * dl, np.arange(m) * s)
+           for b, dl, s, m in zip(block, dil, strides, blocks)]
+    flat = np.zeros(tuple(block) + tuple(blocks), np.int64)
+    for d, pstride in enumerate(_strides(padded)):
+        shape = [1] * (2 * k)
+        shape[d], shape[k + d] = block[d], blocks[d]
+        flat = flat + pos[d].reshape(shape) * pstride
+    flat = (np.arange(c).reshape(c, 1, 1) * math.prod(padded)
+            + flat.reshape(1, kk, nblocks)).reshape(-1)
+    rows = x.reshape((batch, -1)).transpose((1, 0))                 # [C * kk * L, N]
+    img = emit("scatter_add", [rows, constant(flat)], axis=0, size=c * math.prod(padded))
+    img = img.transpose((1, 0)).reshape((batch, c) + tuple(padded))
+    key = (slice(None), slice(None)) + tuple(slice(pads[d], pads[d] + image[d])
+                                             for d in range(k))
+    return img[key]
