@@ -26,9 +26,11 @@ NODE_CASES = [
     "test_lppool_2d_dilations", "test_lppool_3d_default",
     "test_dft_axis", "test_dft_irfft_opset19", "test_dft_rfft",
     "test_col2im_5d", "test_col2im_pads",
+    "test_gridsample_bicubic_align_corners_0_additional_1", "test_gridsample_reflection_padding",
+    "test_gridsample_volumetric_nearest_align_corners_1",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
-TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im"}
+TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample"}
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +179,21 @@ def test_col2im_matches_torch_fold(kw):
         onnx.numpy_helper.from_array(np.array(kw["kernel_size"], np.int64), "block")])
     (y,) = lp.from_onnx(m)(x)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode,padding,align_corners", [
+    (m, p, (i + j) % 2) for i, m in enumerate(["bilinear", "nearest", "bicubic"])
+    for j, p in enumerate(["zeros", "border", "reflection"])] + [("bicubic", "border", 0)])
+def test_grid_sample_matches_torch(mode, padding, align_corners):
+    """Points inside and outside [-1, 1]; opset 16's mode names (20 renamed them)."""
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    grid = rng.uniform(-1.4, 1.4, (2, 4, 7, 2)).astype(np.float32)
+    m = _model([helper.make_node("GridSample", ["x", "g"], ["y"], mode=mode,
+                                 padding_mode=padding, align_corners=align_corners)],
+               [("x", list(x.shape)), ("g", list(grid.shape))], ["y"], 16)
+    (y,) = lp.from_onnx(m)(x, grid)
+    want = torch.nn.functional.grid_sample(torch.from_numpy(x), torch.from_numpy(grid), mode=mode,
+                                           padding_mode=padding,
+                                           align_corners=bool(align_corners)).numpy()
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)

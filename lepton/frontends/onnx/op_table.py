@@ -495,6 +495,7 @@ TABLE: dict[str, Rule] = {
                                                     "rotary_embedding_dim")),
     # sampling grids (sampling.py)
     "AffineGrid": Rule(sampling.affine_grid, ("align_corners",), (1,)),
+    "GridSample": Rule(sampling.grid_sample, ("align_corners", "mode", "padding_mode")),
     # recurrent layers on lp.scan (recurrent.py)
     **{op: Rule(recurrent.recurrent, _RNN + extra) for op, extra in (
         ("RNN", ()), ("GRU", ("linear_before_reset",)), ("LSTM", ("input_forget",)))},
