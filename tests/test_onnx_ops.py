@@ -28,9 +28,11 @@ NODE_CASES = [
     "test_col2im_5d", "test_col2im_pads",
     "test_gridsample_bicubic_align_corners_0_additional_1", "test_gridsample_reflection_padding",
     "test_gridsample_volumetric_nearest_align_corners_1",
+    "test_loop11", "test_range_int32_type_negative_delta_expanded",   # Loop
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
-TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample"}
+TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",
+              "Loop"}
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +199,81 @@ def test_grid_sample_matches_torch(mode, padding, align_corners):
                                            padding_mode=padding,
                                            align_corners=bool(align_corners)).numpy()
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+
+
+def _loop_model(body_nodes, body_outs, n_scan, trip=True, cond_input=True, extra_inputs=()):
+    """Loop(M, cond, y[3]) whose body (i, c, y) -> (c', y', scans...) is body_nodes."""
+    f = TensorProto.FLOAT
+    body = helper.make_graph(
+        body_nodes, "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("y", f, [3])],
+        [helper.make_empty_tensor_value_info(o) for o in body_outs])
+    ins = ["M" if trip else "", "cond" if cond_input else "", "y0"]
+    outs = ["y_final"] + [f"scan{j}" for j in range(n_scan)]
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ins, outs, body=body)], "g",
+        ([helper.make_tensor_value_info("M", TensorProto.INT64, [])] if trip else [])
+        + ([helper.make_tensor_value_info("cond", TensorProto.BOOL, [])] if cond_input else [])
+        + [helper.make_tensor_value_info("y0", f, [3])] + list(extra_inputs),
+        [helper.make_empty_tensor_value_info(o) for o in outs])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _step_nodes():
+    """y' = y * 0.5 + i (as float); the scan output is y'."""
+    return [helper.make_node("Cast", ["i"], ["fi"], to=TensorProto.FLOAT),
+            helper.make_node("Constant", [], ["half"], value_float=0.5),
+            helper.make_node("Mul", ["y", "half"], ["yh"]),
+            helper.make_node("Add", ["yh", "fi"], ["y2"]),
+            helper.make_node("Identity", ["c"], ["c2"]),
+            helper.make_node("Identity", ["y2"], ["s"])]
+
+
+@pytest.mark.parametrize("trips", [5, 100])   # unrolled, and lp.scan past UNROLL
+def test_loop_with_scan_outputs_matches_numpy(trips):
+    m = _loop_model(_step_nodes(), ["c2", "y2", "s"], 1)
+    y0 = rng.standard_normal(3).astype(np.float32)
+    y, ys = y0.astype(np.float64), []
+    for i in range(trips):
+        y = y * 0.5 + i
+        ys.append(y)
+    f = lp.from_onnx(m)
+    got_y, got_s = f(np.array(trips, np.int64), np.array(True), y0)
+    np.testing.assert_allclose(got_y, y, rtol=1e-5)
+    np.testing.assert_allclose(got_s, np.stack(ys), rtol=1e-5)
+
+
+def test_loop_with_a_data_dependent_exit_runs_as_a_while_loop():
+    """No trip count; the body stops once sum(y) >= limit (a graph input): lp.while_loop."""
+    nodes = [helper.make_node("Constant", [], ["two"], value_float=2.0),
+             helper.make_node("Mul", ["y", "two"], ["y2"]),
+             helper.make_node("ReduceSum", ["y2"], ["tot"], keepdims=0),
+             helper.make_node("Less", ["tot", "limit"], ["c2"])]
+    m = _loop_model(nodes, ["c2", "y2"], 0, trip=False, extra_inputs=[
+        helper.make_tensor_value_info("limit", TensorProto.FLOAT, [])])
+    f = lp.from_onnx(m)
+    y0 = np.array([0.5, 1.0, 0.25], np.float32)
+    for limit in (1.0, 30.0, 1000.0):
+        y = y0.copy()
+        while True:
+            y = y * 2
+            if not y.sum() < limit:
+                break
+        (got,) = f(np.array(True), y0, np.array(limit, np.float32))
+        np.testing.assert_allclose(got, y)
+    (got,) = f(np.array(False), y0, np.array(1000.0, np.float32))   # no iteration
+    np.testing.assert_allclose(got, y0)
+
+
+def test_loop_scan_outputs_with_a_data_dependent_exit_are_refused():
+    nodes = [helper.make_node("ReduceSum", ["y"], ["tot"], keepdims=0),
+             helper.make_node("Constant", [], ["lim"], value_float=3.0),
+             helper.make_node("Less", ["tot", "lim"], ["c2"]),
+             helper.make_node("Identity", ["y"], ["y2"]),
+             helper.make_node("Identity", ["y"], ["s"])]
+    m = _loop_model(nodes, ["c2", "y2", "s"], 1)
+    f = lp.from_onnx(m)
+    with pytest.raises(NotImplementedError, match="Loop.*scan outputs"):
+        f(np.array(4, np.int64), np.array(True), np.ones(3, np.float32))

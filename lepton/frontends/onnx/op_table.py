@@ -501,6 +501,7 @@ TABLE: dict[str, Rule] = {
         ("RNN", ()), ("GRU", ("linear_before_reset",)), ("LSTM", ("input_forget",)))},
     # control flow (control.py)
     "If": Rule(control.if_, ("then_branch", "else_branch")),
+    "Loop": Rule(control.loop_, ("body",), (0, 1)),
     "Scan": Rule(control.scan_, ("body", "num_scan_inputs", "scan_input_axes",
                                  "scan_input_directions", "scan_output_axes",
                                  "scan_output_directions")),
