@@ -29,10 +29,13 @@ NODE_CASES = [
     "test_gridsample_bicubic_align_corners_0_additional_1", "test_gridsample_reflection_padding",
     "test_gridsample_volumetric_nearest_align_corners_1",
     "test_loop11", "test_range_int32_type_negative_delta_expanded",   # Loop
+    "test_training_dropout_zero_ratio_mask",
+    "test_bernoulli_double_expanded", "test_training_dropout_mask",   # shapes and dtypes only
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
 TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",
-              "Loop"}
+              "Loop", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
+              "Bernoulli"}
 
 
 @pytest.fixture(scope="module")
@@ -277,3 +280,49 @@ def test_loop_scan_outputs_with_a_data_dependent_exit_are_refused():
     f = lp.from_onnx(m)
     with pytest.raises(NotImplementedError, match="Loop.*scan outputs"):
         f(np.array(4, np.int64), np.array(True), np.ones(3, np.float32))
+
+
+def _random_model(node, inputs=()):
+    return _model([node], inputs, ["y"] + list(node.output[1:]), 22)
+
+
+def test_random_uniform_and_normal_draw_new_numbers_each_call():
+    f = lp.from_onnx(_random_model(helper.make_node(
+        "RandomUniform", [], ["y"], shape=[200, 50], low=-2.0, high=3.0)))
+    (a,), (b,) = f(), f()
+    assert a.shape == (200, 50) and a.dtype == np.float32 and not np.array_equal(a, b)
+    assert a.min() >= -2 and a.max() <= 3 and abs(a.mean() - 0.5) < 0.05
+    g = lp.from_onnx(_random_model(helper.make_node(
+        "RandomNormalLike", ["x"], ["y"], mean=1.0, scale=2.0, dtype=TensorProto.DOUBLE),
+        [("x", [100, 100])]))
+    (z,) = g(np.zeros((100, 100), np.float32))
+    assert z.dtype == np.float64 and abs(z.mean() - 1) < 0.06 and abs(z.std() - 2) < 0.06
+
+
+def test_a_seed_gives_the_same_numbers_every_call():
+    m = _random_model(helper.make_node("RandomNormal", [], ["y"], shape=[4, 3], seed=7.0))
+    (a,), (b,) = lp.from_onnx(m)(), lp.from_onnx(m)()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bernoulli_frequencies_and_edges():
+    p = np.concatenate([np.zeros(1000), np.ones(1000), np.full(20000, 0.3)]).astype(np.float32)
+    f = lp.from_onnx(_random_model(helper.make_node("Bernoulli", ["p"], ["y"]),
+                                   [("p", [p.size])]))
+    (y,) = f(p)
+    assert y.dtype == np.float32
+    assert (y[:1000] == 0).all() and (y[1000:2000] == 1).all()
+    assert abs(y[2000:].mean() - 0.3) < 0.02
+
+
+def test_dropout_training_mode_scales_the_kept_values():
+    x = rng.standard_normal((100, 100)).astype(np.float32)
+    node = helper.make_node("Dropout", ["x", "r", "t"], ["y", "mask"])
+    m = _random_model(node, [("x", [100, 100])])
+    m.graph.initializer.extend([onnx.numpy_helper.from_array(np.array(0.25, np.float32), "r"),
+                                onnx.numpy_helper.from_array(np.array(True), "t")])
+    f = lp.from_onnx(m)
+    y, mask = f(x)
+    assert mask.dtype == np.bool_ and abs(mask.mean() - 0.75) < 0.02
+    np.testing.assert_allclose(y, np.where(mask, x / 0.75, 0), rtol=1e-6)
+    assert not np.array_equal(mask, f(x)[1])

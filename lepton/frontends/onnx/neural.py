@@ -267,9 +267,12 @@ def gelu(n) -> Tensor:
 
 
 def dropout(n) -> list[Tensor]:
-    """Inference: the input itself, and an all-true mask."""
+    """Inference: the input itself, and an all-true mask; training mode (opset >= 12's
+    training_mode input): random_ops.dropout_training."""
     x = n.x(0)
     training = n.const(2)
-    if training is not None and bool(training):
-        n.unsupported("training mode is not supported (inference only)")
+    if training is not None and bool(np.asarray(training).reshape(-1)[0]):
+        from .random_ops import dropout_training
+        r = n.const(1)
+        return dropout_training(n, x, 0.5 if r is None else float(np.asarray(r).reshape(-1)[0]))
     return [x, ops.full(x.shape, True)]

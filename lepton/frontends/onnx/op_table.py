@@ -22,8 +22,8 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import (attention, control, elementwise as ew, indexing, misc, neural, recurrent,
-               resample, sampling)
+from . import (attention, control, elementwise as ew, indexing, misc, neural, random_ops,
+               recurrent, resample, sampling)
 from .node import ONNX_DTYPES, Rule, onnx_type_name
 
 
@@ -419,7 +419,7 @@ TABLE: dict[str, Rule] = {
     "BatchNormalization": Rule(neural.batch_norm, ("epsilon", "momentum", "training_mode",
                                                    "spatial", "is_test", "consumed_inputs")),
     "LayerNormalization": Rule(neural.layer_norm, ("axis", "epsilon", "stash_type")),
-    "Dropout": Rule(neural.dropout, ("ratio", "seed", "is_test"), (2,)),
+    "Dropout": Rule(neural.dropout, ("ratio", "seed", "is_test"), (1, 2)),
     # reductions
     **{op: Rule(reduction(f), _REDUCE, (1,)) for op, f in REDUCTIONS.items()},
     "ArgMax": Rule(arg_reduce(1), _ARG), "ArgMin": Rule(arg_reduce(-1), _ARG),
@@ -493,6 +493,12 @@ TABLE: dict[str, Rule] = {
     "LRN": Rule(misc.lrn, ("alpha", "beta", "bias", "size")),
     "RotaryEmbedding": Rule(misc.rotary_embedding, ("interleaved", "num_heads",
                                                     "rotary_embedding_dim")),
+    # random numbers on lp.random (random_ops.py)
+    "RandomUniform": Rule(random_ops.random_uniform, ("dtype", "high", "low", "seed", "shape")),
+    "RandomNormal": Rule(random_ops.random_normal, ("dtype", "mean", "scale", "seed", "shape")),
+    "RandomUniformLike": Rule(random_ops.random_uniform_like, ("dtype", "high", "low", "seed")),
+    "RandomNormalLike": Rule(random_ops.random_normal_like, ("dtype", "mean", "scale", "seed")),
+    "Bernoulli": Rule(random_ops.bernoulli, ("dtype", "seed")),
     # sampling grids (sampling.py)
     "AffineGrid": Rule(sampling.affine_grid, ("align_corners",), (1,)),
     "GridSample": Rule(sampling.grid_sample, ("align_corners", "mode", "padding_mode")),
