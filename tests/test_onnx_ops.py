@@ -31,11 +31,13 @@ NODE_CASES = [
     "test_loop11", "test_range_int32_type_negative_delta_expanded",   # Loop
     "test_training_dropout_zero_ratio_mask",
     "test_bernoulli_double_expanded", "test_training_dropout_mask",   # shapes and dtypes only
+    "test_reduce_max_empty_set", "test_reduce_max_empty_set_bool",
+    "test_maxunpool_export_without_output_shape", "test_det_nd",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
 TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",
               "Loop", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
-              "Bernoulli"}
+              "Bernoulli", "MaxUnpool", "Det"}
 
 
 @pytest.fixture(scope="module")
@@ -326,3 +328,32 @@ def test_dropout_training_mode_scales_the_kept_values():
     assert mask.dtype == np.bool_ and abs(mask.mean() - 0.75) < 0.02
     np.testing.assert_allclose(y, np.where(mask, x / 0.75, 0), rtol=1e-6)
     assert not np.array_equal(mask, f(x)[1])
+
+
+def test_max_unpool_matches_torch_with_overlapping_windows():
+    """Kernel 3, stride 2: windows overlap, so an index can come twice (same value)."""
+    torch = pytest.importorskip("torch")
+    x = torch.randn(2, 3, 9, 8)
+    pooled, idx = torch.nn.functional.max_pool2d(x, 3, 2, return_indices=True)
+    want = torch.nn.functional.max_unpool2d(pooled, idx, 3, 2, output_size=(9, 8)).numpy()
+    plane = (np.arange(2 * 3).reshape(2, 3, 1, 1) * 9 * 8)       # ONNX's flat indices
+    m = _model([helper.make_node("MaxUnpool", ["x", "i", "shape"], ["y"], kernel_shape=[3, 3],
+                                 strides=[2, 2])],
+               [("x", list(pooled.shape))], ["y"], 22)
+    m.graph.input.append(helper.make_tensor_value_info("i", TensorProto.INT64,
+                                                       list(pooled.shape)))
+    m.graph.initializer.append(onnx.numpy_helper.from_array(np.array([2, 3, 9, 8], np.int64),
+                                                            "shape"))
+    (y,) = lp.from_onnx(m)(pooled.numpy(), idx.numpy() + plane)
+    np.testing.assert_allclose(y, want)
+
+
+def test_det_matches_numpy():
+    a = rng.standard_normal((4, 5, 5)).astype(np.float64)
+    a[1, 0, 0] = 0.0                                 # needs a row swap
+    a[2, 3] = a[2, 1] * 2                            # singular
+    a[3] = np.eye(5)[[1, 0, 2, 4, 3]]                # a permutation: +1
+    m = _model([helper.make_node("Det", ["a"], ["y"])], [("a", [4, 5, 5])], ["y"], 22)
+    m.graph.input[0].type.tensor_type.elem_type = TensorProto.DOUBLE
+    (y,) = lp.from_onnx(m)(a)
+    np.testing.assert_allclose(y, np.linalg.det(a), rtol=1e-10, atol=1e-12)

@@ -168,3 +168,31 @@ def dft(n) -> Tensor:
 
     outs = [apply(np.real)] + ([] if real_out else [apply(np.imag)])
     return cast(shapes.stack(outs, axis=-1), x.dtype)
+
+
+def det(n) -> Tensor:
+    """Det of [..., m, m]: Gaussian elimination with partial pivoting, unrolled over the m
+    columns (row swaps as rank-1 updates, the sign and pivots multiplied into the result)."""
+    a = n.x(0)
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2] or not a.dtype.is_float:
+        n.invalid(f"needs float square matrices [..., m, m], got {a.type}")
+    m = a.shape[-1]
+    rows = np.arange(m)
+    zero = constant(np.zeros((), a.dtype.np))
+    d = ops.full(a.shape[:-2], 1.0, a.dtype)
+    for k in range(m):
+        col = ops.where(constant(rows >= k), ops.abs(a[..., :, k]), constant(
+            np.array(-1, a.dtype.np)))
+        p = ops.argmax(col, axis=-1)                                     # the pivot row
+        at_p = ops.equal(p.reshape(p.shape + (1,)), constant(rows))      # [..., m]
+        row_k = a[..., k, :]
+        row_p = ops.sum(ops.where(at_p.reshape(at_p.shape + (1,)), a, zero), axis=-2)
+        swap = cast(constant(rows == k), a.dtype) - cast(at_p, a.dtype)  # e_k - e_p
+        a = a + swap.reshape(swap.shape + (1,)) * (row_p - row_k).reshape(
+            row_p.shape[:-1] + (1, m))
+        pivot = a[..., k, k]
+        d = d * ops.where(ops.equal(p, k), pivot, -pivot)
+        safe = ops.where(ops.equal(pivot, 0.0), ops.full(pivot.shape, 1.0, a.dtype), pivot)
+        f = ops.where(constant(rows > k), a[..., :, k] / safe.reshape(safe.shape + (1,)), zero)
+        a = a - f.reshape(f.shape + (1,)) * a[..., k, :].reshape(a.shape[:-2] + (1, m))
+    return d

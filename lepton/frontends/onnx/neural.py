@@ -15,8 +15,9 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import nn_ops, ops
-from ..tensor import Tensor, constant, emit
+from ...ir.types import int64
+from .. import nn_ops, ops, shapes
+from ..tensor import Tensor, cast, constant, emit
 
 
 def pad_zeros(x: Tensor, lo, hi) -> Tensor:
@@ -276,3 +277,28 @@ def dropout(n) -> list[Tensor]:
         r = n.const(1)
         return dropout_training(n, x, 0.5 if r is None else float(np.asarray(r).reshape(-1)[0]))
     return [x, ops.full(x.shape, True)]
+
+
+def max_unpool(n) -> Tensor:
+    """MaxUnpool: zeros with x's values put back at MaxPool's flat indices (over the whole
+    output, batch and channels included). Overlapping windows repeat an index with the same
+    value: the sums are divided by the counts."""
+    x, idx = n.x(0), n.x(1)
+    nd = x.ndim - 2
+    kernel = tuple(n.attr("kernel_shape", ()))
+    if len(kernel) != nd or idx.shape != x.shape:
+        n.invalid(f"kernel_shape {list(kernel)} and indices {idx.type} must fit input {x.type}")
+    strides = n.attr("strides") or [1] * nd
+    pads = n.attr("pads") or [0] * (2 * nd)
+    shape = n.ints(2)
+    if shape is None:
+        shape = x.shape[:2] + tuple((d - 1) * s - pads[a] - pads[a + nd] + k for a, (d, s, k)
+                                    in enumerate(zip(x.shape[2:], strides, kernel)))
+    # with output_shape the indices address that shape, as in onnxruntime and PyTorch (onnx's
+    # reference reads them in the inferred shape and pads the result at the end)
+    size = math.prod(shape)
+    flat = shapes.checked_index(cast(idx, int64).reshape(-1), size, n.op_type)
+    total = emit("scatter_add", [x.reshape(-1), flat], axis=0, size=size)
+    count = emit("scatter_add", [ops.full((flat.shape[0],), 1.0, x.dtype), flat], axis=0,
+                 size=size)
+    return (total / ops.maximum(count, 1.0)).reshape(tuple(shape))

@@ -148,11 +148,31 @@ def _mean(x, axes, keep):
     return y if x.dtype.is_float else cast(y, x.dtype)
 
 
+def _extreme(f, sign: int):
+    """ReduceMax (sign -1) / ReduceMin (+1): over an empty axis ONNX gives the identity, the
+    lowest (highest) value of the type: -inf / +inf, the integer bounds, False / True."""
+    def reduce(x, axes, keep):
+        ax = range(x.ndim) if axes is None else [shapes.norm_axis(a, x.ndim, "Reduce")
+                                                for a in axes]
+        if all(x.shape[a] for a in ax):
+            return f(x, axes, keepdims=keep)
+        shape = tuple(1 if a in ax else d for a, d in enumerate(x.shape) if keep or a not in ax)
+        t = x.dtype.np
+        if x.dtype.name == "bool":
+            ident = sign > 0
+        elif np.issubdtype(t, np.floating):
+            ident = sign * np.inf
+        else:
+            ident = np.iinfo(t).max if sign > 0 else np.iinfo(t).min
+        return constant(np.full(shape, ident, t))
+    return reduce
+
+
 REDUCTIONS = {
     "ReduceSum": lambda x, a, k: ops.sum(x, a, x.dtype, keepdims=k),
     "ReduceMean": _mean,
-    "ReduceMax": lambda x, a, k: ops.max(x, a, keepdims=k),
-    "ReduceMin": lambda x, a, k: ops.min(x, a, keepdims=k),
+    "ReduceMax": _extreme(ops.max, -1),
+    "ReduceMin": _extreme(ops.min, 1),
     "ReduceProd": lambda x, a, k: ops.prod(x, a, x.dtype, keepdims=k),
     "ReduceL1": lambda x, a, k: ops.sum(ops.abs(x), a, x.dtype, keepdims=k),
     "ReduceL2": lambda x, a, k: ops.sqrt(ops.sum(ops.square(x), a, keepdims=k)),
@@ -414,6 +434,7 @@ TABLE: dict[str, Rule] = {
     "MaxPool": Rule(neural.pool("max"), _POOL + ("storage_order",)),
     "AveragePool": Rule(neural.pool("avg"), _POOL + ("count_include_pad",)),
     "LpPool": Rule(neural.lp_pool, _POOL + ("p",)),
+    "MaxUnpool": Rule(neural.max_unpool, ("kernel_shape", "pads", "strides"), (2,)),
     "GlobalAveragePool": Rule(neural.global_pool(ops.mean)),
     "GlobalMaxPool": Rule(neural.global_pool(ops.max)),
     "BatchNormalization": Rule(neural.batch_norm, ("epsilon", "momentum", "training_mode",
@@ -488,6 +509,7 @@ TABLE: dict[str, Rule] = {
     "BlackmanWindow": Rule(misc.window("blackman"), ("output_datatype", "periodic"), (0,)),
     "CenterCropPad": Rule(misc.center_crop_pad, ("axes",), (1,)),
     "DFT": Rule(misc.dft, ("axis", "inverse", "onesided"), (1, 2)),
+    "Det": Rule(misc.det),
     "CumProd": Rule(misc.cumprod, ("exclusive", "reverse"), (1,)),
     "ReverseSequence": Rule(misc.reverse_sequence, ("batch_axis", "time_axis")),
     "LRN": Rule(misc.lrn, ("alpha", "beta", "bias", "size")),
