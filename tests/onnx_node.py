@@ -180,7 +180,9 @@ _SMALL_DTYPES = ("UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "FLOAT1
                  "FLOAT8", "INT4", "UINT4", "FLOAT4", "UINT2", "INT2", "COMPLEX", "STRING")
 
 
-_REASONS = ((r"op type (\w+) is not supported", "unsupported op {}"),
+_REASONS = ((r"op (\w+)'s output shape depends on its input values",
+             "data-dependent output shape ({})"),
+            (r"op type (\w+) is not supported", "unsupported op {}"),
             (r"element type (\w+)", "dtype {} (core dtypes)"),
             (r"attribute '(\w+)'", "unsupported attribute {}"),
             (r"op (\w+) of domain '([\w.]+)'", "unsupported op {} (domain {})"))

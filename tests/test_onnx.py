@@ -581,8 +581,13 @@ def test_opset7_initializers_listed_as_inputs_stay_constants():
 
 # -- errors ------------------------------------------------------------------------------------
 def test_unsupported_op_names_op_and_node():
-    m, _ = single_op("NonZero", [X])
-    with pytest.raises(NotImplementedError, match="NonZero.*not supported") as e:
+    m, _ = single_op("TfIdfVectorizer", [C(np.zeros((2, 3), np.int64))])
+    with pytest.raises(NotImplementedError, match="TfIdfVectorizer.*not supported") as e:
+        lp.from_onnx(m)
+    assert "the_tfidfvectorizer" in str(e.value)
+    m, _ = single_op("NonZero", [X])      # a shape decided by values: refused as such
+    with pytest.raises(NotImplementedError, match="NonZero's output shape depends on its "
+                                                  "input values") as e:
         lp.from_onnx(m)
     assert "the_nonzero" in str(e.value)
     node = helper.make_node("FusedGemm", ["x", "x"], ["y"], name="fg", domain="com.microsoft")

@@ -276,6 +276,10 @@ class OnnxFunction:
             if node.domain not in ("", "ai.onnx"):
                 raise NotImplementedError(f"ONNX node {label}: op {node.op_type} of domain "
                                           f"'{node.domain}' is not supported")
+            if node.op_type in DATA_SHAPED:
+                raise NotImplementedError(
+                    f"ONNX node {label}: op {node.op_type}'s output shape depends on its input "
+                    f"values, which a static graph cannot express ({DATA_SHAPED[node.op_type]})")
             if node.op_type not in TABLE and not functions.expandable(node.op_type,
                                                                       self.opset):
                 raise NotImplementedError(f"ONNX node {label}: op type {node.op_type} is not "
@@ -371,6 +375,16 @@ class Frozen:
 
     def __repr__(self) -> str:
         return f"Frozen({self.array.tolist()!r})"
+
+
+# Ops whose output shape is a function of their input values: refused, with what decides it.
+DATA_SHAPED = {
+    "NonZero": "the count of non-zero elements",
+    "Compress": "the count of true conditions",
+    "Unique": "the count of distinct values",
+    "NonMaxSuppression": "the count of boxes kept",
+    "StringSplit": "the count of substrings",
+}
 
 
 def _shape_inputs(graph, input_names: set) -> set:
