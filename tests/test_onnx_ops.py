@@ -32,12 +32,12 @@ NODE_CASES = [
     "test_training_dropout_zero_ratio_mask",
     "test_bernoulli_double_expanded", "test_training_dropout_mask",   # shapes and dtypes only
     "test_reduce_max_empty_set", "test_reduce_max_empty_set_bool",
-    "test_maxunpool_export_without_output_shape", "test_det_nd",
+    "test_maxunpool_export_without_output_shape", "test_det_nd", "test_tensorscatter_circular",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
 TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",
               "Loop", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
-              "Bernoulli", "MaxUnpool", "Det"}
+              "Bernoulli", "MaxUnpool", "Det", "TensorScatter"}
 
 
 @pytest.fixture(scope="module")
@@ -357,3 +357,24 @@ def test_det_matches_numpy():
     m.graph.input[0].type.tensor_type.elem_type = TensorProto.DOUBLE
     (y,) = lp.from_onnx(m)(a)
     np.testing.assert_allclose(y, np.linalg.det(a), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode,axis,writes", [
+    ("linear", 2, [0, 3, 5]), ("circular", 2, [6, 2, 13]), ("circular", 1, [-1, 7, 0]),
+    ("linear", -2, None)])
+def test_tensor_scatter_matches_onnx_reference(mode, axis, writes):
+    from onnx.reference import ReferenceEvaluator
+    cache = rng.standard_normal((3, 4, 8, 5)).astype(np.float32)
+    upd_shape = list(cache.shape)
+    upd_shape[axis] = 3
+    upd = rng.standard_normal(upd_shape).astype(np.float32)
+    names = ["c", "u"] + (["w"] if writes is not None else [])
+    m = _model([helper.make_node("TensorScatter", names, ["y"], mode=mode, axis=axis)],
+               [("c", list(cache.shape)), ("u", upd_shape)], ["y"], 24)
+    feeds = {"c": cache, "u": upd}
+    if writes is not None:
+        m.graph.input.append(helper.make_tensor_value_info("w", TensorProto.INT64, [3]))
+        feeds["w"] = np.array(writes, np.int64)
+    want = ReferenceEvaluator(m).run(None, feeds)[0]
+    (y,) = lp.from_onnx(m)(*feeds.values())
+    np.testing.assert_array_equal(y, want)

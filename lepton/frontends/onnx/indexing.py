@@ -20,7 +20,7 @@ import string
 
 import numpy as np
 
-from ...ir.types import int64
+from ...ir.types import float64, int64
 from .. import ops, shapes
 from ..tensor import Tensor, cast, constant, emit
 from .node import ONNX_DTYPES, onnx_type_name
@@ -366,3 +366,40 @@ def col2im(n) -> Tensor:
     key = (slice(None), slice(None)) + tuple(slice(pads[d], pads[d] + image[d])
                                              for d in range(k))
     return img[key]
+
+
+def tensor_scatter(n) -> Tensor:
+    """TensorScatter (a KV-cache write): cache row j of batch b takes update row j - w[b]
+    (mod the cache length in circular mode) when that is in [0, sequence length); a gather
+    from the update with the sequence axis moved next to the batch axis."""
+    cache, upd = n.x(0), n.x(1)
+    axis = shapes.norm_axis(n.attr("axis", -2), cache.ndim, n.op_type)
+    mode = n.attr("mode", "linear")
+    if mode not in ("linear", "circular"):
+        n.invalid(f"unknown mode '{mode}'")
+    if axis == 0 or upd.ndim != cache.ndim or any(
+            a != b for i, (a, b) in enumerate(zip(cache.shape, upd.shape)) if i != axis) \
+            or upd.shape[axis] > cache.shape[axis]:
+        n.invalid(f"update {upd.type} does not fit past_cache {cache.type} along axis {axis}")
+    b, m, s = cache.shape[0], cache.shape[axis], upd.shape[axis]
+    w = n.opt(2)
+    w = ops.full((b,), 0, int64) if w is None else cast(w, int64).reshape((b,))
+    t = constant(np.arange(m, dtype=np.int64)) - w.reshape((b, 1))          # [b, m]
+    if mode == "circular":
+        t = _mod(t, m)
+    valid = (t >= 0) & (t < s)
+    rows = ops.clip(t, 0, s - 1) + constant((np.arange(b) * s).reshape(b, 1).astype(np.int64))
+    u = shapes.swapaxes(upd, 1, axis) if axis != 1 else upd                 # [b, s, ...]
+    rest = u.shape[2:]
+    got = emit("take", [u.reshape((b * s,) + rest), rows.reshape(-1)], axis=0)
+    got = got.reshape((b, m) + rest)
+    got = shapes.swapaxes(got, 1, axis) if axis != 1 else got
+    keep = valid.reshape((b,) + tuple(m if i == axis else 1 for i in range(1, cache.ndim)))
+    return ops.where(keep, got, cache)
+
+
+def _mod(t: Tensor, m: int) -> Tensor:
+    """t mod m in [0, m) for int64 t of either sign (|t| < 2**53: exact in float64)."""
+    from .elementwise import floor
+    q = floor(cast(t, float64) / float(m))
+    return t - cast(q, int64) * m

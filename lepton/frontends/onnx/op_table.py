@@ -481,6 +481,7 @@ TABLE: dict[str, Rule] = {
     "ScatterND": Rule(indexing.scatter_nd, ("reduction",)),
     "Scatter": Rule(indexing.scatter_elements, ("axis",)),   # ScatterElements before opset 11
     "Trilu": Rule(indexing.trilu, ("upper",), (1,)),
+    "TensorScatter": Rule(indexing.tensor_scatter, ("axis", "mode")),
     "Col2Im": Rule(indexing.col2im, ("dilations", "pads", "strides"), (1, 2)),
     "CumSum": Rule(indexing.cumsum, ("exclusive", "reverse"), (1,)),
     "TopK": Rule(indexing.topk, ("axis", "largest", "sorted"), (1,)),
