@@ -33,11 +33,12 @@ NODE_CASES = [
     "test_bernoulli_double_expanded", "test_training_dropout_mask",   # shapes and dtypes only
     "test_reduce_max_empty_set", "test_reduce_max_empty_set_bool",
     "test_maxunpool_export_without_output_shape", "test_det_nd", "test_tensorscatter_circular",
+    "test_stft_with_window",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
 TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",
               "Loop", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
-              "Bernoulli", "MaxUnpool", "Det", "TensorScatter"}
+              "Bernoulli", "MaxUnpool", "Det", "TensorScatter", "STFT"}
 
 
 @pytest.fixture(scope="module")
@@ -378,3 +379,21 @@ def test_tensor_scatter_matches_onnx_reference(mode, axis, writes):
     want = ReferenceEvaluator(m).run(None, feeds)[0]
     (y,) = lp.from_onnx(m)(*feeds.values())
     np.testing.assert_array_equal(y, want)
+
+
+@pytest.mark.parametrize("with_window", [False, True])
+def test_stft_matches_torch(with_window):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 40)).astype(np.float32)
+    w = np.hanning(16).astype(np.float32)
+    names = ["x", "step", "w" if with_window else "", "" if with_window else "len"]
+    m = _model([helper.make_node("STFT", names, ["y"])], [("x", [2, 40, 1])], ["y"], 17)
+    inits = [onnx.numpy_helper.from_array(np.array(6, np.int64), "step")]
+    inits.append(onnx.numpy_helper.from_array(w, "w") if with_window else
+                 onnx.numpy_helper.from_array(np.array(16, np.int64), "len"))
+    m.graph.initializer.extend(inits)
+    (y,) = lp.from_onnx(m)(x[..., None])
+    want = torch.stft(torch.from_numpy(x), 16, 6, 16,
+                      torch.from_numpy(w) if with_window else torch.ones(16), center=False,
+                      onesided=True, return_complex=True).transpose(1, 2).numpy()
+    np.testing.assert_allclose(y, np.stack([want.real, want.imag], -1), rtol=1e-4, atol=1e-4)

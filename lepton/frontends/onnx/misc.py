@@ -145,6 +145,12 @@ def dft(n) -> Tensor:
             2 * (length - 1) if inverse and onesided else length)
     if size < 1:
         n.invalid(f"dft_length must be >= 1, got {size}")
+    return _dft(x, axis, size, inverse, onesided)
+
+
+def _dft(x: Tensor, axis: int, size: int, inverse, onesided) -> Tensor:
+    """The DFT of x (last axis: real, or real and imaginary) along `axis`."""
+    c, length = x.shape[-1], x.shape[axis]
     eye = np.eye(length)
 
     def f(sig):   # columns: the transform of each unit signal
@@ -196,3 +202,29 @@ def det(n) -> Tensor:
         f = ops.where(constant(rows > k), a[..., :, k] / safe.reshape(safe.shape + (1,)), zero)
         a = a - f.reshape(f.shape + (1,)) * a[..., k, :].reshape(a.shape[:-2] + (1, m))
     return d
+
+
+def stft(n) -> Tensor:
+    """STFT: the frames (a constant index map along the signal), times the window, then the
+    DFT of each frame (one-sided by default)."""
+    x = n.x(0)
+    if x.ndim != 3 or x.shape[-1] not in (1, 2):
+        n.invalid(f"the signal must be [batch, length, 1 or 2], got {x.type}")
+    step = n.ints(1)[0]
+    window = n.opt(2)
+    length = n.ints(3)
+    length = length[0] if length is not None else window.shape[0] if window is not None \
+        else n.invalid("needs a window or a frame_length")
+    if window is not None and window.shape != (length,):
+        n.invalid(f"window {window.type} does not fit frame_length {length}")
+    frames = (x.shape[1] - length) // step + 1
+    if step < 1 or frames < 1:
+        n.invalid(f"frame_step {step} and frame_length {length} do not fit {x.type}")
+    idx = (np.arange(frames)[:, None] * step + np.arange(length)[None, :]).reshape(-1)
+    f = ops.take(x, constant(idx), axis=1).reshape((x.shape[0], frames, length, x.shape[-1]))
+    if window is not None:
+        f = f * cast(window, x.dtype).reshape((1, 1, length, 1))
+    onesided = n.attr("onesided", 1)
+    if onesided and x.shape[-1] == 2:
+        n.invalid("onesided needs a real signal")
+    return _dft(f, 2, length, 0, onesided)

@@ -511,6 +511,7 @@ TABLE: dict[str, Rule] = {
     "CenterCropPad": Rule(misc.center_crop_pad, ("axes",), (1,)),
     "DFT": Rule(misc.dft, ("axis", "inverse", "onesided"), (1, 2)),
     "Det": Rule(misc.det),
+    "STFT": Rule(misc.stft, ("onesided",), (1, 3)),
     "CumProd": Rule(misc.cumprod, ("exclusive", "reverse"), (1,)),
     "ReverseSequence": Rule(misc.reverse_sequence, ("batch_axis", "time_axis")),
     "LRN": Rule(misc.lrn, ("alpha", "beta", "bias", "size")),
