@@ -33,12 +33,13 @@ NODE_CASES = [
     "test_bernoulli_double_expanded", "test_training_dropout_mask",   # shapes and dtypes only
     "test_reduce_max_empty_set", "test_reduce_max_empty_set_bool",
     "test_maxunpool_export_without_output_shape", "test_det_nd", "test_tensorscatter_circular",
-    "test_stft_with_window",
+    "test_stft_with_window", "test_deform_conv_with_multiple_offset_groups",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
 TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",
               "Loop", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
-              "Bernoulli", "MaxUnpool", "Det", "TensorScatter", "STFT"}
+              "Bernoulli", "MaxUnpool", "Det", "TensorScatter", "STFT",
+              "DeformConv"}
 
 
 @pytest.fixture(scope="module")
@@ -397,3 +398,21 @@ def test_stft_matches_torch(with_window):
                       torch.from_numpy(w) if with_window else torch.ones(16), center=False,
                       onesided=True, return_complex=True).transpose(1, 2).numpy()
     np.testing.assert_allclose(y, np.stack([want.real, want.imag], -1), rtol=1e-4, atol=1e-4)
+
+
+def test_deform_conv_with_groups_strides_dilations_matches_onnx_reference():
+    from onnx.reference import ReferenceEvaluator
+    x = rng.standard_normal((2, 4, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((6, 2, 2, 3)).astype(np.float32)          # group 2
+    oh, ow = 4, 1                     # (7 + 2 - 2) // 2 + 1, (6 + 0 - 5) // 2 + 1 (dilation 2)
+    off = (2 * rng.standard_normal((2, 2 * 2 * 6, oh, ow))).astype(np.float32)
+    mask = rng.uniform(0, 1, (2, 2 * 6, oh, ow)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    m = _model([helper.make_node("DeformConv", ["x", "w", "o", "b", "m"], ["y"], group=2,
+                                 offset_group=2, strides=[2, 2], dilations=[1, 2],
+                                 pads=[1, 0, 1, 0])],
+               [("x", list(x.shape)), ("w", list(w.shape)), ("o", list(off.shape)),
+                ("b", [6]), ("m", list(mask.shape))], ["y"], 22)
+    want = ReferenceEvaluator(m).run(None, {"x": x, "w": w, "o": off, "b": b, "m": mask})[0]
+    (y,) = lp.from_onnx(m)(x, w, off, b, mask)
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)

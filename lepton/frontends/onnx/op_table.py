@@ -525,6 +525,8 @@ TABLE: dict[str, Rule] = {
     "Bernoulli": Rule(random_ops.bernoulli, ("dtype", "seed")),
     # sampling grids (sampling.py)
     "AffineGrid": Rule(sampling.affine_grid, ("align_corners",), (1,)),
+    "DeformConv": Rule(sampling.deform_conv, ("dilations", "group", "kernel_shape",
+                                              "offset_group", "pads", "strides")),
     "GridSample": Rule(sampling.grid_sample, ("align_corners", "mode", "padding_mode")),
     # recurrent layers on lp.scan (recurrent.py)
     **{op: Rule(recurrent.recurrent, _RNN + extra) for op, extra in (

@@ -146,3 +146,62 @@ def grid_sample(n) -> Tensor:
         term = vals if weight is None else vals * weight.reshape(weight.shape + (1,))
         y = term if y is None else y + term
     return ops.transpose(y, (0, k + 1) + tuple(range(1, k + 1)))
+
+
+def _bilinear(rows: Tensor, base: Tensor, h: Tensor, w: Tensor, size: tuple) -> Tensor:
+    """Bilinear samples at pixel coordinates (h, w) (zero outside the image) from `rows`
+    [images * H * W, C]; base: each point's image offset (image index * H * W). Returns
+    h.shape + (C,)."""
+    hh, ww = size
+    h0, w0 = ew.floor(h), ew.floor(w)
+    out = None
+    for dh in (0, 1):
+        for dw in (0, 1):
+            y, x = h0 + dh, w0 + dw
+            wt = (1 - ops.abs(h - y)) * (1 - ops.abs(w - x))
+            ok = (y >= 0) & (y <= hh - 1) & (x >= 0) & (x <= ww - 1)
+            idx = cast(ops.clip(y, 0.0, hh - 1.0), int64) * ww + cast(
+                ops.clip(x, 0.0, ww - 1.0), int64) + base
+            vals = emit("take", [rows, idx.reshape(-1)], axis=0).reshape(h.shape + (
+                rows.shape[1],))
+            term = vals * ops.where(ok, wt, 0.0).reshape(h.shape + (1,))
+            out = term if out is None else out + term
+    return out
+
+
+def deform_conv(n) -> Tensor:
+    """DeformConv (2-d): each kernel tap samples the input bilinearly at its offset position
+    (times the mask), giving im2col columns; then the grouped conv is a batched matmul."""
+    x, wgt, off = n.x(0), n.x(1), n.x(2)
+    if x.ndim != 4:
+        n.unsupported(f"only 2-d DeformConv is supported, got input {x.type}")
+    bias, mask = n.opt(3), n.opt(4)
+    nb, c, hh, ww = x.shape
+    oc, cpg, kh, kw = wgt.shape
+    g, og = n.attr("group", 1), n.attr("offset_group", 1)
+    sh, sw = n.attr("strides") or (1, 1)
+    dh, dw = n.attr("dilations") or (1, 1)
+    pads = n.attr("pads") or (0, 0, 0, 0)
+    oh, ow = off.shape[2:]
+    k = kh * kw
+    if cpg * g != c or oc % g or c % og or off.shape[:2] != (nb, og * 2 * k):
+        n.invalid(f"input {x.type}, weights {wgt.type}, offset {off.type}, group {g} and "
+                  f"offset_group {og} do not fit together")
+    if (oh, ow) != ((hh + pads[0] + pads[2] - (kh - 1) * dh - 1) // sh + 1,
+                    (ww + pads[1] + pads[3] - (kw - 1) * dw - 1) // sw + 1):
+        n.invalid(f"offset {off.type}'s output size does not fit the input, kernel, pads, "
+                  f"strides and dilations")
+    off = off.reshape((nb, og, kh, kw, 2, oh, ow))
+    ii, jj, yy, xx = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(oh), np.arange(ow),
+                                 indexing="ij")
+    ph = constant((yy * sh - pads[0] + ii * dh).astype(x.dtype.np)) + off[:, :, :, :, 0]
+    pw = constant((xx * sw - pads[1] + jj * dw).astype(x.dtype.np)) + off[:, :, :, :, 1]
+    cog = c // og
+    rows = x.reshape((nb, og, cog, hh * ww)).transpose((0, 1, 3, 2)).reshape((-1, cog))
+    base = constant((np.arange(nb * og) * hh * ww).reshape(nb, og, 1, 1, 1, 1))
+    cols = _bilinear(rows, base, ph, pw, (hh, ww))               # [N, OG, kh, kw, oh, ow, Cog]
+    if mask is not None:
+        cols = cols * mask.reshape((nb, og, kh, kw, oh, ow, 1))
+    cols = cols.transpose((0, 1, 6, 2, 3, 4, 5)).reshape((nb, g, cpg * k, oh * ow))
+    y = ops.matmul(wgt.reshape((g, oc // g, cpg * k)), cols).reshape((nb, oc, oh, ow))
+    return y if bias is None else y + bias.reshape((1, oc, 1, 1))
