@@ -34,12 +34,13 @@ NODE_CASES = [
     "test_reduce_max_empty_set", "test_reduce_max_empty_set_bool",
     "test_maxunpool_export_without_output_shape", "test_det_nd", "test_tensorscatter_circular",
     "test_stft_with_window", "test_deform_conv_with_multiple_offset_groups",
+    "test_roialign_mode_max",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
 TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",
               "Loop", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
               "Bernoulli", "MaxUnpool", "Det", "TensorScatter", "STFT",
-              "DeformConv"}
+              "DeformConv", "RoiAlign"}
 
 
 @pytest.fixture(scope="module")
@@ -416,3 +417,22 @@ def test_deform_conv_with_groups_strides_dilations_matches_onnx_reference():
     want = ReferenceEvaluator(m).run(None, {"x": x, "w": w, "o": off, "b": b, "m": mask})[0]
     (y,) = lp.from_onnx(m)(x, w, off, b, mask)
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode,ctm", [("avg", "half_pixel"), ("max", "output_half_pixel"),
+                                      ("avg", "output_half_pixel")])
+def test_roi_align_matches_onnxruntime(mode, ctm):
+    ort = pytest.importorskip("onnxruntime")
+    x = rng.standard_normal((2, 3, 12, 10)).astype(np.float32)
+    rois = np.array([[1, 2, 15, 18], [0, 0, 19, 23], [-3, 4, 9, 7], [5.5, 1.2, 6.0, 3.3]],
+                    np.float32)
+    bidx = np.array([0, 1, 1, 0], np.int64)
+    m = _model([helper.make_node("RoiAlign", ["x", "r", "b"], ["y"], mode=mode,
+                                 coordinate_transformation_mode=ctm, output_height=3,
+                                 output_width=4, sampling_ratio=2, spatial_scale=0.5)],
+               [("x", list(x.shape)), ("r", [4, 4])], ["y"], 16)
+    m.graph.input.append(helper.make_tensor_value_info("b", TensorProto.INT64, [4]))
+    want = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x, "r": rois, "b": bidx})[0]
+    (y,) = lp.from_onnx(m)(x, rois, bidx)
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)

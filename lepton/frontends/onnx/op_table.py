@@ -527,6 +527,9 @@ TABLE: dict[str, Rule] = {
     "AffineGrid": Rule(sampling.affine_grid, ("align_corners",), (1,)),
     "DeformConv": Rule(sampling.deform_conv, ("dilations", "group", "kernel_shape",
                                               "offset_group", "pads", "strides")),
+    "RoiAlign": Rule(sampling.roi_align, ("coordinate_transformation_mode", "mode",
+                                          "output_height", "output_width", "sampling_ratio",
+                                          "spatial_scale")),
     "GridSample": Rule(sampling.grid_sample, ("align_corners", "mode", "padding_mode")),
     # recurrent layers on lp.scan (recurrent.py)
     **{op: Rule(recurrent.recurrent, _RNN + extra) for op, extra in (

@@ -205,3 +205,64 @@ def deform_conv(n) -> Tensor:
     cols = cols.transpose((0, 1, 6, 2, 3, 4, 5)).reshape((nb, g, cpg * k, oh * ow))
     y = ops.matmul(wgt.reshape((g, oc // g, cpg * k)), cols).reshape((nb, oc, oh, ow))
     return y if bias is None else y + bias.reshape((1, oc, 1, 1))
+
+
+def _roi_axis(start: Tensor, bins: Tensor, out: int, grid: int, size: int):
+    """Along one axis of RoiAlign: (low index, high index, low weight, high weight, inside)
+    of the [R, out, grid] sample points, as ONNX's reference computes them."""
+    steps = constant(((np.arange(grid) + 0.5) / grid).reshape(1, 1, grid).astype(
+        start.dtype.np))
+    cells = constant(np.arange(out).reshape(1, out, 1).astype(start.dtype.np))
+    p = start.reshape(-1, 1, 1) + (cells + steps) * bins.reshape(-1, 1, 1)
+    inside = (p >= -1.0) & (p <= float(size))
+    p = ops.maximum(p, 0.0)
+    low = ew.floor(p)
+    last = low >= size - 1
+    low = ops.where(last, float(size - 1), low)
+    high = ops.where(last, low, low + 1)
+    frac = ops.where(last, 0.0, p - low)
+    return cast(low, int64), cast(high, int64), 1 - frac, frac, inside
+
+
+def roi_align(n) -> Tensor:
+    """RoiAlign: per ROI a grid of out_h x out_w bins, sampling_ratio**2 bilinear samples in
+    each (gathers from the image the ROI's batch index names), averaged or maxed."""
+    x, rois, bidx = n.x(0), n.x(1), n.x(2)
+    mode = n.attr("mode", "avg")
+    oh, ow = n.attr("output_height", 1), n.attr("output_width", 1)
+    ratio = n.attr("sampling_ratio", 0)
+    if ratio <= 0:
+        n.unsupported("sampling_ratio 0 (a sample count per bin from each ROI's size, a "
+                      "data-dependent shape) is not supported; give sampling_ratio > 0")
+    if x.ndim != 4 or rois.ndim != 2 or rois.shape[1] != 4 or mode not in ("avg", "max"):
+        n.invalid(f"needs X [N, C, H, W], rois [R, 4] and mode avg/max, got {x.type}, "
+                  f"{rois.type}, '{mode}'")
+    half = n.attr("coordinate_transformation_mode",
+                  "half_pixel" if n.opset >= 16 else "output_half_pixel") == "half_pixel"
+    nb, c, hh, ww = x.shape
+    r = rois.shape[0]
+    box = cast(rois, x.dtype) * float(n.attr("spatial_scale", 1.0)) - (0.5 if half else 0.0)
+    x0, y0, x1, y1 = (box[:, i] for i in range(4))
+    rw, rh = x1 - x0, y1 - y0
+    if not half:
+        rw, rh = ops.maximum(rw, 1.0), ops.maximum(rh, 1.0)
+    ylo, yhi, wy0, wy1, yin = _roi_axis(y0, rh / oh, oh, ratio, hh)      # [R, oh, g]
+    xlo, xhi, wx0, wx1, xin = _roi_axis(x0, rw / ow, ow, ratio, ww)      # [R, ow, g]
+    shape_y, shape_x = (r, oh, ratio, 1, 1), (r, 1, 1, ow, ratio)
+    inside = yin.reshape(shape_y) & xin.reshape(shape_x)
+    rows = x.transpose((0, 2, 3, 1)).reshape((-1, c))
+    base = (cast(bidx, int64) * (hh * ww)).reshape((r, 1, 1, 1, 1))
+    terms = []
+    for yi, wy in ((ylo, wy0), (yhi, wy1)):
+        for xi, wx in ((xlo, wx0), (xhi, wx1)):
+            idx = yi.reshape(shape_y) * ww + xi.reshape(shape_x) + base
+            vals = emit("take", [rows, idx.reshape(-1)], axis=0).reshape(
+                (r, oh, ratio, ow, ratio, c))
+            wt = ops.where(inside, wy.reshape(shape_y) * wx.reshape(shape_x), 0.0)
+            terms.append(vals * wt.reshape(wt.shape + (1,)))
+    if mode == "avg":
+        y = ops.sum(terms[0] + terms[1] + terms[2] + terms[3], axis=(2, 4)) * (1.0 / ratio ** 2)
+    else:   # the reference's max: of the weighted corner values, over the samples
+        m = ops.maximum(ops.maximum(terms[0], terms[1]), ops.maximum(terms[2], terms[3]))
+        y = ops.max(m, axis=(2, 4))
+    return y.transpose((0, 3, 1, 2))
