@@ -34,13 +34,13 @@ NODE_CASES = [
     "test_reduce_max_empty_set", "test_reduce_max_empty_set_bool",
     "test_maxunpool_export_without_output_shape", "test_det_nd", "test_tensorscatter_circular",
     "test_stft_with_window", "test_deform_conv_with_multiple_offset_groups",
-    "test_roialign_mode_max",
+    "test_roialign_mode_max", "test_tfidfvectorizer_tf_batch_uniandbigrams_skip5",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
 TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",
               "Loop", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
               "Bernoulli", "MaxUnpool", "Det", "TensorScatter", "STFT",
-              "DeformConv", "RoiAlign"}
+              "DeformConv", "RoiAlign", "TfIdfVectorizer"}
 
 
 @pytest.fixture(scope="module")
@@ -436,3 +436,19 @@ def test_roi_align_matches_onnxruntime(mode, ctm):
         None, {"x": x, "r": rois, "b": bidx})[0]
     (y,) = lp.from_onnx(m)(x, rois, bidx)
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["TF", "IDF", "TFIDF"])
+def test_tfidf_vectorizer_matches_onnxruntime(mode):
+    ort = pytest.importorskip("onnxruntime")
+    x = rng.integers(0, 5, (3, 14)).astype(np.int64)
+    pool = [1, 2, 3,  0, 1, 2, 2, 4, 4,  1, 2, 3, 0, 0, 0]    # 3 unigrams, 3 bigrams, 2 trigrams
+    attrs = dict(mode=mode, min_gram_length=1, max_gram_length=3, max_skip_count=2,
+                 ngram_counts=[0, 3, 9], ngram_indexes=[7, 0, 1, 2, 3, 4, 5, 6],
+                 pool_int64s=pool, weights=[0.5, 1, 2, 3, 0.25, 1.5, 2, 0.1])
+    m = _model([helper.make_node("TfIdfVectorizer", ["x"], ["y"], **attrs)], [], ["y"], 9)
+    m.graph.input.append(helper.make_tensor_value_info("x", TensorProto.INT64, [3, 14]))
+    want = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x})[0]
+    (y,) = lp.from_onnx(m)(x)
+    np.testing.assert_allclose(y, want, rtol=1e-6)

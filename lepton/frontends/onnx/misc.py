@@ -228,3 +228,63 @@ def stft(n) -> Tensor:
     if onesided and x.shape[-1] == 2:
         n.invalid("onesided needs a real signal")
     return _dft(f, 2, length, 0, onesided)
+
+
+def tfidf_vectorizer(n) -> Tensor:
+    """TfIdfVectorizer over integer tokens: for each n-gram of the pool, the count of its
+    occurrences (tokens d = 1 .. max_skip_count + 1 apart; unigrams counted once), by
+    comparisons of shifted slices with the pool's constants; then TF, IDF or TFIDF weights,
+    placed at ngram_indexes (a one-hot matmul)."""
+    x = n.x(0)
+    if n.attr("pool_strings") is not None or x.dtype.is_float or x.dtype.name == "bool":
+        n.unsupported("only integer tokens (pool_int64s) are supported")
+    if x.ndim not in (1, 2):
+        n.invalid(f"needs [L] or [B, L] tokens, got {x.type}")
+    rows = x.reshape((1, -1)) if x.ndim == 1 else x
+    length = rows.shape[1]
+    lo, hi = n.attr("min_gram_length"), n.attr("max_gram_length")
+    skip = n.attr("max_skip_count", 0)
+    pool = np.asarray(n.attr("pool_int64s"), np.int64)
+    starts = list(n.attr("ngram_counts")) + [len(pool)]
+    index = np.asarray(n.attr("ngram_indexes"), np.int64)
+    mode = n.attr("mode")
+    weights = n.attr("weights")
+    weights = np.ones(len(index)) if weights is None else np.asarray(weights, np.float64)
+    size = int(index.max()) + 1 if len(index) else 0
+    counts, entry = [], 0       # per n-gram length: [B, P_n] counts
+    for g in range(1, len(starts)):
+        grams = pool[starts[g - 1]:starts[g]].reshape(-1, g)
+        if len(grams) == 0:
+            continue
+        first, entry = entry, entry + len(grams)
+        if not lo <= g <= hi:
+            counts.append((first, None, len(grams)))
+            continue
+        total = None
+        for d in ([1] if g == 1 else range(1, skip + 2)):
+            width = length - (g - 1) * d
+            if width <= 0:
+                continue
+            hit = None
+            for k in range(g):
+                part = rows[:, k * d:k * d + width].reshape((rows.shape[0], 1, width))
+                eq = ops.equal(part, constant(grams[:, k].reshape(1, -1, 1).astype(
+                    x.dtype.np)))
+                hit = eq if hit is None else hit & eq
+            c = ops.sum(cast(hit, float64), axis=2)
+            total = c if total is None else total + c
+        counts.append((first, total, len(grams)))
+    out = None
+    for first, total, k in counts:
+        if total is None:
+            continue
+        if mode == "IDF":
+            total = ops.minimum(total, 1.0)
+        scale = weights[first:first + k] if mode in ("IDF", "TFIDF") else np.ones(k)
+        place = np.zeros((k, size))
+        place[np.arange(k), index[first:first + k]] = scale
+        y = ops.matmul(total, constant(place))
+        out = y if out is None else out + y
+    out = ops.full((rows.shape[0], size), 0.0, float64) if out is None else out
+    out = cast(out, ONNX_DTYPES[1])
+    return out.reshape((size,)) if x.ndim == 1 else out

@@ -511,6 +511,9 @@ TABLE: dict[str, Rule] = {
     "CenterCropPad": Rule(misc.center_crop_pad, ("axes",), (1,)),
     "DFT": Rule(misc.dft, ("axis", "inverse", "onesided"), (1, 2)),
     "Det": Rule(misc.det),
+    "TfIdfVectorizer": Rule(misc.tfidf_vectorizer, (
+        "max_gram_length", "max_skip_count", "min_gram_length", "mode", "ngram_counts",
+        "ngram_indexes", "pool_int64s", "pool_strings", "weights")),
     "STFT": Rule(misc.stft, ("onesided",), (1, 3)),
     "CumProd": Rule(misc.cumprod, ("exclusive", "reverse"), (1,)),
     "ReverseSequence": Rule(misc.reverse_sequence, ("batch_axis", "time_axis")),
