@@ -80,8 +80,9 @@ def _original(n, mode: str, out: int, size: int, scale) -> np.ndarray:
         return (x + _F(0.5)) / s - _F(0.5)
     if mode == "pytorch_half_pixel":
         return (x + _F(0.5)) / s - _F(0.5) if out > 1 else np.zeros(out, _F)
-    if mode == "align_corners":
-        return x * _F(size - 1) / _F(out - 1) if out > 1 else np.zeros(out, _F)
+    if mode == "align_corners":   # the resized length is size * scale, not its floor
+        length = _F(size) * s
+        return x * _F(size - 1) / (length - _F(1)) if length > 1 else np.zeros(out, _F)
     if mode == "asymmetric":
         return x / s
     if mode == "tf_half_pixel_for_nn":
