@@ -122,11 +122,31 @@ def _linear(src: np.ndarray, size: int, dtype) -> np.ndarray:
     return m.astype(dtype)
 
 
+def _cubic(src: np.ndarray, size: int, dtype, a: float, exclude: bool) -> np.ndarray:
+    """Keys' cubic convolution (coefficient a) over the 4 neighbours x0-1 .. x0+2 of each
+    source coordinate; outside the input the edge repeats, or (exclude_outside) those taps
+    get weight 0 and the rest are renormalised."""
+    x0 = np.floor(src)
+    r = (src - x0)[:, None]
+    d = np.concatenate([r + 1, r, 1 - r, 2 - r], axis=1)         # distances to the 4 taps
+    near = ((a + 2) * d - (a + 3)) * d * d + 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    w = np.where(d <= 1, near, far)
+    taps = x0.astype(np.int64)[:, None] + np.arange(-1, 3)[None, :]
+    if exclude:
+        w = np.where((taps >= 0) & (taps < size), w, 0.0)
+        w = w / w.sum(axis=1, keepdims=True)
+    m = np.zeros((len(src), size), np.float64)
+    np.add.at(m, (np.repeat(np.arange(len(src)), 4), np.clip(taps, 0, size - 1).reshape(-1)),
+              w.reshape(-1))
+    return m.astype(dtype)
+
+
 def resize(n):
     x = n.x(0)
     mode = n.attr("mode", "nearest")
-    if mode not in ("nearest", "linear"):
-        n.unsupported(f"mode '{mode}' is not supported (nearest and linear are)")
+    if mode not in ("nearest", "linear", "cubic"):
+        n.invalid(f"unknown mode '{mode}'")
     if n.attr("antialias", 0):
         n.unsupported("antialias=1 is not supported")
     if n.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
@@ -161,6 +181,10 @@ def resize(n):
         if mode == "nearest":
             idx = _nearest(n, src, n.attr("nearest_mode", "round_prefer_floor"), size)
             y = upsampling.gather_axis(y, ax, idx)
+        elif mode == "cubic":
+            y = upsampling.map_axis(y, ax, _cubic(src.astype(np.float64), size, y.dtype.np,
+                                                  float(n.attr("cubic_coeff_a", -0.75)),
+                                                  bool(n.attr("exclude_outside", 0))))
         else:
             y = upsampling.map_axis(y, ax, _linear(src, size, y.dtype.np))
     return y if y.dtype == x.dtype else y.astype(x.dtype)
