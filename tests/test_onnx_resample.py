@@ -98,7 +98,6 @@ def test_resize_matches_torch_interpolate_export():
 @pytest.mark.parametrize("attrs,what", [
     (dict(mode="linear", antialias=1), "antialias"),
     (dict(coordinate_transformation_mode="tf_crop_and_resize"), "tf_crop_and_resize"),
-    (dict(keep_aspect_ratio_policy="not_larger"), "keep_aspect_ratio_policy"),
 ])
 def test_resize_refuses_naming_the_attribute(attrs, what):
     x = np.ones((1, 1, 2, 2), np.float32)

@@ -149,9 +149,9 @@ def resize(n):
         n.invalid(f"unknown mode '{mode}'")
     if n.attr("antialias", 0):
         n.unsupported("antialias=1 is not supported")
-    if n.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
-        n.unsupported(f"keep_aspect_ratio_policy '{n.attr('keep_aspect_ratio_policy')}' is "
-                      f"not supported")
+    policy = n.attr("keep_aspect_ratio_policy", "stretch")
+    if policy not in ("stretch", "not_larger", "not_smaller"):
+        n.invalid(f"unknown keep_aspect_ratio_policy '{policy}'")
     ctm = n.attr("coordinate_transformation_mode", "half_pixel")
     if ctm == "tf_crop_and_resize":
         n.unsupported("coordinate_transformation_mode 'tf_crop_and_resize' is not supported")
@@ -165,9 +165,15 @@ def resize(n):
     if len(scales if sizes is None else sizes) != len(axes):
         n.invalid(f"scales/sizes need one entry per axis of {list(axes)}")
     y = x if x.dtype.is_float else x.astype("float32")
+    keep = None      # not_larger / not_smaller: one scale for all axes, from the sizes
+    if sizes is not None and policy != "stretch":
+        ratios = [s / x.shape[ax] for s, ax in zip(sizes, axes)]
+        keep = min(ratios) if policy == "not_larger" else max(ratios)
     for k, ax in enumerate(axes):
         size = x.shape[ax]
-        if sizes is None:
+        if keep is not None:
+            out, scale = int(keep * size + 0.5), keep
+        elif sizes is None:
             scale = float(np.asarray(scales, np.float32).reshape(-1)[k])
             out = int(np.floor(size * scale))
         else:
