@@ -37,7 +37,7 @@ NODE_CASES = [
     "test_roialign_mode_max", "test_tfidfvectorizer_tf_batch_uniandbigrams_skip5",
     "test_resize_upsample_sizes_nearest_axes_3_2",     # Resize's sizes as a graph input
     "test_resize_downsample_scales_linear_align_corners",
-    "test_resize_upsample_sizes_nearest_not_smaller", "test_resize_downsample_sizes_nearest_not_larger",
+    "test_resize_tf_crop_and_resize_axes_3_2", "test_resize_upsample_sizes_nearest_not_smaller", "test_resize_downsample_sizes_nearest_not_larger",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
 TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",

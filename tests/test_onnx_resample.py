@@ -97,9 +97,18 @@ def test_resize_matches_torch_interpolate_export():
 
 @pytest.mark.parametrize("attrs,what", [
     (dict(mode="linear", antialias=1), "antialias"),
-    (dict(coordinate_transformation_mode="tf_crop_and_resize"), "tf_crop_and_resize"),
 ])
 def test_resize_refuses_naming_the_attribute(attrs, what):
     x = np.ones((1, 1, 2, 2), np.float32)
     with pytest.raises(NotImplementedError, match=f"the_resize.*{what}"):
         lp.from_onnx(_model("Resize", x, [None, SCALES], attrs))(x)
+
+
+@pytest.mark.parametrize("mode", ["linear", "nearest", "cubic"])
+def test_tf_crop_and_resize_matches_onnxruntime(mode):
+    """A roi reaching outside the input: those points take extrapolation_value."""
+    x = rng.standard_normal((1, 2, 6, 7)).astype(np.float32)
+    roi = np.array([0, 0, -0.2, 0.3, 1, 1, 0.7, 1.25], np.float32)
+    _check(_model("Resize", x, [roi, None, np.array([1, 2, 5, 4], np.int64)],
+                  dict(mode=mode, coordinate_transformation_mode="tf_crop_and_resize",
+                       extrapolation_value=-3.0)), x)

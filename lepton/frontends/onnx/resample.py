@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import upsampling
+from .. import ops, upsampling
+from ..tensor import constant
 
 _F = np.float32
 
@@ -73,9 +74,14 @@ def conv_transpose(n):
 
 
 # -- Resize ------------------------------------------------------------------------------------
-def _original(n, mode: str, out: int, size: int, scale) -> np.ndarray:
+def _original(n, mode: str, out: int, size: int, scale, roi=None) -> np.ndarray:
     """The input coordinate of each output index (ONNX's coordinate_transformation_mode)."""
     x, s = np.arange(out, dtype=_F), _F(scale)
+    if mode == "tf_crop_and_resize":   # roi: this axis's (start, end), normalised
+        length = _F(size) * s
+        span = _F(roi[1] - roi[0]) * _F(size - 1)
+        src = np.full(out, span / 2, _F) if length == 1 else x * span / (length - _F(1))
+        return src + _F(roi[0]) * _F(size - 1)
     if mode == "half_pixel":
         return (x + _F(0.5)) / s - _F(0.5)
     if mode == "pytorch_half_pixel":
@@ -153,9 +159,13 @@ def resize(n):
     if policy not in ("stretch", "not_larger", "not_smaller"):
         n.invalid(f"unknown keep_aspect_ratio_policy '{policy}'")
     ctm = n.attr("coordinate_transformation_mode", "half_pixel")
-    if ctm == "tf_crop_and_resize":
-        n.unsupported("coordinate_transformation_mode 'tf_crop_and_resize' is not supported")
     axes = [a % x.ndim for a in n.attr("axes", range(x.ndim))]
+    roi = None
+    if ctm == "tf_crop_and_resize":
+        roi = n.const(1)
+        roi = None if roi is None else np.asarray(roi, np.float64).reshape(-1)
+        if roi is None or roi.size != 2 * len(axes):
+            n.invalid("tf_crop_and_resize needs a roi with a start and an end per axis")
     scales = n.const(2) if len(n.inputs) > 2 else None
     sizes = n.ints(3) if len(n.inputs) > 3 else None
     if scales is not None and np.asarray(scales).size == 0:
@@ -181,9 +191,14 @@ def resize(n):
             scale = float(_F(out) / _F(size))
         if out < 1:
             n.invalid(f"axis {ax} resized to {out} elements")
-        if out == size and scale == 1.0:
+        if out == size and scale == 1.0 and roi is None:
             continue
-        src = _original(n, ctm, out, size, scale)
+        src = _original(n, ctm, out, size, scale,
+                        None if roi is None else (roi[k], roi[len(axes) + k]))
+        outside = None
+        if roi is not None:           # points outside the input take extrapolation_value
+            outside = (src < 0) | (src > size - 1)
+            src = np.clip(src, 0, size - 1)
         if mode == "nearest":
             idx = _nearest(n, src, n.attr("nearest_mode", "round_prefer_floor"), size)
             y = upsampling.gather_axis(y, ax, idx)
@@ -193,4 +208,9 @@ def resize(n):
                                                   bool(n.attr("exclude_outside", 0))))
         else:
             y = upsampling.map_axis(y, ax, _linear(src, size, y.dtype.np))
+        if outside is not None and outside.any():
+            shape = [1] * y.ndim
+            shape[ax] = out
+            y = ops.where(constant(outside.reshape(shape)), constant(np.array(
+                n.attr("extrapolation_value", 0.0), y.dtype.np)), y)
     return y if y.dtype == x.dtype else y.astype(x.dtype)
