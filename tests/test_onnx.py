@@ -602,7 +602,7 @@ def test_unsupported_op_names_op_and_node():
     ("Cast", [X], {"to": TensorProto.FLOAT16}, "FLOAT16"),
     ("Conv", [r(1, 1, 3, 3, 3), C(r(1, 1, 2, 2, 2))], {}, "2-d"),
     ("BatchNormalization", [IMG, C(r(3)), C(r(3)), C(r(3)), C(pos(3))],
-     {"training_mode": 1}, "training_mode"),
+     {"spatial": 0}, "spatial"),
 ])
 def test_unsupported_attributes_and_forms(op, args, attrs, match):
     m, _ = single_op(op, args, attrs)

@@ -37,6 +37,7 @@ NODE_CASES = [
     "test_roialign_mode_max", "test_tfidfvectorizer_tf_batch_uniandbigrams_skip5",
     "test_resize_upsample_sizes_nearest_axes_3_2",     # Resize's sizes as a graph input
     "test_resize_downsample_scales_linear_align_corners",
+    "test_batchnorm_epsilon_training_mode",
     "test_resize_tf_crop_and_resize_axes_3_2", "test_resize_upsample_sizes_nearest_not_smaller", "test_resize_downsample_sizes_nearest_not_larger",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
@@ -455,3 +456,21 @@ def test_tfidf_vectorizer_matches_onnxruntime(mode):
         None, {"x": x})[0]
     (y,) = lp.from_onnx(m)(x)
     np.testing.assert_allclose(y, want, rtol=1e-6)
+
+
+def test_batch_norm_training_mode_uses_batch_statistics():
+    x = rng.standard_normal((4, 3, 5, 2)).astype(np.float32)
+    sc, b, mu, var = (rng.standard_normal(3).astype(np.float32) for _ in range(4))
+    var = np.abs(var) + 0.5
+    m = _model([helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"],
+                                 ["y", "rm", "rv"], training_mode=1, momentum=0.8,
+                                 epsilon=1e-3)],
+               [("x", list(x.shape)), ("s", [3]), ("b", [3]), ("m", [3]), ("v", [3])],
+               ["y", "rm", "rv"], 15)
+    y, rm, rv = lp.from_onnx(m)(x, sc, b, mu, var)
+    bm, bv = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    want = (x - bm[:, None, None]) / np.sqrt(bv[:, None, None] + 1e-3) * sc[:, None, None] \
+        + b[:, None, None]
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(rm, mu * 0.8 + bm * 0.2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rv, var * 0.8 + bv * 0.2, rtol=1e-5, atol=1e-6)

@@ -222,11 +222,18 @@ def batch_norm(n) -> Tensor:
     """Inference: (x - mean) / sqrt(var + eps) * scale + B per channel (axis 1), lp.batch_norm
     with training=False."""
     x, scale, bias, mean, var = (n.x(i) for i in range(5))
-    if n.attr("training_mode", 0):
-        n.unsupported("training_mode=1 is not supported (inference only)")
     if n.attr("spatial", 1) != 1:
         n.unsupported("spatial=0 is not supported")
-    return nn_ops.batch_norm(x, mean, var, scale, bias, eps=n.attr("epsilon", 1e-5))
+    eps = n.attr("epsilon", 1e-5)
+    if n.attr("training_mode", 0):   # opset 14: the batch's statistics, and running updates
+        if n.opset < 14:
+            n.unsupported("training before opset 14 (is_test=0) is not supported")
+        axes = (0,) + tuple(range(2, x.ndim))
+        m, v = ops.mean(x, axes), ops.var(x, axes)
+        mom = float(n.attr("momentum", 0.9))
+        y = nn_ops.batch_norm(x, m, v, scale, bias, eps=eps)
+        return [y, mean * mom + m * (1 - mom), var * mom + v * (1 - mom)]
+    return nn_ops.batch_norm(x, mean, var, scale, bias, eps=eps)
 
 
 def layer_norm(n) -> list[Tensor]:
