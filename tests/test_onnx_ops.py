@@ -37,14 +37,14 @@ NODE_CASES = [
     "test_roialign_mode_max", "test_tfidfvectorizer_tf_batch_uniandbigrams_skip5",
     "test_resize_upsample_sizes_nearest_axes_3_2",     # Resize's sizes as a graph input
     "test_resize_downsample_scales_linear_align_corners",
-    "test_batchnorm_epsilon_training_mode",
+    "test_batchnorm_epsilon_training_mode", "test_upsample_nearest", "test_melweightmatrix",
     "test_resize_tf_crop_and_resize_axes_3_2", "test_resize_upsample_sizes_nearest_not_smaller", "test_resize_downsample_sizes_nearest_not_larger",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
 TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",
               "Loop", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
               "Bernoulli", "MaxUnpool", "Det", "TensorScatter", "STFT",
-              "DeformConv", "RoiAlign", "TfIdfVectorizer"}
+              "DeformConv", "RoiAlign", "TfIdfVectorizer", "Upsample", "MelWeightMatrix"}
 
 
 @pytest.fixture(scope="module")
@@ -474,3 +474,30 @@ def test_batch_norm_training_mode_uses_batch_statistics():
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(rm, mu * 0.8 + bm * 0.2, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(rv, var * 0.8 + bv * 0.2, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_upsample_opset9_matches_onnxruntime(mode):
+    ort = pytest.importorskip("onnxruntime")
+    x = rng.standard_normal((1, 2, 3, 4)).astype(np.float32)
+    m = _model([helper.make_node("Upsample", ["x", "s"], ["y"], mode=mode)],
+               [("x", list(x.shape))], ["y"], 9)
+    m.graph.initializer.append(onnx.numpy_helper.from_array(
+        np.array([1, 1, 2, 1.5], np.float32), "s"))
+    want = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x})[0]
+    (y,) = lp.from_onnx(m)(x)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+def test_mel_weight_matrix_matches_onnx_reference():
+    from onnx.reference import ReferenceEvaluator
+    vals = [np.array(10, np.int64), np.array(64, np.int64), np.array(16000, np.int64),
+            np.array(20.0, np.float32), np.array(7000.0, np.float32)]
+    names = ["bins", "n", "rate", "lo", "hi"]
+    m = _model([helper.make_node("MelWeightMatrix", names, ["y"])], [], ["y"], 17)
+    m.graph.initializer.extend(onnx.numpy_helper.from_array(v, k) for k, v in zip(names, vals))
+    want = ReferenceEvaluator(m).run(None, {})[0]
+    (y,) = lp.from_onnx(m)()
+    assert y.shape == want.shape == (33, 10)
+    np.testing.assert_allclose(y, want, rtol=1e-6)

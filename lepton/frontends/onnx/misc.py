@@ -288,3 +288,31 @@ def tfidf_vectorizer(n) -> Tensor:
     out = ops.full((rows.shape[0], size), 0.0, float64) if out is None else out
     out = cast(out, ONNX_DTYPES[1])
     return out.reshape((size,)) if x.ndim == 1 else out
+
+
+def mel_weight_matrix(n) -> Tensor:
+    """MelWeightMatrix: a constant [dft_length // 2 + 1, num_mel_bins] of triangular filters
+    between mel-spaced edges, as the ONNX definition builds them (its inputs are specialised)."""
+    bins, dft_len, rate = (int(np.asarray(n.const(i)).reshape(-1)[0]) for i in range(3))
+    lo, hi = (float(np.asarray(n.const(i)).reshape(-1)[0]) for i in (3, 4))
+    dt = n.attr("output_datatype", 1)
+    if dt not in ONNX_DTYPES:
+        n.unsupported(f"output_datatype {dt} is not supported")
+    if bins < 1 or dft_len < 1 or rate < 1:
+        n.invalid("num_mel_bins, dft_length and sample_rate must be positive")
+    mel = lambda hz: 2595 * np.log10(1 + hz / 700)      # noqa: E731
+    step = (mel(hi) - mel(lo)) / (bins + 2)              # the definition's spacing
+    edges = 700 * (10 ** ((np.arange(bins + 2) * step + mel(lo)) / 2595) - 1)
+    edges = ((dft_len + 1) * edges // rate).astype(np.int64)
+    w = np.zeros((dft_len // 2 + 1, bins))
+    for i in range(bins):
+        left, mid, right = edges[i:i + 3]
+        if mid == left:
+            w[mid, i] = 1
+        else:
+            j = np.arange(left, mid + 1)
+            w[j, i] = (j - left) / (mid - left)
+        if right > mid:
+            j = np.arange(mid, right)
+            w[j, i] = (right - j) / (right - mid)
+    return constant(w.astype(ONNX_DTYPES[dt].np))

@@ -432,6 +432,7 @@ TABLE: dict[str, Rule] = {
                                      "cubic_coeff_a", "exclude_outside", "extrapolation_value",
                                      "keep_aspect_ratio_policy", "mode", "nearest_mode"),
                    (1, 2, 3)),
+    "Upsample": Rule(resample.upsample, ("mode", "scales"), (1,)),
     "MaxPool": Rule(neural.pool("max"), _POOL + ("storage_order",)),
     "AveragePool": Rule(neural.pool("avg"), _POOL + ("count_include_pad",)),
     "LpPool": Rule(neural.lp_pool, _POOL + ("p",)),
@@ -512,6 +513,7 @@ TABLE: dict[str, Rule] = {
     "CenterCropPad": Rule(misc.center_crop_pad, ("axes",), (1,)),
     "DFT": Rule(misc.dft, ("axis", "inverse", "onesided"), (1, 2)),
     "Det": Rule(misc.det),
+    "MelWeightMatrix": Rule(misc.mel_weight_matrix, ("output_datatype",), (0, 1, 2, 3, 4)),
     "TfIdfVectorizer": Rule(misc.tfidf_vectorizer, (
         "max_gram_length", "max_skip_count", "min_gram_length", "mode", "ngram_counts",
         "ngram_indexes", "pool_int64s", "pool_strings", "weights")),

@@ -214,3 +214,28 @@ def resize(n):
             y = ops.where(constant(outside.reshape(shape)), constant(np.array(
                 n.attr("extrapolation_value", 0.0), y.dtype.np)), y)
     return y if y.dtype == x.dtype else y.astype(x.dtype)
+
+
+def upsample(n):
+    """Upsample (opsets 7 and 9; Resize since 10): scales as an attribute (7) or an input (9),
+    asymmetric coordinates, nearest (floor) or linear."""
+    x = n.x(0)
+    scales = n.attr("scales") if n.opset < 9 else n.const(1)
+    mode = n.attr("mode", "nearest")
+    if scales is None or len(np.asarray(scales).reshape(-1)) != x.ndim:
+        n.invalid(f"needs one scale per axis of {x.type}")
+    if mode not in ("nearest", "linear", "bilinear"):
+        n.invalid(f"unknown mode '{mode}'")
+    y = x if x.dtype.is_float else x.astype("float32")
+    for ax, scale in enumerate(np.asarray(scales, np.float32).reshape(-1)):
+        size = x.shape[ax]
+        out = int(np.floor(size * scale))
+        if out == size:
+            continue
+        src = np.arange(out, dtype=_F) / _F(scale)
+        if mode == "nearest":
+            y = upsampling.gather_axis(y, ax, np.clip(np.floor(src), 0, size - 1).astype(
+                np.int64))
+        else:
+            y = upsampling.map_axis(y, ax, _linear(src, size, y.dtype.np))
+    return y if y.dtype == x.dtype else y.astype(x.dtype)
