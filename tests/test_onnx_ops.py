@@ -37,7 +37,7 @@ NODE_CASES = [
     "test_roialign_mode_max", "test_tfidfvectorizer_tf_batch_uniandbigrams_skip5",
     "test_resize_upsample_sizes_nearest_axes_3_2",     # Resize's sizes as a graph input
     "test_resize_downsample_scales_linear_align_corners",
-    "test_batchnorm_epsilon_training_mode", "test_upsample_nearest", "test_melweightmatrix",
+    "test_batchnorm_epsilon_training_mode", "test_maxpool_with_argmax_2d_precomputed_strides", "test_upsample_nearest", "test_melweightmatrix",
     "test_resize_tf_crop_and_resize_axes_3_2", "test_resize_upsample_sizes_nearest_not_smaller", "test_resize_downsample_sizes_nearest_not_larger",
 ]
 # the op table's ops these tests cover (tests/test_onnx.py checks every table op is tested)
@@ -502,3 +502,23 @@ def test_mel_weight_matrix_matches_onnx_reference():
     (y,) = lp.from_onnx(m)()
     assert y.shape == want.shape == (33, 10)
     np.testing.assert_allclose(y, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=(2, 3), stride=1, dilation=(2, 1)),
+                                dict(kernel_size=2, stride=2, ceil_mode=True)])
+def test_max_pool_indices_match_torch(kw):
+    torch = pytest.importorskip("torch")
+    x = torch.randn(2, 3, 7, 8)
+    want_y, want_i = torch.nn.functional.max_pool2d(x, return_indices=True, **kw)
+    pair = (lambda v: list(v) if isinstance(v, tuple) else [v, v])
+    pads = pair(kw.get("padding", 0))
+    m = _model([helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=pair(kw["kernel_size"]),
+                                 strides=pair(kw["stride"]), pads=pads + pads,
+                                 dilations=pair(kw.get("dilation", 1)),
+                                 ceil_mode=int(kw.get("ceil_mode", False)))],
+               [("x", [2, 3, 7, 8])], ["y", "i"], 12)
+    y, i = lp.from_onnx(m)(x.numpy())
+    planes = (np.arange(6) * 7 * 8).reshape(2, 3, 1, 1)      # ONNX's indices span N and C
+    np.testing.assert_allclose(y, want_y.numpy())
+    np.testing.assert_array_equal(i, want_i.numpy() + planes)

@@ -123,9 +123,13 @@ def pool(kind: str):
         kernel = tuple(n.attr("kernel_shape", ()))
         if len(kernel) != nd:
             n.invalid(f"kernel_shape {list(kernel)} does not fit input {x.type}")
-        if kind == "max" and n.attr("storage_order", 0):
-            n.unsupported("storage_order=1 is not supported")
         dil = tuple(n.attr("dilations", [1] * nd))
+        if kind == "max" and n.n_outputs > 1 and n.proto.output[1]:
+            return [values(n, x, kernel, dil), _max_pool_indices(n, x, kernel, dil)]
+        return values(n, x, kernel, dil)
+
+    def values(n, x, kernel, dil) -> Tensor:
+        nd = len(kernel)
         include_pad = kind == "avg" and n.attr("count_include_pad", 0)
         if nd not in (1, 2) or any(d != 1 for d in dil) or (
                 include_pad and n.attr("ceil_mode", 0)):
@@ -153,6 +157,53 @@ def pool(kind: str):
                 y = y * constant((math.prod(kernel) / count).astype(img.dtype.np))
         return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if nd == 1 else y
     return rule
+
+
+def _max_pool_indices(n, x: Tensor, kernel, dil) -> Tensor:
+    """MaxPool's Indices: the flat index (over N, C and the spatial axes; storage_order=1:
+    spatial axes column-major) of each window's first maximum. The windows are gathered
+    from the -inf-padded input (as _pool_by_gather), argmax'ed, and mapped through a constant
+    table of each window element's index."""
+    nd = len(kernel)
+    sizes = x.shape[2:]
+    strides, lo, hi = _window_geometry(n, sizes, kernel, dil)
+    span = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+    extra = [_ceil_extra(z, e, s, a, h) if n.attr("ceil_mode", 0) else 0
+             for z, e, s, a, h in zip(sizes, span, strides, lo, hi)]
+    full_hi = [h + e for h, e in zip(hi, extra)]
+    y = pad_zeros(x, (0, 0) + tuple(lo), (0, 0) + tuple(full_hi))
+    inside = np.pad(np.ones(sizes), list(zip(lo, full_hi)))
+    y = y + constant(np.where(inside > 0, 0, -np.inf).astype(x.dtype.np))
+    order = (np.arange(nd)[::-1] if n.attr("storage_order", 0) else np.arange(nd))
+    place = [0] * nd                  # each spatial axis's stride in the flat index
+    step = 1
+    for a in order[::-1]:
+        place[a] = step
+        step *= sizes[a]
+    maps, outs = [], []
+    for a in range(nd):
+        size = y.shape[2 + 2 * a]
+        o = (size - span[a]) // strides[a] + 1
+        idx = np.arange(o)[:, None] * strides[a] + np.arange(kernel[a])[None, :] * dil[a]
+        y = ops.take(y, idx.reshape(-1), axis=2 + 2 * a)
+        y = y.reshape(y.shape[:2 + 2 * a] + (o, kernel[a]) + y.shape[3 + 2 * a:])
+        maps.append((idx - lo[a]) * place[a])           # [o, k]: the element's index part
+        outs.append(o)
+    perm = (0, 1) + tuple(2 + 2 * a for a in range(nd)) + tuple(3 + 2 * a for a in range(nd))
+    kk = math.prod(kernel)
+    y = ops.transpose(y, perm).reshape(x.shape[:2] + tuple(outs) + (kk,))
+    best = ops.argmax(y, axis=-1)                                   # [N, C, *outs]
+    table = np.zeros(tuple(outs) + tuple(kernel), np.int64)         # [*outs, *kernel]
+    for a in range(nd):
+        shape = [1] * (2 * nd)
+        shape[a], shape[nd + a] = outs[a], kernel[a]
+        table = table + maps[a].reshape(shape)
+    table = table.reshape(-1)
+    cells = constant((np.arange(math.prod(outs)) * kk).reshape(tuple(outs)))
+    spatial = ops.take(constant(table), best + cells)
+    planes = constant((np.arange(x.shape[0] * x.shape[1]) * math.prod(sizes)).reshape(
+        x.shape[:2] + (1,) * nd))
+    return spatial + planes
 
 
 def _pool_by_gather(n, kind: str, x: Tensor, kernel, dil, include_pad) -> Tensor:
