@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ...ir.types import int64
+from ...ir.types import float32, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant, emit
 
@@ -124,9 +124,15 @@ def pool(kind: str):
         if len(kernel) != nd:
             n.invalid(f"kernel_shape {list(kernel)} does not fit input {x.type}")
         dil = tuple(n.attr("dilations", [1] * nd))
+        dtype = x.dtype
+        if kind == "max" and dtype.is_int and dtype.bits <= 16:   # MaxPool on (u)int8: exact
+            x = cast(x, float32)                                   # in float32, cast back
+        elif not dtype.is_float:
+            n.invalid(f"needs a float tensor{' or (u)int8' if kind == 'max' else ''}, got "
+                      f"{dtype}", TypeError)
         if kind == "max" and n.n_outputs > 1 and n.proto.output[1]:
-            return [values(n, x, kernel, dil), _max_pool_indices(n, x, kernel, dil)]
-        return values(n, x, kernel, dil)
+            return [cast(values(n, x, kernel, dil), dtype), _max_pool_indices(n, x, kernel, dil)]
+        return cast(values(n, x, kernel, dil), dtype)
 
     def values(n, x, kernel, dil) -> Tensor:
         nd = len(kernel)

@@ -10,7 +10,8 @@ from 18; Clip's bounds as inputs from 11; Slice's from 10). Inputs that fix shap
 shape, Slice's starts...) are listed in each Rule's `consts`: they must be computable from
 constants, or depend on graph inputs that the loader then specialises on their value; Gather's
 indices may be computed. Op families live in their own modules: neural.py, elementwise.py,
-indexing.py, attention.py (also normalisations and losses), recurrent.py, control.py, misc.py.
+indexing.py, integer.py, attention.py (also normalisations and losses), recurrent.py, control.py,
+misc.py.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import (attention, control, elementwise as ew, indexing, misc, neural, random_ops,
-               recurrent, resample, sampling)
+from . import (attention, control, elementwise as ew, indexing, integer, misc, neural,
+               random_ops, recurrent, resample, sampling)
 from .node import ONNX_DTYPES, Rule, onnx_type_name
 
 
@@ -40,31 +41,29 @@ def variadic(f):
     return lambda n: functools.reduce(f, n.xs())
 
 
-def _truncated_quotient(a: Tensor, b: Tensor) -> Tensor:
-    """a / b rounded toward zero, in a's dtype (a float-to-int cast truncates); for integers
-    exact below 2**53."""
+def _float_truncated_quotient(a: Tensor, b: Tensor) -> Tensor:
+    """a / b rounded toward zero for floats, through float64 and int64 (the cast truncates)."""
     q = ops.divide(cast(a, float64), cast(b, float64))
-    return cast(q, a.dtype) if not a.dtype.is_float else cast(cast(q, int64), a.dtype)
+    return cast(cast(q, int64), a.dtype)
 
 
 def div(n) -> Tensor:
     a, b = n.x(0), n.x(1)
-    # integer Div truncates toward zero, as C and onnxruntime do
-    return ops.divide(a, b) if a.dtype.is_float else _truncated_quotient(a, b)
+    # integer Div truncates toward zero, as C and onnxruntime do (exact: integer.py)
+    return ops.divide(a, b) if a.dtype.is_float else integer.truncated_divide(a, b)
 
 
 def mod(n) -> Tensor:
     """fmod=1: C's fmod (the sign of a); fmod=0: Python's % (the sign of b)."""
     a, b = n.x(0), n.x(1)
-    if a.dtype.is_float and not n.attr("fmod", 0):   # np.mod: a - floor(a / b) * b, and
+    if not a.dtype.is_float:
+        return integer.c_remainder(a, b) if n.attr("fmod", 0) else ops.remainder(a, b)
+    if not n.attr("fmod", 0):                         # np.mod: a - floor(a / b) * b, and
         r = a - ew.floor(a / b) * b                   # a, or b, for an infinite b
         differ = (a != 0) & ((a < 0) != (b < 0))
         inf = constant(np.array(np.inf, a.dtype.np))
         return ops.where((ops.abs(b) == inf) & (ops.abs(a) < inf), ops.where(differ, b, a), r)
-    r = a - _truncated_quotient(a, b) * b
-    if n.attr("fmod", 0):
-        return r
-    return ops.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+    return a - _float_truncated_quotient(a, b) * b
 
 
 def pow_(n) -> Tensor:
@@ -396,6 +395,12 @@ TABLE: dict[str, Rule] = {
     "Add": Rule(binary(ops.add)), "Sub": Rule(binary(ops.subtract)),
     "Mul": Rule(binary(ops.multiply)), "Div": Rule(div), "Mod": Rule(mod, ("fmod",)),
     "Pow": Rule(pow_),
+    # integer bits
+    "BitShift": Rule(integer.bit_shift, ("direction",)),
+    "BitwiseAnd": Rule(integer.bitwise(ops.bitwise_and)),
+    "BitwiseOr": Rule(integer.bitwise(ops.bitwise_or)),
+    "BitwiseXor": Rule(integer.bitwise(ops.bitwise_xor)),
+    "BitwiseNot": Rule(integer.bitwise_not),
     "Neg": Rule(unary(ops.negative)), "Abs": Rule(unary(ops.abs)),
     "Exp": Rule(unary(ops.exp)), "Log": Rule(unary(ops.log)), "Sqrt": Rule(unary(ops.sqrt)),
     "Reciprocal": Rule(unary(ops.reciprocal)), "Tanh": Rule(unary(ops.tanh)),
