@@ -82,11 +82,13 @@ def test_resize_matches_torch_interpolate_export():
     x = rng.standard_normal((1, 2, 4, 5)).astype(np.float32)
     for kw in [dict(scale_factor=2, mode="nearest"),
                dict(size=(7, 8), mode="bilinear", align_corners=False),
-               dict(size=(7, 8), mode="bilinear", align_corners=True)]:
+               dict(size=(7, 8), mode="bilinear", align_corners=True),
+               dict(size=(9, 3), mode="bicubic", align_corners=False),
+               dict(size=(7, 11), mode="bicubic", align_corners=True)]:
         want = torch.nn.functional.interpolate(torch.from_numpy(x), **kw).numpy()
         tf = "align_corners" if kw.get("align_corners") else (
-            "pytorch_half_pixel" if kw["mode"] == "bilinear" else "asymmetric")
-        attrs = dict(mode="linear" if kw["mode"] == "bilinear" else "nearest",
+            "pytorch_half_pixel" if kw["mode"] != "nearest" else "asymmetric")
+        attrs = dict(mode={"bilinear": "linear", "bicubic": "cubic"}.get(kw["mode"], "nearest"),
                      coordinate_transformation_mode=tf, nearest_mode="floor")
         sizes = np.array((1, 2) + (kw.get("size") or (8, 10)), np.int64)
         (got,) = lp.from_onnx(_model("Resize", x, [None, None, sizes], attrs))(x)
@@ -94,12 +96,19 @@ def test_resize_matches_torch_interpolate_export():
 
 
 @pytest.mark.parametrize("attrs,what", [
-    (dict(mode="cubic"), "mode 'cubic'"),
     (dict(mode="linear", antialias=1), "antialias"),
-    (dict(coordinate_transformation_mode="tf_crop_and_resize"), "tf_crop_and_resize"),
-    (dict(keep_aspect_ratio_policy="not_larger"), "keep_aspect_ratio_policy"),
 ])
 def test_resize_refuses_naming_the_attribute(attrs, what):
     x = np.ones((1, 1, 2, 2), np.float32)
     with pytest.raises(NotImplementedError, match=f"the_resize.*{what}"):
         lp.from_onnx(_model("Resize", x, [None, SCALES], attrs))(x)
+
+
+@pytest.mark.parametrize("mode", ["linear", "nearest", "cubic"])
+def test_tf_crop_and_resize_matches_onnxruntime(mode):
+    """A roi reaching outside the input: those points take extrapolation_value."""
+    x = rng.standard_normal((1, 2, 6, 7)).astype(np.float32)
+    roi = np.array([0, 0, -0.2, 0.3, 1, 1, 0.7, 1.25], np.float32)
+    _check(_model("Resize", x, [roi, None, np.array([1, 2, 5, 4], np.int64)],
+                  dict(mode=mode, coordinate_transformation_mode="tf_crop_and_resize",
+                       extrapolation_value=-3.0)), x)

@@ -49,8 +49,8 @@ def _feed(h, g: Graph) -> None:
             if isinstance(a, np.ndarray):
                 h.update("\n".join(text).encode())
                 text = []
-                h.update(f"{a.dtype.str}{a.shape}".encode())
-                h.update(np.ascontiguousarray(a).data)
+                h.update(f"{a.dtype.name}{a.dtype.str}{a.shape}".encode())
+                h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)   # any dtype
                 line += f" {k}=<array>"
             elif isinstance(a, Graph):
                 h.update("\n".join(text).encode())

@@ -1,4 +1,4 @@
-"""ONNX's If and Scan (opset >= 9) on Lepton's control flow (lepton/frontends/control.py).
+"""ONNX's If, Scan (opset >= 9) and Loop on Lepton's control flow (lepton/frontends/control.py).
 
 If with a condition known while tracing converts the chosen branch only; otherwise both
 branches become `lp.cond`'s (they must give the same types). Scan becomes `lp.scan`: the
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ir.types import int64
 from .. import ops
-from ..control import cond, scan
-from ..tensor import Tensor
+from ..control import cond, scan, while_loop
+from ..tensor import Tensor, cast, constant
 
 
 def if_(n) -> list[Tensor]:
@@ -62,3 +63,89 @@ def scan_(n) -> list[Tensor]:
             y = ops.transpose(y, list(range(1, a + 1)) + [0] + list(range(a + 1, y.ndim)))
         results.append(y)
     return list(final) + results
+
+
+UNROLL = 64   # a Loop with a known trip count up to this is unrolled (its iteration is known)
+
+
+def _bool(t: Tensor) -> Tensor:
+    t = t.reshape(())
+    return t if t.dtype.name == "bool" else t != 0
+
+
+def loop_(n) -> list[Tensor]:
+    """Loop(M, cond, v...) with body(i, cond, v...) -> (cond, v..., scan outputs...).
+
+    A known trip count up to UNROLL is unrolled: the iteration number is a constant in each
+    copy (bodies slice with it), and a condition known while tracing ends the loop there.
+    Otherwise the loop is `lp.while_loop` over (i, cond, v...), or `lp.scan` when it has scan
+    outputs (which need a known trip count and a condition that stays true: their length is
+    the number of iterations, a shape)."""
+    body = n.attr("body")
+    b = n.builder
+    states = [n.x(i) for i in range(2, len(n.inputs))]
+    ns = len(states)
+    k = len(body.output) - 1 - ns
+    if k < 0:
+        n.invalid(f"the body has {len(body.output)} outputs for {ns} loop-carried values")
+    m_val = n.maybe_const(0)
+    if n.opt(0) is not None and m_val is None and k:
+        n.unsupported("the trip count depends on the graph's data and the loop has scan "
+                      "outputs, whose length (a shape) it decides")
+    trips = None if m_val is None else max(int(np.asarray(m_val).reshape(-1)[0]), 0)
+    cond = constant(np.array(True)) if n.opt(1) is None else _bool(n.x(1))
+
+    def step(i, c, vs):
+        outs = b.subgraph(body, [i, c] + list(vs))
+        return _bool(outs[0]), list(outs[1:1 + ns]), list(outs[1 + ns:])
+
+    if trips is not None and trips <= UNROLL:
+        ys = [[] for _ in range(k)]
+        for i in range(trips):
+            known = b.static(cond)
+            if known is not None and not bool(known):
+                break
+            c_out, new, scans = step(constant(np.array(i, np.int64)), cond, states)
+            if known is None:            # a data-dependent condition: finished copies hold
+                if k:
+                    n.unsupported("the loop condition depends on the graph's data and the "
+                                  "loop has scan outputs, whose length it decides")
+                states = [ops.where(cond, v, s) for v, s in zip(new, states)]
+                cond = cond & c_out
+            else:
+                states, cond = new, c_out
+            for y, s in zip(ys, scans):
+                y.append(s)
+        if k and not ys[0]:
+            n.unsupported("a loop with scan outputs that runs no iteration is not supported")
+        return states + [ops.stack(y) for y in ys]
+
+    if k:   # scan outputs: every iteration must run
+        if trips is None:
+            n.unsupported("a loop with scan outputs needs a trip count known while tracing")
+        if not bool(b.static(cond) if b.static(cond) is not None else False):
+            n.unsupported("the loop condition depends on the graph's data and the loop has "
+                          "scan outputs, whose length it decides")
+        true = constant(np.array(True))
+
+        def scan_step(vs, i):
+            c_out, new, scans = step(i, true, vs)
+            if b.static(c_out) is None or not bool(b.static(c_out)):
+                n.unsupported("the body's condition may end the loop early; the scan outputs' "
+                              "length would depend on data")
+            return tuple(new), tuple(scans)
+        final, ys = scan(scan_step, tuple(states), constant(np.arange(trips, dtype=np.int64)))
+        return list(final) + list(ys)
+
+    limit = n.x(0).reshape(()) if n.opt(0) is not None else None
+
+    def keep_going(carry):
+        i, c = carry[0], carry[1]
+        return c if limit is None else c & (i < cast(limit, int64))
+
+    def loop_body(carry):
+        i, c, vs = carry[0], carry[1], carry[2:]
+        c_out, new, _ = step(i, c, vs)
+        return (i + 1, c_out) + tuple(new)
+    out = while_loop(keep_going, loop_body, (constant(np.array(0, np.int64)), cond) + tuple(states))
+    return list(out[2:])

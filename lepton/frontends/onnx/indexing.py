@@ -10,6 +10,8 @@ An element gather is a take from the flattened data at computed flat indices:
 
 Scatters add updates at the flat indices with scatter_add; reduction='none' then keeps the
 data where nothing was written (indices are assumed unique, as the ONNX spec requires).
+Reductions mul/max/min compare the indices with every row (a one-hot) and reduce the selected
+updates.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import string
 
 import numpy as np
 
-from ...ir.types import int64
+from ...ir.types import float64, int64
 from .. import ops, shapes
 from ..tensor import Tensor, cast, constant, emit
 from .node import ONNX_DTYPES, onnx_type_name
@@ -54,10 +56,12 @@ def _scatter(n, data: Tensor, flat: Tensor, updates: Tensor, inner: tuple) -> Te
     rows = data.size // max(math.prod(inner), 1)
     d = data.reshape((rows,) + inner)
     red = n.attr("reduction", "none")
-    if red not in ("none", "add"):
-        n.unsupported(f"reduction '{red}' is not supported")
+    if red not in ("none", "add", "mul", "max", "min"):
+        n.invalid(f"unknown reduction '{red}'")
     if data.dtype.name == "bool":
         n.unsupported("bool data is not supported")
+    if red in ("mul", "max", "min"):
+        return _scatter_reduce(red, d, flat, updates, inner).reshape(data.shape)
     added = emit("scatter_add", [updates, flat], axis=0, size=rows)
     if red == "add":
         out = d + added
@@ -67,6 +71,30 @@ def _scatter(n, data: Tensor, flat: Tensor, updates: Tensor, inner: tuple) -> Te
         written = written.reshape((rows,) + (1,) * len(inner))
         out = ops.where(written, added, d)
     return out.reshape(data.shape)
+
+
+def _scatter_reduce(red: str, d: Tensor, flat: Tensor, updates: Tensor, inner: tuple) -> Tensor:
+    """d [rows, *inner] combined by mul/max/min with every update written to its row: a
+    [K, rows] one-hot of the K indices selects the updates (the others are the reduction's
+    identity), reduced over K. Costs K * rows * inner elements; duplicates all count."""
+    rows, k = d.shape[0], flat.shape[0]
+    hit = ops.equal(flat.reshape((k, 1)), constant(np.arange(rows, dtype=np.int64)))
+    hit = hit.reshape((k, rows) + (1,) * len(inner))
+    u = updates.reshape((k, 1) + inner)
+    np_t = d.dtype.np
+    if red == "mul":
+        ident = np.ones((), np_t)
+    elif np.issubdtype(np_t, np.floating):
+        ident = np.array(-np.inf if red == "max" else np.inf, np_t)
+    else:
+        info = np.iinfo(np_t)
+        ident = np.array(info.min if red == "max" else info.max, np_t)
+    picked = ops.where(hit, u, constant(ident))
+    if red == "mul":
+        return d * ops.prod(picked, axis=0)
+    if red == "max":
+        return ops.maximum(d, ops.max(picked, axis=0))
+    return ops.minimum(d, ops.min(picked, axis=0))
 
 
 def scatter_elements(n) -> Tensor:
@@ -299,3 +327,79 @@ def _diagonals(x: Tensor, t: str) -> tuple[Tensor, str]:
 def _move2(x: Tensor, a: int, b: int) -> Tensor:
     rest = [k for k in range(x.ndim) if k not in (a, b)]
     return ops.transpose(x, rest + [a, b])
+
+
+def col2im(n) -> Tensor:
+    """Col2Im: the columns [N, C * prod(block), L] summed back into the padded image at each
+    block's positions (a constant index map, any number of spatial dims), then cropped."""
+    x = n.x(0)
+    image, block = n.ints(1), n.ints(2)
+    k = len(image)
+    if len(block) != k or x.ndim != 3:
+        n.invalid(f"input {x.type}, image_shape {list(image)} and block_shape {list(block)} "
+                  f"do not fit together")
+    dil = n.attr("dilations") or [1] * k
+    strides = n.attr("strides") or [1] * k
+    pads = n.attr("pads") or [0] * (2 * k)
+    padded = [i + pads[d] + pads[d + k] for d, i in enumerate(image)]
+    blocks = [(p - (dl * (b - 1) + 1)) // s + 1
+              for p, b, dl, s in zip(padded, block, dil, strides)]
+    kk, nblocks = math.prod(block), math.prod(blocks)
+    batch, ck, cols = x.shape
+    if ck % kk or cols != nblocks or min(blocks) < 1:
+        n.invalid(f"input {x.type} does not fit image_shape {list(image)}, block_shape "
+                  f"{list(block)}: wants [N, C * {kk}, {nblocks}]")
+    c = ck // kk
+    # padded-image position of (block offset o, block index l) along each spatial dim
+    pos = [np.add.outer(np.arange(b) * dl, np.arange(m) * s)
+           for b, dl, s, m in zip(block, dil, strides, blocks)]
+    flat = np.zeros(tuple(block) + tuple(blocks), np.int64)
+    for d, pstride in enumerate(_strides(padded)):
+        shape = [1] * (2 * k)
+        shape[d], shape[k + d] = block[d], blocks[d]
+        flat = flat + pos[d].reshape(shape) * pstride
+    flat = (np.arange(c).reshape(c, 1, 1) * math.prod(padded)
+            + flat.reshape(1, kk, nblocks)).reshape(-1)
+    rows = x.reshape((batch, -1)).transpose((1, 0))                 # [C * kk * L, N]
+    img = emit("scatter_add", [rows, constant(flat)], axis=0, size=c * math.prod(padded))
+    img = img.transpose((1, 0)).reshape((batch, c) + tuple(padded))
+    key = (slice(None), slice(None)) + tuple(slice(pads[d], pads[d] + image[d])
+                                             for d in range(k))
+    return img[key]
+
+
+def tensor_scatter(n) -> Tensor:
+    """TensorScatter (a KV-cache write): cache row j of batch b takes update row j - w[b]
+    (mod the cache length in circular mode) when that is in [0, sequence length); a gather
+    from the update with the sequence axis moved next to the batch axis."""
+    cache, upd = n.x(0), n.x(1)
+    axis = shapes.norm_axis(n.attr("axis", -2), cache.ndim, n.op_type)
+    mode = n.attr("mode", "linear")
+    if mode not in ("linear", "circular"):
+        n.invalid(f"unknown mode '{mode}'")
+    if axis == 0 or upd.ndim != cache.ndim or any(
+            a != b for i, (a, b) in enumerate(zip(cache.shape, upd.shape)) if i != axis) \
+            or upd.shape[axis] > cache.shape[axis]:
+        n.invalid(f"update {upd.type} does not fit past_cache {cache.type} along axis {axis}")
+    b, m, s = cache.shape[0], cache.shape[axis], upd.shape[axis]
+    w = n.opt(2)
+    w = ops.full((b,), 0, int64) if w is None else cast(w, int64).reshape((b,))
+    t = constant(np.arange(m, dtype=np.int64)) - w.reshape((b, 1))          # [b, m]
+    if mode == "circular":
+        t = _mod(t, m)
+    valid = (t >= 0) & (t < s)
+    rows = ops.clip(t, 0, s - 1) + constant((np.arange(b) * s).reshape(b, 1).astype(np.int64))
+    u = shapes.swapaxes(upd, 1, axis) if axis != 1 else upd                 # [b, s, ...]
+    rest = u.shape[2:]
+    got = emit("take", [u.reshape((b * s,) + rest), rows.reshape(-1)], axis=0)
+    got = got.reshape((b, m) + rest)
+    got = shapes.swapaxes(got, 1, axis) if axis != 1 else got
+    keep = valid.reshape((b,) + tuple(m if i == axis else 1 for i in range(1, cache.ndim)))
+    return ops.where(keep, got, cache)
+
+
+def _mod(t: Tensor, m: int) -> Tensor:
+    """t mod m in [0, m) for int64 t of either sign (|t| < 2**53: exact in float64)."""
+    from .elementwise import floor
+    q = floor(cast(t, float64) / float(m))
+    return t - cast(q, int64) * m

@@ -23,7 +23,10 @@ import numpy as np
 from ...ir import halfs
 from ...ir.types import DType
 from ..tensor import Tensor, constant as _constant, current_graph
-from .node import ONNX_DTYPES, Node, onnx_type_name
+from ...random import split as random_split
+from . import functions
+from .random_ops import uses_random
+from .node import ONNX_DTYPES, Node, Rule, onnx_type_name
 from .op_table import TABLE
 
 
@@ -102,6 +105,7 @@ class _Builder:
         self.model = model
         self.env: dict[str, Tensor] = {}
         self.memo: dict = {}          # Value -> np.ndarray, or None when not a constant
+        self.keys: list = []          # [the random key left to split], shared with subgraphs
 
     def static(self, t: Tensor) -> np.ndarray | None:
         """t's value when it depends on constants only (by the ops' NumPy references)."""
@@ -127,8 +131,27 @@ class _Builder:
             stack.pop()
         return memo[t.value]
 
+    def next_key(self) -> Tensor:
+        """A fresh random key for one random node, split off the call's key."""
+        if not self.keys:
+            raise NotImplementedError("a random op inside a graph the loader did not give a key "
+                                      "(it looks for random ops before loading)")
+        if self.keys[0].graph is not current_graph():
+            # inside a loop body's region: key 2 + j of a wider split, j counting such nodes
+            # (the same every iteration; never one of the pairs the nodes outside split off,
+            # and the key outside is left to them)
+            self.keys.append(None)
+            j = len(self.keys) - 2
+            return random_split(self.keys[0], 3 + j)[2 + j]
+        pair = random_split(self.keys[0])
+        self.keys[0] = pair[0]
+        return pair[1]
+
     def run(self, inputs: tuple[Tensor, ...]) -> list[Tensor]:
         m = self.model
+        if m.random:      # the hidden last input: this call's random key
+            self.keys.append(inputs[-1])
+            inputs = inputs[:-1]
         for spec, t in zip(m.inputs, inputs):
             if isinstance(t, Frozen):   # a specialised input: a constant of this compilation
                 t = _constant(t.array)
@@ -140,31 +163,45 @@ class _Builder:
                 t.value.loc = f"onnx initializer '{name}'"
         return self.nodes(m.graph)
 
-    def nodes(self, graph) -> list[Tensor]:
+    def nodes(self, graph, opset: int | None = None) -> list[Tensor]:
         """Converts graph's nodes in order over self.env; returns its outputs."""
-        m = self.model
-        g = current_graph()
-        for index, proto in enumerate(graph.node):
-            start = len(g.nodes)
-            node = Node(proto, index, m.opset,
-                        [self._lookup(n, proto, index) for n in proto.input], self.static)
-            node.builder = self
-            outs = node.convert(TABLE[proto.op_type])
-            for v in g.nodes[start:]:
-                v.loc = node.loc       # IR errors and dumps name the ONNX node
-            for out_name, t in zip(proto.output, outs):
-                if out_name:
-                    self.env[out_name] = t
+        self.convert(graph.node, self.model.opset if opset is None else opset)
         missing = [o.name for o in graph.output if o.name not in self.env]
         if missing:
             raise ValueError(f"the graph's outputs {missing} are produced by no node")
         return [self.env[o.name] for o in graph.output]
 
+    def convert(self, protos, opset: int) -> None:
+        """Converts the nodes in order, adding their outputs to self.env. An op type without a
+        converter is expanded to its ONNX function body (functions.py)."""
+        g = current_graph()
+        for index, proto in enumerate(protos):
+            start = len(g.nodes)
+            node = Node(proto, index, opset,
+                        [self._lookup(n, proto, index) for n in proto.input], self.static)
+            node.builder = self
+            rule = TABLE.get(proto.op_type) or Rule(
+                functions.expand, tuple(a.name for a in proto.attribute))
+            outs = node.convert(rule)
+            for v in g.nodes[start:]:
+                v.loc = node.loc       # IR errors and dumps name the ONNX node
+            for out_name, t in zip(proto.output, outs):
+                if out_name:
+                    self.env[out_name] = t
+
+    def function(self, protos, env: dict, opset: int, outputs: list[str]) -> list[Tensor]:
+        """A function body's nodes over `env` (its inputs only); the named outputs."""
+        child = _Builder(self.model)
+        child.memo, child.keys = self.memo, self.keys
+        child.env = dict(env)
+        child.convert(protos, opset)
+        return [child.env[o] if o else None for o in outputs]
+
     def subgraph(self, graph, args) -> list[Tensor]:
         """A subgraph (If's branches, Scan's body) on `args` for its inputs; it reads the
         names of the graphs around it."""
         child = _Builder(self.model)
-        child.memo = self.memo
+        child.memo, child.keys = self.memo, self.keys
         child.env = dict(self.env)
         for t in graph.initializer:
             child.env[t.name] = _constant(_initializer(t))
@@ -208,6 +245,8 @@ class OnnxFunction:
         self._check_ops()
         self.specialised = _shape_inputs(self.graph, {s.name for s in self.inputs})
         self._frozen = [i for i, s in enumerate(self.inputs) if s.name in self.specialised]
+        self.random = uses_random(self.graph)   # then each call passes a fresh key last
+        self._rng = np.random.default_rng()
 
         # One output is returned bare: lp.compile's fast path then hands back the array itself
         # (no container), and its output buffer is reused by the next call.
@@ -222,7 +261,8 @@ class OnnxFunction:
         self.compiled = compile(forward, check=check)
         self._checked: set = set()   # signatures bind() accepted
         if all(s.static for s in self.inputs) and not self._frozen:
-            self.compiled.lower(*[np.zeros(s.dims, s.dtype.np) for s in self.inputs])
+            self.compiled.lower(*[np.zeros(s.dims, s.dtype.np) for s in self.inputs],
+                                *([np.zeros(2, np.int32)] if self.random else []))
 
     def _check_ops(self, graph=None) -> None:
         """Every op type must be in the table (subgraphs too): refuse the model now, not at the
@@ -236,7 +276,12 @@ class OnnxFunction:
             if node.domain not in ("", "ai.onnx"):
                 raise NotImplementedError(f"ONNX node {label}: op {node.op_type} of domain "
                                           f"'{node.domain}' is not supported")
-            if node.op_type not in TABLE:
+            if node.op_type in DATA_SHAPED:
+                raise NotImplementedError(
+                    f"ONNX node {label}: op {node.op_type}'s output shape depends on its input "
+                    f"values, which a static graph cannot express ({DATA_SHAPED[node.op_type]})")
+            if node.op_type not in TABLE and not functions.expandable(node.op_type,
+                                                                      self.opset):
                 raise NotImplementedError(f"ONNX node {label}: op type {node.op_type} is not "
                                           f"supported by Lepton's ONNX frontend")
 
@@ -278,6 +323,8 @@ class OnnxFunction:
             args = list(args)
             for i in self._frozen:
                 args[i] = Frozen(args[i])
+        if self.random:
+            args = (*args, self._rng.integers(-2**31, 2**31, 2, dtype=np.int32))
         outs = self.compiled(*args)
         return [outs] if len(self.output_names) == 1 else list(outs)
 
@@ -328,6 +375,16 @@ class Frozen:
 
     def __repr__(self) -> str:
         return f"Frozen({self.array.tolist()!r})"
+
+
+# Ops whose output shape is a function of their input values: refused, with what decides it.
+DATA_SHAPED = {
+    "NonZero": "the count of non-zero elements",
+    "Compress": "the count of true conditions",
+    "Unique": "the count of distinct values",
+    "NonMaxSuppression": "the count of boxes kept",
+    "StringSplit": "the count of substrings",
+}
 
 
 def _shape_inputs(graph, input_names: set) -> set:

@@ -15,8 +15,9 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import nn_ops, ops
-from ..tensor import Tensor, constant, emit
+from ...ir.types import float32, int64
+from .. import nn_ops, ops, shapes
+from ..tensor import Tensor, cast, constant, emit
 
 
 def pad_zeros(x: Tensor, lo, hi) -> Tensor:
@@ -122,9 +123,19 @@ def pool(kind: str):
         kernel = tuple(n.attr("kernel_shape", ()))
         if len(kernel) != nd:
             n.invalid(f"kernel_shape {list(kernel)} does not fit input {x.type}")
-        if kind == "max" and n.attr("storage_order", 0):
-            n.unsupported("storage_order=1 is not supported")
         dil = tuple(n.attr("dilations", [1] * nd))
+        dtype = x.dtype
+        if kind == "max" and dtype.is_int and dtype.bits <= 16:   # MaxPool on (u)int8: exact
+            x = cast(x, float32)                                   # in float32, cast back
+        elif not dtype.is_float:
+            n.invalid(f"needs a float tensor{' or (u)int8' if kind == 'max' else ''}, got "
+                      f"{dtype}", TypeError)
+        if kind == "max" and n.n_outputs > 1 and n.proto.output[1]:
+            return [cast(values(n, x, kernel, dil), dtype), _max_pool_indices(n, x, kernel, dil)]
+        return cast(values(n, x, kernel, dil), dtype)
+
+    def values(n, x, kernel, dil) -> Tensor:
+        nd = len(kernel)
         include_pad = kind == "avg" and n.attr("count_include_pad", 0)
         if nd not in (1, 2) or any(d != 1 for d in dil) or (
                 include_pad and n.attr("ceil_mode", 0)):
@@ -154,6 +165,53 @@ def pool(kind: str):
     return rule
 
 
+def _max_pool_indices(n, x: Tensor, kernel, dil) -> Tensor:
+    """MaxPool's Indices: the flat index (over N, C and the spatial axes; storage_order=1:
+    spatial axes column-major) of each window's first maximum. The windows are gathered
+    from the -inf-padded input (as _pool_by_gather), argmax'ed, and mapped through a constant
+    table of each window element's index."""
+    nd = len(kernel)
+    sizes = x.shape[2:]
+    strides, lo, hi = _window_geometry(n, sizes, kernel, dil)
+    span = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+    extra = [_ceil_extra(z, e, s, a, h) if n.attr("ceil_mode", 0) else 0
+             for z, e, s, a, h in zip(sizes, span, strides, lo, hi)]
+    full_hi = [h + e for h, e in zip(hi, extra)]
+    y = pad_zeros(x, (0, 0) + tuple(lo), (0, 0) + tuple(full_hi))
+    inside = np.pad(np.ones(sizes), list(zip(lo, full_hi)))
+    y = y + constant(np.where(inside > 0, 0, -np.inf).astype(x.dtype.np))
+    order = (np.arange(nd)[::-1] if n.attr("storage_order", 0) else np.arange(nd))
+    place = [0] * nd                  # each spatial axis's stride in the flat index
+    step = 1
+    for a in order[::-1]:
+        place[a] = step
+        step *= sizes[a]
+    maps, outs = [], []
+    for a in range(nd):
+        size = y.shape[2 + 2 * a]
+        o = (size - span[a]) // strides[a] + 1
+        idx = np.arange(o)[:, None] * strides[a] + np.arange(kernel[a])[None, :] * dil[a]
+        y = ops.take(y, idx.reshape(-1), axis=2 + 2 * a)
+        y = y.reshape(y.shape[:2 + 2 * a] + (o, kernel[a]) + y.shape[3 + 2 * a:])
+        maps.append((idx - lo[a]) * place[a])           # [o, k]: the element's index part
+        outs.append(o)
+    perm = (0, 1) + tuple(2 + 2 * a for a in range(nd)) + tuple(3 + 2 * a for a in range(nd))
+    kk = math.prod(kernel)
+    y = ops.transpose(y, perm).reshape(x.shape[:2] + tuple(outs) + (kk,))
+    best = ops.argmax(y, axis=-1)                                   # [N, C, *outs]
+    table = np.zeros(tuple(outs) + tuple(kernel), np.int64)         # [*outs, *kernel]
+    for a in range(nd):
+        shape = [1] * (2 * nd)
+        shape[a], shape[nd + a] = outs[a], kernel[a]
+        table = table + maps[a].reshape(shape)
+    table = table.reshape(-1)
+    cells = constant((np.arange(math.prod(outs)) * kk).reshape(tuple(outs)))
+    spatial = ops.take(constant(table), best + cells)
+    planes = constant((np.arange(x.shape[0] * x.shape[1]) * math.prod(sizes)).reshape(
+        x.shape[:2] + (1,) * nd))
+    return spatial + planes
+
+
 def _pool_by_gather(n, kind: str, x: Tensor, kernel, dil, include_pad) -> Tensor:
     """Any-rank, dilated pooling: the padded input's windows gathered along each spatial axis
     (a constant index map (out, k) -> o * stride + k * dilation), then reduced."""
@@ -180,8 +238,23 @@ def _pool_by_gather(n, kind: str, x: Tensor, kernel, dil, include_pad) -> Tensor
     axes = tuple(3 + 2 * a for a in range(nd))
     if kind == "max":
         return ops.max(y, axes)
+    if kind == "sum":
+        return ops.sum(y, axes)
     count = counted.sum(axis=tuple(1 + 2 * a for a in range(nd)))
     return ops.sum(y, axes) * constant((1.0 / count).astype(x.dtype.np))
+
+
+def lp_pool(n) -> Tensor:
+    """LpPool: (sum of |x|**p over each window) ** (1/p); padding counts as 0."""
+    x = n.x(0)
+    kernel = tuple(n.attr("kernel_shape", ()))
+    if len(kernel) != x.ndim - 2:
+        n.invalid(f"kernel_shape {list(kernel)} does not fit input {x.type}")
+    p = n.attr("p", 2)
+    dil = tuple(n.attr("dilations", [1] * len(kernel)))
+    mag = ops.square(x) if p == 2 else ops.abs(x) if p == 1 else ops.power(ops.abs(x), float(p))
+    s = _pool_by_gather(n, "sum", mag, kernel, dil, False)
+    return ops.sqrt(s) if p == 2 else s if p == 1 else ops.power(s, 1.0 / p)
 
 
 def _ceil_extra(size: int, k: int, s: int, lo: int, hi: int) -> int:
@@ -206,11 +279,18 @@ def batch_norm(n) -> Tensor:
     """Inference: (x - mean) / sqrt(var + eps) * scale + B per channel (axis 1), lp.batch_norm
     with training=False."""
     x, scale, bias, mean, var = (n.x(i) for i in range(5))
-    if n.attr("training_mode", 0):
-        n.unsupported("training_mode=1 is not supported (inference only)")
     if n.attr("spatial", 1) != 1:
         n.unsupported("spatial=0 is not supported")
-    return nn_ops.batch_norm(x, mean, var, scale, bias, eps=n.attr("epsilon", 1e-5))
+    eps = n.attr("epsilon", 1e-5)
+    if n.attr("training_mode", 0):   # opset 14: the batch's statistics, and running updates
+        if n.opset < 14:
+            n.unsupported("training before opset 14 (is_test=0) is not supported")
+        axes = (0,) + tuple(range(2, x.ndim))
+        m, v = ops.mean(x, axes), ops.var(x, axes)
+        mom = float(n.attr("momentum", 0.9))
+        y = nn_ops.batch_norm(x, m, v, scale, bias, eps=eps)
+        return [y, mean * mom + m * (1 - mom), var * mom + v * (1 - mom)]
+    return nn_ops.batch_norm(x, mean, var, scale, bias, eps=eps)
 
 
 def layer_norm(n) -> list[Tensor]:
@@ -252,9 +332,37 @@ def gelu(n) -> Tensor:
 
 
 def dropout(n) -> list[Tensor]:
-    """Inference: the input itself, and an all-true mask."""
+    """Inference: the input itself, and an all-true mask; training mode (opset >= 12's
+    training_mode input): random_ops.dropout_training."""
     x = n.x(0)
     training = n.const(2)
-    if training is not None and bool(training):
-        n.unsupported("training mode is not supported (inference only)")
+    if training is not None and bool(np.asarray(training).reshape(-1)[0]):
+        from .random_ops import dropout_training
+        r = n.const(1)
+        return dropout_training(n, x, 0.5 if r is None else float(np.asarray(r).reshape(-1)[0]))
     return [x, ops.full(x.shape, True)]
+
+
+def max_unpool(n) -> Tensor:
+    """MaxUnpool: zeros with x's values put back at MaxPool's flat indices (over the whole
+    output, batch and channels included). Overlapping windows repeat an index with the same
+    value: the sums are divided by the counts."""
+    x, idx = n.x(0), n.x(1)
+    nd = x.ndim - 2
+    kernel = tuple(n.attr("kernel_shape", ()))
+    if len(kernel) != nd or idx.shape != x.shape:
+        n.invalid(f"kernel_shape {list(kernel)} and indices {idx.type} must fit input {x.type}")
+    strides = n.attr("strides") or [1] * nd
+    pads = n.attr("pads") or [0] * (2 * nd)
+    shape = n.ints(2)
+    if shape is None:
+        shape = x.shape[:2] + tuple((d - 1) * s - pads[a] - pads[a + nd] + k for a, (d, s, k)
+                                    in enumerate(zip(x.shape[2:], strides, kernel)))
+    # with output_shape the indices address that shape, as in onnxruntime and PyTorch (onnx's
+    # reference reads them in the inferred shape and pads the result at the end)
+    size = math.prod(shape)
+    flat = shapes.checked_index(cast(idx, int64).reshape(-1), size, n.op_type)
+    total = emit("scatter_add", [x.reshape(-1), flat], axis=0, size=size)
+    count = emit("scatter_add", [ops.full((flat.shape[0],), 1.0, x.dtype), flat], axis=0,
+                 size=size)
+    return (total / ops.maximum(count, 1.0)).reshape(tuple(shape))

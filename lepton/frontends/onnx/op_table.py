@@ -10,7 +10,8 @@ from 18; Clip's bounds as inputs from 11; Slice's from 10). Inputs that fix shap
 shape, Slice's starts...) are listed in each Rule's `consts`: they must be computable from
 constants, or depend on graph inputs that the loader then specialises on their value; Gather's
 indices may be computed. Op families live in their own modules: neural.py, elementwise.py,
-indexing.py, attention.py (also normalisations and losses), recurrent.py, control.py, misc.py.
+indexing.py, integer.py, attention.py (also normalisations and losses), recurrent.py, control.py,
+misc.py.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import attention, control, elementwise as ew, indexing, misc, neural, recurrent, resample
+from . import (attention, control, elementwise as ew, indexing, integer, misc, neural,
+               random_ops, recurrent, resample, sampling)
 from .node import ONNX_DTYPES, Rule, onnx_type_name
 
 
@@ -39,31 +41,29 @@ def variadic(f):
     return lambda n: functools.reduce(f, n.xs())
 
 
-def _truncated_quotient(a: Tensor, b: Tensor) -> Tensor:
-    """a / b rounded toward zero, in a's dtype (a float-to-int cast truncates); for integers
-    exact below 2**53."""
+def _float_truncated_quotient(a: Tensor, b: Tensor) -> Tensor:
+    """a / b rounded toward zero for floats, through float64 and int64 (the cast truncates)."""
     q = ops.divide(cast(a, float64), cast(b, float64))
-    return cast(q, a.dtype) if not a.dtype.is_float else cast(cast(q, int64), a.dtype)
+    return cast(cast(q, int64), a.dtype)
 
 
 def div(n) -> Tensor:
     a, b = n.x(0), n.x(1)
-    # integer Div truncates toward zero, as C and onnxruntime do
-    return ops.divide(a, b) if a.dtype.is_float else _truncated_quotient(a, b)
+    # integer Div truncates toward zero, as C and onnxruntime do (exact: integer.py)
+    return ops.divide(a, b) if a.dtype.is_float else integer.truncated_divide(a, b)
 
 
 def mod(n) -> Tensor:
     """fmod=1: C's fmod (the sign of a); fmod=0: Python's % (the sign of b)."""
     a, b = n.x(0), n.x(1)
-    if a.dtype.is_float and not n.attr("fmod", 0):   # np.mod: a - floor(a / b) * b, and
+    if not a.dtype.is_float:
+        return integer.c_remainder(a, b) if n.attr("fmod", 0) else ops.remainder(a, b)
+    if not n.attr("fmod", 0):                         # np.mod: a - floor(a / b) * b, and
         r = a - ew.floor(a / b) * b                   # a, or b, for an infinite b
         differ = (a != 0) & ((a < 0) != (b < 0))
         inf = constant(np.array(np.inf, a.dtype.np))
         return ops.where((ops.abs(b) == inf) & (ops.abs(a) < inf), ops.where(differ, b, a), r)
-    r = a - _truncated_quotient(a, b) * b
-    if n.attr("fmod", 0):
-        return r
-    return ops.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+    return a - _float_truncated_quotient(a, b) * b
 
 
 def pow_(n) -> Tensor:
@@ -147,11 +147,31 @@ def _mean(x, axes, keep):
     return y if x.dtype.is_float else cast(y, x.dtype)
 
 
+def _extreme(f, sign: int):
+    """ReduceMax (sign -1) / ReduceMin (+1): over an empty axis ONNX gives the identity, the
+    lowest (highest) value of the type: -inf / +inf, the integer bounds, False / True."""
+    def reduce(x, axes, keep):
+        ax = range(x.ndim) if axes is None else [shapes.norm_axis(a, x.ndim, "Reduce")
+                                                for a in axes]
+        if all(x.shape[a] for a in ax):
+            return f(x, axes, keepdims=keep)
+        shape = tuple(1 if a in ax else d for a, d in enumerate(x.shape) if keep or a not in ax)
+        t = x.dtype.np
+        if x.dtype.name == "bool":
+            ident = sign > 0
+        elif np.issubdtype(t, np.floating):
+            ident = sign * np.inf
+        else:
+            ident = np.iinfo(t).max if sign > 0 else np.iinfo(t).min
+        return constant(np.full(shape, ident, t))
+    return reduce
+
+
 REDUCTIONS = {
     "ReduceSum": lambda x, a, k: ops.sum(x, a, x.dtype, keepdims=k),
     "ReduceMean": _mean,
-    "ReduceMax": lambda x, a, k: ops.max(x, a, keepdims=k),
-    "ReduceMin": lambda x, a, k: ops.min(x, a, keepdims=k),
+    "ReduceMax": _extreme(ops.max, -1),
+    "ReduceMin": _extreme(ops.min, 1),
     "ReduceProd": lambda x, a, k: ops.prod(x, a, x.dtype, keepdims=k),
     "ReduceL1": lambda x, a, k: ops.sum(ops.abs(x), a, x.dtype, keepdims=k),
     "ReduceL2": lambda x, a, k: ops.sqrt(ops.sum(ops.square(x), a, keepdims=k)),
@@ -375,6 +395,12 @@ TABLE: dict[str, Rule] = {
     "Add": Rule(binary(ops.add)), "Sub": Rule(binary(ops.subtract)),
     "Mul": Rule(binary(ops.multiply)), "Div": Rule(div), "Mod": Rule(mod, ("fmod",)),
     "Pow": Rule(pow_),
+    # integer bits
+    "BitShift": Rule(integer.bit_shift, ("direction",)),
+    "BitwiseAnd": Rule(integer.bitwise(ops.bitwise_and)),
+    "BitwiseOr": Rule(integer.bitwise(ops.bitwise_or)),
+    "BitwiseXor": Rule(integer.bitwise(ops.bitwise_xor)),
+    "BitwiseNot": Rule(integer.bitwise_not),
     "Neg": Rule(unary(ops.negative)), "Abs": Rule(unary(ops.abs)),
     "Exp": Rule(unary(ops.exp)), "Log": Rule(unary(ops.log)), "Sqrt": Rule(unary(ops.sqrt)),
     "Reciprocal": Rule(unary(ops.reciprocal)), "Tanh": Rule(unary(ops.tanh)),
@@ -409,15 +435,19 @@ TABLE: dict[str, Rule] = {
                                                     "output_shape", "pads", "strides")),
     "Resize": Rule(resample.resize, ("antialias", "axes", "coordinate_transformation_mode",
                                      "cubic_coeff_a", "exclude_outside", "extrapolation_value",
-                                     "keep_aspect_ratio_policy", "mode", "nearest_mode")),
+                                     "keep_aspect_ratio_policy", "mode", "nearest_mode"),
+                   (1, 2, 3)),
+    "Upsample": Rule(resample.upsample, ("mode", "scales"), (1,)),
     "MaxPool": Rule(neural.pool("max"), _POOL + ("storage_order",)),
     "AveragePool": Rule(neural.pool("avg"), _POOL + ("count_include_pad",)),
+    "LpPool": Rule(neural.lp_pool, _POOL + ("p",)),
+    "MaxUnpool": Rule(neural.max_unpool, ("kernel_shape", "pads", "strides"), (2,)),
     "GlobalAveragePool": Rule(neural.global_pool(ops.mean)),
     "GlobalMaxPool": Rule(neural.global_pool(ops.max)),
     "BatchNormalization": Rule(neural.batch_norm, ("epsilon", "momentum", "training_mode",
                                                    "spatial", "is_test", "consumed_inputs")),
     "LayerNormalization": Rule(neural.layer_norm, ("axis", "epsilon", "stash_type")),
-    "Dropout": Rule(neural.dropout, ("ratio", "seed", "is_test"), (2,)),
+    "Dropout": Rule(neural.dropout, ("ratio", "seed", "is_test"), (1, 2)),
     # reductions
     **{op: Rule(reduction(f), _REDUCE, (1,)) for op, f in REDUCTIONS.items()},
     "ArgMax": Rule(arg_reduce(1), _ARG), "ArgMin": Rule(arg_reduce(-1), _ARG),
@@ -456,7 +486,10 @@ TABLE: dict[str, Rule] = {
     "GatherND": Rule(indexing.gather_nd, ("batch_dims",)),
     "ScatterElements": Rule(indexing.scatter_elements, ("axis", "reduction")),
     "ScatterND": Rule(indexing.scatter_nd, ("reduction",)),
+    "Scatter": Rule(indexing.scatter_elements, ("axis",)),   # ScatterElements before opset 11
     "Trilu": Rule(indexing.trilu, ("upper",), (1,)),
+    "TensorScatter": Rule(indexing.tensor_scatter, ("axis", "mode")),
+    "Col2Im": Rule(indexing.col2im, ("dilations", "pads", "strides"), (1, 2)),
     "CumSum": Rule(indexing.cumsum, ("exclusive", "reverse"), (1,)),
     "TopK": Rule(indexing.topk, ("axis", "largest", "sorted"), (1,)),
     "Hardmax": Rule(indexing.hardmax, ("axis",)),
@@ -483,16 +516,38 @@ TABLE: dict[str, Rule] = {
     "HammingWindow": Rule(misc.window("hamming"), ("output_datatype", "periodic"), (0,)),
     "BlackmanWindow": Rule(misc.window("blackman"), ("output_datatype", "periodic"), (0,)),
     "CenterCropPad": Rule(misc.center_crop_pad, ("axes",), (1,)),
+    "DFT": Rule(misc.dft, ("axis", "inverse", "onesided"), (1, 2)),
+    "Det": Rule(misc.det),
+    "MelWeightMatrix": Rule(misc.mel_weight_matrix, ("output_datatype",), (0, 1, 2, 3, 4)),
+    "TfIdfVectorizer": Rule(misc.tfidf_vectorizer, (
+        "max_gram_length", "max_skip_count", "min_gram_length", "mode", "ngram_counts",
+        "ngram_indexes", "pool_int64s", "pool_strings", "weights")),
+    "STFT": Rule(misc.stft, ("onesided",), (1, 3)),
     "CumProd": Rule(misc.cumprod, ("exclusive", "reverse"), (1,)),
     "ReverseSequence": Rule(misc.reverse_sequence, ("batch_axis", "time_axis")),
     "LRN": Rule(misc.lrn, ("alpha", "beta", "bias", "size")),
     "RotaryEmbedding": Rule(misc.rotary_embedding, ("interleaved", "num_heads",
                                                     "rotary_embedding_dim")),
+    # random numbers on lp.random (random_ops.py)
+    "RandomUniform": Rule(random_ops.random_uniform, ("dtype", "high", "low", "seed", "shape")),
+    "RandomNormal": Rule(random_ops.random_normal, ("dtype", "mean", "scale", "seed", "shape")),
+    "RandomUniformLike": Rule(random_ops.random_uniform_like, ("dtype", "high", "low", "seed")),
+    "RandomNormalLike": Rule(random_ops.random_normal_like, ("dtype", "mean", "scale", "seed")),
+    "Bernoulli": Rule(random_ops.bernoulli, ("dtype", "seed")),
+    # sampling grids (sampling.py)
+    "AffineGrid": Rule(sampling.affine_grid, ("align_corners",), (1,)),
+    "DeformConv": Rule(sampling.deform_conv, ("dilations", "group", "kernel_shape",
+                                              "offset_group", "pads", "strides")),
+    "RoiAlign": Rule(sampling.roi_align, ("coordinate_transformation_mode", "mode",
+                                          "output_height", "output_width", "sampling_ratio",
+                                          "spatial_scale")),
+    "GridSample": Rule(sampling.grid_sample, ("align_corners", "mode", "padding_mode")),
     # recurrent layers on lp.scan (recurrent.py)
     **{op: Rule(recurrent.recurrent, _RNN + extra) for op, extra in (
         ("RNN", ()), ("GRU", ("linear_before_reset",)), ("LSTM", ("input_forget",)))},
     # control flow (control.py)
     "If": Rule(control.if_, ("then_branch", "else_branch")),
+    "Loop": Rule(control.loop_, ("body",), (0, 1)),
     "Scan": Rule(control.scan_, ("body", "num_scan_inputs", "scan_input_axes",
                                  "scan_input_directions", "scan_output_axes",
                                  "scan_output_directions")),

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import upsampling
+from .. import ops, upsampling
+from ..tensor import constant
 
 _F = np.float32
 
@@ -73,15 +74,21 @@ def conv_transpose(n):
 
 
 # -- Resize ------------------------------------------------------------------------------------
-def _original(n, mode: str, out: int, size: int, scale) -> np.ndarray:
+def _original(n, mode: str, out: int, size: int, scale, roi=None) -> np.ndarray:
     """The input coordinate of each output index (ONNX's coordinate_transformation_mode)."""
     x, s = np.arange(out, dtype=_F), _F(scale)
+    if mode == "tf_crop_and_resize":   # roi: this axis's (start, end), normalised
+        length = _F(size) * s
+        span = _F(roi[1] - roi[0]) * _F(size - 1)
+        src = np.full(out, span / 2, _F) if length == 1 else x * span / (length - _F(1))
+        return src + _F(roi[0]) * _F(size - 1)
     if mode == "half_pixel":
         return (x + _F(0.5)) / s - _F(0.5)
     if mode == "pytorch_half_pixel":
         return (x + _F(0.5)) / s - _F(0.5) if out > 1 else np.zeros(out, _F)
-    if mode == "align_corners":
-        return x * _F(size - 1) / _F(out - 1) if out > 1 else np.zeros(out, _F)
+    if mode == "align_corners":   # the resized length is size * scale, not its floor
+        length = _F(size) * s
+        return x * _F(size - 1) / (length - _F(1)) if length > 1 else np.zeros(out, _F)
     if mode == "asymmetric":
         return x / s
     if mode == "tf_half_pixel_for_nn":
@@ -121,20 +128,44 @@ def _linear(src: np.ndarray, size: int, dtype) -> np.ndarray:
     return m.astype(dtype)
 
 
+def _cubic(src: np.ndarray, size: int, dtype, a: float, exclude: bool) -> np.ndarray:
+    """Keys' cubic convolution (coefficient a) over the 4 neighbours x0-1 .. x0+2 of each
+    source coordinate; outside the input the edge repeats, or (exclude_outside) those taps
+    get weight 0 and the rest are renormalised."""
+    x0 = np.floor(src)
+    r = (src - x0)[:, None]
+    d = np.concatenate([r + 1, r, 1 - r, 2 - r], axis=1)         # distances to the 4 taps
+    near = ((a + 2) * d - (a + 3)) * d * d + 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    w = np.where(d <= 1, near, far)
+    taps = x0.astype(np.int64)[:, None] + np.arange(-1, 3)[None, :]
+    if exclude:
+        w = np.where((taps >= 0) & (taps < size), w, 0.0)
+        w = w / w.sum(axis=1, keepdims=True)
+    m = np.zeros((len(src), size), np.float64)
+    np.add.at(m, (np.repeat(np.arange(len(src)), 4), np.clip(taps, 0, size - 1).reshape(-1)),
+              w.reshape(-1))
+    return m.astype(dtype)
+
+
 def resize(n):
     x = n.x(0)
     mode = n.attr("mode", "nearest")
-    if mode not in ("nearest", "linear"):
-        n.unsupported(f"mode '{mode}' is not supported (nearest and linear are)")
+    if mode not in ("nearest", "linear", "cubic"):
+        n.invalid(f"unknown mode '{mode}'")
     if n.attr("antialias", 0):
         n.unsupported("antialias=1 is not supported")
-    if n.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
-        n.unsupported(f"keep_aspect_ratio_policy '{n.attr('keep_aspect_ratio_policy')}' is "
-                      f"not supported")
+    policy = n.attr("keep_aspect_ratio_policy", "stretch")
+    if policy not in ("stretch", "not_larger", "not_smaller"):
+        n.invalid(f"unknown keep_aspect_ratio_policy '{policy}'")
     ctm = n.attr("coordinate_transformation_mode", "half_pixel")
-    if ctm == "tf_crop_and_resize":
-        n.unsupported("coordinate_transformation_mode 'tf_crop_and_resize' is not supported")
     axes = [a % x.ndim for a in n.attr("axes", range(x.ndim))]
+    roi = None
+    if ctm == "tf_crop_and_resize":
+        roi = n.const(1)
+        roi = None if roi is None else np.asarray(roi, np.float64).reshape(-1)
+        if roi is None or roi.size != 2 * len(axes):
+            n.invalid("tf_crop_and_resize needs a roi with a start and an end per axis")
     scales = n.const(2) if len(n.inputs) > 2 else None
     sizes = n.ints(3) if len(n.inputs) > 3 else None
     if scales is not None and np.asarray(scales).size == 0:
@@ -144,9 +175,15 @@ def resize(n):
     if len(scales if sizes is None else sizes) != len(axes):
         n.invalid(f"scales/sizes need one entry per axis of {list(axes)}")
     y = x if x.dtype.is_float else x.astype("float32")
+    keep = None      # not_larger / not_smaller: one scale for all axes, from the sizes
+    if sizes is not None and policy != "stretch":
+        ratios = [s / x.shape[ax] for s, ax in zip(sizes, axes)]
+        keep = min(ratios) if policy == "not_larger" else max(ratios)
     for k, ax in enumerate(axes):
         size = x.shape[ax]
-        if sizes is None:
+        if keep is not None:
+            out, scale = int(keep * size + 0.5), keep
+        elif sizes is None:
             scale = float(np.asarray(scales, np.float32).reshape(-1)[k])
             out = int(np.floor(size * scale))
         else:
@@ -154,12 +191,51 @@ def resize(n):
             scale = float(_F(out) / _F(size))
         if out < 1:
             n.invalid(f"axis {ax} resized to {out} elements")
-        if out == size and scale == 1.0:
+        if out == size and scale == 1.0 and roi is None:
             continue
-        src = _original(n, ctm, out, size, scale)
+        src = _original(n, ctm, out, size, scale,
+                        None if roi is None else (roi[k], roi[len(axes) + k]))
+        outside = None
+        if roi is not None:           # points outside the input take extrapolation_value
+            outside = (src < 0) | (src > size - 1)
+            src = np.clip(src, 0, size - 1)
         if mode == "nearest":
             idx = _nearest(n, src, n.attr("nearest_mode", "round_prefer_floor"), size)
             y = upsampling.gather_axis(y, ax, idx)
+        elif mode == "cubic":
+            y = upsampling.map_axis(y, ax, _cubic(src.astype(np.float64), size, y.dtype.np,
+                                                  float(n.attr("cubic_coeff_a", -0.75)),
+                                                  bool(n.attr("exclude_outside", 0))))
+        else:
+            y = upsampling.map_axis(y, ax, _linear(src, size, y.dtype.np))
+        if outside is not None and outside.any():
+            shape = [1] * y.ndim
+            shape[ax] = out
+            y = ops.where(constant(outside.reshape(shape)), constant(np.array(
+                n.attr("extrapolation_value", 0.0), y.dtype.np)), y)
+    return y if y.dtype == x.dtype else y.astype(x.dtype)
+
+
+def upsample(n):
+    """Upsample (opsets 7 and 9; Resize since 10): scales as an attribute (7) or an input (9),
+    asymmetric coordinates, nearest (floor) or linear."""
+    x = n.x(0)
+    scales = n.attr("scales") if n.opset < 9 else n.const(1)
+    mode = n.attr("mode", "nearest")
+    if scales is None or len(np.asarray(scales).reshape(-1)) != x.ndim:
+        n.invalid(f"needs one scale per axis of {x.type}")
+    if mode not in ("nearest", "linear", "bilinear"):
+        n.invalid(f"unknown mode '{mode}'")
+    y = x if x.dtype.is_float else x.astype("float32")
+    for ax, scale in enumerate(np.asarray(scales, np.float32).reshape(-1)):
+        size = x.shape[ax]
+        out = int(np.floor(size * scale))
+        if out == size:
+            continue
+        src = np.arange(out, dtype=_F) / _F(scale)
+        if mode == "nearest":
+            y = upsampling.gather_axis(y, ax, np.clip(np.floor(src), 0, size - 1).astype(
+                np.int64))
         else:
             y = upsampling.map_axis(y, ax, _linear(src, size, y.dtype.np))
     return y if y.dtype == x.dtype else y.astype(x.dtype)
