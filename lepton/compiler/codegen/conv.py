@@ -19,7 +19,7 @@ from ...ir.types import TensorType
 from .gemm import GemmShape, plan_gemm
 from .kernel import (SCRATCH_ARG, Epilogue, Kernel, kernel_args, llvm_type, masked_load,
                      minmax, new_kernel, splat, vector_width)
-from .loops import const, for_range, i64, new_function
+from .loops import const, for_range, i64, new_function, vconst
 from .parallel import finish_items, worth_threads
 from .pool import emit_pool2d
 
@@ -100,12 +100,15 @@ def emit_im2col(module: ir.Module, name: str, x: TensorType, cg: int, kernel, st
             # outside rows read nothing: an empty [lo, hi) makes every lane a zero
             rlo = b.select(inside, lo, const(0))
             rhi = b.select(inside, hi, const(0))
-            src = b.gep(src_c, [b.add(b.mul(ih, const(w)), off_w)])   # not inbounds: may be before x
             if sw == 1:
+                # an outside row loads row 0's lanes and stores zeros: a mask chosen by `inside`
+                # (select of two masks) makes LLVM's O2 codegen abort on AVX2 hosts splitting
+                # 512-bit vectors ("unknown LocationSize", the LLVM of llvmlite 0.50)
+                ih0 = b.select(inside, ih, const(0))
+                src0 = b.gep(src_c, [b.add(b.mul(ih0, const(w)), off_w)])   # may be before x
                 for v0, row_ok in zip(range(0, wo, vl), row_masks):
-                    ok = b.select(inside, row_ok, ir.Constant(row_ok.type, [0] * vl))
-                    sp = b.bitcast(b.gep(src, [const(v0)]), vt.as_pointer())
-                    val = masked_load(b, sp, ok, vt)
+                    sp = b.bitcast(b.gep(src0, [const(v0)]), vt.as_pointer())
+                    val = b.select(inside, masked_load(b, sp, row_ok, vt), vconst(vt, None))
                     dp = b.bitcast(b.gep(dst, [const(v0)], inbounds=True), vt.as_pointer())
                     b.store(val, dp, align=x.dtype.itemsize)
             else:
