@@ -8,13 +8,17 @@ first call: wall and CPU seconds (CPU is the steadier number on a loaded machine
 lp.compile's phases (trace, passes, lower = LLVM IR emission, llvm = LLVM optimisation and
 machine code). Prints a Markdown table of the medians.
 
-    PYTHONPATH=$PWD python tools/onnx_load_time.py [--repeat 3] [model ...]
+    PYTHONPATH=$PWD python tools/onnx_load_time.py [--repeat 3] [--routines] [model ...]
+
+--routines: a known host instead: the disk cache holds the shared GEMM routines (compiled by an
+earlier process, as on any machine that has compiled a model before), nothing of the model.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -73,20 +77,34 @@ def _save(folder, name, data, xs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--routines", action="store_true",
+                    help="the GEMM routines cached on disk by an earlier process (a known host)")
     ap.add_argument("models", nargs="*")
     a = ap.parse_args()
-    env = dict(os.environ, LEPTON_CACHE="0", PYTHONPATH=ROOT + os.pathsep +
-               os.environ.get("PYTHONPATH", ""))
     with tempfile.TemporaryDirectory() as folder:
+        cache = os.path.join(folder, "cache")
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   **({"LEPTON_CACHE_DIR": cache} if a.routines else {"LEPTON_CACHE": "0"}))
         names = write_models(folder, a.models)
         runs = {n: [] for n in names}
+
+        def run(n):
+            out = subprocess.run([sys.executable, "-c", CHILD, os.path.join(folder, n)],
+                                 env=env, capture_output=True, text=True, check=True)
+            return json.loads(out.stdout.strip().splitlines()[-1])
+        if a.routines:
+            for n in names:                # an earlier process compiled each model
+                run(n)
         for _ in range(a.repeat):          # interleaved, so load changes hit every model
             for n in names:
-                out = subprocess.run([sys.executable, "-c", CHILD, os.path.join(folder, n)],
-                                     env=env, capture_output=True, text=True, check=True)
-                runs[n].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                if a.routines:             # forget all but the routines and the vector width
+                    for f in os.scandir(cache):
+                        if f.name not in ("routines", "vector_width.json"):
+                            shutil.rmtree(f.path) if f.is_dir() else os.unlink(f.path)
+                runs[n].append(run(n))
     cols = ["wall", "cpu", "trace", "passes", "lower", "llvm", "import", "import_cpu"]
-    print(f"medians of {a.repeat} fresh processes, LEPTON_CACHE=0; seconds\n")
+    print(f"medians of {a.repeat} fresh processes, " + (
+        "the shared GEMM routines cached" if a.routines else "LEPTON_CACHE=0") + "; seconds\n")
     print("| model | kernels | " + " | ".join(cols) + " |")
     print("|---|---:|" + "---:|" * len(cols))
     for n, rs in runs.items():
