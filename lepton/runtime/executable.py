@@ -31,6 +31,18 @@ from .outputs import OutputPool
 _ENTRY_T = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
 
 
+_addressof, _c_char = ctypes.addressof, ctypes.c_char
+
+
+def _address(a: np.ndarray) -> int:
+    """The address of a's data (a dense array): through the buffer protocol, ~0.4 µs, where
+    `a.ctypes.data` costs ~1.4 µs (W1 passes 7 arrays a call); a read-only or empty array has no
+    writable buffer to export, so it goes through a.ctypes."""
+    if a.flags.writeable and a.size:
+        return _addressof(_c_char.from_buffer(a))
+    return a.ctypes.data
+
+
 def _aligned_empty(nbytes: int, align: int = 64) -> np.ndarray:
     raw = np.empty(nbytes + align, dtype=np.uint8)
     start = (-raw.ctypes.data) % align
@@ -97,9 +109,9 @@ class Executable:
         try:
             ptrs = frame.ptrs
             for i, a in enumerate(arrays):
-                ptrs[i] = a.ctypes.data
+                ptrs[i] = _address(a)
             for k, o in enumerate(outs):
-                ptrs[n_in + k] = o.ctypes.data if o is not None else None
+                ptrs[n_in + k] = _address(o) if o is not None else None
             status = self._fn(ptrs)
         finally:
             self._frames.append(frame)
