@@ -97,6 +97,7 @@ ROWS_MAX_C_BYTES = 1 << 18      # C is re-read once per K slice
 ROWS_MAX_VECTORS = 16           # vectors of C per row in a tile (znver5, 1x784x512: 16 > 8 > 4)
 ROWS_KB = 16                    # rows of B per K slice: streams for the prefetcher, or more
 ROWS_SLICE_BYTES = 1 << 15      # while narrow B rows give a slice smaller than this
+ROWS_PANEL_BYTES = 1 << 14      # the packed strip of B that several row groups share (L1)
 # B read in place with a row stride that is a multiple of 4 KiB puts a tile's k steps in one L1
 # set: from this many rows on, packing B pays (znver3: 16x256x1024 1.65x, 32x256x1024 1.5x,
 # 64x256x1024 1.8x faster packed; 8x256x1024 even)
@@ -365,11 +366,17 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
     mr, nvec = _rows_tile(s, mr)
     drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
     return _thin_driver(module, name, s.dtype, epilogue, drv,
-                        [s.m, 0, s.n, s.k, s.lda, s.ldb, s.ldc, _rows_kb(s, mr)], False)
+                        [s.m, 0, s.n, s.k, s.lda, s.ldb, s.ldc, _rows_kb(s, mr, nvec)], False)
 
 
-def _rows_kb(s: GemmShape, mr: int) -> int:
-    """Rows of B per K slice of the rows driver for GemmShape s."""
+def _rows_kb(s: GemmShape, mr: int, nvec: int) -> int:
+    """Rows of B per K block of the rows driver for GemmShape s and its mr x nvec tile: with several row groups as
+    many as the shared panel holds (the accumulators stay in registers that long), K evened
+    out over the blocks; with one, a slice of a few rows of B for the prefetcher."""
+    if s.m > mr:
+        top = max(UNROLL, ROWS_PANEL_BYTES // (nvec * vector_width(s.dtype) * s.dtype.itemsize))
+        blocks = -(-s.k // top)
+        return min(top, _round_up(-(-s.k // blocks), UNROLL))
     if s.m <= mr and s.m * s.n * s.dtype.itemsize > ROWS_MAX_C_BYTES:
         # one row group and a C beyond L2 (emit_ct_driver's tall C^T): slices would only
         # re-read C, there is no other row group to share them with
@@ -380,11 +387,23 @@ def _rows_kb(s: GemmShape, mr: int) -> int:
 def rows_gemm(module: ir.Module, dtype: DType, mr: int, nvec: int, trans_a: bool):
     """The module's shared few-rows GEMM: `void (T* a, T* b, T* c, i64 m, n_lo, n_hi, k, lda,
     ldb, ldc, kb, i64 row0, epi_tile* epi, i8* ctx)` computing the columns [n_lo, n_hi) of C
-    (a thread's share; a, b, c point at the whole operands). Nothing is packed and B streams
-    through exactly once: K is cut into slices of kb rows, and each slice (small enough for
-    L1) meets every row group of A and every column of C before the next is read. The
-    hardware prefetcher follows the slice's concurrent row streams of B. A may be transposed
-    (other strides); B may not (its rows are what the vector loads stream)."""
+    (a thread's share; a, b, c point at the whole operands). Nothing is packed ahead and B
+    streams through exactly once, K cut into blocks of kb rows:
+
+    - one row group (M <= mr, matrix-vector): each block (a slice small enough for L1) meets
+      every column tile; the hardware prefetcher follows the slice's kb concurrent row streams
+      of B (kb small, e.g. 16).
+    - several row groups: for each block, column tile by column tile, the first row group
+      reads the kb x width strip of B in place and copies it into a packed panel on the
+      stack as it goes (microkernel b_copy), then every other row group reads that panel,
+      contiguous and in L1. The strip is read from memory once, overlapped with the first
+      group's FMAs; read in place by every group, a strip of rows a power of two apart sits
+      in a few cache sets of L1 and L2 and comes from L3 again for each group (18x784x512:
+      70 GF/s with ldb 512, 94 with ldb 528 on znver3). kb is cut down to what the panel
+      holds (ROWS_PANEL_BYTES); the accumulators stay in registers for all kb steps.
+
+    A may be transposed (other strides); B may not (its rows are what the vector loads
+    stream)."""
     name = f"lepton.gemm.{dtype}.rows{mr}x{nvec}.{'t' if trans_a else 'n'}"
     return shared(module, name, lambda: _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a))
 
@@ -402,27 +421,57 @@ def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a):
     a_p, b_p, c_p, m, n_lo, n_hi, k, lda, ldb, ldc, kb, row0, epi, ctx = fn.args
     n = b.sub(n_hi, n_lo)
     a_rs, a_cs = (const(1), lda) if trans_a else (lda, const(1))
-    mk = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a, b_packed=False))
+    spec = TileSpec(dtype, mr, nvec, a_trans=trans_a, b_packed=False)
+    mk = emit_microkernel(module, spec)
     has_epi = b.icmp_unsigned("!=", b.ptrtoint(epi, i64), const(0))
-    with _steps(b, k, kb, "ks") as k0:
-        kc = minmax(b, kb, b.sub(k, k0), smaller=True)
-        acc = b.zext(b.icmp_signed(">", k0, const(0)), i32)
-        do_epi = b.and_(has_epi, b.icmp_signed("==", b.add(k0, kc), k))
-        a_k = b.gep(a_p, [b.mul(k0, a_cs)], inbounds=True)
-        b_k = b.gep(b_p, [b.mul(k0, ldb)], inbounds=True)
-        with for_range(b, _ceil_div_v(b, m, mr), name="g") as g:
-            r0 = b.mul(g, const(mr))
-            rows = minmax(b, const(mr), b.sub(m, r0), smaller=True)
-            a_r = b.gep(a_k, [b.mul(r0, a_rs)], inbounds=True)
-            c_r = b.gep(c_p, [b.mul(r0, ldc)], inbounds=True)
-            with for_range(b, _ceil_div_v(b, n, width), name="j") as j:
-                col = b.add(n_lo, b.mul(j, const(width)))
-                cols = minmax(b, const(width), b.sub(n_hi, col), smaller=True)
-                cp = b.gep(c_r, [col], inbounds=True)
-                b.call(mk, [a_r, b.gep(b_k, [col], inbounds=True), cp, kc, lda, ldb, ldc,
-                            rows, cols, acc])
-                with b.if_then(do_epi):
-                    b.call(epi, [cp, ldc, rows, cols, b.add(row0, r0), col, ctx])
+    groups = _ceil_div_v(b, m, mr)
+    tiles = _ceil_div_v(b, n, width)
+    panel_len = max(1, ROWS_PANEL_BYTES // (width * dtype.itemsize)) * width
+    panel = b.alloca(ir.ArrayType(t, panel_len))
+    panel.align = 64
+    panel = b.bitcast(panel, tp)
+
+    # loop nests as generators: the caller's `for` body is emitted inside the loop
+    def blocks(kb):
+        """Loops over the K blocks; yields (a, b at the block, kc, accumulate, do_epi)."""
+        with _steps(b, k, kb, "ks") as k0:
+            kc = minmax(b, kb, b.sub(k, k0), smaller=True)
+            acc = b.zext(b.icmp_signed(">", k0, const(0)), i32)
+            do_epi = b.and_(has_epi, b.icmp_signed("==", b.add(k0, kc), k))
+            yield (b.gep(a_p, [b.mul(k0, a_cs)], inbounds=True),
+                   b.gep(b_p, [b.mul(k0, ldb)], inbounds=True), kc, acc, do_epi)
+
+    def tile(mk_fn, a_k, b_j, col, cols, g, kc, acc, do_epi, extra=()):
+        r0 = b.mul(g, const(mr))
+        rows = minmax(b, const(mr), b.sub(m, r0), smaller=True)
+        cp = b.gep(c_p, [b.add(b.mul(r0, ldc), col)], inbounds=True)
+        b.call(mk_fn, [b.gep(a_k, [b.mul(r0, a_rs)], inbounds=True), b_j, cp, kc, lda, ldb,
+                       ldc, rows, cols, acc] + list(extra))
+        with b.if_then(do_epi):
+            b.call(epi, [cp, ldc, rows, cols, b.add(row0, r0), col, ctx])
+
+    def columns():
+        with for_range(b, tiles, name="j") as j:
+            col = b.add(n_lo, b.mul(j, const(width)))
+            yield col, minmax(b, const(width), b.sub(n_hi, col), smaller=True)
+
+    with b.if_else(b.icmp_signed(">", groups, const(1))) as (several, one):
+        with several:
+            mk_copy = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a,
+                                                        b_packed=False, b_copy=True))
+            mk_panel = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a))
+            kb_panel = minmax(b, kb, const(panel_len // width), smaller=True)
+            for a_k, b_k, kc, acc, do_epi in blocks(kb_panel):
+                for col, cols in columns():
+                    b_j = b.gep(b_k, [col], inbounds=True)
+                    tile(mk_copy, a_k, b_j, col, cols, const(0), kc, acc, do_epi, [panel])
+                    with for_range(b, groups, start=1, name="g") as g:
+                        tile(mk_panel, a_k, panel, col, cols, g, kc, acc, do_epi)
+        with one:
+            for a_k, b_k, kc, acc, do_epi in blocks(kb):
+                for col, cols in columns():
+                    tile(mk, a_k, b.gep(b_k, [col], inbounds=True), col, cols, const(0), kc,
+                         acc, do_epi)
     b.ret_void()
     return fn
 
@@ -489,7 +538,7 @@ def _column_split(module, name, fn, bld, s: GemmShape, epilogue, threads: int) -
     drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
     epi = ir.Constant(_epi_tile_type(llvm_type(s.dtype)), None) if epilogue is None else \
         emit_epilogue_tile(module, f"{name}.et", s.dtype, epilogue)
-    kb = _rows_kb(s, mr)
+    kb = _rows_kb(s, mr, nvec)
 
     def body(bb, part, args):
         c_p, a_p, b_p, _, ctx = kernel_args(args)

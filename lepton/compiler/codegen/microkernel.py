@@ -22,6 +22,12 @@ in place (packed B is zero past its edge). `accumulate` nonzero adds the block t
 slices) instead of overwriting it. Epilogues are applied by the drivers to each finished tile
 (gemm.py), not here.
 
+With spec.b_copy (B read in place) the kernel takes one more argument, `T* bc` (64-byte
+aligned), and stores there the B vectors it loads as one packed panel (element (k, j) at
+k*nvec*VL + j, zeros past `cols` in the last vector): the few-rows GEMM's first row group
+copies a strip of B as it computes, and the other row groups read the copy with the packed
+kernel, contiguous in L1 instead of strided through a few cache sets.
+
 Packed layout of B (emit_pack_b here, transpose.emit_pack_bt for a B stored transposed):
     panel q (cols q*NR ..): element (k, j) at q*kc*NR + k*NR + j; columns past the edge are 0
 Packed layout of a transposed A (emit_pack_at; only where reading it in place is slow):
@@ -50,6 +56,7 @@ class TileSpec:
     nvec: int
     a_trans: bool = False
     b_packed: bool = True
+    b_copy: bool = False    # B read in place is also stored, packed, to the argument `bc`
 
     @property
     def vl(self) -> int:
@@ -58,7 +65,7 @@ class TileSpec:
     @property
     def name(self) -> str:
         return f"lepton.gemm.{self.dtype}.mk{self.mr}x{self.nvec}." \
-               f"{'t' if self.a_trans else 'n'}{'p' if self.b_packed else 's'}"
+               f"{'t' if self.a_trans else 'n'}{'p' if self.b_packed else 'c' if self.b_copy else 's'}"
 
 
 def shared(module: ir.Module, name: str, build) -> ir.Function:
@@ -86,12 +93,15 @@ def _emit_microkernel(module: ir.Module, spec: TileSpec) -> ir.Function:
     t = llvm_type(spec.dtype)
     vl, mr, nvec = spec.vl, spec.mr, spec.nvec
     vt = ir.VectorType(t, vl)
-    fn, b = new_function(module, spec.name, [t.as_pointer()] * 3 + [i64] * 6 + [i32],
-                         ["a", "b", "c", "kc", "a_ld", "b_ld", "ldc", "rows", "cols", "acc"])
+    copy = spec.b_copy and not spec.b_packed
+    fn, b = new_function(module, spec.name, [t.as_pointer()] * 3 + [i64] * 6 + [i32]
+                         + [t.as_pointer()] * copy,
+                         ["a", "b", "c", "kc", "a_ld", "b_ld", "ldc", "rows", "cols", "acc"]
+                         + ["bc"] * copy)
     fn.linkage = "internal"
     # kept out of line: one copy whatever calls it (one call per mr x nr x kc tile is noise)
     fn.attributes.add("noinline")
-    a_p, b_p, c_p, kc, a_ld, b_ld, ldc, rows, cols, acc_flag = fn.args
+    a_p, b_p, c_p, kc, a_ld, b_ld, ldc, rows, cols, acc_flag = fn.args[:10]
     width = nvec * vl
     b_rs = const(width) if spec.b_packed else b_ld
     # row r of an edge tile reads row min(r, rows - 1): valid memory, its result not stored
@@ -110,6 +120,9 @@ def _emit_microkernel(module: ir.Module, spec: TileSpec) -> ir.Function:
                 bv.append(masked_load(b, p, b_mask, vt))
             else:
                 bv.append(b.load(p, align=64 if spec.b_packed else spec.dtype.itemsize))
+            if copy:
+                b.store(bv[v], vptr(b, fn.args[10], b.add(b.mul(k, const(width)),
+                                                          const(v * vl)), vt), align=64)
         ak = b.mul(k, a_step)
         out = []
         for r in range(mr):
