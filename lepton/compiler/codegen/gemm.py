@@ -364,7 +364,7 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
     if s.trans_b:
         raise ValueError("rows driver: B must be stored untransposed")
     mr, nvec = _rows_tile(s, mr)
-    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
+    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a, s.m > mr)
     return _thin_driver(module, name, s.dtype, epilogue, drv,
                         [s.m, 0, s.n, s.k, s.lda, s.ldb, s.ldc, _rows_kb(s, mr, nvec)], False)
 
@@ -384,31 +384,33 @@ def _rows_kb(s: GemmShape, mr: int, nvec: int) -> int:
     return max(ROWS_KB, ROWS_SLICE_BYTES // (s.n * s.dtype.itemsize))
 
 
-def rows_gemm(module: ir.Module, dtype: DType, mr: int, nvec: int, trans_a: bool):
+def rows_gemm(module: ir.Module, dtype: DType, mr: int, nvec: int, trans_a: bool,
+              panel: bool):
     """The module's shared few-rows GEMM: `void (T* a, T* b, T* c, i64 m, n_lo, n_hi, k, lda,
     ldb, ldc, kb, i64 row0, epi_tile* epi, i8* ctx)` computing the columns [n_lo, n_hi) of C
     (a thread's share; a, b, c point at the whole operands). Nothing is packed ahead and B
-    streams through exactly once, K cut into blocks of kb rows:
+    streams through exactly once, K cut into blocks of kb rows; each block meets every column
+    tile of width nvec*VL, each tile every row group of mr rows.
 
-    - one row group (M <= mr, matrix-vector): each block (a slice small enough for L1) meets
-      every column tile; the hardware prefetcher follows the slice's kb concurrent row streams
-      of B (kb small, e.g. 16).
-    - several row groups: for each block, column tile by column tile, the first row group
-      reads the kb x width strip of B in place and copies it into a packed panel on the
-      stack as it goes (microkernel b_copy), then every other row group reads that panel,
-      contiguous and in L1. The strip is read from memory once, overlapped with the first
-      group's FMAs; read in place by every group, a strip of rows a power of two apart sits
-      in a few cache sets of L1 and L2 and comes from L3 again for each group (18x784x512:
-      70 GF/s with ldb 512, 94 with ldb 528 on znver3). kb is cut down to what the panel
-      holds (ROWS_PANEL_BYTES); the accumulators stay in registers for all kb steps.
+    Without `panel` (for one row group, M <= mr: matrix-vector) every tile reads B in place;
+    kb is small (a slice of B whose kb concurrent row streams the hardware prefetcher follows).
+
+    With `panel` (several row groups) the first row group reads the kb x width strip of B in
+    place and copies it into a packed panel on the stack as it goes (microkernel b_copy); the
+    other row groups read that panel, contiguous and in L1. The strip comes from memory once,
+    overlapped with the first group's FMAs. Read in place by every group, a strip whose rows
+    are a power of two apart sits in a few cache sets of L1 and L2 and came from L3 again for
+    each group (18x784x512 ran at 70 GF/s, 18x784x528 at 94 on znver3). kb is cut to what the
+    panel holds (ROWS_PANEL_BYTES); the accumulators stay in registers for all kb steps.
 
     A may be transposed (other strides); B may not (its rows are what the vector loads
     stream)."""
-    name = f"lepton.gemm.{dtype}.rows{mr}x{nvec}.{'t' if trans_a else 'n'}"
-    return shared(module, name, lambda: _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a))
+    name = f"lepton.gemm.{dtype}.rows{mr}x{nvec}.{'t' if trans_a else 'n'}{'p' if panel else ''}"
+    return shared(module, name, lambda: _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a,
+                                                         panel))
 
 
-def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a):
+def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a, panel):
     t = llvm_type(dtype)
     tp = t.as_pointer()
     width = nvec * vector_width(dtype)
@@ -421,15 +423,10 @@ def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a):
     a_p, b_p, c_p, m, n_lo, n_hi, k, lda, ldb, ldc, kb, row0, epi, ctx = fn.args
     n = b.sub(n_hi, n_lo)
     a_rs, a_cs = (const(1), lda) if trans_a else (lda, const(1))
-    spec = TileSpec(dtype, mr, nvec, a_trans=trans_a, b_packed=False)
-    mk = emit_microkernel(module, spec)
     has_epi = b.icmp_unsigned("!=", b.ptrtoint(epi, i64), const(0))
     groups = _ceil_div_v(b, m, mr)
     tiles = _ceil_div_v(b, n, width)
-    panel_len = max(1, ROWS_PANEL_BYTES // (width * dtype.itemsize)) * width
-    panel = b.alloca(ir.ArrayType(t, panel_len))
-    panel.align = 64
-    panel = b.bitcast(panel, tp)
+    panel_len = max(UNROLL, ROWS_PANEL_BYTES // (width * dtype.itemsize)) * width
 
     # loop nests as generators: the caller's `for` body is emitted inside the loop
     def blocks(kb):
@@ -455,23 +452,28 @@ def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a):
             col = b.add(n_lo, b.mul(j, const(width)))
             yield col, minmax(b, const(width), b.sub(n_hi, col), smaller=True)
 
-    with b.if_else(b.icmp_signed(">", groups, const(1))) as (several, one):
-        with several:
-            mk_copy = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a,
-                                                        b_packed=False, b_copy=True))
-            mk_panel = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a))
-            kb_panel = minmax(b, kb, const(panel_len // width), smaller=True)
-            for a_k, b_k, kc, acc, do_epi in blocks(kb_panel):
-                for col, cols in columns():
-                    b_j = b.gep(b_k, [col], inbounds=True)
-                    tile(mk_copy, a_k, b_j, col, cols, const(0), kc, acc, do_epi, [panel])
-                    with for_range(b, groups, start=1, name="g") as g:
-                        tile(mk_panel, a_k, panel, col, cols, g, kc, acc, do_epi)
-        with one:
-            for a_k, b_k, kc, acc, do_epi in blocks(kb):
-                for col, cols in columns():
-                    tile(mk, a_k, b.gep(b_k, [col], inbounds=True), col, cols, const(0), kc,
-                         acc, do_epi)
+    if panel:
+        mk_copy = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a,
+                                                    b_packed=False, b_copy=True))
+        mk_panel = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a))
+        buf = b.alloca(ir.ArrayType(t, panel_len))
+        buf.align = 64
+        buf = b.bitcast(buf, tp)
+        for a_k, b_k, kc, acc, do_epi in blocks(minmax(b, kb, const(panel_len // width),
+                                                       smaller=True)):
+            for col, cols in columns():
+                tile(mk_copy, a_k, b.gep(b_k, [col], inbounds=True), col, cols, const(0), kc,
+                     acc, do_epi, [buf])
+                with for_range(b, groups, start=1, name="g") as g:
+                    tile(mk_panel, a_k, buf, col, cols, g, kc, acc, do_epi)
+    else:
+        mk = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a,
+                                               b_packed=False))
+        for a_k, b_k, kc, acc, do_epi in blocks(kb):
+            for col, cols in columns():
+                with for_range(b, groups, name="g") as g:
+                    tile(mk, a_k, b.gep(b_k, [col], inbounds=True), col, cols, g, kc, acc,
+                         do_epi)
     b.ret_void()
     return fn
 
@@ -535,7 +537,7 @@ def _column_split(module, name, fn, bld, s: GemmShape, epilogue, threads: int) -
     parts = min(threads, tiles)
     block = -(-tiles // parts) * width
     parts = -(-s.n // block)
-    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
+    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a, s.m > mr)
     epi = ir.Constant(_epi_tile_type(llvm_type(s.dtype)), None) if epilogue is None else \
         emit_epilogue_tile(module, f"{name}.et", s.dtype, epilogue)
     kb = _rows_kb(s, mr, nvec)
