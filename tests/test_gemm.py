@@ -114,6 +114,36 @@ def test_rows_tiles_for_either_register_file(monkeypatch, wide):
         check(a, b, out, 1e-4)
 
 
+@pytest.mark.parametrize("wide", [False, True], ids=["16-regs", "32-regs"])
+@pytest.mark.parametrize("mkn,trans_a", [
+    ((15, 784, 512), False),    # B rows 2 or 4 KiB apart, several K blocks of the panel
+    ((9, 300, 33), False),      # a last row group of one row, a column edge
+    ((23, 1031, 100), False),   # K blocks evened out, odd K, partial groups and columns
+    ((64, 260, 47), False),
+    ((13, 37, 1000), False),    # one K block, many column tiles
+    ((30, 513, 70), True),      # A read through its transposed strides
+    ((12, 5, 17), True),        # K shorter than the micro-kernel's unroll
+], ids=lambda x: "x".join(map(str, x)) if isinstance(x, tuple) else ("at" if x else "a"))
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["f32", "f64"])
+def test_rows_shared_panel(monkeypatch, wide, mkn, trans_a, dt):
+    # several row groups on the few-rows path: the first group copies each strip of B into
+    # the panel the others read, with either register file's tile, against NumPy float64
+    from lepton.compiler.codegen import gemm
+    monkeypatch.setattr(gemm, "_wide_registers", lambda: wide)
+    m, k, n = mkn
+    s = gemm.GemmShape(float32 if dt == np.float32 else float64, m, n, k,
+                       m if trans_a else k, n, n, trans_a)
+    mr, _ = gemm._rows_tile(s, gemm.default_blocking(s.dtype).mr)
+    assert gemm._rows_path(s) and m > mr
+    a, b = rand((m, k), dt), rand((k, n), dt, 1)
+    out, _, _ = matmul_t(a, b, trans_a, False)
+    check(a, b, out, 1e-4 if dt == np.float32 else 1e-11)
+    out, _, _ = matmul_t(a, b, trans_a, False, epilogue=index_epilogue)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    ref = ref * 2 + np.arange(m)[:, None] * 1000 + np.arange(n)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-3)
+
+
 def test_long_k_f32():
     a, b = rand((3, 5000), np.float32), rand((5000, 20), np.float32, 1)
     out, _, _ = matmul(a, b)
