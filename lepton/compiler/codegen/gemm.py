@@ -430,21 +430,21 @@ def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a, panel):
 
     # loop nests as generators: the caller's `for` body is emitted inside the loop
     def blocks(kb):
-        """Loops over the K blocks; yields (a, b at the block, kc, accumulate, do_epi)."""
+        """Loops over the K blocks; yields (a, b at the block, kc, accumulate, last block)."""
         with _steps(b, k, kb, "ks") as k0:
             kc = minmax(b, kb, b.sub(k, k0), smaller=True)
             acc = b.zext(b.icmp_signed(">", k0, const(0)), i32)
-            do_epi = b.and_(has_epi, b.icmp_signed("==", b.add(k0, kc), k))
             yield (b.gep(a_p, [b.mul(k0, a_cs)], inbounds=True),
-                   b.gep(b_p, [b.mul(k0, ldb)], inbounds=True), kc, acc, do_epi)
+                   b.gep(b_p, [b.mul(k0, ldb)], inbounds=True), kc, acc,
+                   b.icmp_signed("==", b.add(k0, kc), k))
 
-    def tile(mk_fn, a_k, b_j, col, cols, g, kc, acc, do_epi, extra=()):
+    def tile(mk_fn, a_k, b_j, col, cols, g, kc, acc, last, extra=()):
         r0 = b.mul(g, const(mr))
         rows = minmax(b, const(mr), b.sub(m, r0), smaller=True)
         cp = b.gep(c_p, [b.add(b.mul(r0, ldc), col)], inbounds=True)
         b.call(mk_fn, [b.gep(a_k, [b.mul(r0, a_rs)], inbounds=True), b_j, cp, kc, lda, ldb,
                        ldc, rows, cols, acc] + list(extra))
-        with b.if_then(do_epi):
+        with b.if_then(b.and_(has_epi, last)):
             b.call(epi, [cp, ldc, rows, cols, b.add(row0, r0), col, ctx])
 
     def columns():
@@ -459,21 +459,27 @@ def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a, panel):
         buf = b.alloca(ir.ArrayType(t, panel_len))
         buf.align = 64
         buf = b.bitcast(buf, tp)
-        for a_k, b_k, kc, acc, do_epi in blocks(minmax(b, kb, const(panel_len // width),
-                                                       smaller=True)):
+        # the next K block's rows, prefetched in memory order (a share per column tile) when
+        # they are whole rows of B (not a thread's block of columns) and there is one
+        whole_rows = b.icmp_signed("==", n, ldb)
+        for a_k, b_k, kc, acc, last in blocks(minmax(b, kb, const(panel_len // width),
+                                                     smaller=True)):
+            ahead = b.and_(whole_rows, b.not_(last))
+            next_rows = b.gep(b_k, [b.add(b.mul(kc, ldb), n_lo)])
             for col, cols in columns():
+                share = b.gep(next_rows, [b.mul(b.sub(col, n_lo), kc)])
                 tile(mk_copy, a_k, b.gep(b_k, [col], inbounds=True), col, cols, const(0), kc,
-                     acc, do_epi, [buf])
+                     acc, last, [buf, b.select(ahead, share, buf)])
                 with for_range(b, groups, start=1, name="g") as g:
-                    tile(mk_panel, a_k, buf, col, cols, g, kc, acc, do_epi)
+                    tile(mk_panel, a_k, buf, col, cols, g, kc, acc, last)
     else:
         mk = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a,
                                                b_packed=False))
-        for a_k, b_k, kc, acc, do_epi in blocks(kb):
+        for a_k, b_k, kc, acc, last in blocks(kb):
             for col, cols in columns():
                 with for_range(b, groups, name="g") as g:
                     tile(mk, a_k, b.gep(b_k, [col], inbounds=True), col, cols, g, kc, acc,
-                         do_epi)
+                         last)
     b.ret_void()
     return fn
 

@@ -22,11 +22,14 @@ in place (packed B is zero past its edge). `accumulate` nonzero adds the block t
 slices) instead of overwriting it. Epilogues are applied by the drivers to each finished tile
 (gemm.py), not here.
 
-With spec.b_copy (B read in place) the kernel takes one more argument, `T* bc` (64-byte
-aligned), and stores there the B vectors it loads as one packed panel (element (k, j) at
-k*nvec*VL + j, zeros past `cols` in the last vector): the few-rows GEMM's first row group
-copies a strip of B as it computes, and the other row groups read the copy with the packed
-kernel, contiguous in L1 instead of strided through a few cache sets.
+With spec.b_copy (B read in place) the kernel takes two more arguments, `T* bc, T* pf`: it
+stores to bc (64-byte aligned) the B vectors it loads as one packed panel (element (k, j) at
+k*nvec*VL + j, zeros past `cols` in the last vector), and prefetches into L2 the kc*nvec*VL
+elements from pf on, a line per vector loaded: the few-rows GEMM's first row group copies a
+strip of B as it computes (the other row groups read the copy with the packed kernel,
+contiguous in L1 instead of strided through a few cache sets) and fetches its share of the
+next K block of B in memory order, which DRAM serves far faster than the strip's column of
+lines a row stride apart.
 
 Packed layout of B (emit_pack_b here, transpose.emit_pack_bt for a B stored transposed):
     panel q (cols q*NR ..): element (k, j) at q*kc*NR + k*NR + j; columns past the edge are 0
@@ -95,9 +98,9 @@ def _emit_microkernel(module: ir.Module, spec: TileSpec) -> ir.Function:
     vt = ir.VectorType(t, vl)
     copy = spec.b_copy and not spec.b_packed
     fn, b = new_function(module, spec.name, [t.as_pointer()] * 3 + [i64] * 6 + [i32]
-                         + [t.as_pointer()] * copy,
+                         + [t.as_pointer()] * (2 * copy),
                          ["a", "b", "c", "kc", "a_ld", "b_ld", "ldc", "rows", "cols", "acc"]
-                         + ["bc"] * copy)
+                         + ["bc", "pf"] * copy)
     fn.linkage = "internal"
     # kept out of line: one copy whatever calls it (one call per mr x nr x kc tile is noise)
     fn.attributes.add("noinline")
@@ -123,6 +126,8 @@ def _emit_microkernel(module: ir.Module, spec: TileSpec) -> ir.Function:
             if copy:
                 b.store(bv[v], vptr(b, fn.args[10], b.add(b.mul(k, const(width)),
                                                           const(v * vl)), vt), align=64)
+                _prefetch(b, b.gep(fn.args[11], [b.add(b.mul(k, const(width)),
+                                                       const(v * vl))]), locality=2)
         ak = b.mul(k, a_step)
         out = []
         for r in range(mr):
@@ -193,6 +198,14 @@ def _emit_microkernel(module: ir.Module, spec: TileSpec) -> ir.Function:
                             accumulate)
     b.ret_void()
     return fn
+
+
+def _prefetch(b, p, locality: int, write: bool = False):
+    """A prefetch of the line holding element pointer p (never faults)."""
+    pf = intrinsic(b.module, "llvm.prefetch.p0", ir.VoidType(),
+                   [ir.IntType(8).as_pointer(), i32, i32, i32])
+    b.call(pf, [b.bitcast(p, ir.IntType(8).as_pointer()), ir.Constant(i32, int(write)),
+                ir.Constant(i32, locality), ir.Constant(i32, 1)])
 
 
 def _prefetch_tile(b, spec, c_p, ldc, rows):
