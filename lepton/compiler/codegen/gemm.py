@@ -98,6 +98,10 @@ ROWS_MAX_VECTORS = 16           # vectors of C per row in a tile (znver5, 1x784x
 ROWS_KB = 16                    # rows of B per K slice: streams for the prefetcher, or more
 ROWS_SLICE_BYTES = 1 << 15      # while narrow B rows give a slice smaller than this
 ROWS_PANEL_BYTES = 1 << 14      # the packed strip of B that several row groups share (L1)
+# with several row groups, the next K block of B is prefetched into L2 during this one: up to
+# this many bytes (znver3, 512 KiB L2, 784x512 and 512x512 f32 B: 64 rows of B beat 32, 128
+# and 256 with B in DRAM, within 5% of 256 with B in cache)
+ROWS_AHEAD_BYTES = 1 << 17
 # B read in place with a row stride that is a multiple of 4 KiB puts a tile's k steps in one L1
 # set: from this many rows on, packing B pays (znver3: 16x256x1024 1.65x, 32x256x1024 1.5x,
 # 64x256x1024 1.8x faster packed; 8x256x1024 even)
@@ -370,14 +374,19 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
 
 
 def _rows_kb(s: GemmShape, mr: int, nvec: int) -> int:
-    """Rows of B per K block of the rows driver for GemmShape s and its mr x nvec tile: with several row groups as
-    many as the shared panel holds (the accumulators stay in registers that long), K evened
-    out over the blocks; with one, a slice of a few rows of B for the prefetcher."""
+    """Rows of B per K block of the rows driver for GemmShape s and its mr x nvec tile. With
+    several row groups: as many as the shared panel holds (the accumulators stay in registers
+    that long) while the next block, prefetched into L2 meanwhile, stays within
+    ROWS_AHEAD_BYTES; K evened out over the blocks. With one row group: a slice of a few rows
+    of B for the hardware prefetcher."""
     if s.m > mr:
-        top = max(UNROLL, ROWS_PANEL_BYTES // (nvec * vector_width(s.dtype) * s.dtype.itemsize))
+        row_bytes = s.n * s.dtype.itemsize
+        top = min(ROWS_PANEL_BYTES // (nvec * vector_width(s.dtype) * s.dtype.itemsize),
+                  max(ROWS_KB, ROWS_AHEAD_BYTES // row_bytes))
+        top = max(UNROLL, top // UNROLL * UNROLL)
         blocks = -(-s.k // top)
         return min(top, _round_up(-(-s.k // blocks), UNROLL))
-    if s.m <= mr and s.m * s.n * s.dtype.itemsize > ROWS_MAX_C_BYTES:
+    if s.m * s.n * s.dtype.itemsize > ROWS_MAX_C_BYTES:
         # one row group and a C beyond L2 (emit_ct_driver's tall C^T): slices would only
         # re-read C, there is no other row group to share them with
         return s.k
