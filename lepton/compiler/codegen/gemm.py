@@ -99,9 +99,12 @@ ROWS_KB = 16                    # rows of B per K slice: streams for the prefetc
 ROWS_SLICE_BYTES = 1 << 15      # while narrow B rows give a slice smaller than this
 ROWS_PANEL_BYTES = 1 << 14      # the packed strip of B that several row groups share (L1)
 # with several row groups, the next K block of B is prefetched into L2 during this one: up to
-# this many bytes (znver3, 512 KiB L2, 784x512 and 512x512 f32 B: 64 rows of B beat 32, 128
-# and 256 with B in DRAM, within 5% of 256 with B in cache)
+# this many bytes (znver3, 512 KiB L2, 784x512 and 512x512 f32 B, 8-32 rows: blocks of 64 rows
+# of B beat 32, 128 and 256 with B in DRAM, within 5% of 256 with B in cache) ...
 ROWS_AHEAD_BYTES = 1 << 17
+# ... up to this many rows of A; with more, a block's FMAs hide the misses of a larger one and
+# fewer micro-kernel calls win (64 rows: 256-row blocks even with B in DRAM, 10% faster hot)
+ROWS_AHEAD_MAX_M = 40
 # B read in place with a row stride that is a multiple of 4 KiB puts a tile's k steps in one L1
 # set: from this many rows on, packing B pays (znver3: 16x256x1024 1.65x, 32x256x1024 1.5x,
 # 64x256x1024 1.8x faster packed; 8x256x1024 even)
@@ -376,13 +379,15 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
 def _rows_kb(s: GemmShape, mr: int, nvec: int) -> int:
     """Rows of B per K block of the rows driver for GemmShape s and its mr x nvec tile. With
     several row groups: as many as the shared panel holds (the accumulators stay in registers
-    that long) while the next block, prefetched into L2 meanwhile, stays within
-    ROWS_AHEAD_BYTES; K evened out over the blocks. With one row group: a slice of a few rows
+    that long; fewer calls), and up to ROWS_AHEAD_MAX_M rows no more than keep the next
+    block, prefetched into L2 meanwhile, within ROWS_AHEAD_BYTES; K evened out over the
+    blocks. With one row group: a slice of a few rows
     of B for the hardware prefetcher."""
     if s.m > mr:
         row_bytes = s.n * s.dtype.itemsize
-        top = min(ROWS_PANEL_BYTES // (nvec * vector_width(s.dtype) * s.dtype.itemsize),
-                  max(ROWS_KB, ROWS_AHEAD_BYTES // row_bytes))
+        top = ROWS_PANEL_BYTES // (nvec * vector_width(s.dtype) * s.dtype.itemsize)
+        if s.m <= ROWS_AHEAD_MAX_M:
+            top = min(top, max(ROWS_KB, ROWS_AHEAD_BYTES // row_bytes))
         top = max(UNROLL, top // UNROLL * UNROLL)
         blocks = -(-s.k // top)
         return min(top, _round_up(-(-s.k // blocks), UNROLL))
