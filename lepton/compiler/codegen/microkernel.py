@@ -67,8 +67,8 @@ class TileSpec:
 
     @property
     def name(self) -> str:
-        return f"lepton.gemm.{self.dtype}.mk{self.mr}x{self.nvec}." \
-               f"{'t' if self.a_trans else 'n'}{'p' if self.b_packed else 'c' if self.b_copy else 's'}"
+        b = "p" if self.b_packed else "c" if self.b_copy else "s"
+        return f"lepton.gemm.{self.dtype}.mk{self.mr}x{self.nvec}.{'t' if self.a_trans else 'n'}{b}"
 
 
 def shared(module: ir.Module, name: str, build) -> ir.Function:
@@ -212,16 +212,12 @@ def _prefetch_tile(b, spec, c_p, ldc, rows):
     """Prefetches (for writing) the lines of the C tile the k loop will end by updating, so
     their misses overlap the loop instead of stalling the stores (C is beyond L2 in big
     GEMMs). Rows past the edge prefetch the last valid row again: never outside C."""
-    t = llvm_type(spec.dtype)
-    pf = intrinsic(b.module, "llvm.prefetch.p0", ir.VoidType(),
-                   [ir.IntType(8).as_pointer(), i32, i32, i32])
     last = spec.nvec * spec.vl - 1
     for r in rows:
         row = b.gep(c_p, [b.mul(r, ldc)], inbounds=True)
         for off in sorted({0, last} | set(range(64 // spec.dtype.itemsize, last + 1,
                                                 64 // spec.dtype.itemsize))):
-            p = b.bitcast(b.gep(row, [const(off)]), ir.IntType(8).as_pointer())
-            b.call(pf, [p, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            _prefetch(b, b.gep(row, [const(off)]), locality=3, write=True)
 
 
 def _emit_store(b, spec, vt, acc, c_p, ldc, rows, cols, full, accumulate):
