@@ -340,7 +340,9 @@ def rows_accumulators() -> int:
     """Accumulator vectors (of vector_width lanes) the rows driver's tile may hold: 24 of 32
     zmm registers with AVX-512; without it each vector is two of 16 ymm registers, so 6 (12
     ymm). Measured on znver3: the old 6 x 4 tile (48 ymm) ran W7's second convolution at 19
-    GFLOP/s, 6 x 1 at 54; 1x784x512 1.3x faster with 1 x 4 than 1 x 16."""
+    GFLOP/s, 6 x 1 at 54; 1x784x512 1.3x faster with 1 x 4 than 1 x 16. With the shared panel
+    (rows_gemm), 16-64 rows x 784 x 512: 4 x 1 and 6 x 1 within noise, 3 x 2, 2 x 2, 2 x 3 and
+    1 x 4 10-45% slower, 8 x 1 (16 ymm accumulators) spills."""
     return 24 if _wide_registers() else 6
 
 
