@@ -114,6 +114,36 @@ def test_rows_tiles_for_either_register_file(monkeypatch, wide):
         check(a, b, out, 1e-4)
 
 
+@pytest.mark.parametrize("wide", [False, True], ids=["16-regs", "32-regs"])
+@pytest.mark.parametrize("mkn,trans_a", [
+    ((15, 784, 512), False),    # B rows 2 or 4 KiB apart, several K blocks of the panel
+    ((9, 300, 33), False),      # a last row group of one row, a column edge
+    ((23, 1031, 100), False),   # K blocks evened out, odd K, partial groups and columns
+    ((64, 260, 47), False),
+    ((13, 37, 1000), False),    # one K block, many column tiles
+    ((30, 513, 70), True),      # A read through its transposed strides
+    ((12, 5, 17), True),        # K shorter than the micro-kernel's unroll
+], ids=lambda x: "x".join(map(str, x)) if isinstance(x, tuple) else ("at" if x else "a"))
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["f32", "f64"])
+def test_rows_shared_panel(monkeypatch, wide, mkn, trans_a, dt):
+    # several row groups on the few-rows path: the first group copies each strip of B into
+    # the panel the others read, with either register file's tile, against NumPy float64
+    from lepton.compiler.codegen import gemm
+    monkeypatch.setattr(gemm, "_wide_registers", lambda: wide)
+    m, k, n = mkn
+    s = gemm.GemmShape(float32 if dt == np.float32 else float64, m, n, k,
+                       m if trans_a else k, n, n, trans_a)
+    mr, _ = gemm._rows_tile(s, gemm.default_blocking(s.dtype).mr)
+    assert gemm._rows_path(s) and m > mr
+    a, b = rand((m, k), dt), rand((k, n), dt, 1)
+    out, _, _ = matmul_t(a, b, trans_a, False)
+    check(a, b, out, 1e-4 if dt == np.float32 else 1e-11)
+    out, _, _ = matmul_t(a, b, trans_a, False, epilogue=index_epilogue)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    ref = ref * 2 + np.arange(m)[:, None] * 1000 + np.arange(n)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-3)
+
+
 def test_long_k_f32():
     a, b = rand((3, 5000), np.float32), rand((5000, 20), np.float32, 1)
     out, _, _ = matmul(a, b)
@@ -397,7 +427,14 @@ def test_gemms_of_one_module_share_their_routines():
     defined = re.findall(r'define internal void @"(lepton\.gemm\.[\w.]+)"', text)
     assert len(defined) == len(set(defined))
     assert sum(".drv" in d for d in defined) == 1 and sum(".rows" in d for d in defined) == 1
-    assert sum(".mk" in d for d in defined) == 2        # the packed tile and the rows tile
+    # the packed tile; the rows tile (several row groups) reading B in place and copying it,
+    # and reading the copy (the packed GEMM's micro-kernel when both tiles agree)
+    from lepton.compiler.codegen import gemm
+    blk = gemm.default_blocking(float32)
+    mr, nvec = gemm._rows_tile(gemm.GemmShape(float32, 12, 50, 40, 40, 50, 50), blk.mr)
+    rows_mk = {f"lepton.gemm.f32.mk{mr}x{nvec}.n{x}" for x in "cp"}
+    packed_mk = f"lepton.gemm.f32.mk{blk.mr}x{blk.nr // 16}.np"
+    assert {d for d in defined if ".mk" in d} == rows_mk | {packed_mk}
     lib = jit_compile(text)
     for i, (k, (a, b, out)) in enumerate(zip(kernels, arrays)):
         fn = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 4)(lib.address(f"mm{i}"))

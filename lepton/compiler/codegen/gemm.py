@@ -97,6 +97,14 @@ ROWS_MAX_C_BYTES = 1 << 18      # C is re-read once per K slice
 ROWS_MAX_VECTORS = 16           # vectors of C per row in a tile (znver5, 1x784x512: 16 > 8 > 4)
 ROWS_KB = 16                    # rows of B per K slice: streams for the prefetcher, or more
 ROWS_SLICE_BYTES = 1 << 15      # while narrow B rows give a slice smaller than this
+ROWS_PANEL_BYTES = 1 << 14      # the packed strip of B that several row groups share (L1)
+# with several row groups, the next K block of B is prefetched into L2 during this one: up to
+# this many bytes (znver3, 512 KiB L2, 784x512 and 512x512 f32 B, 8-32 rows: blocks of 64 rows
+# of B beat 32, 128 and 256 with B in DRAM, within 5% of 256 with B in cache) ...
+ROWS_AHEAD_BYTES = 1 << 17
+# ... up to this many rows of A; with more, a block's FMAs hide the misses of a larger one and
+# fewer micro-kernel calls win (64 rows: 256-row blocks even with B in DRAM, 10% faster hot)
+ROWS_AHEAD_MAX_M = 40
 # B read in place with a row stride that is a multiple of 4 KiB puts a tile's k steps in one L1
 # set: from this many rows on, packing B pays (znver3: 16x256x1024 1.65x, 32x256x1024 1.5x,
 # 64x256x1024 1.8x faster packed; 8x256x1024 even)
@@ -332,7 +340,9 @@ def rows_accumulators() -> int:
     """Accumulator vectors (of vector_width lanes) the rows driver's tile may hold: 24 of 32
     zmm registers with AVX-512; without it each vector is two of 16 ymm registers, so 6 (12
     ymm). Measured on znver3: the old 6 x 4 tile (48 ymm) ran W7's second convolution at 19
-    GFLOP/s, 6 x 1 at 54; 1x784x512 1.3x faster with 1 x 4 than 1 x 16."""
+    GFLOP/s, 6 x 1 at 54; 1x784x512 1.3x faster with 1 x 4 than 1 x 16. With the shared panel
+    (rows_gemm), 16-64 rows x 784 x 512: 4 x 1 and 6 x 1 within noise, 3 x 2, 2 x 2, 2 x 3 and
+    1 x 4 10-45% slower, 8 x 1 (16 ymm accumulators) spills."""
     return 24 if _wide_registers() else 6
 
 
@@ -363,33 +373,62 @@ def emit_rows_driver(module: ir.Module, name: str, s: GemmShape, mr: int,
     if s.trans_b:
         raise ValueError("rows driver: B must be stored untransposed")
     mr, nvec = _rows_tile(s, mr)
-    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
+    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a, s.m > mr)
     return _thin_driver(module, name, s.dtype, epilogue, drv,
-                        [s.m, 0, s.n, s.k, s.lda, s.ldb, s.ldc, _rows_kb(s, mr)], False)
+                        [s.m, 0, s.n, s.k, s.lda, s.ldb, s.ldc, _rows_kb(s, mr, nvec)], False)
 
 
-def _rows_kb(s: GemmShape, mr: int) -> int:
-    """Rows of B per K slice of the rows driver for GemmShape s."""
-    if s.m <= mr and s.m * s.n * s.dtype.itemsize > ROWS_MAX_C_BYTES:
+def _rows_kb(s: GemmShape, mr: int, nvec: int) -> int:
+    """Rows of B per K block of the rows driver for GemmShape s and its mr x nvec tile. With
+    several row groups: as many as the shared panel holds (the accumulators stay in registers
+    that long; fewer calls), and up to ROWS_AHEAD_MAX_M rows no more than keep the next
+    block, prefetched into L2 meanwhile, within ROWS_AHEAD_BYTES; K evened out over the
+    blocks. With one row group: a slice of a few rows of B for the hardware prefetcher."""
+    if s.m > mr:
+        row_bytes = s.n * s.dtype.itemsize
+        top = ROWS_PANEL_BYTES // (nvec * vector_width(s.dtype) * s.dtype.itemsize)
+        if s.m <= ROWS_AHEAD_MAX_M:
+            top = min(top, max(ROWS_KB, ROWS_AHEAD_BYTES // row_bytes))
+        top = max(UNROLL, top // UNROLL * UNROLL)
+        blocks = -(-s.k // top)
+        return min(top, _round_up(-(-s.k // blocks), UNROLL))
+    if s.m * s.n * s.dtype.itemsize > ROWS_MAX_C_BYTES:
         # one row group and a C beyond L2 (emit_ct_driver's tall C^T): slices would only
         # re-read C, there is no other row group to share them with
         return s.k
     return max(ROWS_KB, ROWS_SLICE_BYTES // (s.n * s.dtype.itemsize))
 
 
-def rows_gemm(module: ir.Module, dtype: DType, mr: int, nvec: int, trans_a: bool):
+def rows_gemm(module: ir.Module, dtype: DType, mr: int, nvec: int, trans_a: bool,
+              panel: bool):
     """The module's shared few-rows GEMM: `void (T* a, T* b, T* c, i64 m, n_lo, n_hi, k, lda,
     ldb, ldc, kb, i64 row0, epi_tile* epi, i8* ctx)` computing the columns [n_lo, n_hi) of C
-    (a thread's share; a, b, c point at the whole operands). Nothing is packed and B streams
-    through exactly once: K is cut into slices of kb rows, and each slice (small enough for
-    L1) meets every row group of A and every column of C before the next is read. The
-    hardware prefetcher follows the slice's concurrent row streams of B. A may be transposed
-    (other strides); B may not (its rows are what the vector loads stream)."""
-    name = f"lepton.gemm.{dtype}.rows{mr}x{nvec}.{'t' if trans_a else 'n'}"
-    return shared(module, name, lambda: _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a))
+    (a thread's share; a, b, c point at the whole operands). Nothing is packed ahead and B
+    streams through exactly once, K cut into blocks of kb rows; each block meets every column
+    tile of width nvec*VL, each tile every row group of mr rows.
+
+    Without `panel` (for one row group, M <= mr: matrix-vector) every tile reads B in place;
+    kb is small (a slice of B whose kb concurrent row streams the hardware prefetcher follows).
+
+    With `panel` (several row groups) the first row group reads the kb x width strip of B in
+    place and copies it into a packed panel on the stack as it goes (microkernel b_copy); the
+    other row groups read that panel, contiguous and in L1. The strip comes from memory once,
+    overlapped with the first group's FMAs. Read in place by every group, a strip whose rows
+    are a power of two apart sits in a few cache sets of L1 and L2 and came from L3 again for
+    each group (18x784x512 ran at 70 GF/s, 18x784x528 at 94 on znver3). kb is cut to what the
+    panel holds (ROWS_PANEL_BYTES); the accumulators stay in registers for all kb steps. While
+    it copies, the first group also prefetches into L2 its share of the next K block in memory
+    order (when the columns are whole rows of B): read as the strips' columns of lines a row
+    stride apart, B from DRAM came 1.5x slower (16x512x512, B cold: 255 us, 160 with this).
+
+    A may be transposed (other strides); B may not (its rows are what the vector loads
+    stream)."""
+    name = f"lepton.gemm.{dtype}.rows{mr}x{nvec}.{'t' if trans_a else 'n'}{'p' if panel else ''}"
+    return shared(module, name, lambda: _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a,
+                                                         panel))
 
 
-def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a):
+def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a, panel):
     t = llvm_type(dtype)
     tp = t.as_pointer()
     width = nvec * vector_width(dtype)
@@ -402,27 +441,63 @@ def _emit_rows_gemm(module, name, dtype, mr, nvec, trans_a):
     a_p, b_p, c_p, m, n_lo, n_hi, k, lda, ldb, ldc, kb, row0, epi, ctx = fn.args
     n = b.sub(n_hi, n_lo)
     a_rs, a_cs = (const(1), lda) if trans_a else (lda, const(1))
-    mk = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a, b_packed=False))
     has_epi = b.icmp_unsigned("!=", b.ptrtoint(epi, i64), const(0))
-    with _steps(b, k, kb, "ks") as k0:
-        kc = minmax(b, kb, b.sub(k, k0), smaller=True)
-        acc = b.zext(b.icmp_signed(">", k0, const(0)), i32)
-        do_epi = b.and_(has_epi, b.icmp_signed("==", b.add(k0, kc), k))
-        a_k = b.gep(a_p, [b.mul(k0, a_cs)], inbounds=True)
-        b_k = b.gep(b_p, [b.mul(k0, ldb)], inbounds=True)
-        with for_range(b, _ceil_div_v(b, m, mr), name="g") as g:
-            r0 = b.mul(g, const(mr))
-            rows = minmax(b, const(mr), b.sub(m, r0), smaller=True)
-            a_r = b.gep(a_k, [b.mul(r0, a_rs)], inbounds=True)
-            c_r = b.gep(c_p, [b.mul(r0, ldc)], inbounds=True)
-            with for_range(b, _ceil_div_v(b, n, width), name="j") as j:
-                col = b.add(n_lo, b.mul(j, const(width)))
-                cols = minmax(b, const(width), b.sub(n_hi, col), smaller=True)
-                cp = b.gep(c_r, [col], inbounds=True)
-                b.call(mk, [a_r, b.gep(b_k, [col], inbounds=True), cp, kc, lda, ldb, ldc,
-                            rows, cols, acc])
-                with b.if_then(do_epi):
-                    b.call(epi, [cp, ldc, rows, cols, b.add(row0, r0), col, ctx])
+    groups = _ceil_div_v(b, m, mr)
+    tiles = _ceil_div_v(b, n, width)
+    panel_len = max(UNROLL, ROWS_PANEL_BYTES // (width * dtype.itemsize)) * width
+
+    # loop nests as generators: the caller's `for` body is emitted inside the loop
+    def blocks(kb):
+        """Loops over the K blocks; yields (a, b at the block, kc, accumulate, last block)."""
+        with _steps(b, k, kb, "ks") as k0:
+            kc = minmax(b, kb, b.sub(k, k0), smaller=True)
+            acc = b.zext(b.icmp_signed(">", k0, const(0)), i32)
+            yield (b.gep(a_p, [b.mul(k0, a_cs)], inbounds=True),
+                   b.gep(b_p, [b.mul(k0, ldb)], inbounds=True), kc, acc,
+                   b.icmp_signed("==", b.add(k0, kc), k))
+
+    def tile(mk_fn, a_k, b_j, col, cols, g, kc, acc, last, extra=()):
+        r0 = b.mul(g, const(mr))
+        rows = minmax(b, const(mr), b.sub(m, r0), smaller=True)
+        cp = b.gep(c_p, [b.add(b.mul(r0, ldc), col)], inbounds=True)
+        b.call(mk_fn, [b.gep(a_k, [b.mul(r0, a_rs)], inbounds=True), b_j, cp, kc, lda, ldb,
+                       ldc, rows, cols, acc] + list(extra))
+        with b.if_then(b.and_(has_epi, last)):
+            b.call(epi, [cp, ldc, rows, cols, b.add(row0, r0), col, ctx])
+
+    def columns():
+        with for_range(b, tiles, name="j") as j:
+            col = b.add(n_lo, b.mul(j, const(width)))
+            yield col, minmax(b, const(width), b.sub(n_hi, col), smaller=True)
+
+    if panel:
+        mk_copy = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a,
+                                                    b_packed=False, b_copy=True))
+        mk_panel = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a))
+        buf = b.alloca(ir.ArrayType(t, panel_len))
+        buf.align = 64
+        buf = b.bitcast(buf, tp)
+        # the next K block's rows, prefetched in memory order (a share per column tile) when
+        # they are whole rows of B (not a thread's block of columns) and there is one
+        whole_rows = b.icmp_signed("==", n, ldb)
+        for a_k, b_k, kc, acc, last in blocks(minmax(b, kb, const(panel_len // width),
+                                                     smaller=True)):
+            ahead = b.and_(whole_rows, b.not_(last))
+            next_rows = b.gep(b_k, [b.add(b.mul(kc, ldb), n_lo)])
+            for col, cols in columns():
+                share = b.gep(next_rows, [b.mul(b.sub(col, n_lo), kc)])
+                tile(mk_copy, a_k, b.gep(b_k, [col], inbounds=True), col, cols, const(0), kc,
+                     acc, last, [buf, b.select(ahead, share, buf)])
+                with for_range(b, groups, start=1, name="g") as g:
+                    tile(mk_panel, a_k, buf, col, cols, g, kc, acc, last)
+    else:
+        mk = emit_microkernel(module, TileSpec(dtype, mr, nvec, a_trans=trans_a,
+                                               b_packed=False))
+        for a_k, b_k, kc, acc, last in blocks(kb):
+            for col, cols in columns():
+                with for_range(b, groups, name="g") as g:
+                    tile(mk, a_k, b.gep(b_k, [col], inbounds=True), col, cols, g, kc, acc,
+                         last)
     b.ret_void()
     return fn
 
@@ -486,10 +561,10 @@ def _column_split(module, name, fn, bld, s: GemmShape, epilogue, threads: int) -
     parts = min(threads, tiles)
     block = -(-tiles // parts) * width
     parts = -(-s.n // block)
-    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a)
+    drv = rows_gemm(module, s.dtype, mr, nvec, s.trans_a, s.m > mr)
     epi = ir.Constant(_epi_tile_type(llvm_type(s.dtype)), None) if epilogue is None else \
         emit_epilogue_tile(module, f"{name}.et", s.dtype, epilogue)
-    kb = _rows_kb(s, mr)
+    kb = _rows_kb(s, mr, nvec)
 
     def body(bb, part, args):
         c_p, a_p, b_p, _, ctx = kernel_args(args)

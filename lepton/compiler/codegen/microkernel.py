@@ -22,6 +22,15 @@ in place (packed B is zero past its edge). `accumulate` nonzero adds the block t
 slices) instead of overwriting it. Epilogues are applied by the drivers to each finished tile
 (gemm.py), not here.
 
+With spec.b_copy (B read in place) the kernel takes two more arguments, `T* bc, T* pf`: it
+stores to bc (64-byte aligned) the B vectors it loads as one packed panel (element (k, j) at
+k*nvec*VL + j, zeros past `cols` in the last vector), and prefetches into L2 the kc*nvec*VL
+elements from pf on, a line per vector loaded: the few-rows GEMM's first row group copies a
+strip of B as it computes (the other row groups read the copy with the packed kernel,
+contiguous in L1 instead of strided through a few cache sets) and fetches its share of the
+next K block of B in memory order, which DRAM serves far faster than the strip's column of
+lines a row stride apart.
+
 Packed layout of B (emit_pack_b here, transpose.emit_pack_bt for a B stored transposed):
     panel q (cols q*NR ..): element (k, j) at q*kc*NR + k*NR + j; columns past the edge are 0
 Packed layout of a transposed A (emit_pack_at; only where reading it in place is slow):
@@ -50,6 +59,7 @@ class TileSpec:
     nvec: int
     a_trans: bool = False
     b_packed: bool = True
+    b_copy: bool = False    # B read in place is also stored, packed, to the argument `bc`
 
     @property
     def vl(self) -> int:
@@ -57,8 +67,8 @@ class TileSpec:
 
     @property
     def name(self) -> str:
-        return f"lepton.gemm.{self.dtype}.mk{self.mr}x{self.nvec}." \
-               f"{'t' if self.a_trans else 'n'}{'p' if self.b_packed else 's'}"
+        b = "p" if self.b_packed else "c" if self.b_copy else "s"
+        return f"lepton.gemm.{self.dtype}.mk{self.mr}x{self.nvec}.{'t' if self.a_trans else 'n'}{b}"
 
 
 def shared(module: ir.Module, name: str, build) -> ir.Function:
@@ -86,12 +96,15 @@ def _emit_microkernel(module: ir.Module, spec: TileSpec) -> ir.Function:
     t = llvm_type(spec.dtype)
     vl, mr, nvec = spec.vl, spec.mr, spec.nvec
     vt = ir.VectorType(t, vl)
-    fn, b = new_function(module, spec.name, [t.as_pointer()] * 3 + [i64] * 6 + [i32],
-                         ["a", "b", "c", "kc", "a_ld", "b_ld", "ldc", "rows", "cols", "acc"])
+    copy = spec.b_copy and not spec.b_packed
+    fn, b = new_function(module, spec.name, [t.as_pointer()] * 3 + [i64] * 6 + [i32]
+                         + [t.as_pointer()] * (2 * copy),
+                         ["a", "b", "c", "kc", "a_ld", "b_ld", "ldc", "rows", "cols", "acc"]
+                         + ["bc", "pf"] * copy)
     fn.linkage = "internal"
     # kept out of line: one copy whatever calls it (one call per mr x nr x kc tile is noise)
     fn.attributes.add("noinline")
-    a_p, b_p, c_p, kc, a_ld, b_ld, ldc, rows, cols, acc_flag = fn.args
+    a_p, b_p, c_p, kc, a_ld, b_ld, ldc, rows, cols, acc_flag = fn.args[:10]
     width = nvec * vl
     b_rs = const(width) if spec.b_packed else b_ld
     # row r of an edge tile reads row min(r, rows - 1): valid memory, its result not stored
@@ -110,6 +123,11 @@ def _emit_microkernel(module: ir.Module, spec: TileSpec) -> ir.Function:
                 bv.append(masked_load(b, p, b_mask, vt))
             else:
                 bv.append(b.load(p, align=64 if spec.b_packed else spec.dtype.itemsize))
+            if copy:
+                b.store(bv[v], vptr(b, fn.args[10], b.add(b.mul(k, const(width)),
+                                                          const(v * vl)), vt), align=64)
+                _prefetch(b, b.gep(fn.args[11], [b.add(b.mul(k, const(width)),
+                                                       const(v * vl))]), locality=2)
         ak = b.mul(k, a_step)
         out = []
         for r in range(mr):
@@ -182,20 +200,24 @@ def _emit_microkernel(module: ir.Module, spec: TileSpec) -> ir.Function:
     return fn
 
 
+def _prefetch(b, p, locality: int, write: bool = False):
+    """A prefetch of the line holding element pointer p (never faults)."""
+    pf = intrinsic(b.module, "llvm.prefetch.p0", ir.VoidType(),
+                   [ir.IntType(8).as_pointer(), i32, i32, i32])
+    b.call(pf, [b.bitcast(p, ir.IntType(8).as_pointer()), ir.Constant(i32, int(write)),
+                ir.Constant(i32, locality), ir.Constant(i32, 1)])
+
+
 def _prefetch_tile(b, spec, c_p, ldc, rows):
     """Prefetches (for writing) the lines of the C tile the k loop will end by updating, so
     their misses overlap the loop instead of stalling the stores (C is beyond L2 in big
     GEMMs). Rows past the edge prefetch the last valid row again: never outside C."""
-    t = llvm_type(spec.dtype)
-    pf = intrinsic(b.module, "llvm.prefetch.p0", ir.VoidType(),
-                   [ir.IntType(8).as_pointer(), i32, i32, i32])
     last = spec.nvec * spec.vl - 1
     for r in rows:
         row = b.gep(c_p, [b.mul(r, ldc)], inbounds=True)
         for off in sorted({0, last} | set(range(64 // spec.dtype.itemsize, last + 1,
                                                 64 // spec.dtype.itemsize))):
-            p = b.bitcast(b.gep(row, [const(off)]), ir.IntType(8).as_pointer())
-            b.call(pf, [p, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            _prefetch(b, b.gep(row, [const(off)]), locality=3, write=True)
 
 
 def _emit_store(b, spec, vt, acc, c_p, ldc, rows, cols, full, accumulate):
