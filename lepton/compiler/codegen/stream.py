@@ -104,13 +104,11 @@ def emit_stream_copy(b: ir.IRBuilder, dst, src, n: int, dt: DType) -> None:
 
 
 def emit_store_fence(b: ir.IRBuilder) -> None:
-    """sfence: non-temporal stores are weakly ordered; the fence makes them visible before
-    anything the function does after (its return, the thread pool's barrier)."""
-    fence = b.module.globals.get("llvm.x86.sse.sfence")
-    if fence is None:
-        fence = ir.Function(b.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse.sfence")
-    b.call(fence, [])
-
+    """A full fence: non-temporal stores are weakly ordered, and this makes them visible before
+    anything the function does after (its return, the thread pool's barrier). A portable
+    `fence seq_cst` (mfence on x86, which orders them as sfence does; dmb on AArch64), once per
+    call of a kernel body: no target-specific intrinsic in the IR."""
+    b.fence("seq_cst")
 
 
 def emit_prefetch_row(b: ir.IRBuilder, p, offset, row_elems: int, total: int, dt: DType) -> None:
