@@ -140,3 +140,33 @@ def test_streamed_output_over_its_input_in_place():
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
     want = layer_norm64(x64 @ w64, np.ones(row), np.zeros(row)) @ v.astype(np.float64)
     np.testing.assert_allclose(y, want, rtol=1e-3, atol=1e-3)
+
+
+def test_rows_over_two_trailing_axes_and_two_outer_axes_stream():
+    x = rng.standard_normal((rows_for(2000) + 1, 20, 100)).astype(np.float32)
+    f = lp.compile(lambda x: x - lp.mean(x, axis=(1, 2), keepdims=True))
+    y = f(x)
+    assert "!nontemporal" in f.llvm_ir()
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(y, x64 - x64.mean(axis=(1, 2), keepdims=True), atol=1e-5)
+    z = rng.standard_normal((3, rows_for(1031 * 3), 1031)).astype(np.float32)
+    g = lp.compile(lambda z: lp.layer_norm(z))
+    out = g(z)
+    assert "!nontemporal" in g.llvm_ir()
+    np.testing.assert_allclose(out, layer_norm64(z, 1.0, 0.0), rtol=1e-4, atol=1e-4)
+
+
+def test_streamed_rows_of_halves_and_bools():
+    row = 1000
+    x = rng.standard_normal((rows_for(row, 2), row)).astype(np.float16)
+    f = lp.compile(lambda x: lp.softmax(x))
+    y = f(x)
+    assert y.dtype == np.float16 and "!nontemporal" in f.llvm_ir()
+    np.testing.assert_allclose(y.astype(np.float64), softmax64(x), rtol=2e-2, atol=1e-4)
+    b = rng.standard_normal((rows_for(row, 1), row)).astype(np.float32)
+    g = lp.compile(lambda b: b > lp.mean(b, axis=-1, keepdims=True))
+    got = g(b)
+    assert got.dtype == np.bool_ and "!nontemporal" in g.llvm_ir()
+    mean = b.mean(-1, keepdims=True, dtype=np.float64)
+    clear = np.abs(b - mean) > 1e-5                 # float32's mean may round either way
+    np.testing.assert_array_equal(got[clear], (b > mean)[clear])
