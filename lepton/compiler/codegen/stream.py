@@ -106,8 +106,10 @@ def emit_stream_copy(b: ir.IRBuilder, dst, src, n: int, dt: DType) -> None:
 def emit_store_fence(b: ir.IRBuilder) -> None:
     """A full fence: non-temporal stores are weakly ordered, and this makes them visible before
     anything the function does after (its return, the thread pool's barrier). A portable
-    `fence seq_cst` (mfence on x86, which orders them as sfence does; dmb on AArch64), once per
-    call of a kernel body: no target-specific intrinsic in the IR."""
+    `fence seq_cst`, once per call of a kernel body, with no target-specific intrinsic in the IR:
+    on x86 LLVM emits a locked `or` to the stack (or mfence), and locked instructions complete
+    all earlier stores, non-temporal ones included (Intel SDM vol. 3 8.1.2, AMD APM vol. 2
+    7.4.2); dmb on AArch64."""
     b.fence("seq_cst")
 
 
