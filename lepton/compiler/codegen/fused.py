@@ -8,7 +8,9 @@ the group's members, storing only its outputs.
 
 Full values are recomputed inside each inner loop that needs them (cheap arithmetic on data
 already in L1), so the group reads each input row from memory once. External inputs are read
-through broadcast views of the space; one-element constants become immediates.
+through broadcast views of the space; one-element constants become immediates. Big arrays
+stream (stream.py): a large full output is stored a row at a time into an L1 buffer and copied
+out with non-temporal stores, and with a reduction the next row of a large input is prefetched.
 
 With sin or cos in the group (and no output over an input) the nest is emitted twice: a fast
 body whose sin/cos only flag arguments their cheap reduction cannot handle (vmath.Unreduced),
@@ -159,8 +161,9 @@ def _body(module: ir.Module, name: str, group: Group, ext, arg_types, noalias: b
             # registers across them and spill (W4 ran 2x slower); vectorised loops are enough.
             # A reduction's loop is interleaved (4 independent accumulators): with one, a
             # plain sum waits on its add's latency each vector (3-4 cycles), and layer_norm's
-            # rows took 690 ns instead of 500 in L2 (znver3; an earlier measurement that
-            # favoured one accumulator for plain sums predates the row passes as they are now)
+            # rows took ~690 ns instead of ~500 in L2 (znver3, LLVM 22). An earlier rule kept
+            # one accumulator for plain sums ("0.90 ms against 1.15" on layer_norm); that did
+            # not hold here.
             def at(inner):
                 offs = {x: b.add(base[x], o) for x, o in zip(accessed, inner)}
                 offs["row"] = inner[-1]
