@@ -132,3 +132,15 @@ def test_large_outputs_are_held_safely_and_their_memory_reused():
     (y3,) = exe(ones)
     assert y3.ctypes.data in addrs                  # written into memory already mapped
     np.testing.assert_allclose(y3, np.e, rtol=1e-6)
+
+
+def test_pooled_outputs_start_on_a_cache_line():
+    from lepton.runtime.outputs import ALIGN, OutputPool
+    pool = OutputPool()
+    for shape in [(1 << 18,), (1025, 1031), (3, 1 << 20)]:
+        y = pool.empty(shape, np.float32)
+        assert y.shape == shape and y.ctypes.data % ALIGN == 0
+        y[...] = 1.0                                 # the whole block is writable
+        del y
+        again = pool.empty(shape, np.float32)        # recycled: still aligned
+        assert again.ctypes.data % ALIGN == 0

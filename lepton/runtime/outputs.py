@@ -21,6 +21,15 @@ import numpy as np
 
 MIN_BYTES = 1 << 20     # below this a fresh array is as cheap as a recycled one
 KEEP = 2                # blocks kept per size: one in use and one being refilled
+ALIGN = 64              # a pooled block starts on a cache line (malloc gives 16 past a page):
+                        # a kernel streaming rows to it (codegen/stream.py) writes whole lines
+
+
+def _block(nbytes: int) -> np.ndarray:
+    """A fresh block of nbytes starting at a multiple of ALIGN."""
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    return raw[start:start + nbytes]
 
 
 class _Owner:
@@ -50,9 +59,9 @@ class OutputPool:
             return np.empty(shape, dtype)
         free = self._free.get(nbytes)
         try:
-            block = free.pop() if free else np.empty(nbytes, np.uint8)
+            block = free.pop() if free else _block(nbytes)
         except IndexError:  # another thread took the last one
-            block = np.empty(nbytes, np.uint8)
+            block = _block(nbytes)
         return np.asarray(_Owner(block, self, shape, dtype))
 
     def give(self, block: np.ndarray) -> None:

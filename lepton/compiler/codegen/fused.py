@@ -8,7 +8,9 @@ the group's members, storing only its outputs.
 
 Full values are recomputed inside each inner loop that needs them (cheap arithmetic on data
 already in L1), so the group reads each input row from memory once. External inputs are read
-through broadcast views of the space; one-element constants become immediates.
+through broadcast views of the space; one-element constants become immediates. Big arrays
+stream (stream.py): a large full output is stored a row at a time into an L1 buffer and copied
+out with non-temporal stores, and with a reduction the next row of a large input is prefetched.
 
 With sin or cos in the group (and no output over an input) the nest is emitted twice: a fast
 body whose sin/cos only flag arguments their cheap reduction cannot handle (vmath.Unreduced),
@@ -26,6 +28,8 @@ from .loopnest import View, broadcast_view, collapse, emit_nest, row_major_strid
 from .loops import entry_alloca, i8
 from .parallel import begin_split, finish_split, worth_threads
 from .reduce import combine, identity
+from .stream import (LINE, emit_prefetch_row, emit_store_fence, emit_stream_copy, prefetches,
+                     streams)
 from .scalar import FAST, SCALAR, UNREDUCED, like, llvm_type, load, mem_type, store, zero
 from .vmath import Unreduced
 
@@ -94,6 +98,9 @@ def _body(module: ir.Module, name: str, group: Group, ext, arg_types, noalias: b
     cached = _recomputed_expensive(group) if row_elems * 8 <= ROW_CACHE_BYTES else []
     row_buffers = {m: _row_buffer(b, m.dtype, row_elems) for m in cached}
     row_view = View(0, row_major_strides(space[k:]))
+    # large full outputs are computed a row at a time into a buffer, then streamed out
+    staged = {m: _row_buffer(b, m.dtype, row_elems, align=LINE) for m in outs
+              if not group.is_row(m) and streams(m, row_elems)}
 
     def outer_view(x):
         return View(views[x].offset, views[x].strides[:k])
@@ -107,8 +114,16 @@ def _body(module: ir.Module, name: str, group: Group, ext, arg_types, noalias: b
     def inner_view(x):
         return View(0, views[x].strides[k:])
 
+    # large dense inputs of a kernel that passes over each row several times: the next row is
+    # prefetched while this one is worked on from L1 (see stream.py)
+    dense = _dense_view(space, space)
+    fetched = [x for x in ext if views[x] == dense and prefetches(x, row_elems)] \
+        if group.reductions else []
+
     def outer_body(outer_offsets):
         base = dict(zip(accessed, outer_offsets))
+        for x in fetched:
+            emit_prefetch_row(b, ptr[x], base[x], row_elems, math.prod(space), x.dtype)
         row_env: dict[Value, ir.Value] = {}
 
         stored: set = set()      # cached members whose row is in its buffer already
@@ -143,7 +158,12 @@ def _body(module: ir.Module, name: str, group: Group, ext, arg_types, noalias: b
 
         def inner_loop(body, reduction=False):
             # several passes over one row: fully unrolled, LLVM would keep the whole row in
-            # registers across them and spill (W4 ran 2x slower); vectorised loops are enough
+            # registers across them and spill (W4 ran 2x slower); vectorised loops are enough.
+            # A reduction's loop is interleaved (4 independent accumulators): with one, a
+            # plain sum waits on its add's latency each vector (3-4 cycles), and layer_norm's
+            # rows took ~690 ns instead of ~500 in L2 (znver3, LLVM 22). An earlier rule kept
+            # one accumulator for plain sums ("0.90 ms against 1.15" on layer_norm); that did
+            # not hold here.
             def at(inner):
                 offs = {x: b.add(base[x], o) for x, o in zip(accessed, inner)}
                 offs["row"] = inner[-1]
@@ -165,7 +185,7 @@ def _body(module: ir.Module, name: str, group: Group, ext, arg_types, noalias: b
                     x = evaluate(m.inputs[0], dict(row_env), offs)
                     b.store(combine(b, m.op, m.dtype, b.load(acc), x), acc)
 
-                inner_loop(reduce_body, reduction=_interleaved(group, m))
+                inner_loop(reduce_body, reduction=True)
                 row_env[m] = b.load(acc)
             else:
                 evaluate(m, row_env, base)
@@ -180,14 +200,20 @@ def _body(module: ir.Module, name: str, group: Group, ext, arg_types, noalias: b
                 env = dict(row_env)
                 values = [evaluate(m, env, offs) for m in full_outs]
                 for m, v in zip(full_outs, values):
-                    store(b, v, b.gep(ptr[m], [offs[m]]), m.dtype)
+                    to = b.gep(staged[m], [offs["row"]]) if m in staged else \
+                        b.gep(ptr[m], [offs[m]])
+                    store(b, v, to, m.dtype)
             inner_loop(store_body)
+            for m, buf in staged.items():
+                emit_stream_copy(b, b.gep(ptr[m], [base[m]]), buf, row_elems, m.dtype)
 
     outer_views = [outer_view(x) for x in accessed]
     outer_shape, _ = collapse(space[:k], outer_views)
     n0 = outer_shape[0] if outer_shape else 1
     emit_nest(b, space[:k], outer_views, outer_body, name="i",
               first=(lo, hi) if outer_shape else None, interleave=_single(unreduced))
+    if staged:
+        emit_store_fence(b)
     if exact is not None:
         with b.if_then(unreduced.seen(b), likely=False):
             b.call(exact, list(body.args))
@@ -230,16 +256,9 @@ def _single(unreduced) -> int:
     return 1 if unreduced is not None else 0
 
 
-def _interleaved(group: Group, r: Value) -> bool:
-    """Interleave a reduction's loop (independent accumulators) when each step is long: a
-    NaN-propagating max/min, or a transcendental. Plain sums run faster without (measured on
-    layer_norm: 0.90 ms against 1.15)."""
-    return r.op in ("max", "min") or any(
-        v.opdef.expensive for v in _pass_values(group, [r.inputs[0]]))
-
-
-def _row_buffer(b: ir.IRBuilder, dtype, n: int):
+def _row_buffer(b: ir.IRBuilder, dtype, n: int, align: int | None = None):
     buf = entry_alloca(b, ir.ArrayType(mem_type(dtype), n))
+    buf.align = align
     return b.gep(buf, [ir.Constant(ir.IntType(64), 0), ir.Constant(ir.IntType(64), 0)])
 
 
