@@ -333,6 +333,8 @@ def tolerance(dtype) -> tuple[float, float]:
         return 1e-9, 1e-12
     if dtype == np.float16:          # a last-bit difference: 2**-10
         return 2e-3, 1e-4
+    if is_float_numpy(dtype) and np.dtype(dtype).itemsize == 1:   # 8-bit floats: 2**-2
+        return 0.25, 1e-2
     if is_float_numpy(dtype):        # bfloat16: 2**-7
         return 1.6e-2, 1e-3
     return 0.0, 0.0
@@ -347,7 +349,7 @@ def graph_tolerance(g: Graph, dtype) -> tuple[float, float]:
         types = [t for v in g.nodes
                  for t in (v.type.types if isinstance(v.type, TupleType) else (v.type,))]
         tols += [tolerance(d) for d in {t.dtype.np for t in types
-                                        if t.dtype == float32 or t.dtype.is_half}]
+                                        if t.dtype == float32 or t.dtype.is_small_float}]
     return max(tols)
 
 

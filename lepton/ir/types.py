@@ -12,17 +12,45 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class FloatFormat:
+    """The bit layout of a float narrower than float32: sign, `exp_bits` exponent bits of
+    bias `bias`, `man_bits` mantissa bits, and how it spells the special values (`special`):
+
+    - "ieee": the top exponent is infinity (mantissa 0) or NaN, as float16 (float8_e5m2);
+    - "fn": finite only; NaN is the all-ones exponent and mantissa (float8_e4m3fn, max 448);
+    - "fnuz": finite only, no negative zero; NaN is the pattern of -0 (0x80).
+
+    >>> FloatFormat(4, 3, 7, "fn").max
+    448.0
+    """
+    exp_bits: int
+    man_bits: int
+    bias: int
+    special: str
+
+    @property
+    def max(self) -> float:
+        top = (1 << self.exp_bits) - 1 - (self.special == "ieee")
+        man = (1 << self.man_bits) - 1 - (self.special == "fn")
+        return (1 + man / (1 << self.man_bits)) * 2.0 ** (top - self.bias)
+
+
+@dataclass(frozen=True)
 class DType:
-    """A scalar element type. `name` is the short IR spelling (f32, u8, bf16, bool)."""
+    """A scalar element type. `name` is the short IR spelling (f32, u8, bf16, f8e4m3fn, bool).
+    `fmt` is the bit layout of a float narrower than float32 (None for the others)."""
     name: str
-    np: np.dtype | None     # None only for bf16 without the optional package ml_dtypes
+    np: np.dtype | None     # None only for the ml_dtypes types without that optional package
     is_float: bool
     is_int: bool
     unsigned: bool = False
+    fmt: FloatFormat | None = None
 
     @property
     def itemsize(self) -> int:
-        return self.np.itemsize if self.np is not None else 2
+        if self.np is not None:
+            return self.np.itemsize
+        return (1 + self.fmt.exp_bits + self.fmt.man_bits) // 8
 
     @property
     def bits(self) -> int:
@@ -33,20 +61,45 @@ class DType:
         """float16 or bfloat16: stored in 16 bits, computed in float32."""
         return self.is_float and self.itemsize == 2
 
+    @property
+    def is_small_float(self) -> bool:
+        """A float stored in fewer than 32 bits and computed in float32: float16, bfloat16 and
+        the 8-bit floats (ir/halfs.py states the rule)."""
+        return self.fmt is not None
+
+    @property
+    def is_float8(self) -> bool:
+        return self.fmt is not None and self.itemsize == 1
+
     def __repr__(self) -> str:
         return self.name
 
 
-def _bfloat16_numpy():
+def _ml_dtypes_numpy(name: str):
+    """The NumPy dtype ml_dtypes (optional) defines for `name`, or None without it."""
     try:
         import ml_dtypes
     except ImportError:
         return None
-    return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(getattr(ml_dtypes, name))
 
 
-float16 = DType("f16", np.dtype(np.float16), True, False)
-bfloat16 = DType("bf16", _bfloat16_numpy(), True, False)
+def _small_float(name: str, np_type, fmt: FloatFormat) -> DType:
+    return DType(name, np_type, True, False, fmt=fmt)
+
+
+float16 = _small_float("f16", np.dtype(np.float16), FloatFormat(5, 10, 15, "ieee"))
+bfloat16 = _small_float("bf16", _ml_dtypes_numpy("bfloat16"), FloatFormat(8, 7, 127, "ieee"))
+# the 8-bit floats of OCP's and Graphcore's proposals (ONNX FLOAT8*), NumPy's via ml_dtypes
+float8_e4m3fn = _small_float("f8e4m3fn", _ml_dtypes_numpy("float8_e4m3fn"),
+                             FloatFormat(4, 3, 7, "fn"))
+float8_e4m3fnuz = _small_float("f8e4m3fnuz", _ml_dtypes_numpy("float8_e4m3fnuz"),
+                               FloatFormat(4, 3, 8, "fnuz"))
+float8_e5m2 = _small_float("f8e5m2", _ml_dtypes_numpy("float8_e5m2"),
+                           FloatFormat(5, 2, 15, "ieee"))
+float8_e5m2fnuz = _small_float("f8e5m2fnuz", _ml_dtypes_numpy("float8_e5m2fnuz"),
+                               FloatFormat(5, 2, 16, "fnuz"))
+FLOAT8 = (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz)
 float32 = DType("f32", np.dtype(np.float32), True, False)
 float64 = DType("f64", np.dtype(np.float64), True, False)
 int8 = DType("i8", np.dtype(np.int8), False, True)
@@ -60,15 +113,19 @@ uint64 = DType("u64", np.dtype(np.uint64), False, True, True)
 bool_ = DType("bool", np.dtype(np.bool_), False, False)
 
 DTYPES = {d.name: d for d in (float16, bfloat16, float32, float64, int8, int16, int32, int64,
-                              uint8, uint16, uint32, uint64, bool_)}
+                              uint8, uint16, uint32, uint64, bool_, *FLOAT8)}
 _BY_NUMPY = {d.np: d for d in DTYPES.values() if d.np is not None}
-_BY_NAME = {"bfloat16": bfloat16}   # NumPy knows the name only once ml_dtypes is imported
+# NumPy knows these names only once ml_dtypes is imported
+_BY_NAME = {"bfloat16": bfloat16, "float8_e4m3fn": float8_e4m3fn,
+            "float8_e4m3fnuz": float8_e4m3fnuz, "float8_e5m2": float8_e5m2,
+            "float8_e5m2fnuz": float8_e5m2fnuz}
+_LONG_NAME = {d: n for n, d in _BY_NAME.items()}
 
 
 def _needs_ml_dtypes(d: DType) -> DType:
     if d.np is None:
-        raise TypeError("dtype bfloat16 needs the optional package ml_dtypes (NumPy's home of "
-                        "bfloat16): pip install 'lepton[bfloat16]'")
+        raise TypeError(f"dtype {_LONG_NAME[d]} needs the optional package ml_dtypes (NumPy's "
+                        f"home of bfloat16 and the 8-bit floats): pip install 'lepton[bfloat16]'")
     return d
 
 
@@ -93,23 +150,30 @@ def dtype(x) -> DType:
     raise TypeError(f"unsupported dtype {x!r}; Lepton supports {', '.join(DTYPES)}")
 
 
+_SMALL_FLOAT_NUMPY = frozenset(d.np for d in DTYPES.values() if d.is_small_float and d.np)
+
+
 def is_float_numpy(d) -> bool:
     """Whether a NumPy dtype is a float one (bfloat16's kind is 'V', not 'f')."""
     d = np.dtype(d)
-    return d.kind == "f" or (bfloat16.np is not None and d == bfloat16.np)
+    return d.kind == "f" or d in _SMALL_FLOAT_NUMPY
 
 
 def promote(a: DType, b: DType) -> DType:
     """NumPy's result type for two tensors of the supported dtypes (bfloat16 ranks as float16
     does; the two together give float32), except that where NumPy gives float64 to inputs that
     are not float64 (int32 with float32, int64 with float16, int64 with uint64) the result is
-    float32, as in JAX and PyTorch."""
+    float32, as in JAX and PyTorch. The 8-bit floats promote as ml_dtypes tells NumPy to (as
+    bfloat16 does with integers and wider floats; with float16 or another 8-bit float, float32)."""
     if a == b:
         return a
     if {a, b} == {float16, bfloat16}:
         return float32
-    r = np.promote_types(float16.np if a == bfloat16 else a.np,
-                         float16.np if b == bfloat16 else b.np)
+    if a.is_float8 or b.is_float8:
+        r = np.promote_types(a.np, b.np)
+    else:
+        r = np.promote_types(float16.np if a == bfloat16 else a.np,
+                             float16.np if b == bfloat16 else b.np)
     d = _BY_NUMPY[r]
     if d == float64 and float64 not in (a, b):
         return float32

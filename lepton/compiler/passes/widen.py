@@ -1,7 +1,7 @@
-"""Widening: every op on 16-bit floats that computes (not one of `halfs.MOVES`) computes in
+"""Widening: every op on small floats (16- and 8-bit) that computes (not one of `halfs.MOVES`) computes in
 float32 between casts, and matmul of 8/16-bit or unsigned integers in i32/i64 (the GEMM
 kernels' types; the low bits of a product sum do not depend on the width, so the result
-wraps around as NumPy's does). Code generation then sees 16-bit floats only in loads, stores,
+wraps around as NumPy's does). Code generation then sees small floats only in loads, stores,
 casts, selects and copies.
 
     %2: f16[4] = exp %1            ->   %3: f32[4] = cast %1 ; %4 = exp %3 ; %2 = cast %4 f16
@@ -23,7 +23,7 @@ _GEMM_OPS = frozenset(["matmul"])
 
 
 def _wide(op: str, d: DType) -> DType:
-    if d.is_half:
+    if d.is_small_float:
         return halfs.compute_dtype(d)
     if op in _GEMM_OPS and d.is_int and (d.unsigned or d.itemsize < 4):
         return int64 if d.itemsize == 8 else int32
@@ -39,7 +39,7 @@ def _needs(v: Value) -> bool:
 
 
 def widen(g: Graph, counts: Counter | None = None) -> Graph:
-    """A new graph in which no op computes on 16-bit floats or GEMMs small integers (g is not
+    """A new graph in which no op computes on small floats or GEMMs small integers (g is not
     changed); new values keep the source line of the op they replace."""
     if not any(_needs(v) or v.op in REGIONS for v in g.nodes):
         return g

@@ -1,0 +1,95 @@
+"""8-bit floats <-> float32 by integer arithmetic on their bits, branch-free (selects only), for
+any `FloatFormat` (ir/types.py: exponent bits, mantissa bits, bias, and how it spells NaN and
+infinity), as ml_dtypes converts them:
+
+    bits = f32_to_minifloat(b, x, fmt)   # i8, rounded to nearest even
+    x = minifloat_to_f32(b, bits, fmt)   # exact
+
+Rounding is NumPy's `astype`, never saturating: a value beyond the largest finite one after
+rounding becomes infinity where the format has one (e5m2) and NaN otherwise (e4m3fn: 0x7F with
+the sign; the fnuz formats: 0x80, their only NaN). fnuz formats have no -0: a result of zero is
++0. A NaN becomes the format's NaN with its sign (e5m2: the quiet 0x7E); an 8-bit NaN becomes
+float32's quiet NaN with its sign (fnuz: -NaN, as ml_dtypes gives). ONNX's saturating casts
+clip before casting (frontends/onnx/casts.py).
+
+The subnormal results come from one float32 addition of a power of two whose last place is
+the format's subnormal step, which rounds to nearest even itself (as halfbits.f32_to_f16).
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from ...ir.types import FloatFormat
+
+_F32, _I8, _I32 = ir.FloatType(), ir.IntType(8), ir.IntType(32)
+_QUIET_NAN, _INF = 0x7FC00000, 0x7F800000
+
+
+def _c(v: int) -> ir.Constant:
+    return ir.Constant(_I32, v - (1 << 32) if v >= 1 << 31 else v)
+
+
+def _top(fmt: FloatFormat) -> int:
+    """The magnitude bits of the format's all-ones exponent with mantissa 0."""
+    return ((1 << fmt.exp_bits) - 1) << fmt.man_bits
+
+
+def max_code(fmt: FloatFormat) -> int:
+    """The magnitude bits of the largest finite value."""
+    if fmt.special == "ieee":
+        return _top(fmt) - 1
+    if fmt.special == "fn":
+        return _top(fmt) | ((1 << fmt.man_bits) - 2)
+    return _top(fmt) | ((1 << fmt.man_bits) - 1)
+
+
+def minifloat_to_f32(b: ir.IRBuilder, h, fmt: FloatFormat):
+    """An 8-bit float's bits (i8) as float32, exactly."""
+    m = fmt.man_bits
+    u = b.zext(h, _I32)
+    sign = b.shl(b.and_(u, _c(0x80)), _c(24))
+    mag = b.and_(u, _c(0x7F))
+    normal = b.add(b.shl(mag, _c(23 - m)), _c((127 - fmt.bias) << 23))     # rebias
+    # exponent 0: mantissa * 2**(1 - bias - m), exact in float32
+    sub = b.bitcast(b.fmul(b.uitofp(mag, _F32), ir.Constant(_F32, 2.0 ** (1 - fmt.bias - m))),
+                    _I32)
+    o = b.select(b.icmp_unsigned("<", mag, _c(1 << m)), sub, normal)
+    if fmt.special == "ieee":
+        top = _c(_top(fmt))
+        o = b.select(b.icmp_unsigned("==", mag, top), _c(_INF),
+                     b.select(b.icmp_unsigned(">", mag, top), _c(_QUIET_NAN), o))
+    elif fmt.special == "fn":
+        o = b.select(b.icmp_unsigned("==", mag, _c(0x7F)), _c(_QUIET_NAN), o)
+    else:   # fnuz: 0x80 (the pattern of -0) is NaN, and keeps its sign
+        o = b.select(b.icmp_unsigned("==", u, _c(0x80)), _c(_QUIET_NAN), o)
+    return b.bitcast(b.or_(o, sign), _F32)
+
+
+def f32_to_minifloat(b: ir.IRBuilder, x, fmt: FloatFormat):
+    """A float32 rounded to nearest even as an 8-bit float's bits (i8)."""
+    m, shift = fmt.man_bits, 23 - fmt.man_bits
+    u = b.bitcast(x, _I32)
+    sign = b.and_(u, _c(0x80000000))
+    a = b.xor(u, sign)                                                      # |x|'s bits
+    # normal: round to nearest even at bit `shift`, then rebias the exponent
+    odd = b.and_(b.lshr(a, _c(shift)), _c(1))
+    rounded = b.lshr(b.add(a, b.add(odd, _c((1 << (shift - 1)) - 1))), _c(shift))
+    normal = b.sub(rounded, _c((127 - fmt.bias) << m))
+    # below the smallest normal: adding 2**(24 - bias - m) leaves the subnormal in the low bits
+    magic = 2 ** (24 - fmt.bias - m)
+    magic_bits = (127 + 24 - fmt.bias - m) << 23
+    sub = b.sub(b.bitcast(b.fadd(b.bitcast(a, _F32), ir.Constant(_F32, float(magic))), _I32),
+                _c(magic_bits))
+    code = b.select(b.icmp_unsigned("<", a, _c((128 - fmt.bias) << 23)), sub, normal)
+    if fmt.special == "ieee":
+        overflow_code, nan_code = _top(fmt), _top(fmt) | (1 << (m - 1))
+    elif fmt.special == "fn":
+        overflow_code = nan_code = 0x7F
+    else:
+        overflow_code = nan_code = 0x80
+    code = b.select(b.icmp_unsigned(">", code, _c(max_code(fmt))), _c(overflow_code), code)
+    code = b.select(b.icmp_unsigned(">", a, _c(_INF)), _c(nan_code), code)
+    signed = b.or_(code, b.lshr(sign, _c(24)))
+    if fmt.special == "fnuz":   # no -0; NaN's code already has the sign bit
+        signed = b.select(b.icmp_unsigned("==", code, _c(0)), code, signed)
+    return b.trunc(signed, _I8)
