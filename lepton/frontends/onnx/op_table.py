@@ -25,7 +25,7 @@ from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
 from . import (attention, casts, control, elementwise as ew, indexing, integer, misc, neural,
                random_ops, recurrent, resample, sampling)
-from .node import ONNX_DTYPES, Rule, onnx_type_name
+from .node import ONNX_DTYPES, Rule
 
 
 # -- elementwise -------------------------------------------------------------------------------

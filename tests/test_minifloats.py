@@ -1,0 +1,272 @@
+"""The 8-bit floats (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz): stored in a
+byte, computed in float32 (lepton/ir/halfs.py), converted by integer arithmetic in compiled code
+(lepton/compiler/codegen/minifloat.py) to the same bits as ml_dtypes' `astype`, and ONNX's
+saturating Cast. Skipped without ml_dtypes, except the test that Lepton works without it.
+"""
+import numpy as np
+import pytest
+
+import lepton as lp
+from lepton.ir import interpret, parse, print_graph
+from lepton.ir.types import (DTYPES, FLOAT8, FloatFormat, TensorType, bool_, dtype, float16,
+                             float32, float64, promote)
+
+try:
+    import ml_dtypes
+except ImportError:
+    ml_dtypes = None
+needs_ml_dtypes = pytest.mark.skipif(ml_dtypes is None, reason="ml_dtypes is not installed")
+
+rng = np.random.default_rng(8)
+NAMES = {"f8e4m3fn": "float8_e4m3fn", "f8e4m3fnuz": "float8_e4m3fnuz", "f8e5m2": "float8_e5m2",
+         "f8e5m2fnuz": "float8_e5m2fnuz"}
+
+
+def _compiled_cast(x, dt):
+    return lp.compile(lambda x: x.astype(dt))(x)
+
+
+def _interpreted_cast(x, dt):
+    return interpret(lp.trace(lambda x: x.astype(dt), x), x)[0]
+
+
+def _bits(a):
+    return np.asarray(a).view(np.uint8)
+
+
+def _every(dt):
+    return np.arange(256, dtype=np.uint8).view(dt.np)
+
+
+# -- types -----------------------------------------------------------------------------------
+@needs_ml_dtypes
+@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+def test_names_numpy_types_and_formats(dt):
+    long = NAMES[dt.name]
+    assert dtype(dt.name) is dt and dtype(long) is dt and dtype(getattr(ml_dtypes, long)) is dt
+    assert getattr(lp, long) is dt and getattr(lp.ir, long) is dt
+    assert dt.itemsize == 1 and dt.is_float and dt.is_small_float and dt.is_float8
+    assert not dt.is_half and not float32.is_small_float and float16.is_small_float
+    assert dt.fmt.max == float(ml_dtypes.finfo(dt.np).max)
+    assert TensorType.parse(f"{dt.name}[2,3]") == TensorType(dt, (2, 3))
+
+
+def test_format_largest_values():
+    assert FloatFormat(4, 3, 7, "fn").max == 448
+    assert FloatFormat(4, 3, 8, "fnuz").max == 240
+    assert FloatFormat(5, 2, 15, "ieee").max == FloatFormat(5, 2, 16, "fnuz").max == 57344
+    assert float16.fmt.max == 65504
+
+
+@needs_ml_dtypes
+@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+def test_promotion_is_ml_dtypes_numpy_promotion(dt):
+    for other in DTYPES.values():
+        want = np.promote_types(dt.np, other.np)
+        if want == np.float64 and float64 not in (dt, other):
+            assert promote(dt, other) == float32          # never float64 from narrower types
+        else:
+            assert promote(dt, other).np == want, other
+    assert promote(dt, bool_) == dt and promote(dt, float16) == float32
+
+
+@needs_ml_dtypes
+@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+def test_ir_text_round_trip(dt):
+    x = _every(dt)[:6]
+
+    def f(a, b):
+        c = lp.constant(np.array([1.5, -2.0, 0.0], dt.np))
+        return lp.where(a > b, a, c[:1]) * 2, a.astype(lp.float32), b.astype(lp.float16)
+
+    g = lp.trace(f, x, x)
+    text = print_graph(g)
+    assert f"{dt.name}[6]" in text
+    assert print_graph(parse(text)) == text
+
+
+# -- every 8-bit pattern to float32, bit-exact -------------------------------------------------
+@needs_ml_dtypes
+@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+def test_every_pattern_widens_exactly(dt):
+    h = _every(dt)
+    want = h.astype(np.float32)
+    for got in (_compiled_cast(h, float32), _interpreted_cast(h, float32)):
+        assert got.dtype == np.float32
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))   # NaNs' bits too
+    got = _compiled_cast(h, float64)
+    assert np.array_equal(got, h.astype(np.float64), equal_nan=True)
+    assert np.array_equal(np.signbit(got), np.signbit(h.astype(np.float64)))
+
+
+# -- float32 / float64 to 8-bit floats, bit-exact ----------------------------------------------
+def _edges(dt):
+    """Ties between neighbours (and just past them), subnormals, the largest value and the
+    overflow threshold, NaN, infinities and signed zeros."""
+    v = np.sort(np.unique(_every(dt).astype(np.float64)))
+    v = v[np.isfinite(v)]
+    ties = (v[:-1] + v[1:]) / 2
+    big = dt.fmt.max
+    step = 2.0 ** (np.floor(np.log2(big)) - dt.fmt.man_bits)     # the last place at max
+    out = [ties, np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf),
+           [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, big, -big, big + step / 2,
+            big + step, -(big + step), 2 * big, 1e30, -1e30, 1e-30, -1e-30, 1e-7, -1e-7]]
+    return np.concatenate([np.asarray(o, np.float64) for o in out])
+
+
+@needs_ml_dtypes
+@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+@pytest.mark.parametrize("src", [float32, float64], ids=str)
+def test_rounding_to_nearest_even_as_ml_dtypes(dt, src):
+    """Random float32 bits (every exponent), random values around the format's range and the
+    edges: the same bits as ml_dtypes, compiled and interpreted; from float64 rounded once."""
+    random_bits = rng.integers(0, 2 ** 32, 100_000, dtype=np.uint64).astype(np.uint32)
+    in_range = rng.standard_normal(100_000) * dt.fmt.max / 64
+    with np.errstate(all="ignore"):   # signalling NaNs among the bits
+        xs = [random_bits.view(np.float32).astype(np.float64), in_range, _edges(dt)]
+    if src == float64:   # beyond a tie by less than float32 resolves: rounded once, away
+        ties = _edges(dt)[:255]
+        xs.append(ties * (1 + 2.0 ** -40))
+    for x in xs:
+        x = x.astype(src.np)
+        with np.errstate(all="ignore"):
+            want = x.astype(dt.np)
+        for got in (_compiled_cast(x, dt), _interpreted_cast(x, dt)):
+            assert got.dtype == dt.np
+            bad = np.nonzero(_bits(got) != _bits(want))[0]
+            assert bad.size == 0, (x[bad[:5]], _bits(got)[bad[:5]], _bits(want)[bad[:5]])
+
+
+@needs_ml_dtypes
+@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+def test_special_values(dt):
+    x = np.array([np.nan, np.inf, -np.inf, -0.0, 1e6, -1e6], np.float32)
+    got = _bits(_compiled_cast(x, dt))
+    special = dt.fmt.special
+    if special == "ieee":      # e5m2: NaN is quiet 0x7E, overflow is infinity
+        assert list(got) == [0x7E, 0x7C, 0xFC, 0x80, 0x7C, 0xFC]
+    elif special == "fn":      # e4m3fn: no infinity, NaN 0x7F with the sign
+        assert list(got) == [0x7F, 0x7F, 0xFF, 0x80, 0x7F, 0xFF]
+    else:                      # fnuz: one NaN (0x80), no -0
+        assert list(got) == [0x80, 0x80, 0x80, 0x00, 0x80, 0x80]
+
+
+# -- to and from every other dtype -------------------------------------------------------------
+def _sample(src, dt):
+    if src == bool_:
+        return rng.random(300) < 0.5
+    if src.is_int:
+        info = np.iinfo(src.np)
+        return rng.integers(max(info.min, -100_000), min(info.max, 100_000), 3000,
+                            dtype=src.np, endpoint=True)
+    x = np.concatenate([rng.standard_normal(3000) * dt.fmt.max / 16,
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, dt.fmt.max * 1.2]])
+    with np.errstate(all="ignore"):
+        return x.astype(src.np)
+
+
+@needs_ml_dtypes
+@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+@pytest.mark.parametrize("src", [d for d in DTYPES.values()], ids=str)
+def test_casts_between_every_dtype(dt, src):
+    """src -> dt rounds once (integers, float16, bfloat16, other 8-bit floats); dt -> src is
+    exact (integers: the values in their range; NaN and overflow there are unspecified)."""
+    x = _sample(src, dt)
+    with np.errstate(all="ignore"):
+        want = x.astype(dt.np)
+    assert np.array_equal(_bits(_compiled_cast(x, dt)), _bits(want))
+    h = _every(dt)
+    wide = h.astype(np.float64)
+    if src.is_int or src == bool_:
+        lo, hi = (np.iinfo(src.np).min, np.iinfo(src.np).max) if src.is_int else (0, 1)
+        h = h[np.isfinite(wide) & (wide >= lo) & (wide <= hi)]
+    got = _compiled_cast(h, src)
+    with np.errstate(all="ignore"):
+        want = h.astype(src.np)
+    assert got.dtype == want.dtype
+    if src.is_float:
+        g, w = got.astype(np.float64), want.astype(np.float64)
+        assert np.array_equal(g, w, equal_nan=True)
+        assert np.array_equal(np.signbit(g) | np.isnan(g), np.signbit(w) | np.isnan(w))
+    else:
+        assert np.array_equal(got, want)
+
+
+# -- ops compute in float32 and round once -----------------------------------------------------
+@needs_ml_dtypes
+@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+def test_ops_compute_in_float32_and_round_each_result(dt):
+    a = _every(dt)
+    b = a[::-1].copy()
+    f = lp.compile(lambda a, b: (a * b + a, lp.sqrt(lp.abs(a)), lp.sum(a[:64])), check=True)
+    got = f(a, b)
+    w = lambda v: v.astype(np.float32)  # noqa: E731
+    with np.errstate(all="ignore"):
+        want = ((w(a) * w(b)).astype(dt.np).astype(np.float32) + w(a)).astype(dt.np)
+        root = np.sqrt(np.abs(w(a))).astype(dt.np)
+        total = w(a[:64]).sum(dtype=np.float32).astype(dt.np)
+    assert np.array_equal(_bits(got[0]), _bits(want))
+    assert np.array_equal(_bits(got[1]), _bits(root))
+    assert got[2].dtype == dt.np and np.array_equal(got[2].astype(np.float32),
+                                                    total.astype(np.float32), equal_nan=True)
+
+
+@needs_ml_dtypes
+def test_movement_copies_bits():
+    dt = lp.float8_e4m3fn
+    x = _every(dt).reshape(16, 16)
+    f = lp.compile(lambda x: lp.concatenate([x.T[::2], x[:3]], axis=0).reshape(-1))
+    want = np.concatenate([x.T[::2], x[:3]], axis=0).reshape(-1)
+    assert np.array_equal(_bits(f(x)), _bits(want))
+
+
+# -- ONNX Cast with saturate -------------------------------------------------------------------
+@needs_ml_dtypes
+@pytest.mark.parametrize("saturate", [0, 1])
+@pytest.mark.parametrize("to", ["FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ"])
+@pytest.mark.parametrize("src", [np.float32, np.float16, np.float64])
+def test_onnx_cast_saturate_as_the_reference(to, saturate, src):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+    elem = {np.float32: TensorProto.FLOAT, np.float16: TensorProto.FLOAT16,
+            np.float64: TensorProto.DOUBLE}[src]
+    node = helper.make_node("Cast", ["x"], ["y"], to=getattr(TensorProto, to),
+                            saturate=saturate)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", elem, [None])],
+                              [helper.make_tensor_value_info("y", getattr(TensorProto, to),
+                                                             [None])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    x = np.concatenate([rng.standard_normal(2000) * 3e4, [0.0, -0.0, np.inf, -np.inf, np.nan,
+                                                          239, 241, 447, 449, 470, 57343,
+                                                          61439, 61440, 7e4, -7e4, 1e-9]])
+    with np.errstate(all="ignore"):
+        x = x.astype(src)
+    (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+    (got,) = lp.from_onnx(model)(x)
+    assert got.dtype == want.dtype
+    assert np.array_equal(_bits(got), _bits(want))
+
+
+# -- without ml_dtypes -------------------------------------------------------------------------
+def test_everything_but_the_ml_dtypes_types_works_without_it():
+    import subprocess
+    import sys
+    code = """if True:
+        import sys; sys.modules["ml_dtypes"] = None          # as if it were not installed
+        import numpy as np, lepton as lp
+        from lepton.frontends.onnx.node import ONNX_DTYPES
+        assert lp.float8_e5m2.np is None and 19 not in ONNX_DTYPES and 1 in ONNX_DTYPES
+        f = lp.compile(lambda x: (x * 2).astype(lp.float16))
+        assert f(np.ones(3, np.int8)).tolist() == [2.0, 2.0, 2.0]
+        try:
+            lp.compile(lambda x: x.astype(lp.float8_e4m3fn))(np.ones(3, np.float32))
+        except TypeError as e:
+            assert "ml_dtypes" in str(e) and "float8_e4m3fn" in str(e), e
+        else:
+            raise AssertionError("float8 without ml_dtypes")
+        print("ok")
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
