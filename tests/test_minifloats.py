@@ -1,15 +1,17 @@
-"""The 8-bit floats (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz): stored in a
-byte, computed in float32 (lepton/ir/halfs.py), converted by integer arithmetic in compiled code
-(lepton/compiler/codegen/minifloat.py) to the same bits as ml_dtypes' `astype`, and ONNX's
-saturating Cast. Skipped without ml_dtypes, except the test that Lepton works without it.
+"""The 8- and 4-bit floats (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz,
+float4_e2m1fn) and the integers narrower than a byte (int4, uint4, int2, uint2): stored in a
+byte, computed in float32 / int32 (lepton/ir/halfs.py), converted by integer arithmetic in
+compiled code (lepton/compiler/codegen/minifloat.py, scalar.py) to the same bits as ml_dtypes'
+`astype`, and ONNX's (saturating) Cast. Skipped without ml_dtypes, except the test that Lepton
+works without it.
 """
 import numpy as np
 import pytest
 
 import lepton as lp
 from lepton.ir import interpret, parse, print_graph
-from lepton.ir.types import (DTYPES, FLOAT8, FloatFormat, TensorType, bool_, dtype, float16,
-                             float32, float64, promote)
+from lepton.ir.types import (DTYPES, FLOAT8, NARROW_INTS, FloatFormat, TensorType, bool_, dtype,
+                             float4_e2m1fn, float16, float32, float64, int32, promote)
 
 try:
     import ml_dtypes
@@ -18,8 +20,11 @@ except ImportError:
 needs_ml_dtypes = pytest.mark.skipif(ml_dtypes is None, reason="ml_dtypes is not installed")
 
 rng = np.random.default_rng(8)
+MINIFLOATS = FLOAT8 + (float4_e2m1fn,)
+NEW = MINIFLOATS + NARROW_INTS
 NAMES = {"f8e4m3fn": "float8_e4m3fn", "f8e4m3fnuz": "float8_e4m3fnuz", "f8e5m2": "float8_e5m2",
-         "f8e5m2fnuz": "float8_e5m2fnuz"}
+         "f8e5m2fnuz": "float8_e5m2fnuz", "f4e2m1fn": "float4_e2m1fn", "i4": "int4",
+         "u4": "uint4", "i2": "int2", "u2": "uint2"}
 
 
 def _compiled_cast(x, dt):
@@ -35,19 +40,26 @@ def _bits(a):
 
 
 def _every(dt):
-    return np.arange(256, dtype=np.uint8).view(dt.np)
+    """Every bit pattern of dt, one a byte."""
+    return np.arange(1 << dt.bits, dtype=np.uint8).view(dt.np)
 
 
 # -- types -----------------------------------------------------------------------------------
 @needs_ml_dtypes
-@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+@pytest.mark.parametrize("dt", NEW, ids=str)
 def test_names_numpy_types_and_formats(dt):
     long = NAMES[dt.name]
     assert dtype(dt.name) is dt and dtype(long) is dt and dtype(getattr(ml_dtypes, long)) is dt
     assert getattr(lp, long) is dt and getattr(lp.ir, long) is dt
-    assert dt.itemsize == 1 and dt.is_float and dt.is_small_float and dt.is_float8
-    assert not dt.is_half and not float32.is_small_float and float16.is_small_float
-    assert dt.fmt.max == float(ml_dtypes.finfo(dt.np).max)
+    assert dt.itemsize == 1 and dt.is_narrow and not dt.is_half
+    if dt.is_float:
+        assert dt.is_small_float and dt.is_minifloat and not dt.is_narrow_int
+        assert dt.fmt.max == float(ml_dtypes.finfo(dt.np).max) and dt.bits == dt.fmt.bits
+    else:
+        assert dt.is_int and dt.is_narrow_int and not dt.is_small_float
+        assert dt.bits == ml_dtypes.iinfo(dt.np).bits
+        assert dt.unsigned == (ml_dtypes.iinfo(dt.np).min == 0)
+    assert not float32.is_narrow and float16.is_small_float and not float16.is_minifloat
     assert TensorType.parse(f"{dt.name}[2,3]") == TensorType(dt, (2, 3))
 
 
@@ -56,10 +68,11 @@ def test_format_largest_values():
     assert FloatFormat(4, 3, 8, "fnuz").max == 240
     assert FloatFormat(5, 2, 15, "ieee").max == FloatFormat(5, 2, 16, "fnuz").max == 57344
     assert float16.fmt.max == 65504
+    assert FloatFormat(2, 1, 1, "finite").max == 6
 
 
 @needs_ml_dtypes
-@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+@pytest.mark.parametrize("dt", NEW, ids=str)
 def test_promotion_is_ml_dtypes_numpy_promotion(dt):
     for other in DTYPES.values():
         want = np.promote_types(dt.np, other.np)
@@ -67,16 +80,17 @@ def test_promotion_is_ml_dtypes_numpy_promotion(dt):
             assert promote(dt, other) == float32          # never float64 from narrower types
         else:
             assert promote(dt, other).np == want, other
-    assert promote(dt, bool_) == dt and promote(dt, float16) == float32
+        assert promote(other, dt) == promote(dt, other)
+    assert promote(dt, bool_) == dt
 
 
 @needs_ml_dtypes
-@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+@pytest.mark.parametrize("dt", NEW, ids=str)
 def test_ir_text_round_trip(dt):
-    x = _every(dt)[:6]
+    x = np.resize(_every(dt), 6)
 
     def f(a, b):
-        c = lp.constant(np.array([1.5, -2.0, 0.0], dt.np))
+        c = lp.constant(np.array([1.5, -2.0, 0.0] if dt.is_float else [1, 0, 1], dt.np))
         return lp.where(a > b, a, c[:1]) * 2, a.astype(lp.float32), b.astype(lp.float16)
 
     g = lp.trace(f, x, x)
@@ -85,9 +99,9 @@ def test_ir_text_round_trip(dt):
     assert print_graph(parse(text)) == text
 
 
-# -- every 8-bit pattern to float32, bit-exact -------------------------------------------------
+# -- every 8- or 4-bit pattern to float32, bit-exact --------------------------------------------
 @needs_ml_dtypes
-@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+@pytest.mark.parametrize("dt", MINIFLOATS, ids=str)
 def test_every_pattern_widens_exactly(dt):
     h = _every(dt)
     want = h.astype(np.float32)
@@ -99,7 +113,7 @@ def test_every_pattern_widens_exactly(dt):
     assert np.array_equal(np.signbit(got), np.signbit(h.astype(np.float64)))
 
 
-# -- float32 / float64 to 8-bit floats, bit-exact ----------------------------------------------
+# -- float32 / float64 to 8- and 4-bit floats, bit-exact ---------------------------------------
 def _edges(dt):
     """Ties between neighbours (and just past them), subnormals, the largest value and the
     overflow threshold, NaN, infinities and signed zeros."""
@@ -115,7 +129,7 @@ def _edges(dt):
 
 
 @needs_ml_dtypes
-@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+@pytest.mark.parametrize("dt", MINIFLOATS, ids=str)
 @pytest.mark.parametrize("src", [float32, float64], ids=str)
 def test_rounding_to_nearest_even_as_ml_dtypes(dt, src):
     """Random float32 bits (every exponent), random values around the format's range and the
@@ -125,7 +139,7 @@ def test_rounding_to_nearest_even_as_ml_dtypes(dt, src):
     with np.errstate(all="ignore"):   # signalling NaNs among the bits
         xs = [random_bits.view(np.float32).astype(np.float64), in_range, _edges(dt)]
     if src == float64:   # beyond a tie by less than float32 resolves: rounded once, away
-        ties = _edges(dt)[:255]
+        ties = _edges(dt)[:(1 << dt.bits) - 1]
         xs.append(ties * (1 + 2.0 ** -40))
     for x in xs:
         x = x.astype(src.np)
@@ -138,7 +152,7 @@ def test_rounding_to_nearest_even_as_ml_dtypes(dt, src):
 
 
 @needs_ml_dtypes
-@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+@pytest.mark.parametrize("dt", MINIFLOATS, ids=str)
 def test_special_values(dt):
     x = np.array([np.nan, np.inf, -np.inf, -0.0, 1e6, -1e6], np.float32)
     got = _bits(_compiled_cast(x, dt))
@@ -147,44 +161,65 @@ def test_special_values(dt):
         assert list(got) == [0x7E, 0x7C, 0xFC, 0x80, 0x7C, 0xFC]
     elif special == "fn":      # e4m3fn: no infinity, NaN 0x7F with the sign
         assert list(got) == [0x7F, 0x7F, 0xFF, 0x80, 0x7F, 0xFF]
-    else:                      # fnuz: one NaN (0x80), no -0
+    elif special == "fnuz":    # fnuz: one NaN (0x80), no -0
         assert list(got) == [0x80, 0x80, 0x80, 0x00, 0x80, 0x80]
+    else:                      # float4_e2m1fn: saturates; NaN is a zero of the other sign
+        assert list(got) == [0x8, 0x7, 0xF, 0x8, 0x7, 0xF]
+        assert list(_bits(_compiled_cast(-x[:1], dt))) == [0x0]
 
 
 # -- to and from every other dtype -------------------------------------------------------------
 def _sample(src, dt):
     if src == bool_:
         return rng.random(300) < 0.5
+    if src.is_narrow_int:
+        return _every(src)
     if src.is_int:
         info = np.iinfo(src.np)
         return rng.integers(max(info.min, -100_000), min(info.max, 100_000), 3000,
                             dtype=src.np, endpoint=True)
-    x = np.concatenate([rng.standard_normal(3000) * dt.fmt.max / 16,
-                        [0.0, -0.0, np.inf, -np.inf, np.nan, dt.fmt.max * 1.2]])
+    big = dt.fmt.max if dt.is_float else 2 ** dt.bits
+    x = np.concatenate([rng.standard_normal(3000) * big / 4, rng.standard_normal(300) * 1e3,
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, big * 1.2, -big * 1.2, 7.99, 8,
+                         -8.99, -9, 15.99, 16, -0.99, -1, 1.99, 2, -2.99, -3, 3.99, 4]])
     with np.errstate(all="ignore"):
         return x.astype(src.np)
 
 
+def _range(d):
+    if d == bool_:
+        return 0, 1
+    info = ml_dtypes.iinfo(d.np)
+    return int(info.min), int(info.max)
+
+
 @needs_ml_dtypes
-@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+@pytest.mark.parametrize("dt", NEW, ids=str)
 @pytest.mark.parametrize("src", [d for d in DTYPES.values()], ids=str)
 def test_casts_between_every_dtype(dt, src):
-    """src -> dt rounds once (integers, float16, bfloat16, other 8-bit floats); dt -> src is
-    exact (integers: the values in their range; NaN and overflow there are unspecified)."""
+    """To a small float: rounded once (from integers, float16, bfloat16, other small floats);
+    from it: exact (to integers: the values in their range; NaN and overflow there are
+    unspecified). To a narrow integer: integers keep their low bits, floats truncate and out
+    of range give 0 (ml_dtypes' rule); from it: exact."""
     x = _sample(src, dt)
     with np.errstate(all="ignore"):
         want = x.astype(dt.np)
     assert np.array_equal(_bits(_compiled_cast(x, dt)), _bits(want))
     h = _every(dt)
     wide = h.astype(np.float64)
-    if src.is_int or src == bool_:
-        lo, hi = (np.iinfo(src.np).min, np.iinfo(src.np).max) if src.is_int else (0, 1)
+    if (src.is_int or src == bool_) and dt.is_float:
+        lo, hi = _range(src)
         h = h[np.isfinite(wide) & (wide >= lo) & (wide <= hi)]
+    if src.is_narrow_int or (src == bool_ and dt.is_int):   # wraps around: every value
+        lo, hi = _range(src)
+        h = h[(wide >= lo) & (wide <= hi)] if src == bool_ else h
     got = _compiled_cast(h, src)
     with np.errstate(all="ignore"):
         want = h.astype(src.np)
     assert got.dtype == want.dtype
-    if src.is_float:
+    if src.is_narrow_int or src.is_minifloat:
+        assert np.array_equal(_bits(got), _bits(want))
+    elif src.is_float:
         g, w = got.astype(np.float64), want.astype(np.float64)
         assert np.array_equal(g, w, equal_nan=True)
         assert np.array_equal(np.signbit(g) | np.isnan(g), np.signbit(w) | np.isnan(w))
@@ -192,9 +227,9 @@ def test_casts_between_every_dtype(dt, src):
         assert np.array_equal(got, want)
 
 
-# -- ops compute in float32 and round once -----------------------------------------------------
+# -- ops compute in float32 (int32) and convert once ---------------------------------------------
 @needs_ml_dtypes
-@pytest.mark.parametrize("dt", FLOAT8, ids=str)
+@pytest.mark.parametrize("dt", MINIFLOATS, ids=str)
 def test_ops_compute_in_float32_and_round_each_result(dt):
     a = _every(dt)
     b = a[::-1].copy()
@@ -212,6 +247,31 @@ def test_ops_compute_in_float32_and_round_each_result(dt):
 
 
 @needs_ml_dtypes
+@pytest.mark.parametrize("dt", NARROW_INTS, ids=str)
+def test_narrow_integer_ops_wrap_around_as_ml_dtypes(dt):
+    """+ - * // % max, comparisons, negation: computed in int32, the low bits kept, which is
+    ml_dtypes' own arithmetic (7 * 7 = 1 in int4); sums accumulate in int64 or uint64 (as
+    int8's and uint8's)."""
+    a = np.repeat(_every(dt), 1 << dt.bits)
+    b = np.tile(_every(dt), 1 << dt.bits)
+    nonzero = b.astype(np.int32) != 0
+    f = lp.compile(lambda a, b: (a + b, a - b, a * b, a // b, a % b, lp.maximum(a, b), a < b,
+                                 -a, lp.sum(a)), check=True)
+    got = f(a, b)
+    wide = lambda v: v.astype(np.int32)  # noqa: E731
+    want = [a + b, a - b, a * b, wide(a) // np.where(nonzero, wide(b), 1),
+            wide(a) % np.where(nonzero, wide(b), 1), np.maximum(a, b), a < b,
+            (-wide(a)).astype(dt.np),      # ml_dtypes' -int4 gives int8; NumPy's rule keeps it
+            wide(a).sum(dtype=np.int64)]
+    for k, (g, w) in enumerate(zip(got, want)):
+        total = np.dtype(np.uint64 if dt.unsigned else np.int64)
+        assert g.dtype == {6: np.dtype(bool), 8: total}.get(k, dt.np), k
+        if k in (3, 4):     # ml_dtypes has no // or % of its own: NumPy's on the values
+            g, w = wide(g)[nonzero], wide(w.astype(dt.np))[nonzero]
+        assert np.array_equal(np.asarray(g).astype(np.int64), np.asarray(w).astype(np.int64)), k
+
+
+@needs_ml_dtypes
 def test_movement_copies_bits():
     dt = lp.float8_e4m3fn
     x = _every(dt).reshape(16, 16)
@@ -223,7 +283,8 @@ def test_movement_copies_bits():
 # -- ONNX Cast with saturate -------------------------------------------------------------------
 @needs_ml_dtypes
 @pytest.mark.parametrize("saturate", [0, 1])
-@pytest.mark.parametrize("to", ["FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ"])
+@pytest.mark.parametrize("to", ["FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ",
+                                "FLOAT4E2M1", "INT4", "UINT4", "INT2", "UINT2"])
 @pytest.mark.parametrize("src", [np.float32, np.float16, np.float64])
 def test_onnx_cast_saturate_as_the_reference(to, saturate, src):
     onnx = pytest.importorskip("onnx")
@@ -242,7 +303,8 @@ def test_onnx_cast_saturate_as_the_reference(to, saturate, src):
                                                           61439, 61440, 7e4, -7e4, 1e-9]])
     with np.errstate(all="ignore"):
         x = x.astype(src)
-    (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+    with np.errstate(all="ignore"):
+        (want,) = ReferenceEvaluator(model).run(None, {"x": x})
     (got,) = lp.from_onnx(model)(x)
     assert got.dtype == want.dtype
     assert np.array_equal(_bits(got), _bits(want))

@@ -18,7 +18,9 @@ class FloatFormat:
 
     - "ieee": the top exponent is infinity (mantissa 0) or NaN, as float16 (float8_e5m2);
     - "fn": finite only; NaN is the all-ones exponent and mantissa (float8_e4m3fn, max 448);
-    - "fnuz": finite only, no negative zero; NaN is the pattern of -0 (0x80).
+    - "fnuz": finite only, no negative zero; NaN is the pattern of -0 (0x80);
+    - "finite": no infinity and no NaN (float4_e2m1fn): overflow saturates, and NaN becomes a
+      zero whose sign is the NaN's flipped, as ml_dtypes does.
 
     >>> FloatFormat(4, 3, 7, "fn").max
     448.0
@@ -29,6 +31,10 @@ class FloatFormat:
     special: str
 
     @property
+    def bits(self) -> int:
+        return 1 + self.exp_bits + self.man_bits
+
+    @property
     def max(self) -> float:
         top = (1 << self.exp_bits) - 1 - (self.special == "ieee")
         man = (1 << self.man_bits) - 1 - (self.special == "fn")
@@ -37,24 +43,31 @@ class FloatFormat:
 
 @dataclass(frozen=True)
 class DType:
-    """A scalar element type. `name` is the short IR spelling (f32, u8, bf16, f8e4m3fn, bool).
-    `fmt` is the bit layout of a float narrower than float32 (None for the others)."""
+    """A scalar element type. `name` is the short IR spelling (f32, u8, bf16, f8e4m3fn, i4,
+    bool). `fmt` is the bit layout of a float narrower than float32, `nbits` the width of an
+    integer narrower than a byte (None for the others); those are stored one a byte, as
+    ml_dtypes stores them (an int4's byte holds its low 4 bits, the rest zero)."""
     name: str
     np: np.dtype | None     # None only for the ml_dtypes types without that optional package
     is_float: bool
     is_int: bool
     unsigned: bool = False
     fmt: FloatFormat | None = None
+    nbits: int | None = None
 
     @property
     def itemsize(self) -> int:
+        """Bytes per element in memory."""
         if self.np is not None:
             return self.np.itemsize
-        return (1 + self.fmt.exp_bits + self.fmt.man_bits) // 8
+        return max(1, self.bits // 8)
 
     @property
     def bits(self) -> int:
-        return 8 * self.itemsize
+        """The width of the values (4 for int4; storage: itemsize)."""
+        if self.nbits is not None:
+            return self.nbits
+        return self.fmt.bits if self.fmt is not None else 8 * self.np.itemsize
 
     @property
     def is_half(self) -> bool:
@@ -68,8 +81,19 @@ class DType:
         return self.fmt is not None
 
     @property
-    def is_float8(self) -> bool:
-        return self.fmt is not None and self.itemsize == 1
+    def is_minifloat(self) -> bool:
+        """A float of at most 8 bits (the 8-bit floats, float4_e2m1fn), stored in a byte."""
+        return self.fmt is not None and self.fmt.bits <= 8
+
+    @property
+    def is_narrow_int(self) -> bool:
+        """int4, uint4, int2, uint2: stored in a byte, computed in int32."""
+        return self.nbits is not None
+
+    @property
+    def is_narrow(self) -> bool:
+        """Stored narrower than it computes (ir/halfs.py): small floats and narrow ints."""
+        return self.fmt is not None or self.nbits is not None
 
     def __repr__(self) -> str:
         return self.name
@@ -100,6 +124,14 @@ float8_e5m2 = _small_float("f8e5m2", _ml_dtypes_numpy("float8_e5m2"),
 float8_e5m2fnuz = _small_float("f8e5m2fnuz", _ml_dtypes_numpy("float8_e5m2fnuz"),
                                FloatFormat(5, 2, 16, "fnuz"))
 FLOAT8 = (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz)
+float4_e2m1fn = _small_float("f4e2m1fn", _ml_dtypes_numpy("float4_e2m1fn"),
+                             FloatFormat(2, 1, 1, "finite"))
+# integers narrower than a byte (ONNX INT4, UINT4, INT2, UINT2), NumPy's via ml_dtypes
+int4 = DType("i4", _ml_dtypes_numpy("int4"), False, True, nbits=4)
+uint4 = DType("u4", _ml_dtypes_numpy("uint4"), False, True, True, nbits=4)
+int2 = DType("i2", _ml_dtypes_numpy("int2"), False, True, nbits=2)
+uint2 = DType("u2", _ml_dtypes_numpy("uint2"), False, True, True, nbits=2)
+NARROW_INTS = (int4, uint4, int2, uint2)
 float32 = DType("f32", np.dtype(np.float32), True, False)
 float64 = DType("f64", np.dtype(np.float64), True, False)
 int8 = DType("i8", np.dtype(np.int8), False, True)
@@ -113,19 +145,22 @@ uint64 = DType("u64", np.dtype(np.uint64), False, True, True)
 bool_ = DType("bool", np.dtype(np.bool_), False, False)
 
 DTYPES = {d.name: d for d in (float16, bfloat16, float32, float64, int8, int16, int32, int64,
-                              uint8, uint16, uint32, uint64, bool_, *FLOAT8)}
+                              uint8, uint16, uint32, uint64, bool_, *FLOAT8, float4_e2m1fn,
+                              *NARROW_INTS)}
 _BY_NUMPY = {d.np: d for d in DTYPES.values() if d.np is not None}
 # NumPy knows these names only once ml_dtypes is imported
 _BY_NAME = {"bfloat16": bfloat16, "float8_e4m3fn": float8_e4m3fn,
             "float8_e4m3fnuz": float8_e4m3fnuz, "float8_e5m2": float8_e5m2,
-            "float8_e5m2fnuz": float8_e5m2fnuz}
+            "float8_e5m2fnuz": float8_e5m2fnuz, "float4_e2m1fn": float4_e2m1fn, "int4": int4,
+            "uint4": uint4, "int2": int2, "uint2": uint2}
 _LONG_NAME = {d: n for n, d in _BY_NAME.items()}
 
 
 def _needs_ml_dtypes(d: DType) -> DType:
     if d.np is None:
         raise TypeError(f"dtype {_LONG_NAME[d]} needs the optional package ml_dtypes (NumPy's "
-                        f"home of bfloat16 and the 8-bit floats): pip install 'lepton[bfloat16]'")
+                        f"home of bfloat16, the 8- and 4-bit floats and int4/uint4/int2/uint2): "
+                        f"pip install 'lepton[bfloat16]'")
     return d
 
 
@@ -163,13 +198,14 @@ def promote(a: DType, b: DType) -> DType:
     """NumPy's result type for two tensors of the supported dtypes (bfloat16 ranks as float16
     does; the two together give float32), except that where NumPy gives float64 to inputs that
     are not float64 (int32 with float32, int64 with float16, int64 with uint64) the result is
-    float32, as in JAX and PyTorch. The 8-bit floats promote as ml_dtypes tells NumPy to (as
-    bfloat16 does with integers and wider floats; with float16 or another 8-bit float, float32)."""
+    float32, as in JAX and PyTorch. The 8- and 4-bit floats and the narrow integers promote as
+    ml_dtypes tells NumPy to (float8 as bfloat16 does with integers and wider floats; with
+    float16 or another 8-bit float, float32; int4 with uint4, int8)."""
     if a == b:
         return a
     if {a, b} == {float16, bfloat16}:
         return float32
-    if a.is_float8 or b.is_float8:
+    if a.is_minifloat or b.is_minifloat or a.is_narrow_int or b.is_narrow_int:
         r = np.promote_types(a.np, b.np)
     else:
         r = np.promote_types(float16.np if a == bfloat16 else a.np,

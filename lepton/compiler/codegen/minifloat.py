@@ -1,15 +1,19 @@
-"""8-bit floats <-> float32 by integer arithmetic on their bits, branch-free (selects only), for
-any `FloatFormat` (ir/types.py: exponent bits, mantissa bits, bias, and how it spells NaN and
-infinity), as ml_dtypes converts them:
+"""8- and 4-bit floats <-> float32 by integer arithmetic on their bits, branch-free (selects
+only), for any `FloatFormat` of at most 8 bits (ir/types.py: exponent bits, mantissa bits, bias,
+and how it spells NaN and infinity), as ml_dtypes converts them:
 
     bits = f32_to_minifloat(b, x, fmt)   # i8, rounded to nearest even
     x = minifloat_to_f32(b, bits, fmt)   # exact
+
+A 4-bit float is the low bits of its byte (ml_dtypes' layout), the other bits zero.
 
 Rounding is NumPy's `astype`, never saturating: a value beyond the largest finite one after
 rounding becomes infinity where the format has one (e5m2) and NaN otherwise (e4m3fn: 0x7F with
 the sign; the fnuz formats: 0x80, their only NaN). fnuz formats have no -0: a result of zero is
 +0. A NaN becomes the format's NaN with its sign (e5m2: the quiet 0x7E); an 8-bit NaN becomes
-float32's quiet NaN with its sign (fnuz: -NaN, as ml_dtypes gives). ONNX's saturating casts
+float32's quiet NaN with its sign (fnuz: -NaN, as ml_dtypes gives). float4_e2m1fn has neither
+infinity nor NaN: overflow saturates to +-6 and NaN becomes a zero with its sign flipped
+(ml_dtypes' choice). ONNX's saturating casts
 clip before casting (frontends/onnx/casts.py).
 
 The subnormal results come from one float32 addition of a power of two whose last place is
@@ -34,21 +38,25 @@ def _top(fmt: FloatFormat) -> int:
     return ((1 << fmt.exp_bits) - 1) << fmt.man_bits
 
 
+def _sign_bit(fmt: FloatFormat) -> int:
+    return 1 << (fmt.bits - 1)
+
+
 def max_code(fmt: FloatFormat) -> int:
     """The magnitude bits of the largest finite value."""
     if fmt.special == "ieee":
         return _top(fmt) - 1
     if fmt.special == "fn":
         return _top(fmt) | ((1 << fmt.man_bits) - 2)
-    return _top(fmt) | ((1 << fmt.man_bits) - 1)
+    return _sign_bit(fmt) - 1        # fnuz, finite: every magnitude is a number
 
 
 def minifloat_to_f32(b: ir.IRBuilder, h, fmt: FloatFormat):
-    """An 8-bit float's bits (i8) as float32, exactly."""
-    m = fmt.man_bits
-    u = b.zext(h, _I32)
-    sign = b.shl(b.and_(u, _c(0x80)), _c(24))
-    mag = b.and_(u, _c(0x7F))
+    """An 8- or 4-bit float's bits (i8) as float32, exactly."""
+    m, top_bit = fmt.man_bits, _sign_bit(fmt)
+    u = b.and_(b.zext(h, _I32), _c(2 * top_bit - 1))
+    sign = b.shl(b.and_(u, _c(top_bit)), _c(32 - fmt.bits))
+    mag = b.and_(u, _c(top_bit - 1))
     normal = b.add(b.shl(mag, _c(23 - m)), _c((127 - fmt.bias) << 23))     # rebias
     # exponent 0: mantissa * 2**(1 - bias - m), exact in float32
     sub = b.bitcast(b.fmul(b.uitofp(mag, _F32), ir.Constant(_F32, 2.0 ** (1 - fmt.bias - m))),
@@ -59,15 +67,15 @@ def minifloat_to_f32(b: ir.IRBuilder, h, fmt: FloatFormat):
         o = b.select(b.icmp_unsigned("==", mag, top), _c(_INF),
                      b.select(b.icmp_unsigned(">", mag, top), _c(_QUIET_NAN), o))
     elif fmt.special == "fn":
-        o = b.select(b.icmp_unsigned("==", mag, _c(0x7F)), _c(_QUIET_NAN), o)
-    else:   # fnuz: 0x80 (the pattern of -0) is NaN, and keeps its sign
-        o = b.select(b.icmp_unsigned("==", u, _c(0x80)), _c(_QUIET_NAN), o)
+        o = b.select(b.icmp_unsigned("==", mag, _c(top_bit - 1)), _c(_QUIET_NAN), o)
+    elif fmt.special == "fnuz":   # 0x80 (the pattern of -0) is NaN, and keeps its sign
+        o = b.select(b.icmp_unsigned("==", u, _c(top_bit)), _c(_QUIET_NAN), o)
     return b.bitcast(b.or_(o, sign), _F32)
 
 
 def f32_to_minifloat(b: ir.IRBuilder, x, fmt: FloatFormat):
-    """A float32 rounded to nearest even as an 8-bit float's bits (i8)."""
-    m, shift = fmt.man_bits, 23 - fmt.man_bits
+    """A float32 rounded to nearest even as an 8- or 4-bit float's bits (i8)."""
+    m, shift, top_bit = fmt.man_bits, 23 - fmt.man_bits, _sign_bit(fmt)
     u = b.bitcast(x, _I32)
     sign = b.and_(u, _c(0x80000000))
     a = b.xor(u, sign)                                                      # |x|'s bits
@@ -84,12 +92,18 @@ def f32_to_minifloat(b: ir.IRBuilder, x, fmt: FloatFormat):
     if fmt.special == "ieee":
         overflow_code, nan_code = _top(fmt), _top(fmt) | (1 << (m - 1))
     elif fmt.special == "fn":
-        overflow_code = nan_code = 0x7F
-    else:
-        overflow_code = nan_code = 0x80
+        overflow_code = nan_code = top_bit - 1
+    elif fmt.special == "fnuz":
+        overflow_code = nan_code = top_bit
+    else:                       # finite: saturates; NaN is handled below
+        overflow_code = nan_code = max_code(fmt)
+    nan = b.icmp_unsigned(">", a, _c(_INF))
     code = b.select(b.icmp_unsigned(">", code, _c(max_code(fmt))), _c(overflow_code), code)
-    code = b.select(b.icmp_unsigned(">", a, _c(_INF)), _c(nan_code), code)
-    signed = b.or_(code, b.lshr(sign, _c(24)))
+    code = b.select(nan, _c(nan_code), code)
+    sign_small = b.lshr(sign, _c(32 - fmt.bits))
+    signed = b.or_(code, sign_small)
     if fmt.special == "fnuz":   # no -0; NaN's code already has the sign bit
         signed = b.select(b.icmp_unsigned("==", code, _c(0)), code, signed)
+    if fmt.special == "finite":
+        signed = b.select(nan, b.xor(sign_small, _c(top_bit)), signed)
     return b.trunc(signed, _I8)

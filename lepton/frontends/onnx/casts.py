@@ -14,7 +14,7 @@ float32 holds every value of the other sources that is not already beyond every 
 """
 from __future__ import annotations
 
-from ...ir.types import DType, float32, float64
+from ...ir.types import FLOAT8, DType, float32, float64
 from .. import ops
 from ..tensor import Tensor, cast
 from .node import ONNX_DTYPES, onnx_type_name
@@ -29,7 +29,7 @@ def onnx_dtype(n, elem_type: int) -> DType:
 
 def saturating_cast(x: Tensor, to: DType, saturate: bool = True) -> Tensor:
     """x cast to `to`; for an 8-bit float `to` with saturate, clamped to its finite range."""
-    if not (saturate and to.is_float8) or x.dtype == to:
+    if not (saturate and to in FLOAT8) or x.dtype == to:
         return cast(x, to)
     if x.dtype != float64:
         x = cast(x, float32)
