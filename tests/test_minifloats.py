@@ -11,7 +11,7 @@ import pytest
 import lepton as lp
 from lepton.ir import interpret, parse, print_graph
 from lepton.ir.types import (DTYPES, FLOAT8, NARROW_INTS, FloatFormat, TensorType, bool_, dtype,
-                             float4_e2m1fn, float16, float32, float64, int32, promote)
+                             float4_e2m1fn, float16, float32, float64, promote)
 
 try:
     import ml_dtypes
@@ -287,7 +287,7 @@ def test_movement_copies_bits():
                                 "FLOAT4E2M1", "INT4", "UINT4", "INT2", "UINT2"])
 @pytest.mark.parametrize("src", [np.float32, np.float16, np.float64])
 def test_onnx_cast_saturate_as_the_reference(to, saturate, src):
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
     from onnx.reference import ReferenceEvaluator
     elem = {np.float32: TensorProto.FLOAT, np.float16: TensorProto.FLOAT16,

@@ -11,7 +11,7 @@ shape, Slice's starts...) are listed in each Rule's `consts`: they must be compu
 constants, or depend on graph inputs that the loader then specialises on their value; Gather's
 indices may be computed. Op families live in their own modules: neural.py, elementwise.py,
 indexing.py, integer.py, attention.py (also normalisations and losses), recurrent.py, control.py,
-casts.py (Cast, CastLike), misc.py.
+casts.py (Cast, CastLike), quantize.py, misc.py.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
 from . import (attention, casts, control, elementwise as ew, indexing, integer, misc, neural,
-               random_ops, recurrent, resample, sampling)
+               quantize, random_ops, recurrent, resample, sampling)
 from .node import ONNX_DTYPES, Rule
 
 
@@ -415,6 +415,9 @@ TABLE: dict[str, Rule] = {
     "Where": Rule(lambda n: ops.where(n.x(0), n.x(1), n.x(2))),
     "Cast": Rule(casts.cast_, ("to", "saturate")),
     "CastLike": Rule(casts.cast_like, ("saturate",)),
+    "QuantizeLinear": Rule(quantize.quantize_linear,
+                           ("axis", "saturate", "block_size", "output_dtype", "precision")),
+    "DequantizeLinear": Rule(quantize.dequantize_linear, ("axis", "block_size", "output_dtype")),
     # linear algebra and neural networks
     "MatMul": Rule(binary(ops.matmul)),
     "Gemm": Rule(neural.gemm, ("alpha", "beta", "transA", "transB")),
