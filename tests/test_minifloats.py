@@ -280,6 +280,24 @@ def test_movement_copies_bits():
     assert np.array_equal(_bits(f(x)), _bits(want))
 
 
+@needs_ml_dtypes
+def test_save_and_load_narrow_weights(tmp_path):
+    """.npy cannot name ml_dtypes' types (float8_e5m2 even fails to load): weights are saved
+    as their bits and viewed back by the manifest's dtype."""
+    ws = [_every(dt) for dt in NEW]
+
+    def f(x):
+        return [(x[:w.size] + lp.broadcast_to(w, w.shape).astype(lp.float32)).astype(w.dtype)
+                for w in ws]
+    x = np.linspace(-3, 3, 256).astype(np.float32)
+    path = str(tmp_path / "narrow.lepton")
+    lp.save(f, path, (x,))
+    m = lp.load_model(path)
+    assert sorted(a.dtype.name for a in m._weights) == sorted(w.dtype.name for w in ws)
+    for got, want in zip(m.predict(x), lp.compile(f)(x)):
+        assert got.dtype == want.dtype and np.array_equal(_bits(got), _bits(want))
+
+
 # -- ONNX Cast with saturate -------------------------------------------------------------------
 @needs_ml_dtypes
 @pytest.mark.parametrize("saturate", [0, 1])

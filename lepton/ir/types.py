@@ -154,6 +154,7 @@ _BY_NAME = {"bfloat16": bfloat16, "float8_e4m3fn": float8_e4m3fn,
             "float8_e5m2fnuz": float8_e5m2fnuz, "float4_e2m1fn": float4_e2m1fn, "int4": int4,
             "uint4": uint4, "int2": int2, "uint2": uint2}
 _LONG_NAME = {d: n for n, d in _BY_NAME.items()}
+ML_DTYPES_NAMES = frozenset(_BY_NAME)   # NumPy's names of the types ml_dtypes defines
 
 
 def _needs_ml_dtypes(d: DType) -> DType:
