@@ -298,6 +298,26 @@ def test_save_and_load_narrow_weights(tmp_path):
         assert got.dtype == want.dtype and np.array_equal(_bits(got), _bits(want))
 
 
+@needs_ml_dtypes
+@pytest.mark.parametrize("dt", [float4_e2m1fn, FLOAT8[2], NARROW_INTS[0]], ids=str)
+def test_large_outputs_and_cached_constants_keep_their_dtype(dt, tmp_path, monkeypatch):
+    """Outputs of 1 MiB and more come from the output pool, and the disk cache stores the
+    constants the passes make: both kept ml_dtypes' types as voids ('|V1') before."""
+    x = rng.standard_normal(1 << 21).astype(np.float32)
+    y = _compiled_cast(x, dt)
+    assert y.dtype == dt.np and np.array_equal(_bits(y), _bits(x.astype(dt.np)))
+    monkeypatch.setenv("LEPTON_CACHE_DIR", str(tmp_path))
+    w = np.resize(_every(dt), (8, 4))
+
+    def f(v):
+        return v + lp.transpose(lp.broadcast_to(w, w.shape)).astype(lp.float32)
+    v = np.ones((4, 8), np.float32)
+    cold = lp.compile(f, example_args=(v,), freeze=True)
+    warm = lp.compile(f, example_args=(v,), freeze=True)
+    assert warm.stats()["from_disk_cache"]
+    assert np.array_equal(warm(v), cold(v)) and np.array_equal(cold(v), v + w.T.astype(np.float32))
+
+
 # -- ONNX Cast with saturate -------------------------------------------------------------------
 @needs_ml_dtypes
 @pytest.mark.parametrize("saturate", [0, 1])
