@@ -45,7 +45,7 @@ def touches_halfs(op: str, types) -> bool:
 
 def reference(opdef, xs, attrs, out_types=None):
     """opdef.ref(xs, attrs) by the rule above (on NumPy arrays). out_types: the op's result
-    types; None means its float (integer) results have the dtype of its first narrow float
+    types; None means its float (int32) results have the dtype of its first narrow float
     (integer) operand."""
     xs = [np.asarray(x) for x in xs]
     ins = [TensorType.of(x) for x in xs]
@@ -67,12 +67,12 @@ def _wide(x):
 def compute(ref, xs, attrs, out_types, half: DType | None = None):
     """Runs an op's NumPy reference as the rule says: narrow operands widened, results
     converted back to the narrow dtypes the op gives (out_types; or, when None, results of
-    `half`'s kind, float or integer, to `half`)."""
+    `half`'s wide kind, float or int32, to `half`)."""
     with np.errstate(all="ignore"):
         out = ref([_wide(x) for x in xs], attrs)
     if out_types is None:
         out = np.asarray(out)
-        wide = out.dtype.kind == "f" if half.is_small_float else out.dtype.kind in "iu"
+        wide = out.dtype.kind == "f" if half.is_small_float else out.dtype == np.int32
         return _narrow(out, TensorType(half, out.shape)) if wide else out
     if isinstance(out, (tuple, list)):
         return type(out)(_narrow(o, t) for o, t in zip(out, out_types))
