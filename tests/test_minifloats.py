@@ -11,7 +11,7 @@ import pytest
 import lepton as lp
 from lepton.ir import interpret, parse, print_graph
 from lepton.ir.types import (DTYPES, FLOAT8, NARROW_INTS, FloatFormat, TensorType, bool_, dtype,
-                             float4_e2m1fn, float16, float32, float64, promote)
+                             float4_e2m1fn, float8_e8m0fnu, float16, float32, float64, promote)
 
 try:
     import ml_dtypes
@@ -20,10 +20,11 @@ except ImportError:
 needs_ml_dtypes = pytest.mark.skipif(ml_dtypes is None, reason="ml_dtypes is not installed")
 
 rng = np.random.default_rng(8)
-MINIFLOATS = FLOAT8 + (float4_e2m1fn,)
+MINIFLOATS = FLOAT8 + (float8_e8m0fnu, float4_e2m1fn)
 NEW = MINIFLOATS + NARROW_INTS
 NAMES = {"f8e4m3fn": "float8_e4m3fn", "f8e4m3fnuz": "float8_e4m3fnuz", "f8e5m2": "float8_e5m2",
-         "f8e5m2fnuz": "float8_e5m2fnuz", "f4e2m1fn": "float4_e2m1fn", "i4": "int4",
+         "f8e5m2fnuz": "float8_e5m2fnuz", "f8e8m0fnu": "float8_e8m0fnu",
+         "f4e2m1fn": "float4_e2m1fn", "i4": "int4",
          "u4": "uint4", "i2": "int2", "u2": "uint2"}
 
 
@@ -142,8 +143,8 @@ def test_rounding_to_nearest_even_as_ml_dtypes(dt, src):
         ties = _edges(dt)[:(1 << dt.bits) - 1]
         xs.append(ties * (1 + 2.0 ** -40))
     for x in xs:
-        x = x.astype(src.np)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):     # e8m0's edges pass float32's largest
+            x = x.astype(src.np)
             want = x.astype(dt.np)
         for got in (_compiled_cast(x, dt), _interpreted_cast(x, dt)):
             assert got.dtype == dt.np
@@ -161,6 +162,8 @@ def test_special_values(dt):
         assert list(got) == [0x7E, 0x7C, 0xFC, 0x80, 0x7C, 0xFC]
     elif special == "fn":      # e4m3fn: no infinity, NaN 0x7F with the sign
         assert list(got) == [0x7F, 0x7F, 0xFF, 0x80, 0x7F, 0xFF]
+    elif special == "e8m0":    # powers of two: no sign, no zero, no infinity; NaN 0xFF
+        assert list(got) == [0xFF, 0xFF, 0xFF, 0xFF, 147, 0xFF]      # 1e6 -> 2**20
     elif special == "fnuz":    # fnuz: one NaN (0x80), no -0
         assert list(got) == [0x80, 0x80, 0x80, 0x00, 0x80, 0x80]
     else:                      # float4_e2m1fn: saturates; NaN is a zero of the other sign
@@ -209,7 +212,7 @@ def test_casts_between_every_dtype(dt, src):
     wide = h.astype(np.float64)
     if (src.is_int or src == bool_) and dt.is_float:
         lo, hi = _range(src)
-        h = h[np.isfinite(wide) & (wide >= lo) & (wide <= hi)]
+        h = h[np.isfinite(wide) & (wide >= lo) & (wide < float(hi) + 1)]   # 2**63: out
     if src.is_narrow_int or (src == bool_ and dt.is_int):   # wraps around: every value
         lo, hi = _range(src)
         h = h[(wide >= lo) & (wide <= hi)] if src == bool_ else h
@@ -346,6 +349,36 @@ def test_onnx_cast_saturate_as_the_reference(to, saturate, src):
     (got,) = lp.from_onnx(model)(x)
     assert got.dtype == want.dtype
     assert np.array_equal(_bits(got), _bits(want))
+
+
+@needs_ml_dtypes
+@pytest.mark.parametrize("saturate", [0, 1])
+@pytest.mark.parametrize("round_mode", ["up", "down", "nearest"])
+@pytest.mark.parametrize("src", [np.float32, np.float16, np.float64])
+def test_onnx_cast_to_e8m0_as_the_reference(round_mode, saturate, src):
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+    elem = {np.float32: TensorProto.FLOAT, np.float16: TensorProto.FLOAT16,
+            np.float64: TensorProto.DOUBLE}[src]
+    node = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E8M0,
+                            saturate=saturate, round_mode=round_mode)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", elem, [None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT8E8M0,
+                                                             [None])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 25)])
+    bits = rng.integers(0, 2 ** 32, 50_000, dtype=np.uint64).astype(np.uint32)
+    powers = 2.0 ** np.arange(-150, 129)
+    with np.errstate(all="ignore"):
+        x = np.concatenate([bits.view(np.float32).astype(np.float64), powers, powers * 1.5,
+                            powers * 1.25, powers * 1.75, -powers, [0.0, -0.0, np.inf, -np.inf,
+                                                                    np.nan, 3e38, 1.7e38]])
+        x = x.astype(src)
+        (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+    (got,) = lp.from_onnx(model)(x)
+    assert got.dtype == want.dtype
+    bad = np.nonzero(_bits(got) != _bits(want))[0]
+    assert bad.size == 0, (x[bad[:5]], _bits(got)[bad[:5]], _bits(want)[bad[:5]])
 
 
 # -- without ml_dtypes -------------------------------------------------------------------------

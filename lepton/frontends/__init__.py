@@ -4,8 +4,9 @@
 here (ops, creation functions, dtypes, `trace`); `lepton/__init__.py` re-exports them.
 """
 from ..ir.types import (bfloat16, bool_, float4_e2m1fn, float8_e4m3fn, float8_e4m3fnuz,
-                        float8_e5m2, float8_e5m2fnuz, float16, float32, float64, int2, int4, int8,
-                        int16, int32, int64, uint2, uint4, uint8, uint16, uint32, uint64)
+                        float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu, float16, float32, float64,
+                        int2, int4, int8, int16, int32, int64, uint2, uint4, uint8, uint16, uint32,
+                        uint64)
 from .control import cond, fori_loop, scan, while_loop
 from .nn_ops import (avg_pool2d, batch_norm, conv2d, cross_entropy, layer_norm, log_softmax,
                      max_pool2d, softmax)
@@ -45,7 +46,7 @@ __all__ = [
     # dtypes
     "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
     "uint16", "uint32", "uint64", "bool_", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2",
-    "float8_e5m2fnuz", "float4_e2m1fn", "int4", "uint4", "int2", "uint2",
+    "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn", "int4", "uint4", "int2", "uint2",
     # tracing
     "trace",
 ]

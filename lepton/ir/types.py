@@ -20,7 +20,9 @@ class FloatFormat:
     - "fn": finite only; NaN is the all-ones exponent and mantissa (float8_e4m3fn, max 448);
     - "fnuz": finite only, no negative zero; NaN is the pattern of -0 (0x80);
     - "finite": no infinity and no NaN (float4_e2m1fn): overflow saturates, and NaN becomes a
-      zero whose sign is the NaN's flipped, as ml_dtypes does.
+      zero whose sign is the NaN's flipped, as ml_dtypes does;
+    - "e8m0": no sign, no mantissa, no zero: a power of two 2**(bits - 127), 0xFF is NaN
+      (float8_e8m0fnu, the scales of the OCP MX formats).
 
     >>> FloatFormat(4, 3, 7, "fn").max
     448.0
@@ -32,11 +34,11 @@ class FloatFormat:
 
     @property
     def bits(self) -> int:
-        return 1 + self.exp_bits + self.man_bits
+        return (self.special != "e8m0") + self.exp_bits + self.man_bits
 
     @property
     def max(self) -> float:
-        top = (1 << self.exp_bits) - 1 - (self.special == "ieee")
+        top = (1 << self.exp_bits) - 1 - (self.special in ("ieee", "e8m0"))
         man = (1 << self.man_bits) - 1 - (self.special == "fn")
         return (1 + man / (1 << self.man_bits)) * 2.0 ** (top - self.bias)
 
@@ -124,6 +126,8 @@ float8_e5m2 = _small_float("f8e5m2", _ml_dtypes_numpy("float8_e5m2"),
 float8_e5m2fnuz = _small_float("f8e5m2fnuz", _ml_dtypes_numpy("float8_e5m2fnuz"),
                                FloatFormat(5, 2, 16, "fnuz"))
 FLOAT8 = (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz)
+float8_e8m0fnu = _small_float("f8e8m0fnu", _ml_dtypes_numpy("float8_e8m0fnu"),
+                              FloatFormat(8, 0, 127, "e8m0"))
 float4_e2m1fn = _small_float("f4e2m1fn", _ml_dtypes_numpy("float4_e2m1fn"),
                              FloatFormat(2, 1, 1, "finite"))
 # integers narrower than a byte (ONNX INT4, UINT4, INT2, UINT2), NumPy's via ml_dtypes
@@ -145,13 +149,14 @@ uint64 = DType("u64", np.dtype(np.uint64), False, True, True)
 bool_ = DType("bool", np.dtype(np.bool_), False, False)
 
 DTYPES = {d.name: d for d in (float16, bfloat16, float32, float64, int8, int16, int32, int64,
-                              uint8, uint16, uint32, uint64, bool_, *FLOAT8, float4_e2m1fn,
-                              *NARROW_INTS)}
+                              uint8, uint16, uint32, uint64, bool_, *FLOAT8, float8_e8m0fnu,
+                              float4_e2m1fn, *NARROW_INTS)}
 _BY_NUMPY = {d.np: d for d in DTYPES.values() if d.np is not None}
 # NumPy knows these names only once ml_dtypes is imported
 _BY_NAME = {"bfloat16": bfloat16, "float8_e4m3fn": float8_e4m3fn,
             "float8_e4m3fnuz": float8_e4m3fnuz, "float8_e5m2": float8_e5m2,
-            "float8_e5m2fnuz": float8_e5m2fnuz, "float4_e2m1fn": float4_e2m1fn, "int4": int4,
+            "float8_e5m2fnuz": float8_e5m2fnuz, "float8_e8m0fnu": float8_e8m0fnu,
+            "float4_e2m1fn": float4_e2m1fn, "int4": int4,
             "uint4": uint4, "int2": int2, "uint2": uint2}
 _LONG_NAME = {d: n for n, d in _BY_NAME.items()}
 ML_DTYPES_NAMES = frozenset(_BY_NAME)   # NumPy's names of the types ml_dtypes defines

@@ -13,8 +13,10 @@ the sign; the fnuz formats: 0x80, their only NaN). fnuz formats have no -0: a re
 +0. A NaN becomes the format's NaN with its sign (e5m2: the quiet 0x7E); an 8-bit NaN becomes
 float32's quiet NaN with its sign (fnuz: -NaN, as ml_dtypes gives). float4_e2m1fn has neither
 infinity nor NaN: overflow saturates to +-6 and NaN becomes a zero with its sign flipped
-(ml_dtypes' choice). ONNX's saturating casts
-clip before casting (frontends/onnx/casts.py).
+(ml_dtypes' choice). float8_e8m0fnu (a power of two, no sign, no zero) has its own two
+functions: its byte is float32's exponent field; rounding to the nearest power of two takes
+ties up, and zero, negatives, infinity, NaN and overflow become its NaN 0xFF, as ml_dtypes
+does. ONNX's saturating casts clip before casting (frontends/onnx/casts.py).
 
 The subnormal results come from one float32 addition of a power of two whose last place is
 the format's subnormal step, which rounds to nearest even itself (as halfbits.f32_to_f16).
@@ -53,6 +55,8 @@ def max_code(fmt: FloatFormat) -> int:
 
 def minifloat_to_f32(b: ir.IRBuilder, h, fmt: FloatFormat):
     """An 8- or 4-bit float's bits (i8) as float32, exactly."""
+    if fmt.special == "e8m0":
+        return _e8m0_to_f32(b, h)
     m, top_bit = fmt.man_bits, _sign_bit(fmt)
     u = b.and_(b.zext(h, _I32), _c(2 * top_bit - 1))
     sign = b.shl(b.and_(u, _c(top_bit)), _c(32 - fmt.bits))
@@ -75,6 +79,8 @@ def minifloat_to_f32(b: ir.IRBuilder, h, fmt: FloatFormat):
 
 def f32_to_minifloat(b: ir.IRBuilder, x, fmt: FloatFormat):
     """A float32 rounded to nearest even as an 8- or 4-bit float's bits (i8)."""
+    if fmt.special == "e8m0":
+        return _f32_to_e8m0(b, x)
     m, shift, top_bit = fmt.man_bits, 23 - fmt.man_bits, _sign_bit(fmt)
     u = b.bitcast(x, _I32)
     sign = b.and_(u, _c(0x80000000))
@@ -107,3 +113,20 @@ def f32_to_minifloat(b: ir.IRBuilder, x, fmt: FloatFormat):
     if fmt.special == "finite":
         signed = b.select(nan, b.xor(sign_small, _c(top_bit)), signed)
     return b.trunc(signed, _I8)
+
+
+def _e8m0_to_f32(b: ir.IRBuilder, h):
+    e = b.zext(h, _I32)
+    o = b.select(b.icmp_unsigned("==", e, _c(0)), _c(0x00400000), b.shl(e, _c(23)))  # 2**-127
+    return b.bitcast(b.select(b.icmp_unsigned("==", e, _c(0xFF)), _c(_QUIET_NAN), o), _F32)
+
+
+def _f32_to_e8m0(b: ir.IRBuilder, x):
+    u = b.bitcast(x, _I32)
+    e, man = b.lshr(u, _c(23)), b.and_(u, _c(0x7FFFFF))   # e has the sign above its 8 bits
+    up = b.zext(b.icmp_unsigned(">=", man, _c(0x400000)), _I32)                  # >= 1.5
+    sub_up = b.zext(b.icmp_unsigned(">=", man, _c(0x600000)), _I32)  # below 2**-126: 0 or 1
+    code = b.select(b.icmp_unsigned("==", e, _c(0)), sub_up, b.add(e, up))
+    # negative (the sign makes code > 255), +0, inf, NaN, overflow past 2**127: NaN
+    nan = b.or_(b.icmp_unsigned(">", code, _c(254)), b.icmp_unsigned("==", u, _c(0)))
+    return b.trunc(b.select(nan, _c(0xFF), code), _I8)
