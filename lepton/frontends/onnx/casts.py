@@ -45,7 +45,7 @@ def saturating_cast(x: Tensor, to: DType, saturate: bool = True) -> Tensor:
     return cast(ops.minimum(ops.maximum(x, -big), big), to)
 
 
-def _f32(v: float) -> Tensor:
+def _f32(v: float) -> np.float32:
     return np.float32(v)
 
 
@@ -65,7 +65,8 @@ def to_e8m0(x: Tensor, saturate: bool = True, round_mode: str = "up") -> Tensor:
         y = ops.where(down == ax, down, down * _f32(2))
     else:
         y = near
-    big = y * _f32(2) if round_mode == "up" else ops.where(ax >= _f32(1.5 * top), _f32(np.inf), y)
+    # what saturate=0 gives past 2**127: "up" already has inf there, "nearest" from 1.5 * 2**127
+    big = y if round_mode == "up" else ops.where(ax >= _f32(1.5 * top), _f32(np.inf), y)
     if round_mode != "down":                            # past 2**127: saturate or NaN
         y = ops.where(ax > _f32(top), _f32(top) if saturate else big, y)
     if round_mode == "up":
