@@ -30,7 +30,7 @@ from .ir.graph import Graph
 from .ir.interpreter import evaluate
 from .ir.ops import OpError
 from .ir.printer import print_graph
-from .ir.types import TupleType, float32, is_float_numpy
+from .ir.types import TupleType, dtype as to_dtype, float32, is_float_numpy
 from .runtime.executable import Executable
 from .runtime.cache import DiskCache
 from .runtime.jit import openmp_available
@@ -333,6 +333,8 @@ def tolerance(dtype) -> tuple[float, float]:
         return 1e-9, 1e-12
     if dtype == np.float16:          # a last-bit difference: 2**-10
         return 2e-3, 1e-4
+    if is_float_numpy(dtype) and np.dtype(dtype).itemsize == 1:   # 8-bit floats: 2**-2 ...
+        return 2.0 ** -to_dtype(dtype).fmt.man_bits, 1e-2                # float4: 2**-1
     if is_float_numpy(dtype):        # bfloat16: 2**-7
         return 1.6e-2, 1e-3
     return 0.0, 0.0
@@ -340,14 +342,14 @@ def tolerance(dtype) -> tuple[float, float]:
 
 def graph_tolerance(g: Graph, dtype) -> tuple[float, float]:
     """A value's tolerance is its dtype's, or float32's when the graph computes anything in
-    float32 (its rounding shows through a later cast to float64), or a 16-bit float's when
+    float32 (its rounding shows through a later cast to float64), or a small float's when
     it computes anything in one."""
     tols = [tolerance(dtype)]
     if is_float_numpy(dtype):
         types = [t for v in g.nodes
                  for t in (v.type.types if isinstance(v.type, TupleType) else (v.type,))]
         tols += [tolerance(d) for d in {t.dtype.np for t in types
-                                        if t.dtype == float32 or t.dtype.is_half}]
+                                        if t.dtype == float32 or t.dtype.is_small_float}]
     return max(tols)
 
 

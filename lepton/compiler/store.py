@@ -103,7 +103,9 @@ def store(cache: DiskCache, key: str, traced: Graph, native: Native) -> None:
             constants.append({"traced": held[id(c)]})
             continue
         data = np.ascontiguousarray(c).tobytes()
-        constants.append({"at": size, "dtype": c.dtype.str, "shape": list(c.shape)})
+        # ml_dtypes' types by name (their type string is a void's, '|V1')
+        dtype = c.dtype.name if c.dtype.isbuiltin == 2 else c.dtype.str
+        constants.append({"at": size, "dtype": dtype, "shape": list(c.shape)})
         blob.append(data)
         size += len(data)
     meta = {

@@ -3,8 +3,10 @@
 `from lepton.frontends import *` gives exactly the public names of module `lepton` that live
 here (ops, creation functions, dtypes, `trace`); `lepton/__init__.py` re-exports them.
 """
-from ..ir.types import (bfloat16, bool_, float16, float32, float64, int8, int16, int32, int64,
-                        uint8, uint16, uint32, uint64)
+from ..ir.types import (bfloat16, bool_, float4_e2m1fn, float8_e4m3fn, float8_e4m3fnuz,
+                        float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu, float16, float32, float64,
+                        int2, int4, int8, int16, int32, int64, uint2, uint4, uint8, uint16, uint32,
+                        uint64)
 from .control import cond, fori_loop, scan, while_loop
 from .nn_ops import (avg_pool2d, batch_norm, conv2d, cross_entropy, layer_norm, log_softmax,
                      max_pool2d, softmax)
@@ -43,7 +45,8 @@ __all__ = [
     "zeros", "ones", "full", "arange", "constant",
     # dtypes
     "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
-    "uint16", "uint32", "uint64", "bool_",
+    "uint16", "uint32", "uint64", "bool_", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2",
+    "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn", "int4", "uint4", "int2", "uint2",
     # tracing
     "trace",
 ]

@@ -18,7 +18,7 @@ import io
 import numpy as np
 
 from ..ir.parser import parse
-from ..ir.types import TensorType, dtype as to_dtype
+from ..ir.types import ML_DTYPES_NAMES as _ML_DTYPES, TensorType, dtype as to_dtype
 from ..ir.verifier import verify
 from .archive import read_archive
 from .model import LoadedModel
@@ -58,8 +58,9 @@ def _weight(entry: dict, members: dict, label: str) -> tuple[str, np.ndarray]:
     where = f"{label}: weight {entry.get('name')!r} ({entry['file']})"
     try:
         a = np.load(io.BytesIO(members[entry["file"]]), allow_pickle=False)
-        if entry.get("dtype") == "bfloat16" and a.dtype == np.dtype("V2"):
-            a = a.view(to_dtype("bfloat16").np)   # .npy keeps bfloat16 as 2-byte voids
+        name = entry.get("dtype")
+        if a.dtype.kind in "uV" and name != a.dtype.name and name in _ML_DTYPES:
+            a = a.view(to_dtype(name).np)   # saved as their bits (older files: voids)
         to_dtype(a.dtype)
     except (ValueError, TypeError, OSError, EOFError) as e:
         raise ValueError(f"{where}: not a readable .npy array of a Lepton dtype ({e})") from None

@@ -53,7 +53,10 @@ def save(fn_or_module, path, example_args, batch_axis: int | None = None, *,
     weights = []
     for k, (name, a) in enumerate(first.weights):
         buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+        a = np.ascontiguousarray(a)
+        # ml_dtypes' types (bfloat16, float8, int4...) as their bits: .npy cannot name them
+        np.save(buf, a.view(f"u{a.itemsize}") if a.dtype.isbuiltin == 2 else a,
+                allow_pickle=False)
         members[f"weights/{k}.npy"] = buf.getvalue()
         weights.append({"name": name, "file": f"weights/{k}.npy", "shape": list(a.shape),
                         "dtype": a.dtype.name})

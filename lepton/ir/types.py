@@ -12,41 +12,130 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class DType:
-    """A scalar element type. `name` is the short IR spelling (f32, u8, bf16, bool)."""
-    name: str
-    np: np.dtype | None     # None only for bf16 without the optional package ml_dtypes
-    is_float: bool
-    is_int: bool
-    unsigned: bool = False
+class FloatFormat:
+    """The bit layout of a float narrower than float32: sign, `exp_bits` exponent bits of
+    bias `bias`, `man_bits` mantissa bits, and how it spells the special values (`special`):
 
-    @property
-    def itemsize(self) -> int:
-        return self.np.itemsize if self.np is not None else 2
+    - "ieee": the top exponent is infinity (mantissa 0) or NaN, as float16 (float8_e5m2);
+    - "fn": finite only; NaN is the all-ones exponent and mantissa (float8_e4m3fn, max 448);
+    - "fnuz": finite only, no negative zero; NaN is the pattern of -0 (0x80);
+    - "finite": no infinity and no NaN (float4_e2m1fn): overflow saturates, and NaN becomes a
+      zero whose sign is the NaN's flipped, as ml_dtypes does;
+    - "e8m0": no sign, no mantissa, no zero: a power of two 2**(bits - 127), 0xFF is NaN
+      (float8_e8m0fnu, the scales of the OCP MX formats).
+
+    >>> FloatFormat(4, 3, 7, "fn").max
+    448.0
+    """
+    exp_bits: int
+    man_bits: int
+    bias: int
+    special: str
 
     @property
     def bits(self) -> int:
-        return 8 * self.itemsize
+        return (self.special != "e8m0") + self.exp_bits + self.man_bits
+
+    @property
+    def max(self) -> float:
+        top = (1 << self.exp_bits) - 1 - (self.special in ("ieee", "e8m0"))
+        man = (1 << self.man_bits) - 1 - (self.special == "fn")
+        return (1 + man / (1 << self.man_bits)) * 2.0 ** (top - self.bias)
+
+
+@dataclass(frozen=True)
+class DType:
+    """A scalar element type. `name` is the short IR spelling (f32, u8, bf16, f8e4m3fn, i4,
+    bool). `fmt` is the bit layout of a float narrower than float32, `nbits` the width of an
+    integer narrower than a byte (None for the others); those are stored one a byte, as
+    ml_dtypes stores them (an int4's byte holds its low 4 bits, the rest zero)."""
+    name: str
+    np: np.dtype | None     # None only for the ml_dtypes types without that optional package
+    is_float: bool
+    is_int: bool
+    unsigned: bool = False
+    fmt: FloatFormat | None = None
+    nbits: int | None = None
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element in memory."""
+        if self.np is not None:
+            return self.np.itemsize
+        return max(1, self.bits // 8)
+
+    @property
+    def bits(self) -> int:
+        """The width of the values (4 for int4; storage: itemsize)."""
+        if self.nbits is not None:
+            return self.nbits
+        return self.fmt.bits if self.fmt is not None else 8 * self.np.itemsize
 
     @property
     def is_half(self) -> bool:
         """float16 or bfloat16: stored in 16 bits, computed in float32."""
         return self.is_float and self.itemsize == 2
 
+    @property
+    def is_small_float(self) -> bool:
+        """A float stored in fewer than 32 bits and computed in float32: float16, bfloat16 and
+        the 8-bit floats (ir/halfs.py states the rule)."""
+        return self.fmt is not None
+
+    @property
+    def is_minifloat(self) -> bool:
+        """A float of at most 8 bits (the 8-bit floats, float4_e2m1fn), stored in a byte."""
+        return self.fmt is not None and self.fmt.bits <= 8
+
+    @property
+    def is_narrow_int(self) -> bool:
+        """int4, uint4, int2, uint2: stored in a byte, computed in int32."""
+        return self.nbits is not None
+
+    @property
+    def is_narrow(self) -> bool:
+        """Stored narrower than it computes (ir/halfs.py): small floats and narrow ints."""
+        return self.fmt is not None or self.nbits is not None
+
     def __repr__(self) -> str:
         return self.name
 
 
-def _bfloat16_numpy():
+def _ml_dtypes_numpy(name: str):
+    """The NumPy dtype ml_dtypes (optional) defines for `name`, or None without it."""
     try:
         import ml_dtypes
     except ImportError:
         return None
-    return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(getattr(ml_dtypes, name))
 
 
-float16 = DType("f16", np.dtype(np.float16), True, False)
-bfloat16 = DType("bf16", _bfloat16_numpy(), True, False)
+def _small_float(name: str, np_type, fmt: FloatFormat) -> DType:
+    return DType(name, np_type, True, False, fmt=fmt)
+
+
+float16 = _small_float("f16", np.dtype(np.float16), FloatFormat(5, 10, 15, "ieee"))
+bfloat16 = _small_float("bf16", _ml_dtypes_numpy("bfloat16"), FloatFormat(8, 7, 127, "ieee"))
+# the 8-bit floats of OCP's and Graphcore's proposals (ONNX FLOAT8*), NumPy's via ml_dtypes
+float8_e4m3fn = _small_float("f8e4m3fn", _ml_dtypes_numpy("float8_e4m3fn"),
+                             FloatFormat(4, 3, 7, "fn"))
+float8_e4m3fnuz = _small_float("f8e4m3fnuz", _ml_dtypes_numpy("float8_e4m3fnuz"),
+                               FloatFormat(4, 3, 8, "fnuz"))
+float8_e5m2 = _small_float("f8e5m2", _ml_dtypes_numpy("float8_e5m2"),
+                           FloatFormat(5, 2, 15, "ieee"))
+float8_e5m2fnuz = _small_float("f8e5m2fnuz", _ml_dtypes_numpy("float8_e5m2fnuz"),
+                               FloatFormat(5, 2, 16, "fnuz"))
+FLOAT8 = (float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz)
+float8_e8m0fnu = _small_float("f8e8m0fnu", _ml_dtypes_numpy("float8_e8m0fnu"),
+                              FloatFormat(8, 0, 127, "e8m0"))
+float4_e2m1fn = _small_float("f4e2m1fn", _ml_dtypes_numpy("float4_e2m1fn"),
+                             FloatFormat(2, 1, 1, "finite"))
+# integers narrower than a byte (ONNX INT4, UINT4, INT2, UINT2), NumPy's via ml_dtypes
+int4 = DType("i4", _ml_dtypes_numpy("int4"), False, True, nbits=4)
+uint4 = DType("u4", _ml_dtypes_numpy("uint4"), False, True, True, nbits=4)
+int2 = DType("i2", _ml_dtypes_numpy("int2"), False, True, nbits=2)
+uint2 = DType("u2", _ml_dtypes_numpy("uint2"), False, True, True, nbits=2)
+NARROW_INTS = (int4, uint4, int2, uint2)
 float32 = DType("f32", np.dtype(np.float32), True, False)
 float64 = DType("f64", np.dtype(np.float64), True, False)
 int8 = DType("i8", np.dtype(np.int8), False, True)
@@ -60,15 +149,24 @@ uint64 = DType("u64", np.dtype(np.uint64), False, True, True)
 bool_ = DType("bool", np.dtype(np.bool_), False, False)
 
 DTYPES = {d.name: d for d in (float16, bfloat16, float32, float64, int8, int16, int32, int64,
-                              uint8, uint16, uint32, uint64, bool_)}
+                              uint8, uint16, uint32, uint64, bool_, *FLOAT8, float8_e8m0fnu,
+                              float4_e2m1fn, *NARROW_INTS)}
 _BY_NUMPY = {d.np: d for d in DTYPES.values() if d.np is not None}
-_BY_NAME = {"bfloat16": bfloat16}   # NumPy knows the name only once ml_dtypes is imported
+# NumPy knows these names only once ml_dtypes is imported
+_BY_NAME = {"bfloat16": bfloat16, "float8_e4m3fn": float8_e4m3fn,
+            "float8_e4m3fnuz": float8_e4m3fnuz, "float8_e5m2": float8_e5m2,
+            "float8_e5m2fnuz": float8_e5m2fnuz, "float8_e8m0fnu": float8_e8m0fnu,
+            "float4_e2m1fn": float4_e2m1fn, "int4": int4,
+            "uint4": uint4, "int2": int2, "uint2": uint2}
+_LONG_NAME = {d: n for n, d in _BY_NAME.items()}
+ML_DTYPES_NAMES = frozenset(_BY_NAME)   # NumPy's names of the types ml_dtypes defines
 
 
 def _needs_ml_dtypes(d: DType) -> DType:
     if d.np is None:
-        raise TypeError("dtype bfloat16 needs the optional package ml_dtypes (NumPy's home of "
-                        "bfloat16): pip install 'lepton[bfloat16]'")
+        raise TypeError(f"dtype {_LONG_NAME[d]} needs the optional package ml_dtypes (NumPy's "
+                        f"home of bfloat16, the 8- and 4-bit floats and int4/uint4/int2/uint2): "
+                        f"pip install 'lepton[bfloat16]'")
     return d
 
 
@@ -93,23 +191,31 @@ def dtype(x) -> DType:
     raise TypeError(f"unsupported dtype {x!r}; Lepton supports {', '.join(DTYPES)}")
 
 
+_SMALL_FLOAT_NUMPY = frozenset(d.np for d in DTYPES.values() if d.is_small_float and d.np)
+
+
 def is_float_numpy(d) -> bool:
     """Whether a NumPy dtype is a float one (bfloat16's kind is 'V', not 'f')."""
     d = np.dtype(d)
-    return d.kind == "f" or (bfloat16.np is not None and d == bfloat16.np)
+    return d.kind == "f" or d in _SMALL_FLOAT_NUMPY
 
 
 def promote(a: DType, b: DType) -> DType:
     """NumPy's result type for two tensors of the supported dtypes (bfloat16 ranks as float16
     does; the two together give float32), except that where NumPy gives float64 to inputs that
     are not float64 (int32 with float32, int64 with float16, int64 with uint64) the result is
-    float32, as in JAX and PyTorch."""
+    float32, as in JAX and PyTorch. The 8- and 4-bit floats and the narrow integers promote as
+    ml_dtypes tells NumPy to (float8 as bfloat16 does with integers and wider floats; with
+    float16 or another 8-bit float, float32; int4 with uint4, int8)."""
     if a == b:
         return a
     if {a, b} == {float16, bfloat16}:
         return float32
-    r = np.promote_types(float16.np if a == bfloat16 else a.np,
-                         float16.np if b == bfloat16 else b.np)
+    if a.is_minifloat or b.is_minifloat or a.is_narrow_int or b.is_narrow_int:
+        r = np.promote_types(a.np, b.np)
+    else:
+        r = np.promote_types(float16.np if a == bfloat16 else a.np,
+                             float16.np if b == bfloat16 else b.np)
     d = _BY_NUMPY[r]
     if d == float64 and float64 not in (a, b):
         return float32

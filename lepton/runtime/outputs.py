@@ -38,7 +38,10 @@ class _Owner:
 
     def __init__(self, block: np.ndarray, pool: "OutputPool", shape, dtype):
         self.block, self.pool = block, pool
-        self.__array_interface__ = {"shape": tuple(shape), "typestr": dtype.str,
+        # ml_dtypes' types (bfloat16, float8...) have no type string of their own (float8_e5m2's
+        # '<f1' is not even readable): bytes here, viewed as the type by OutputPool.empty
+        typestr = f"|V{dtype.itemsize}" if dtype.isbuiltin == 2 else dtype.str
+        self.__array_interface__ = {"shape": tuple(shape), "typestr": typestr,
                                     "data": (block.ctypes.data, False), "version": 3}
 
     def __del__(self):
@@ -62,7 +65,8 @@ class OutputPool:
             block = free.pop() if free else _block(nbytes)
         except IndexError:  # another thread took the last one
             block = _block(nbytes)
-        return np.asarray(_Owner(block, self, shape, dtype))
+        out = np.asarray(_Owner(block, self, shape, dtype))
+        return out if out.dtype == dtype else out.view(dtype)
 
     def give(self, block: np.ndarray) -> None:
         free = self._free.setdefault(block.nbytes, [])

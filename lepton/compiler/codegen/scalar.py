@@ -5,8 +5,11 @@ no calls to libm), so LLVM's loop vectoriser turns every elementwise loop into 1
 Booleans are `i1` in registers and one byte in memory (NumPy's layout). Unsigned integers
 share the signed ones' LLVM types; their ops (compare, min/max, extend, convert) are the
 unsigned forms. float16 is LLVM `half` where the host converts it (F16C on x86) and bfloat16
-its bits (`i16`), as float16 is elsewhere: the pass `widen` leaves them only to loads, stores,
-casts, selects and copies, and casts convert them through float32 (halfbits.py for bits).
+its bits (`i16`), as float16 is elsewhere; the 8- and 4-bit floats and the integers narrower
+than a byte (int4, uint4, int2, uint2) are their bytes (`i8`, ml_dtypes' layout: an int4 is its
+low 4 bits, the others zero): the pass `widen` leaves these narrow types only to loads, stores,
+casts, selects and copies, and casts convert them through float32 (halfbits.py, minifloat.py
+for bits) or int32.
 """
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ from llvmlite import ir
 
 import numpy as np
 
-from ...ir.types import DTYPES, DType, bfloat16, bool_, float16, float32, float64
-from . import halfbits, vmath
+from ...ir.types import DTYPES, DType, bfloat16, bool_, float16, float32, float64, int32
+from . import halfbits, minifloat, vmath
 from .loops import vconst
 
 FAST = ("contract",)  # lets LLVM form FMAs; keeps inf/nan semantics intact
@@ -40,9 +43,10 @@ def set_hardware_halves(on: bool) -> None:
     """float16 as LLVM `half` (converted by the CPU) or as its bits (halfbits.py)."""
     global HARDWARE_HALVES, _LL, _MEM
     HARDWARE_HALVES = on
-    _LL = {d: ir.IntType(d.bits) for d in DTYPES.values() if d.is_int}
+    _LL = {d: ir.IntType(8 * d.itemsize) for d in DTYPES.values() if d.is_int}
     _LL.update({float16: ir.HalfType() if on else _I16, bfloat16: _I16, float32: _F32,
                 float64: _F64, bool_: ir.IntType(1)})
+    _LL.update({d: ir.IntType(8) for d in DTYPES.values() if d.is_minifloat})
     _MEM = {**_LL, bool_: ir.IntType(8)}
 
 
@@ -50,7 +54,8 @@ set_hardware_halves(_host_converts_halves())
 
 
 def llvm_type(dt: DType) -> ir.Type:
-    """The register type of a dtype (bool is i1, bfloat16 its bits i16)."""
+    """The register type of a dtype (bool is i1, bfloat16 its bits i16, the 8- and 4-bit floats
+    and the narrow integers their byte i8)."""
     return _LL[dt]
 
 
@@ -79,6 +84,10 @@ def zero(dt: DType, value=0):
     """The constant `value` of dtype dt (in its register type)."""
     if dt == bfloat16 or (dt == float16 and not HARDWARE_HALVES):
         return ir.Constant(_I16, int(np.asarray(value, dt.np).view(np.int16)))
+    if dt.is_minifloat:
+        return ir.Constant(_LL[dt], int(np.asarray(value, dt.np).view(np.int8)))
+    if dt.is_narrow_int:
+        return ir.Constant(_LL[dt], int(value) & ((1 << dt.bits) - 1))
     if dt.is_float:
         return ir.Constant(_LL[dt], float(np.asarray(value, dt.np)))
     v = int(value)
@@ -194,14 +203,18 @@ def _pow(b, xs, ins, out):
 
 
 def to_f32(b, x, dt: DType):
-    """A float16 or bfloat16 register as float32 (exact)."""
+    """A small float's register (float16, bfloat16, 8- or 4-bit) as float32 (exact)."""
+    if dt.is_minifloat:
+        return minifloat.minifloat_to_f32(b, x, dt.fmt)
     if dt == float16:
         return b.fpext(x, _F32) if HARDWARE_HALVES else halfbits.f16_to_f32(b, x)
     return halfbits.bf16_to_f32(b, x)
 
 
 def from_f32(b, x, dt: DType):
-    """A float32 register rounded to nearest even as float16 or bfloat16 (NaN stays NaN)."""
+    """A float32 register rounded to nearest even as a small float (NaN stays NaN)."""
+    if dt.is_minifloat:
+        return minifloat.f32_to_minifloat(b, x, dt.fmt)
     if dt == float16:
         return b.fptrunc(x, ir.HalfType()) if HARDWARE_HALVES else halfbits.f32_to_f16(b, x)
     return halfbits.f32_to_bf16(b, x)
@@ -209,7 +222,7 @@ def from_f32(b, x, dt: DType):
 
 def _f64_to_f32_odd(b, d):
     """d rounded to float32 to odd (toward zero, then the last bit set when inexact), so that
-    rounding it again to a 16-bit float rounds d once."""
+    rounding it again to a 16- or 8-bit float rounds d once."""
     f = b.fptrunc(d, _F32)
     back = b.fpext(f, _F64)
     bits = b.bitcast(f, _I32)
@@ -242,19 +255,53 @@ def _float_to_int(b, x, out: DType):
     return b.fptosi(x, dst_t)  # NaN or out of range: an unspecified value, as in NumPy
 
 
+def _narrow_int_to_i32(b, x, src: DType):
+    """An int4/uint4/int2/uint2 byte as int32 (sign-extended from its top bit when signed)."""
+    x = b.zext(x, _I32)
+    if src.unsigned:
+        return x
+    shift = ir.Constant(_I32, 32 - src.bits)
+    return b.ashr(b.shl(x, shift), shift)
+
+
+def _to_narrow_int(b, x, src: DType, out: DType):
+    """Any register as an int4/uint4/int2/uint2 byte, as ml_dtypes converts: integers keep
+    their low bits (wrap around); floats truncate toward zero, and a value out of the range
+    (or NaN) gives 0."""
+    if src.is_float:
+        t = _fptoi_sat(b, x, _I32, False)     # defined everywhere: NaN 0, huge saturated
+        lo, hi = (0, (1 << out.bits) - 1) if out.unsigned else (-(1 << (out.bits - 1)),
+                                                                (1 << (out.bits - 1)) - 1)
+        ok = b.and_(b.icmp_signed(">=", t, ir.Constant(t.type, lo)),
+                    b.icmp_signed("<=", t, ir.Constant(t.type, hi)))
+        x = b.select(ok, t, ir.Constant(t.type, 0))
+    elif src == bool_:
+        x = b.zext(x, _I32)
+    return b.and_(b.trunc(x, ir.IntType(8)) if x.type.width > 8 else x,
+                  ir.Constant(ir.IntType(8), (1 << out.bits) - 1))
+
+
 def _cast(b, xs, ins, out):
     (x,), src = xs, ins[0]
     dst_t = llvm_type(out)
     if src == out:
         return x
-    if src.is_half:
+    if src.is_narrow_int:
+        x, src = _narrow_int_to_i32(b, x, src), int32
+        if out == int32:
+            return x
+    if out.is_narrow_int:
+        if src.is_small_float:
+            x, src = to_f32(b, x, src), float32
+        return _to_narrow_int(b, x, src, out)
+    if src.is_small_float:
         x, src = to_f32(b, x, src), float32
         if out == float32:
             return x
     if out == bool_:
         return b.fcmp_unordered("!=", x, zero(src)) if src.is_float else b.icmp_unsigned(
             "!=", x, zero(src))
-    if out.is_half:
+    if out.is_small_float:
         if src == float64:
             x = _f64_to_f32_odd(b, x)
         elif src != float32:   # an integer: exact in f32 up to 16 bits, in f64 up to 32

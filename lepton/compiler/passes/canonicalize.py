@@ -41,7 +41,7 @@ def _holds(mid: DType, d: DType) -> bool:
     if d == bool_:
         return mid != bool_
     if d.is_float:
-        return mid.is_float and (mid == float64 or (mid == float32 and d.is_half))
+        return mid.is_float and (mid == float64 or (mid == float32 and d.is_small_float))
     if mid.is_int:
         return (mid.bits > d.bits if mid.unsigned != d.unsigned and d.unsigned else
                 mid.bits >= d.bits and (mid.unsigned == d.unsigned))

@@ -1,11 +1,12 @@
-"""Widening: every op on 16-bit floats that computes (not one of `halfs.MOVES`) computes in
-float32 between casts, and matmul of 8/16-bit or unsigned integers in i32/i64 (the GEMM
-kernels' types; the low bits of a product sum do not depend on the width, so the result
-wraps around as NumPy's does). Code generation then sees 16-bit floats only in loads, stores,
-casts, selects and copies.
+"""Widening: every op on narrow types (ir/halfs.py) that computes (not one of `halfs.MOVES`)
+computes in their wide type between casts (small floats in float32, int4/uint4/int2/uint2 in
+int32), and matmul of 8/16-bit or unsigned integers in i32/i64 (the GEMM kernels' types; the
+low bits of a product sum do not depend on the width, so the result wraps around as NumPy's
+does). Code generation then sees narrow types only in loads, stores, casts, selects and copies.
 
     %2: f16[4] = exp %1            ->   %3: f32[4] = cast %1 ; %4 = exp %3 ; %2 = cast %4 f16
     %2: u8[2,2] = matmul %0, %1    ->   the same in i32, cast back to u8
+    %2: i4[8] = add %0, %1         ->   the same in i32, cast back to i4 (wraps around)
 
     g2 = widen(g, counts)      # counts["widen-exp"]: the ops rewritten
 """
@@ -23,7 +24,7 @@ _GEMM_OPS = frozenset(["matmul"])
 
 
 def _wide(op: str, d: DType) -> DType:
-    if d.is_half:
+    if d.is_narrow:
         return halfs.compute_dtype(d)
     if op in _GEMM_OPS and d.is_int and (d.unsigned or d.itemsize < 4):
         return int64 if d.itemsize == 8 else int32
@@ -39,7 +40,7 @@ def _needs(v: Value) -> bool:
 
 
 def widen(g: Graph, counts: Counter | None = None) -> Graph:
-    """A new graph in which no op computes on 16-bit floats or GEMMs small integers (g is not
+    """A new graph in which no op computes on narrow types or GEMMs small integers (g is not
     changed); new values keep the source line of the op they replace."""
     if not any(_needs(v) or v.op in REGIONS for v in g.nodes):
         return g

@@ -18,16 +18,22 @@ from typing import Callable
 
 import numpy as np
 
-from ...ir.types import (DType, bfloat16, bool_, float16, float32, float64, int8, int16, int32,
-                         int64, uint8, uint16, uint32, uint64)
+from ...ir.types import (DType, bfloat16, bool_, float4_e2m1fn, float8_e4m3fn, float8_e4m3fnuz,
+                         float8_e5m2, float8_e5m2fnuz, float8_e8m0fnu, float16, float32, float64,
+                         int2, int4, int8, int16, int32, int64, uint2, uint4, uint8, uint16,
+                         uint32, uint64)
 from ..tensor import Tensor
 
 # ONNX TensorProto element types Lepton has (the rest are refused with their ONNX name);
-# BFLOAT16 needs the optional package ml_dtypes.
+# BFLOAT16, FLOAT8E4M3FN, FLOAT8E4M3FNUZ, FLOAT8E5M2, FLOAT8E5M2FNUZ, UINT4, INT4, FLOAT4E2M1,
+# FLOAT8E8M0, UINT2 and INT2 need the optional package ml_dtypes.
 ONNX_DTYPES: dict[int, DType] = {
     1: float32, 2: uint8, 3: int8, 4: uint16, 5: int16, 6: int32, 7: int64, 9: bool_,
     10: float16, 11: float64, 12: uint32, 13: uint64,
-    **({16: bfloat16} if bfloat16.np is not None else {})}
+    **{k: d for k, d in ((16, bfloat16), (17, float8_e4m3fn), (18, float8_e4m3fnuz),
+                         (19, float8_e5m2), (20, float8_e5m2fnuz), (21, uint4), (22, int4),
+                         (23, float4_e2m1fn), (24, float8_e8m0fnu), (25, uint2),
+                         (26, int2)) if d.np is not None}}
 
 
 def onnx_type_name(elem_type: int) -> str:

@@ -11,7 +11,7 @@ shape, Slice's starts...) are listed in each Rule's `consts`: they must be compu
 constants, or depend on graph inputs that the loader then specialises on their value; Gather's
 indices may be computed. Op families live in their own modules: neural.py, elementwise.py,
 indexing.py, integer.py, attention.py (also normalisations and losses), recurrent.py, control.py,
-misc.py.
+casts.py (Cast, CastLike), quantize.py, misc.py.
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import (attention, control, elementwise as ew, indexing, integer, misc, neural,
-               random_ops, recurrent, resample, sampling)
-from .node import ONNX_DTYPES, Rule, onnx_type_name
+from . import (attention, casts, control, elementwise as ew, indexing, integer, misc, neural,
+               quantize, random_ops, recurrent, resample, sampling)
+from .node import ONNX_DTYPES, Rule
 
 
 # -- elementwise -------------------------------------------------------------------------------
@@ -113,16 +113,6 @@ def hard_swish(n) -> Tensor:
 def mean_of(n) -> Tensor:
     xs = n.xs()
     return functools.reduce(ops.add, xs) / float(len(xs))
-
-
-def _onnx_dtype(n, elem_type: int):
-    if elem_type not in ONNX_DTYPES:
-        n.unsupported(f"element type {onnx_type_name(elem_type)} is not supported")
-    return ONNX_DTYPES[elem_type]
-
-
-def cast_(n) -> Tensor:
-    return cast(n.x(0), _onnx_dtype(n, n.attr("to")))
 
 
 # -- reductions --------------------------------------------------------------------------------
@@ -423,8 +413,11 @@ TABLE: dict[str, Rule] = {
     "Not": Rule(unary(ops.logical_not)), "And": Rule(binary(ops.logical_and)),
     "Or": Rule(binary(ops.logical_or)), "Xor": Rule(binary(ops.logical_xor)),
     "Where": Rule(lambda n: ops.where(n.x(0), n.x(1), n.x(2))),
-    "Cast": Rule(cast_, ("to", "saturate")),
-    "CastLike": Rule(lambda n: cast(n.x(0), n.x(1).dtype), ("saturate",)),
+    "Cast": Rule(casts.cast_, ("to", "saturate", "round_mode")),
+    "CastLike": Rule(casts.cast_like, ("saturate", "round_mode")),
+    "QuantizeLinear": Rule(quantize.quantize_linear,
+                           ("axis", "saturate", "block_size", "output_dtype", "precision")),
+    "DequantizeLinear": Rule(quantize.dequantize_linear, ("axis", "block_size", "output_dtype")),
     # linear algebra and neural networks
     "MatMul": Rule(binary(ops.matmul)),
     "Gemm": Rule(neural.gemm, ("alpha", "beta", "transA", "transB")),
