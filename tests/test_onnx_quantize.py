@@ -69,3 +69,47 @@ def test_quantize_and_dequantize_as_the_reference(out, mode):
     (back,) = ReferenceEvaluator(m).run(None, {"q": want, "s": scale, "z": zero})
     (got,) = lp.from_onnx(m)(want, scale, zero)
     np.testing.assert_array_equal(got, back)
+
+
+def _ints(dtype, shape):
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
+
+
+def _run_both(op, inputs, out_elem, opset=21, **attrs):
+    m = _model(op, inputs, out_elem, **attrs)
+    m.opset_import[0].version = opset
+    feeds = {name: a for name, a in inputs}
+    (want,) = ReferenceEvaluator(m).run(None, feeds)
+    (got,) = lp.from_onnx(m)(*[a for _, a in inputs])
+    _same(got, want)
+
+
+@pytest.mark.parametrize("dt", [np.uint8, np.int8])
+def test_integer_matmuls_as_the_reference(dt):
+    """MatMulInteger and QLinearMatMul: batched, per-column zero points of B, requantized to
+    another integer type, scales whose product rounds in float32 first."""
+    a, b = _ints(dt, (2, 5, 7)), _ints(dt, (7, 6))
+    az, bz = _ints(dt, ()), _ints(dt, (6,))
+    _run_both("MatMulInteger", [("a", a), ("b", b), ("az", az), ("bz", bz)], TensorProto.INT32)
+    ys, yz = np.array(37.3, np.float32), _ints(np.uint8, ())
+    _run_both("QLinearMatMul", [("a", a), ("as", np.array(0.11, np.float32)), ("az", az),
+                                ("b", b), ("bs", np.array(0.07, np.float32)), ("bz", bz),
+                                ("ys", ys), ("yz", yz)], TensorProto.UINT8)
+
+
+@pytest.mark.parametrize("dt", [np.uint8, np.int8])
+def test_integer_convolutions_as_the_reference(dt):
+    """ConvInteger and QLinearConv: padding and strides, per-channel weight zero points and
+    scales, an int32 bias, output zero point of another type."""
+    x, w = _ints(dt, (2, 3, 7, 6)), _ints(dt, (4, 3, 3, 2))
+    xz, wz = _ints(dt, ()), _ints(dt, (4,))
+    window = {"pads": [1, 0, 1, 1], "strides": [2, 1]}
+    _run_both("ConvInteger", [("x", x), ("w", w), ("xz", xz), ("wz", wz)], TensorProto.INT32,
+              **window)
+    ws = rng.uniform(0.01, 0.05, 4).astype(np.float32)
+    bias = rng.integers(-500, 500, 4).astype(np.int32)
+    yz = _ints(np.int8, ())
+    _run_both("QLinearConv", [("x", x), ("xs", np.array(0.2, np.float32)), ("xz", xz),
+                              ("w", w), ("ws", ws), ("wz", wz), ("ys", np.array(9.0, np.float32)),
+                              ("yz", yz), ("b", bias)], TensorProto.INT8, **window)

@@ -88,7 +88,11 @@ def _for_image(nd: int, params: tuple, neutral: int) -> tuple:
 
 
 def conv(n) -> Tensor:
-    x, w, b = n.x(0), n.x(1), n.opt(2)
+    return conv_of(n, n.x(0), n.x(1), n.opt(2))
+
+
+def conv_of(n, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """Conv of node n's window attributes on x, w and bias b (also ConvInteger, QLinearConv)."""
     nd = x.ndim - 2
     img = _as_image(n, x)
     kernel = tuple(w.shape[2:])

@@ -380,6 +380,10 @@ _ARG = ("axis", "keepdims", "select_last_index")
 _RNN = ("activation_alpha", "activation_beta", "activations", "clip", "direction",
         "hidden_size", "layout")
 
+# a convolution's window attributes (Conv, ConvInteger, QLinearConv)
+WINDOW = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+
+
 TABLE: dict[str, Rule] = {
     # arithmetic and math
     "Add": Rule(binary(ops.add)), "Sub": Rule(binary(ops.subtract)),
@@ -418,11 +422,14 @@ TABLE: dict[str, Rule] = {
     "QuantizeLinear": Rule(quantize.quantize_linear,
                            ("axis", "saturate", "block_size", "output_dtype", "precision")),
     "DequantizeLinear": Rule(quantize.dequantize_linear, ("axis", "block_size", "output_dtype")),
+    "MatMulInteger": Rule(quantize.matmul_integer),
+    "ConvInteger": Rule(quantize.conv_integer, WINDOW),
+    "QLinearMatMul": Rule(quantize.qlinear_matmul),
+    "QLinearConv": Rule(quantize.qlinear_conv, WINDOW),
     # linear algebra and neural networks
     "MatMul": Rule(binary(ops.matmul)),
     "Gemm": Rule(neural.gemm, ("alpha", "beta", "transA", "transB")),
-    "Conv": Rule(neural.conv, ("auto_pad", "dilations", "group", "kernel_shape", "pads",
-                               "strides")),
+    "Conv": Rule(neural.conv, WINDOW),
     "ConvTranspose": Rule(resample.conv_transpose, ("auto_pad", "dilations", "group",
                                                     "kernel_shape", "output_padding",
                                                     "output_shape", "pads", "strides")),
