@@ -488,7 +488,9 @@ def test_onnx_small_dtypes_match_onnxruntime():
     same(got[2], want[2])
 
 
-def test_everything_but_bfloat16_works_without_ml_dtypes():
+def test_everything_but_the_ml_dtypes_types_works_without_it():
+    """bfloat16, the 8- and 4-bit floats and int4/uint4/int2/uint2 need ml_dtypes; nothing
+    else does (one subprocess with ml_dtypes blocked)."""
     import subprocess
     import sys
     code = """if True:
@@ -502,6 +504,16 @@ def test_everything_but_bfloat16_works_without_ml_dtypes():
             assert "ml_dtypes" in str(e)
         else:
             raise AssertionError("bfloat16 without ml_dtypes")
+        from lepton.frontends.onnx.node import ONNX_DTYPES
+        assert lp.float8_e5m2.np is None and 19 not in ONNX_DTYPES and 1 in ONNX_DTYPES
+        f = lp.compile(lambda x: (x * 2).astype(lp.float16))
+        assert f(np.ones(3, np.int8)).tolist() == [2.0, 2.0, 2.0]
+        try:
+            lp.compile(lambda x: x.astype(lp.float8_e4m3fn))(np.ones(3, np.float32))
+        except TypeError as e:
+            assert "ml_dtypes" in str(e) and "float8_e4m3fn" in str(e), e
+        else:
+            raise AssertionError("float8 without ml_dtypes")
         print("ok")
     """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
