@@ -26,7 +26,7 @@ import numpy as np
 
 from ..ir.types import TensorType
 from .jit import NativeLibrary
-from .outputs import OutputPool
+from .outputs import OutputPool, aligned_empty
 
 _ENTRY_T = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
 
@@ -42,12 +42,6 @@ def _address(a: np.ndarray) -> int:
     if a.flags.writeable and a.size and a.dtype.isbuiltin == 1:
         return _addressof(_c_char.from_buffer(a))
     return a.ctypes.data
-
-
-def _aligned_empty(nbytes: int, align: int = 64) -> np.ndarray:
-    raw = np.empty(nbytes + align, dtype=np.uint8)
-    start = (-raw.ctypes.data) % align
-    return raw[start:start + nbytes]
 
 
 class Executable:
@@ -131,5 +125,5 @@ class _Frame:
     __slots__ = ("ptrs", "workspace")
 
     def __init__(self, workspace_bytes: int, n_ptrs: int):
-        self.workspace = _aligned_empty(workspace_bytes) if workspace_bytes else None
+        self.workspace = aligned_empty(workspace_bytes) if workspace_bytes else None
         self.ptrs = (ctypes.c_void_p * n_ptrs)()

@@ -25,8 +25,8 @@ ALIGN = 64              # a pooled block starts on a cache line (malloc gives 16
                         # a kernel streaming rows to it (codegen/stream.py) writes whole lines
 
 
-def _block(nbytes: int) -> np.ndarray:
-    """A fresh block of nbytes starting at a multiple of ALIGN."""
+def aligned_empty(nbytes: int) -> np.ndarray:
+    """A fresh block of nbytes starting at a multiple of ALIGN (pooled outputs, workspaces)."""
     raw = np.empty(nbytes + ALIGN, np.uint8)
     start = (-raw.ctypes.data) % ALIGN
     return raw[start:start + nbytes]
@@ -62,9 +62,9 @@ class OutputPool:
             return np.empty(shape, dtype)
         free = self._free.get(nbytes)
         try:
-            block = free.pop() if free else _block(nbytes)
+            block = free.pop() if free else aligned_empty(nbytes)
         except IndexError:  # another thread took the last one
-            block = _block(nbytes)
+            block = aligned_empty(nbytes)
         out = np.asarray(_Owner(block, self, shape, dtype))
         return out if out.dtype == dtype else out.view(dtype)
 
