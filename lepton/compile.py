@@ -53,7 +53,8 @@ class CompileResult:
         cache_on = cfg.cache and not cfg.dump_dir
         self.options = stages.Options(self.threads, self.vector_width, profile,
                                       cfg.debug or check, cfg.dump_dir,
-                                      cache_dir=cfg.cache_dir if cache_on else None)
+                                      cache_dir=cfg.cache_dir if cache_on else None,
+                                      compile_threads=cfg.compile_threads)
         self.times: dict = {}
         self._artefacts: dict = {}
         self._code = self._load(cfg)     # (it keeps the code's entry in _LOADED alive)

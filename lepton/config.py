@@ -6,6 +6,8 @@
 - LEPTON_CACHE=0      do not use the disk cache
 - LEPTON_NUM_THREADS  threads a kernel may use (default: the CPUs this process may run on, and
                       no more than its cgroup's CPU quota allows, see cgroup.py)
+- LEPTON_COMPILE_THREADS  LLVM modules compiled at once (default: as LEPTON_NUM_THREADS's
+                      default, at most 8; LEPTON_NUM_THREADS does not change it)
 - LEPTON_VECTOR_WIDTH=256|512  force the SIMD width on an AVX-512 host (default: measured once)
 The thread count and the vector width change generated code; both are part of the cache key.
 """
@@ -24,6 +26,7 @@ class Config:
     cache_dir: str
     cache: bool
     threads: int
+    compile_threads: int
     vector_width: int | None     # None: chosen per host (lepton/tuning.py)
 
 
@@ -34,6 +37,8 @@ def current() -> Config:
                   or os.path.join(os.path.expanduser("~"), ".cache", "lepton"),
                   cache=os.environ.get("LEPTON_CACHE", "1") not in ("", "0"),
                   threads=_threads(os.environ.get("LEPTON_NUM_THREADS", "")),
+                  compile_threads=_threads(os.environ.get("LEPTON_COMPILE_THREADS", ""),
+                                           "LEPTON_COMPILE_THREADS", most=8),
                   vector_width=_vector_width(os.environ.get("LEPTON_VECTOR_WIDTH", "")))
 
 
@@ -45,15 +50,14 @@ def _vector_width(text: str) -> int | None:
     raise ValueError(f"LEPTON_VECTOR_WIDTH must be 256 or 512 (bits), got {text!r}")
 
 
-def _threads(text: str) -> int:
+def _threads(text: str, name: str = "LEPTON_NUM_THREADS", most: int | None = None) -> int:
     if text.strip():
         try:
             return max(1, int(text))
         except ValueError:
-            raise ValueError(f"LEPTON_NUM_THREADS must be a positive integer, got {text!r}") \
-                from None
+            raise ValueError(f"{name} must be a positive integer, got {text!r}") from None
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:
         cpus = os.cpu_count() or 1
-    return min(cpus, cpu_limit() or cpus)
+    return min(cpus, cpu_limit() or cpus, most or cpus)

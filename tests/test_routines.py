@@ -61,15 +61,15 @@ def test_routines_compile_once_per_process_and_results_agree(monkeypatch):
     first = args(64, 96, 80)
     f = lp.compile(mlp, example_args=first)
     np.testing.assert_allclose(f(*first), reference(*first), rtol=2e-4, atol=2e-3)
-    before = routines.compiled
+    before = routines.compiled_count
     g = lp.compile(lambda x, w1, w2: mlp(x, w1, w2) * 2.0, example_args=first)
-    assert routines.compiled == before      # another model, the same GEMMs: none compiled
+    assert routines.compiled_count == before      # another model, the same GEMMs: none compiled
     np.testing.assert_allclose(g(*first), 2 * reference(*first), rtol=2e-4, atol=4e-3)
     other = args(33, 50, 70)   # other shapes, edges included: only routines not seen yet
     h = lp.compile(lambda x, w1, w2: mlp(x, w1, w2) * 2.0, example_args=other)
     known = {r.name for r in split_routines(f.llvm_ir())[1]}
     new = {r.name for r in split_routines(h.llvm_ir())[1]} - known
-    assert routines.compiled - before <= len(new)
+    assert routines.compiled_count - before <= len(new)
     np.testing.assert_allclose(h(*other), 2 * reference(*other), rtol=2e-4, atol=4e-3)
     np.testing.assert_allclose(f(*first), reference(*first), rtol=2e-4, atol=2e-3)
 
@@ -83,7 +83,7 @@ x, w1, w2 = (r.standard_normal(s).astype(np.float32) for s in ((m, k), (k, n), (
 f = lp.compile(lambda x, w1, w2: lp.relu(x @ w1) @ w2, example_args=(x, w1, w2))
 want = np.maximum(x.astype(np.float64) @ w1, 0) @ w2
 assert np.allclose(f(x, w1, w2), want, rtol=2e-4, atol=2e-3), "wrong result"
-print(routines.compiled, f.stats()["from_disk_cache"])
+print(routines.compiled_count, f.stats()["from_disk_cache"])
 """
 
 

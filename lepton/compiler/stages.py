@@ -27,7 +27,8 @@ from ..ir.graph import Graph
 from ..ir.types import TensorType
 from ..runtime import kernel_cache, routines
 from ..runtime.cache import DiskCache
-from ..runtime.jit import MODEL_LEVEL, NativeLibrary, compile_object
+from ..runtime.compile_threads import compile_all
+from ..runtime.jit import MODEL_LEVEL, ROUTINE_LEVEL, NativeLibrary
 from .codegen.lower import ENTRY, lower_graph, statuses
 from .fusion import Group, partition
 from .memory import MemoryPlan, plan_memory, schedule_of
@@ -44,6 +45,7 @@ class Options:
     verify: bool = False
     dump_dir: str | None = None
     cache_dir: str | None = None    # the disk cache, for the shared routines and big kernels
+    compile_threads: int = 1        # LLVM modules compiled at once (runtime/compile_threads.py)
 
     def flags(self) -> str:
         return f"O{MODEL_LEVEL} threads={self.threads}" + (" profile" if self.profile else "")
@@ -157,16 +159,28 @@ def lower_stage(a: Planned, o: Options) -> Lowered:
 
 def llvm_stage(a: Lowered, o: Options) -> Native:
     """The shared GEMM routines compiled (or loaded) once per process and host, not in this
-    module; with a disk cache, each big kernel its own cached object; the rest at O2."""
+    module; with a disk cache or several compile threads, each big kernel a module of its own
+    (and with the cache its own cached object); the rest at O2. Every module still to compile
+    goes to the compile threads at once."""
     cache = DiskCache(o.cache_dir) if o.cache_dir else None
     model_ir, shared = routines.split_routines(a.llvm_ir, o.width)
-    routines.load_routines(shared, cache, o.width)
-    chunks, extra = [], []
-    if cache:
+    todo = routines.to_compile(shared, cache, o.width)
+    chunks, found = [], []
+    if cache or o.compile_threads > 1:
         model_ir, chunks = kernel_cache.split_kernels(model_ir, a.layout.kernel_names,
                                                       o.flags(), o.width)
-        extra = kernel_cache.kernel_objects(chunks, cache, MODEL_LEVEL, o.width)
-    obj, optimized = compile_object(model_ir, MODEL_LEVEL, o.width)
+        found = kernel_cache.lookup(chunks, cache) if cache else [None] * len(chunks)
+    new = [c for c, obj in zip(chunks, found) if obj is None]
+    jobs = [(r.ir, ROUTINE_LEVEL) for r in todo] + [(c.ir, MODEL_LEVEL) for c in new]
+    *objects, (obj, optimized) = compile_all(jobs + [(model_ir, MODEL_LEVEL)], o.width,
+                                             o.compile_threads)
+    objects = [b for b, _ in objects]
+    routines.load_routines(shared, cache, o.width,
+                           {r.symbol: b for r, b in zip(todo, objects)})
+    fresh = iter(objects[len(todo):])
+    extra = [b if b is not None else next(fresh) for b in found]
+    if cache:
+        kernel_cache.store(new, objects[len(todo):], cache)
     return Native(obj, a.llvm_ir, optimized, a.layout, tuple(r.symbol for r in shared),
                   tuple(extra), tuple(c.key for c in chunks))
 

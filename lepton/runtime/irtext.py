@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 _DEFINE = re.compile(r'^define (?:internal )?[^@\n]*@"([^"]+)"\(', re.M)
-DECLARE = re.compile(r'^declare [^@\n]*@"([^"]+)"\(.*$', re.M)
+DECLARE = re.compile(r'^(?:declare [^@\n]*@"([^"]+)"\(|@"([^"]+)" = external ).*$', re.M)
 GLOBAL = re.compile(r'^@"([^"]+)" = .*$', re.M)
 REF = re.compile(r'@"([^"]+)"')
 _META_REF = re.compile(r"!(\d+)\b")
@@ -27,8 +27,9 @@ def definitions(text: str) -> dict[str, tuple[int, int]]:
 
 
 def declarations(text: str) -> dict[str, str]:
-    """Each declared function's name -> its `declare` line."""
-    return {m[1]: m[0] for m in DECLARE.finditer(text)}
+    """Each declared function's or external global's name -> its line (`declare ...` or
+    `@"name" = external global ...`)."""
+    return {m[1] or m[2]: m[0] for m in DECLARE.finditer(text)}
 
 
 def external(body: str) -> str:

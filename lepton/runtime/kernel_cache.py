@@ -3,7 +3,7 @@ compiled before (a deeper stack of the same block, another model sharing its lay
 LLVM for them and compiles only its new kernels and its entry.
 
     model_ir, chunks = split_kernels(model_ir, kernel_names)
-    objects = kernel_objects(chunks, cache, level, width)   # cached, or compiled and cached
+    objects = lookup(chunks, cache)        # None: not cached, compile it (and store it)
     lib = NativeLibrary(*compile_object(model_ir, ...), width, extra=objects)
 
 A kernel is taken out of the model's module when its LLVM IR (with its helper functions,
@@ -11,7 +11,8 @@ A kernel is taken out of the model's module when its LLVM IR (with its helper fu
 declarations (a control-flow kernel, which calls other kernels, stays). Its module defines it
 and its helpers; the model's module declares it, and one engine loads both objects. The cache
 key is the chunk's own text (its metadata numbered locally), so the same kernel in any model
-is one entry. Only with the disk cache on: without it, one module compiles faster.
+is one entry. Without the disk cache the split is made only for compile threads to share
+(compile_threads.py): on one thread one module compiles faster.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 from .cache import DiskCache, cache_key
 from .irtext import REF, declaration, declarations, definitions, external, local_metadata, \
     metadata_of
-from .jit import compile_object
 
 BIG = 4000    # smaller kernels cost LLVM less than the ~4 ms a module of their own adds
 SUBDIR = "kernels"   # of the disk cache's directory
@@ -75,22 +75,19 @@ def split_kernels(llvm_ir: str, kernels, flags: str, width: int | None = None,
     return "".join(parts), chunks
 
 
-def kernel_objects(chunks: list[Chunk], cache: DiskCache, level: int,
-                   width: int | None = None) -> list[bytes]:
-    """Each chunk's object code: from the disk cache, or compiled (and cached)."""
+def lookup(chunks: list[Chunk], cache: DiskCache) -> list[bytes | None]:
+    """Each chunk's object code from the disk cache, None where it must be compiled."""
     cache = cache.part(SUBDIR)
-    objects = []
-    for c in chunks:
-        hit = cache.get(c.key)
-        if hit is None:
-            global compiled
-            compiled += 1
-            obj = compile_object(c.ir, level, width)[0]
-            cache.put(c.key, obj, {"kernel": c.name})
-        else:
-            obj = hit[0]
-        objects.append(obj)
-    return objects
+    return [hit[0] if hit else None for hit in map(cache.get, (c.key for c in chunks))]
+
+
+def store(chunks: list[Chunk], objects: list[bytes], cache: DiskCache) -> None:
+    """Caches these chunks' freshly compiled objects."""
+    global compiled
+    cache = cache.part(SUBDIR)
+    for c, obj in zip(chunks, objects):
+        compiled += 1
+        cache.put(c.key, obj, {"kernel": c.name})
 
 
 def cached_objects(keys: list[str], cache: DiskCache) -> list[bytes] | None:

@@ -7,7 +7,8 @@ only on their dtype, tile and the CPU, yet LLVM used to optimise them again for 
 module: each becomes a module of its own, and the model's module declares it instead.
 
     model_ir, routines = split_routines(lowered_ir, width)
-    load_routines(routines, disk_cache, width)     # compiled, or from the disk cache, once
+    todo = to_compile(routines, disk_cache, width)   # neither loaded nor cached: compile these
+    load_routines(routines, disk_cache, width, {r.symbol: obj ...})   # (or it compiles them)
     lib = NativeLibrary(*compile_object(model_ir, width=width), width)
 
 A routine's symbol carries a hash of its IR text, of the routines it calls (by their hashed
@@ -102,23 +103,38 @@ def _callees_first(names: set[str], refs: dict[str, set[str]]) -> list[str]:
 _loaded: dict[str, NativeLibrary] = {}
 _objects: dict[str, bytes] = {}     # symbol -> its object code (a library may hold several)
 _lock = threading.Lock()
-compiled = 0    # routines this process compiled with LLVM (the rest were loaded)
+compiled_count = 0    # routines this process compiled with LLVM (the rest were loaded)
 
 
-def load_routines(routines: list[Routine], cache: DiskCache | None,
-                  width: int | None = None) -> None:
-    """Makes every routine callable by model code loaded after this: loaded already in this
-    process, loaded from the disk cache, or compiled (and written to the cache)."""
+def to_compile(routines: list[Routine], cache: DiskCache | None,
+               width: int | None = None) -> list[Routine]:
+    """The routines neither loaded in this process nor in the disk cache: the ones
+    `load_routines` needs compiled."""
     cache = cache and cache.part(SUBDIR)
+    return [r for r in routines if r.symbol not in _loaded
+            and not (cache and _cache_key(r.symbol, width) in cache)]
+
+
+def load_routines(routines: list[Routine], cache: DiskCache | None, width: int | None = None,
+                  compiled: dict[str, bytes] | None = None) -> None:
+    """Makes every routine callable by model code loaded after this: loaded already in this
+    process, its object in `compiled` (symbol -> object code), loaded from the disk cache, or
+    compiled now; a new object is written to the cache."""
+    cache = cache and cache.part(SUBDIR)
+    compiled = compiled or {}
     with _lock:
         for r in routines:
             key = _cache_key(r.symbol, width)
             lib = _loaded.get(r.symbol)
             if lib is None:
-                hit = cache.get(key) if cache else None
-                global compiled
-                compiled += 0 if hit else 1
-                obj = hit[0] if hit else compile_object(r.ir, ROUTINE_LEVEL, width)[0]
+                obj = compiled.get(r.symbol)
+                hit = cache.get(key) if cache and obj is None else None
+                if hit:
+                    obj = hit[0]
+                elif obj is None:
+                    obj = compile_object(r.ir, ROUTINE_LEVEL, width)[0]
+                global compiled_count
+                compiled_count += hit is None
                 _register(r.symbol, NativeLibrary(obj, width=width), obj)
             if cache and key not in cache:   # (also when loaded before from elsewhere)
                 cache.put(key, _objects[r.symbol], {"routine": r.symbol,
