@@ -3,7 +3,9 @@
     python benchmarks/compile_scaling.py                    # blocks 1 4 16 32, LSTM 10 and 1000 steps
     python benchmarks/compile_scaling.py --blocks 1 4 --steps 10 --plot scaling.png
 
-Each number is one fresh process (one thread, no disk cache: `LEPTON_CACHE=0`), timing the
+Each number is one fresh process (kernels on one thread, no disk cache: `LEPTON_CACHE=0`; LLVM
+on `LEPTON_COMPILE_THREADS` threads, by default every CPU, as XLA may use them too; set it to 1
+for a compile on one core), timing the
 first call of the compiled function: trace, passes, lowering, LLVM and one run; for JAX the
 first call of `jax.jit` (tracing, XLA compile, one run). The models:
 - a stack of N identical pre-LayerNorm MLP blocks (d 64, batch 32), `sum(x * x)` of the output:
@@ -138,6 +140,8 @@ def main(argv=None) -> None:
         print(f"{(run_lepton if peer == 'lepton' else run_jax)(kind, int(n)):.4f}")
         return
     rows = [(k, n) for k in ("fwd", "grad") for n in a.blocks] + [("lstm", t) for t in a.steps]
+    print(f"(Lepton's LLVM on {os.environ.get('LEPTON_COMPILE_THREADS') or 'all the'} "
+          f"compile thread(s))")
     print(f"{'model':<12}{'lepton s':>10}{'jax s':>10}{'ratio':>8}")
     results = []
     for kind, n in rows:

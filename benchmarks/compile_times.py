@@ -100,6 +100,9 @@ def main(argv=None) -> int:
     print("disk cache before the cold compile: " + (
         f"what a process compiling {opts.after} left" if opts.after and not opts.routines else
         "the shared GEMM routines only" if opts.routines else "empty (first compile on a host)"))
+    from lepton.config import current
+    print(f"LLVM on {current().compile_threads} compile thread(s) (LEPTON_COMPILE_THREADS); "
+          "the compiled code on one thread")
     return 0
 
 
