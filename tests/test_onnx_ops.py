@@ -44,7 +44,8 @@ NODE_CASES = [
 TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",
               "Loop", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
               "Bernoulli", "MaxUnpool", "Det", "TensorScatter", "STFT",
-              "DeformConv", "RoiAlign", "TfIdfVectorizer", "Upsample", "MelWeightMatrix"}
+              "DeformConv", "RoiAlign", "TfIdfVectorizer", "Upsample", "MelWeightMatrix",
+              "FlexAttention"}   # FlexAttention: tests/test_onnx_flex_attention.py
 
 
 @pytest.fixture(scope="module")

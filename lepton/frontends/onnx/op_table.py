@@ -10,8 +10,9 @@ from 18; Clip's bounds as inputs from 11; Slice's from 10). Inputs that fix shap
 shape, Slice's starts...) are listed in each Rule's `consts`: they must be computable from
 constants, or depend on graph inputs that the loader then specialises on their value; Gather's
 indices may be computed. Op families live in their own modules: neural.py, elementwise.py,
-indexing.py, integer.py, attention.py (also normalisations and losses), recurrent.py, control.py,
-casts.py (Cast, CastLike), quantize.py, misc.py.
+indexing.py, integer.py, attention.py (also normalisations and losses), flex_attention.py,
+recurrent.py, control.py, casts.py (Cast, CastLike), quantize.py, misc.py. Ops of other domains
+than the default one name theirs in their Rule (FlexAttention: ai.onnx.preview).
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import (attention, casts, control, elementwise as ew, indexing, integer, misc, neural,
-               quantize, random_ops, recurrent, resample, sampling)
+from . import (attention, casts, control, elementwise as ew, flex_attention, indexing, integer,
+               misc, neural, quantize, random_ops, recurrent, resample, sampling)
 from .node import ONNX_DTYPES, Rule
 
 
@@ -502,6 +503,9 @@ TABLE: dict[str, Rule] = {
     "Attention": Rule(attention.attention, (
         "is_causal", "kv_num_heads", "q_num_heads", "qk_matmul_output_mode", "scale",
         "softcap", "softmax_precision", "left_window_size", "right_window_size")),
+    "FlexAttention": Rule(flex_attention.flex_attention, ("prob_mod", "scale", "score_mod",
+                                                          "softmax_precision"),
+                          domain="ai.onnx.preview"),
     "RMSNormalization": Rule(attention.rms_norm, ("axis", "epsilon", "stash_type")),
     "InstanceNormalization": Rule(attention.instance_norm, ("epsilon",)),
     "GroupNormalization": Rule(attention.group_norm, ("epsilon", "num_groups",
