@@ -1,4 +1,5 @@
-"""ONNX ConvTranspose and Resize against onnxruntime, and the attributes Lepton refuses."""
+"""ONNX ConvTranspose and Resize against onnxruntime (antialiased Resize against onnx's reference
+evaluator), and the attribute values Lepton refuses."""
 import numpy as np
 import pytest
 
@@ -95,12 +96,39 @@ def test_resize_matches_torch_interpolate_export():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("attrs,scales,sizes", [
+    (dict(mode="linear"), np.array([1, 1, 0.6, 0.5], np.float32), None),
+    (dict(mode="linear"), np.array([1, 1, 0.3, 1.5], np.float32), None),   # down and up
+    (dict(mode="cubic"), np.array([1, 1, 0.6, 0.45], np.float32), None),
+    (dict(mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1), None,
+     np.array([2, 3, 3, 2], np.int64)),
+    (dict(mode="linear", exclude_outside=1, coordinate_transformation_mode="align_corners"),
+     None, np.array([2, 3, 5, 3], np.int64)),
+    (dict(mode="linear", coordinate_transformation_mode="asymmetric"),
+     np.array([1, 1, 0.5, 0.25], np.float32), None),      # integer source coordinates
+    (dict(mode="cubic", axes=[3, 2], coordinate_transformation_mode="pytorch_half_pixel"),
+     np.array([0.4, 0.7], np.float32), None),
+])
+def test_resize_antialias_matches_the_reference(attrs, scales, sizes):
+    """antialias=1 widens the linear/cubic filter by 1/scale when downsampling (onnx's
+    reference evaluator is the oracle here)."""
+    from onnx.reference import ReferenceEvaluator
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    model = _model("Resize", x, [None, scales] if sizes is None else [None, None, sizes],
+                   dict(antialias=1, **attrs))
+    (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+    (got,) = lp.from_onnx(model)(x)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("attrs,what", [
-    (dict(mode="linear", antialias=1), "antialias"),
+    (dict(mode="linear", antialias=2), "antialias"),
+    (dict(mode="area"), "mode"),
 ])
 def test_resize_refuses_naming_the_attribute(attrs, what):
     x = np.ones((1, 1, 2, 2), np.float32)
-    with pytest.raises(NotImplementedError, match=f"the_resize.*{what}"):
+    with pytest.raises(ValueError, match=f"the_resize.*Resize.*{what}"):
         lp.from_onnx(_model("Resize", x, [None, SCALES], attrs))(x)
 
 

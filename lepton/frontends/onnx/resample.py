@@ -6,8 +6,8 @@ gathers / interpolation matrices of `lp.interpolate` (frontends/upsampling.py).
 
 Resize's coordinate transforms and nearest roundings are ONNX's (computed in float32, as
 onnxruntime does); the linear mode reads edge values outside the input (ONNX's clamping);
-'cubic', 'tf_crop_and_resize', antialias and aspect-ratio policies other than 'stretch' raise
-NotImplementedError naming the attribute.
+cubic is Keys' convolution; antialias=1 stretches the linear or cubic filter by 1/scale when
+downsampling, as onnx's reference does (a wider constant matrix per axis).
 """
 from __future__ import annotations
 
@@ -148,13 +148,45 @@ def _cubic(src: np.ndarray, size: int, dtype, a: float, exclude: bool) -> np.nda
     return m.astype(dtype)
 
 
+def _antialias(src: np.ndarray, size: int, dtype, scale: float, mode: str, a: float,
+               exclude: bool) -> np.ndarray:
+    """The filter of `mode` ('linear' or 'cubic'), stretched by 1/scale when downsampling
+    (scale < 1), as a constant (out, size) matrix: the taps of output i are the n input indices
+    nearest to src[i] (n = 2 - 2 * start), each weighted by the kernel at (tap - src[i]) * scale,
+    normalised to sum 1; outside the input the edge repeats, or (exclude) those taps get 0.
+    This is onnx's reference (_linear/_cubic_coeffs_antialias and its neighbour choice)."""
+    s = min(scale, 1.0)
+    start = int(np.floor((-1 if mode == "linear" else -2) / s) + 1)
+    taps_n = 2 - 2 * start
+    fl = np.floor(src)
+    base = np.where(src == fl, src - 1, fl)          # an integer src counts as ratio 1
+    taps = base.astype(np.int64)[:, None] + start + np.arange(taps_n)[None, :]
+    d = np.abs(taps - src[:, None]) * s
+    if mode == "linear":
+        w = np.clip(1 - d, 0, 1)
+    else:
+        near = ((a + 2) * d - (a + 3)) * d * d + 1
+        far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+        w = np.where(d <= 1, near, np.where(d < 2, far, 0.0))
+    w = w / w.sum(axis=1, keepdims=True)
+    if exclude:
+        w = np.where((taps >= 0) & (taps < size), w, 0.0)
+        total = w.sum(axis=1, keepdims=True)
+        w = w / np.where(total == 0, 1.0, total)
+    m = np.zeros((len(src), size), np.float64)
+    np.add.at(m, (np.repeat(np.arange(len(src)), taps_n),
+                  np.clip(taps, 0, size - 1).reshape(-1)), w.reshape(-1))
+    return m.astype(dtype)
+
+
 def resize(n):
     x = n.x(0)
     mode = n.attr("mode", "nearest")
     if mode not in ("nearest", "linear", "cubic"):
         n.invalid(f"unknown mode '{mode}'")
-    if n.attr("antialias", 0):
-        n.unsupported("antialias=1 is not supported")
+    antialias = n.attr("antialias", 0)
+    if antialias not in (0, 1):
+        n.invalid(f"attribute 'antialias' must be 0 or 1, got {antialias}")
     policy = n.attr("keep_aspect_ratio_policy", "stretch")
     if policy not in ("stretch", "not_larger", "not_smaller"):
         n.invalid(f"unknown keep_aspect_ratio_policy '{policy}'")
@@ -202,6 +234,10 @@ def resize(n):
         if mode == "nearest":
             idx = _nearest(n, src, n.attr("nearest_mode", "round_prefer_floor"), size)
             y = upsampling.gather_axis(y, ax, idx)
+        elif antialias:   # (nearest ignores it, as the ONNX spec says)
+            y = upsampling.map_axis(y, ax, _antialias(
+                src.astype(np.float64), size, y.dtype.np, scale, mode,
+                float(n.attr("cubic_coeff_a", -0.75)), bool(n.attr("exclude_outside", 0))))
         elif mode == "cubic":
             y = upsampling.map_axis(y, ax, _cubic(src.astype(np.float64), size, y.dtype.np,
                                                   float(n.attr("cubic_coeff_a", -0.75)),
