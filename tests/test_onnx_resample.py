@@ -44,12 +44,38 @@ def _check(model, x, rtol=1e-5, atol=1e-5):
     ((1, 2, 4, 4), (2, 3, 3, 3), dict(strides=[2, 2], auto_pad="SAME_UPPER")),
     ((1, 2, 4, 4), (2, 3, 3, 3), dict(strides=[2, 2], auto_pad="SAME_LOWER")),
     ((2, 3, 6), (3, 2, 4), dict(strides=[3], pads=[1, 2])),
+    # 3-d: depth folded into the batch
+    ((2, 2, 3, 4, 5), (2, 3, 2, 3, 3), dict()),
+    ((1, 4, 3, 3, 4), (4, 2, 3, 2, 3), dict(strides=[2, 1, 3], pads=[1, 0, 2, 0, 1, 1],
+                                           group=2, dilations=[2, 1, 1],
+                                           output_padding=[1, 0, 2])),
+    ((1, 2, 3, 3, 2), (2, 2, 3, 3, 3), dict(strides=[2, 2, 2], auto_pad="SAME_UPPER")),
+    ((1, 2, 3, 3, 2), (2, 2, 3, 3, 3), dict(strides=[2, 3, 1], output_shape=[7, 8, 4])),
+    # output_shape beyond the full output: zeros (then the bias) at the end
+    ((1, 2, 3, 3), (2, 3, 3, 3), dict(strides=[3, 2], output_shape=[10, 8])),
+    ((1, 2, 3, 3), (2, 3, 3, 3), dict(strides=[3, 2], output_shape=[11, 6])),
+    ((1, 2, 3, 3), (2, 3, 3, 3), dict(strides=[3, 2], output_shape=[10, 8],
+                                      auto_pad="SAME_LOWER")),
+    ((2, 3, 6), (3, 2, 4), dict(strides=[3], output_shape=[20])),
 ])
 def test_conv_transpose_matches_onnxruntime(xshape, wshape, attrs):
     x = rng.standard_normal(xshape).astype(np.float32)
     w = rng.standard_normal(wshape).astype(np.float32)
     b = rng.standard_normal(wshape[1] * attrs.get("group", 1)).astype(np.float32)
     _check(_model("ConvTranspose", x, [w, b], attrs), x)
+
+
+def test_conv_transpose_4d_matches_the_reference():
+    """4 spatial axes (onnxruntime stops at 3): the depth folding applied twice."""
+    from onnx.reference import ReferenceEvaluator
+    x = rng.standard_normal((1, 2, 2, 3, 2, 3)).astype(np.float32)
+    w = rng.standard_normal((2, 3, 2, 2, 3, 2)).astype(np.float32)
+    model = _model("ConvTranspose", x, [w], dict(strides=[2, 1, 2, 1],
+                                                 pads=[1, 0, 0, 1, 0, 1, 1, 0]))
+    (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+    (got,) = lp.from_onnx(model)(x)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 SCALES = np.array([1, 1, 2, 1.5], np.float32)
