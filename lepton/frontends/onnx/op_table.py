@@ -11,8 +11,9 @@ shape, Slice's starts...) are listed in each Rule's `consts`: they must be compu
 constants, or depend on graph inputs that the loader then specialises on their value; Gather's
 indices may be computed. Op families live in their own modules: neural.py, elementwise.py,
 indexing.py, integer.py, attention.py (also normalisations and losses), flex_attention.py,
-recurrent.py, control.py, casts.py (Cast, CastLike), quantize.py, misc.py. Ops of other domains
-than the default one name theirs in their Rule (FlexAttention: ai.onnx.preview).
+recurrent.py, control.py, casts.py (Cast, CastLike), quantize.py, optional.py, misc.py. Ops of
+other domains than the default one name theirs in their Rule (FlexAttention: ai.onnx.preview,
+Binarizer: ai.onnx.ml).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
 from . import (attention, casts, control, elementwise as ew, flex_attention, indexing, integer,
-               misc, neural, quantize, random_ops, recurrent, resample, sampling)
+               misc, neural, optional, quantize, random_ops, recurrent, resample, sampling)
 from .node import ONNX_DTYPES, Rule
 
 
@@ -482,6 +483,7 @@ TABLE: dict[str, Rule] = {
     "Shrink": Rule(ew.shrink, ("bias", "lambd")), "Softsign": Rule(unary(ew.softsign)),
     "Mish": Rule(unary(ew.mish)), "Swish": Rule(ew.swish, ("alpha",)),
     "PRelu": Rule(ew.prelu),
+    "Binarizer": Rule(ew.binarizer, ("threshold",), domain="ai.onnx.ml"),
     # gathers, scatters, masks (indexing.py)
     "GatherElements": Rule(indexing.gather_elements, ("axis",)),
     "GatherND": Rule(indexing.gather_nd, ("batch_dims",)),
@@ -549,10 +551,13 @@ TABLE: dict[str, Rule] = {
     # recurrent layers on lp.scan (recurrent.py)
     **{op: Rule(recurrent.recurrent, _RNN + extra) for op, extra in (
         ("RNN", ()), ("GRU", ("linear_before_reset",)), ("LSTM", ("input_forget",)))},
+    # optionals holding tensors (optional.py)
+    "OptionalGetElement": Rule(optional.get_element),
+    "OptionalHasElement": Rule(optional.has_element),
     # control flow (control.py)
     "If": Rule(control.if_, ("then_branch", "else_branch")),
     "Loop": Rule(control.loop_, ("body",), (0, 1)),
-    "Scan": Rule(control.scan_, ("body", "num_scan_inputs", "scan_input_axes",
+    "Scan": Rule(control.scan_, ("body", "directions", "num_scan_inputs", "scan_input_axes",
                                  "scan_input_directions", "scan_output_axes",
                                  "scan_output_directions")),
 }
