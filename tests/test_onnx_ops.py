@@ -44,8 +44,7 @@ NODE_CASES = [
 TESTED_OPS = {"AffineGrid", "Scatter", "LpPool", "DFT", "Col2Im", "GridSample",
               "Loop", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
               "Bernoulli", "MaxUnpool", "Det", "TensorScatter", "STFT",
-              "DeformConv", "RoiAlign", "TfIdfVectorizer", "Upsample", "MelWeightMatrix",
-              "FlexAttention"}   # FlexAttention: tests/test_onnx_flex_attention.py
+              "DeformConv", "RoiAlign", "TfIdfVectorizer", "Upsample", "MelWeightMatrix"}
 
 
 @pytest.fixture(scope="module")
