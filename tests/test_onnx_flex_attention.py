@@ -123,6 +123,18 @@ def test_refuses_a_subgraph_that_changes_the_shape():
         lp.from_onnx(_model(q, k, v, score_mod=g))
 
 
+@pytest.mark.parametrize("shapes,match", [
+    (((2, 4, 5, 8), (1, 4, 6, 8), (1, 4, 6, 8)), "batch"),
+    (((2, 4, 5, 8), (2, 3, 6, 8), (2, 3, 6, 8)), "heads"),
+    (((2, 4, 5, 8), (2, 4, 6, 7), (2, 4, 6, 8)), "head size"),
+    (((2, 4, 5), (2, 4, 6), (2, 4, 6)), "rank 4"),
+])
+def test_refuses_inputs_that_do_not_fit(shapes, match):
+    q, k, v = (np.ones(s, np.float32) for s in shapes)
+    with pytest.raises(ValueError, match=f"flex.*FlexAttention.*{match}"):
+        lp.from_onnx(_model(q, k, v))
+
+
 def test_the_op_needs_its_domain():
     q, k, v = _qkv(np.float32)
     with pytest.raises(NotImplementedError, match="op type FlexAttention is not supported"):

@@ -57,13 +57,15 @@ def flex_attention(n) -> Tensor:
         n.invalid(f"Q, K, V must be rank 4, got {q.type}, {k.type}, {v.type}")
     if not q.dtype.is_float or q.dtype != k.dtype or q.dtype != v.dtype:
         n.invalid(f"Q, K, V must share one float dtype, got {q.type}, {k.type}, {v.type}")
-    (_, hq, _, e), (_, hkv, s, ek), (_, hv, sv, _) = q.shape, k.shape, v.shape
+    (b, hq, _, e), (bk, hkv, s, ek), (bv, hv, sv, _) = q.shape, k.shape, v.shape
+    if not b == bk == bv:
+        n.invalid(f"Q, K, V must share their batch size, got {q.type}, {k.type}, {v.type}")
     if hkv != hv or s != sv:
         n.invalid(f"K {k.type} and V {v.type} must share their heads and sequence length")
     if ek != e:
         n.invalid(f"Q {q.type} and K {k.type} must share their head size")
     if hq != hkv:
-        if hq % hkv:
+        if not hkv or hq % hkv:
             n.invalid(f"{hq} query heads do not divide among {hkv} key/value heads")
         rep = np.repeat(np.arange(hkv), hq // hkv)   # query head h reads kv head h // group
         k, v = ops.take(k, rep, axis=1), ops.take(v, rep, axis=1)
