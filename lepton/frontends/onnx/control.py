@@ -1,9 +1,10 @@
-"""ONNX's If, Scan (opset >= 9) and Loop on Lepton's control flow (lepton/frontends/control.py).
+"""ONNX's If, Scan and Loop on Lepton's control flow (lepton/frontends/control.py).
 
 If with a condition known while tracing converts the chosen branch only; otherwise both
 branches become `lp.cond`'s (they must give the same types). Scan becomes `lp.scan`: the
 states are the carry, the scan inputs are moved so that their scanned axis leads (reversed for
-direction 1), and the scan outputs are stacked, then moved to their axes.
+direction 1), and the scan outputs are stacked, then moved to their axes. Scan before opset 9
+(batch axis 0, sequence_lens) runs one such scan per batch row.
 Subgraphs read the names of the graphs around them (loader._Builder.subgraph).
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ...ir.types import int64
 from .. import ops
 from ..control import cond, scan, while_loop
 from ..tensor import Tensor, cast, constant
+from . import neural
 
 
 def if_(n) -> list[Tensor]:
@@ -34,21 +36,13 @@ def _flip(x: Tensor, axis: int = 0) -> Tensor:
     return x[tuple(key)]
 
 
-def scan_(n) -> list[Tensor]:
-    if n.opset < 9:
-        n.unsupported("Scan before opset 9 (with a batch axis and sequence_lens) is not "
-                      "supported")
+def _scan(n, states, seqs, in_axes, in_dirs, out_axes, out_dirs) -> list[Tensor]:
+    """Scan's body over the scan inputs' `in_axes` (reversed where in_dirs is 1) on lp.scan:
+    the final states, then the scan outputs stacked along out_axes (reversed where out_dirs
+    is 1)."""
     body = n.attr("body")
-    m = n.attr("num_scan_inputs")
-    xs_all = n.xs()
-    states, seqs = xs_all[:len(xs_all) - m], xs_all[len(xs_all) - m:]
-    in_axes = n.attr("scan_input_axes") or [0] * m
-    in_dirs = n.attr("scan_input_directions") or [0] * m
     seqs = [ops.swapaxes(x, a % x.ndim, 0) if a % x.ndim else x for x, a in zip(seqs, in_axes)]
     seqs = [_flip(x) if d else x for x, d in zip(seqs, in_dirs)]
-    k = len(body.output) - len(states)
-    out_axes = n.attr("scan_output_axes") or [0] * k
-    out_dirs = n.attr("scan_output_directions") or [0] * k
 
     def step(carry, xs):
         outs = n.builder.subgraph(body, list(carry) + list(xs))
@@ -63,6 +57,57 @@ def scan_(n) -> list[Tensor]:
             y = ops.transpose(y, list(range(1, a + 1)) + [0] + list(range(a + 1, y.ndim)))
         results.append(y)
     return list(final) + results
+
+
+def scan_(n) -> list[Tensor]:
+    old = "directions" in n.attrs
+    if old != (n.opset < 9) and (old or any(a.startswith("scan_") for a in n.attrs)):
+        n.invalid(f"attribute '{'directions' if old else 'scan_*'}' is not Scan's at opset "
+                  f"{n.opset} (opset 8 has 'directions', 9 on the scan_* axes and directions)")
+    if n.opset < 9:
+        return _scan8(n)
+    m = n.attr("num_scan_inputs")
+    xs_all = n.xs()
+    states, seqs = xs_all[:len(xs_all) - m], xs_all[len(xs_all) - m:]
+    k = len(n.attr("body").output) - len(states)
+    return _scan(n, states, seqs, n.attr("scan_input_axes") or [0] * m,
+                 n.attr("scan_input_directions") or [0] * m,
+                 n.attr("scan_output_axes") or [0] * k, n.attr("scan_output_directions") or [0] * k)
+
+
+def _scan8(n) -> list[Tensor]:
+    """Scan before opset 9: (sequence_lens, states..., scan inputs...) with a batch axis 0 on
+    every input and the sequence on axis 1 of the scan inputs; `directions` reverses scan
+    inputs. Each batch row is its own scan (the batch is unrolled; it is static) over its
+    first sequence_lens[b] steps; its scan outputs, in iteration order, are padded with zeros
+    to the longest sequence (ONNX leaves those values undefined). sequence_lens must be known
+    while tracing."""
+    m = n.attr("num_scan_inputs")
+    ins = [n.x(i) for i in range(1, len(n.inputs))]
+    states, seqs = ins[:len(ins) - m], ins[len(ins) - m:]
+    if not seqs or any(x.ndim < 2 for x in seqs):
+        n.invalid("scan inputs need a batch axis and a sequence axis")
+    batch, longest = seqs[0].shape[:2]
+    if any(x.shape[:2] != (batch, longest) for x in seqs) or any(
+            s.ndim < 1 or s.shape[0] != batch for s in states):
+        n.invalid(f"every input needs batch size {batch} and every scan input sequence length "
+                  f"{longest}")
+    lens = n.ints(0) if n.opt(0) is not None else (longest,) * batch
+    if len(lens) != batch or any(not 0 < t <= longest for t in lens):
+        n.invalid(f"sequence_lens {list(lens)} must give each of the {batch} batch rows a length "
+                  f"in 1..{longest}")
+    dirs = n.attr("directions") or [0] * m
+    if len(dirs) != m or any(d not in (0, 1) for d in dirs):
+        n.invalid(f"attribute 'directions' must be {m} flags of 0 or 1, got {list(dirs)}")
+    k = len(n.attr("body").output) - len(states)
+    rows = []
+    for b, t in enumerate(lens):
+        out = _scan(n, [s[b] for s in states], [x[b, :t] for x in seqs], [0] * m, dirs,
+                    [0] * k, [0] * k)
+        ys = [neural.pad_zeros(y, (0,) * y.ndim, (longest - t,) + (0,) * (y.ndim - 1))
+              for y in out[len(states):]]
+        rows.append(out[:len(states)] + ys)
+    return [ops.stack([r[i] for r in rows]) for i in range(len(rows[0]))]
 
 
 UNROLL = 64   # a Loop with a known trip count up to this is unrolled (its iteration is known)

@@ -175,3 +175,18 @@ def swish(n) -> Tensor:
 def prelu(n) -> Tensor:
     x, slope = n.x(0), n.x(1)
     return ops.where(x < 0, x * slope, x)
+
+
+def binarizer(n) -> Tensor:
+    """ai.onnx.ml's Binarizer: 1 where x > threshold, else 0, in x's type. An integer x is
+    compared with floor(threshold) (the same test, exact), or is all 0 / all 1 when the
+    threshold lies beyond the type's range."""
+    x, t = n.x(0), float(n.attr("threshold", 0.0))
+    if x.dtype.is_float:
+        return cast(x > _scalar(x, t), x.dtype)
+    if x.dtype.name not in ("i32", "i64"):
+        n.invalid(f"needs a float, double, int32 or int64 tensor, got {x.type}", TypeError)
+    info, lim = np.iinfo(x.dtype.np), math.floor(t) if math.isfinite(t) else t
+    if lim >= info.max or lim < info.min:
+        return constant(np.full(x.shape, lim < info.min, x.dtype.np))
+    return cast(x > _scalar(x, int(lim)), x.dtype)

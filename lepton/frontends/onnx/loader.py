@@ -180,7 +180,7 @@ class _Builder:
             node = Node(proto, index, opset,
                         [self._lookup(n, proto, index) for n in proto.input], self.static)
             node.builder = self
-            rule = TABLE.get(proto.op_type) or Rule(
+            rule = table_rule(proto) or Rule(
                 functions.expand, tuple(a.name for a in proto.attribute))
             outs = node.convert(rule)
             for v in g.nodes[start:]:
@@ -273,15 +273,15 @@ class OnnxFunction:
                 if a.type == AttributeProto.GRAPH:
                     self._check_ops(a.g)
             label = f"'{node.name or '#%d' % i}'"
-            if node.domain not in ("", "ai.onnx"):
+            rule = table_rule(node)
+            if _domain(node) and rule is None:
                 raise NotImplementedError(f"ONNX node {label}: op {node.op_type} of domain "
                                           f"'{node.domain}' is not supported")
             if node.op_type in DATA_SHAPED:
                 raise NotImplementedError(
                     f"ONNX node {label}: op {node.op_type}'s output shape depends on its input "
                     f"values, which a static graph cannot express ({DATA_SHAPED[node.op_type]})")
-            if node.op_type not in TABLE and not functions.expandable(node.op_type,
-                                                                      self.opset):
+            if rule is None and not functions.expandable(node.op_type, self.opset):
                 raise NotImplementedError(f"ONNX node {label}: op type {node.op_type} is not "
                                           f"supported by Lepton's ONNX frontend")
 
@@ -377,6 +377,17 @@ class Frozen:
         return f"Frozen({self.array.tolist()!r})"
 
 
+def _domain(proto) -> str:
+    """A node's domain, "" for the default one (also spelt "ai.onnx")."""
+    return "" if proto.domain in ("", "ai.onnx") else proto.domain
+
+
+def table_rule(proto) -> Rule | None:
+    """The op table's rule for a node, when the table has its op type in the node's domain."""
+    rule = TABLE.get(proto.op_type)
+    return rule if rule is not None and rule.domain == _domain(proto) else None
+
+
 # Ops whose output shape is a function of their input values: refused, with what decides it.
 DATA_SHAPED = {
     "NonZero": "the count of non-zero elements",
@@ -393,7 +404,7 @@ def _shape_inputs(graph, input_names: set) -> set:
     shapes only)."""
     needed: set = set()
     for proto in reversed(graph.node):
-        rule = TABLE.get(proto.op_type)
+        rule = table_rule(proto)
         if proto.op_type in ("Shape", "Size") or rule is None:
             continue
         if any(o in needed for o in proto.output):

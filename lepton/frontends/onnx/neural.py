@@ -28,6 +28,12 @@ def pad_zeros(x: Tensor, lo, hi) -> Tensor:
     return emit("pad", [x], lo=lo, hi=hi, interior=(0,) * x.ndim)
 
 
+def pad_interior(x: Tensor, lo, hi, interior) -> Tensor:
+    """x with lo[i] zeros before, hi[i] after and interior[i] between the elements of axis i."""
+    return emit("pad", [x], lo=tuple(int(p) for p in lo), hi=tuple(int(p) for p in hi),
+                interior=tuple(int(p) for p in interior))
+
+
 # -- Gemm --------------------------------------------------------------------------------------
 def gemm(n) -> Tensor:
     """alpha * op(A) @ op(B) + beta * C, op transposing when transA/transB is set."""

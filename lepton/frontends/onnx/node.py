@@ -48,10 +48,12 @@ def onnx_type_name(elem_type: int) -> str:
 class Rule:
     """How one ONNX op type becomes traced ops; `attrs` lists every attribute it understands,
     `consts` the inputs whose values it needs while tracing (shapes, axes, pads): a graph input
-    they depend on is specialised on its value (loader.py)."""
+    they depend on is specialised on its value (loader.py). `domain` is the op's ONNX domain
+    ("" the default one, "ai.onnx.ml", "ai.onnx.preview"): a node must name the same."""
     fn: Callable[["Node"], object]
     attrs: tuple[str, ...] = ()
     consts: tuple[int, ...] = ()
+    domain: str = ""
 
 
 def _attr_value(a):

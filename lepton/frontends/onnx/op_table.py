@@ -10,8 +10,10 @@ from 18; Clip's bounds as inputs from 11; Slice's from 10). Inputs that fix shap
 shape, Slice's starts...) are listed in each Rule's `consts`: they must be computable from
 constants, or depend on graph inputs that the loader then specialises on their value; Gather's
 indices may be computed. Op families live in their own modules: neural.py, elementwise.py,
-indexing.py, integer.py, attention.py (also normalisations and losses), recurrent.py, control.py,
-casts.py (Cast, CastLike), quantize.py, misc.py.
+indexing.py, integer.py, attention.py (also normalisations and losses), flex_attention.py,
+recurrent.py, control.py, casts.py (Cast, CastLike), quantize.py, optional.py, misc.py. Ops of
+other domains than the default one name theirs in their Rule (FlexAttention: ai.onnx.preview,
+Binarizer: ai.onnx.ml).
 """
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ import numpy as np
 from ...ir.types import float64, int64
 from .. import nn_ops, ops, shapes
 from ..tensor import Tensor, cast, constant
-from . import (attention, casts, control, elementwise as ew, indexing, integer, misc, neural,
-               quantize, random_ops, recurrent, resample, sampling)
+from . import (attention, casts, control, elementwise as ew, flex_attention, indexing, integer,
+               misc, neural, optional, quantize, random_ops, recurrent, resample, sampling)
 from .node import ONNX_DTYPES, Rule
 
 
@@ -481,6 +483,7 @@ TABLE: dict[str, Rule] = {
     "Shrink": Rule(ew.shrink, ("bias", "lambd")), "Softsign": Rule(unary(ew.softsign)),
     "Mish": Rule(unary(ew.mish)), "Swish": Rule(ew.swish, ("alpha",)),
     "PRelu": Rule(ew.prelu),
+    "Binarizer": Rule(ew.binarizer, ("threshold",), domain="ai.onnx.ml"),
     # gathers, scatters, masks (indexing.py)
     "GatherElements": Rule(indexing.gather_elements, ("axis",)),
     "GatherND": Rule(indexing.gather_nd, ("batch_dims",)),
@@ -502,6 +505,9 @@ TABLE: dict[str, Rule] = {
     "Attention": Rule(attention.attention, (
         "is_causal", "kv_num_heads", "q_num_heads", "qk_matmul_output_mode", "scale",
         "softcap", "softmax_precision", "left_window_size", "right_window_size")),
+    "FlexAttention": Rule(flex_attention.flex_attention, ("prob_mod", "scale", "score_mod",
+                                                          "softmax_precision"),
+                          domain="ai.onnx.preview"),
     "RMSNormalization": Rule(attention.rms_norm, ("axis", "epsilon", "stash_type")),
     "InstanceNormalization": Rule(attention.instance_norm, ("epsilon",)),
     "GroupNormalization": Rule(attention.group_norm, ("epsilon", "num_groups",
@@ -545,10 +551,13 @@ TABLE: dict[str, Rule] = {
     # recurrent layers on lp.scan (recurrent.py)
     **{op: Rule(recurrent.recurrent, _RNN + extra) for op, extra in (
         ("RNN", ()), ("GRU", ("linear_before_reset",)), ("LSTM", ("input_forget",)))},
+    # optionals holding tensors (optional.py)
+    "OptionalGetElement": Rule(optional.get_element),
+    "OptionalHasElement": Rule(optional.has_element),
     # control flow (control.py)
     "If": Rule(control.if_, ("then_branch", "else_branch")),
     "Loop": Rule(control.loop_, ("body",), (0, 1)),
-    "Scan": Rule(control.scan_, ("body", "num_scan_inputs", "scan_input_axes",
+    "Scan": Rule(control.scan_, ("body", "directions", "num_scan_inputs", "scan_input_axes",
                                  "scan_input_directions", "scan_output_axes",
                                  "scan_output_directions")),
 }

@@ -2,29 +2,67 @@
 gathers / interpolation matrices of `lp.interpolate` (frontends/upsampling.py).
 
     ConvTranspose(x, w, pads=[0, 0, 1, 1])   # conv_transpose2d[padding=(0,0)], then a crop
+    ConvTranspose(x 5-d, w)   # depth folded into the batch, its taps summed into place (pad)
     Resize(x, scales=[1, 1, 2, 2], mode="linear")   # a matmul with a constant matrix per axis
 
 Resize's coordinate transforms and nearest roundings are ONNX's (computed in float32, as
 onnxruntime does); the linear mode reads edge values outside the input (ONNX's clamping);
-'cubic', 'tf_crop_and_resize', antialias and aspect-ratio policies other than 'stretch' raise
-NotImplementedError naming the attribute.
+cubic is Keys' convolution; antialias=1 stretches the linear or cubic filter by 1/scale when
+downsampling, as onnx's reference does (a wider constant matrix per axis).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import ops, upsampling
-from ..tensor import constant
+from ..tensor import Tensor, constant
+from . import neural
 
 _F = np.float32
 
 
 # -- ConvTranspose -----------------------------------------------------------------------------
+def _transpose_nd(x: Tensor, w: Tensor, strides, pad, outpad, groups: int, dil) -> Tensor:
+    """The transposed convolution of x (N, C, *spatial) with w (C, O/groups, *kernel), no
+    bias, its output cropped by pad[i] on both sides of spatial axis i. 1-d and 2-d are the IR's
+    conv_transpose2d; a leading spatial axis beyond two (depth, size D, kernel KD, stride s) is
+    folded: the depth slices become batch rows and the kernel's depth taps output channels of
+    one transposed convolution of the remaining axes, and tap k of slice d lands on output depth
+    d * s + k * dilation (a pad with s - 1 zeros between the slices), summed over the taps."""
+    nd = x.ndim - 2
+    if nd == 1:
+        y = _transpose_nd(x.reshape(x.shape[:2] + (1,) + x.shape[2:]),
+                          w.reshape(w.shape[:2] + (1,) + w.shape[2:]), (1,) + strides,
+                          (0,) + pad, (0,) + outpad, groups, (1,) + dil)
+        return y.reshape(y.shape[:2] + y.shape[3:])
+    if nd == 2:
+        return upsampling.conv_transpose2d(x, w, None, stride=strides, padding=pad,
+                                           output_padding=outpad, groups=groups, dilation=dil)
+    n, c, d = x.shape[:3]
+    og, kd = w.shape[1], w.shape[2]
+    rows = ops.transpose(x, (0, 2, 1) + tuple(range(3, x.ndim))).reshape((n * d, c) + x.shape[3:])
+    z = _transpose_nd(rows, w.reshape((c, og * kd) + w.shape[3:]), strides[1:], pad[1:],
+                      outpad[1:], groups, dil[1:])                 # (N*D, G*og*kd, ...)
+    z = z.reshape((n, d, groups * og, kd) + z.shape[2:])
+    s, full = strides[0], strides[0] * (d - 1) + dil[0] * (kd - 1) + 1 + outpad[0]
+    rest = (0,) * (z.ndim - 4)     # the remaining spatial axes
+    y = None
+    for k in range(kd):
+        tap = ops.swapaxes(z[:, :, :, k], 1, 2)                     # (N, O, D, ...)
+        lo = k * dil[0]
+        tap = neural.pad_interior(tap, (0, 0, lo) + rest,
+                                  (0, 0, full - lo - (d - 1) * s - 1) + rest,
+                                  (0, 0, s - 1) + rest)
+        y = tap if y is None else y + tap
+    return y[:, :, pad[0]:full - pad[0]]
+
+
 def conv_transpose(n):
     x, w, b = n.x(0), n.x(1), n.opt(2)
     nd = x.ndim - 2
-    if nd not in (1, 2):
-        n.unsupported(f"only 1-d and 2-d ConvTranspose is supported, got input {x.type}")
+    if nd < 1 or w.ndim != x.ndim:
+        n.invalid(f"needs an input (N, C, *spatial) and a weight of its rank, got {x.type} "
+                  f"and {w.type}")
     kernel = tuple(w.shape[2:])
     if tuple(n.attr("kernel_shape", kernel)) != kernel:
         n.invalid(f"kernel_shape {n.attr('kernel_shape')} does not match the weight {w.type}")
@@ -40,13 +78,14 @@ def conv_transpose(n):
     if shape is None and auto in ("SAME_UPPER", "SAME_LOWER"):
         shape = [i * s for i, s in zip(x.shape[2:], strides)]
     if shape is not None:  # pads from the requested size (ONNX's rule: SAME_UPPER pads the
-        # end more, NOTSET and SAME_LOWER the start)
+        # end more, NOTSET and SAME_LOWER the start); a larger size adds zeros (then the
+        # bias) at the end, as onnxruntime and the reference (NOTSET) do
         shape = list(shape)[-nd:]
+        if len(shape) != nd:
+            n.invalid(f"output_shape {list(n.attr('output_shape'))} needs {nd} spatial sizes")
         total = [f - o for f, o in zip(full, shape)]
-        if min(total) < 0:
-            n.unsupported(f"output_shape {shape} larger than the full output {full}")
         upper = auto == "SAME_UPPER"
-        lo = [t // 2 if upper else t - t // 2 for t in total]
+        lo = [max(t, 0) // 2 if upper else max(t, 0) - max(t, 0) // 2 for t in total]
         hi = [t - a for t, a in zip(total, lo)]
     elif auto == "VALID":
         lo = hi = [0] * nd
@@ -57,20 +96,19 @@ def conv_transpose(n):
         lo, hi = pads[:nd], pads[nd:]
     else:
         n.invalid(f"unknown auto_pad '{auto}'")
-    if nd == 1:
-        x = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
-        w = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2])
-        strides, dil = (1,) + tuple(strides), (1,) + tuple(dil)
-        outpad, lo, hi = ((0,) + tuple(v) for v in (outpad, lo, hi))
-    # the op pads symmetrically; the rest is cropped off the larger side
-    sym = tuple(min(a, c) for a, c in zip(lo, hi))
-    y = upsampling.conv_transpose2d(x, w, b, stride=tuple(strides), padding=sym,
-                                    output_padding=tuple(outpad), groups=int(n.attr("group", 1)),
-                                    dilation=tuple(dil))
-    starts = [a - s for a, s in zip(lo, sym)]
-    stops = [size - (c - s) for size, c, s in zip(y.shape[2:], hi, sym)]
-    y = y[:, :, starts[0]:stops[0], starts[1]:stops[1]]
-    return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if nd == 1 else y
+    # the op crops symmetrically; the rest is cropped off the larger side (or, a negative
+    # amount, zeros added at the end)
+    sym = tuple(max(min(a, c), 0) for a, c in zip(lo, hi))
+    y = _transpose_nd(x, w, strides, sym, outpad, int(n.attr("group", 1)), dil)
+    key = tuple(slice(a - s, size - max(c - s, 0))
+                for a, c, s, size in zip(lo, hi, sym, y.shape[2:]))
+    y = neural.pad_zeros(y[(slice(None), slice(None)) + key], (0,) * (nd + 2),
+                         (0, 0) + tuple(max(-c, 0) for c in hi))
+    if b is not None:
+        if b.shape != (y.shape[1],):
+            n.invalid(f"the bias must have shape ({y.shape[1]},), got {b.type}")
+        y = y + b.reshape((-1,) + (1,) * nd)
+    return y
 
 
 # -- Resize ------------------------------------------------------------------------------------
@@ -148,13 +186,45 @@ def _cubic(src: np.ndarray, size: int, dtype, a: float, exclude: bool) -> np.nda
     return m.astype(dtype)
 
 
+def _antialias(src: np.ndarray, size: int, dtype, scale: float, mode: str, a: float,
+               exclude: bool) -> np.ndarray:
+    """The filter of `mode` ('linear' or 'cubic'), stretched by 1/scale when downsampling
+    (scale < 1), as a constant (out, size) matrix: the taps of output i are the n input indices
+    nearest to src[i] (n = 2 - 2 * start), each weighted by the kernel at (tap - src[i]) * scale,
+    normalised to sum 1; outside the input the edge repeats, or (exclude) those taps get 0.
+    This is onnx's reference (_linear/_cubic_coeffs_antialias and its neighbour choice)."""
+    s = min(scale, 1.0)
+    start = int(np.floor((-1 if mode == "linear" else -2) / s) + 1)
+    taps_n = 2 - 2 * start
+    fl = np.floor(src)
+    base = np.where(src == fl, src - 1, fl)          # an integer src counts as ratio 1
+    taps = base.astype(np.int64)[:, None] + start + np.arange(taps_n)[None, :]
+    d = np.abs(taps - src[:, None]) * s
+    if mode == "linear":
+        w = np.clip(1 - d, 0, 1)
+    else:
+        near = ((a + 2) * d - (a + 3)) * d * d + 1
+        far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+        w = np.where(d <= 1, near, np.where(d < 2, far, 0.0))
+    w = w / w.sum(axis=1, keepdims=True)
+    if exclude:
+        w = np.where((taps >= 0) & (taps < size), w, 0.0)
+        total = w.sum(axis=1, keepdims=True)
+        w = w / np.where(total == 0, 1.0, total)
+    m = np.zeros((len(src), size), np.float64)
+    np.add.at(m, (np.repeat(np.arange(len(src)), taps_n),
+                  np.clip(taps, 0, size - 1).reshape(-1)), w.reshape(-1))
+    return m.astype(dtype)
+
+
 def resize(n):
     x = n.x(0)
     mode = n.attr("mode", "nearest")
     if mode not in ("nearest", "linear", "cubic"):
         n.invalid(f"unknown mode '{mode}'")
-    if n.attr("antialias", 0):
-        n.unsupported("antialias=1 is not supported")
+    antialias = n.attr("antialias", 0)
+    if antialias not in (0, 1):
+        n.invalid(f"attribute 'antialias' must be 0 or 1, got {antialias}")
     policy = n.attr("keep_aspect_ratio_policy", "stretch")
     if policy not in ("stretch", "not_larger", "not_smaller"):
         n.invalid(f"unknown keep_aspect_ratio_policy '{policy}'")
@@ -202,6 +272,10 @@ def resize(n):
         if mode == "nearest":
             idx = _nearest(n, src, n.attr("nearest_mode", "round_prefer_floor"), size)
             y = upsampling.gather_axis(y, ax, idx)
+        elif antialias:   # (nearest ignores it, as the ONNX spec says)
+            y = upsampling.map_axis(y, ax, _antialias(
+                src.astype(np.float64), size, y.dtype.np, scale, mode,
+                float(n.attr("cubic_coeff_a", -0.75)), bool(n.attr("exclude_outside", 0))))
         elif mode == "cubic":
             y = upsampling.map_axis(y, ax, _cubic(src.astype(np.float64), size, y.dtype.np,
                                                   float(n.attr("cubic_coeff_a", -0.75)),
