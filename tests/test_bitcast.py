@@ -128,9 +128,9 @@ def test_fused_with_arithmetic_before_and_after():
     i = (x * np.float32(1.0)).view(np.int32) >> 1
     r = (np.int32(0x5F3759DF) - i).view(np.float32)
     _same_bits(got, r * (np.float32(1.5) - np.float32(0.5) * x * r * r))
-    kernels = cf.stats()["kernels"] if "kernels" in cf.stats() else None
-    if kernels is not None:
-        assert kernels == 1
+    assert cf.stats()["kernels"] == 1
+    (group,) = cf.stats()["fused_groups"]
+    assert group.count("bitcast") == 2
 
 
 def test_fused_in_small_types():
