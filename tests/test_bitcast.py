@@ -47,7 +47,8 @@ def patterns(d) -> np.ndarray:
     exp = {32: 0x7F800000, 64: 0x7FF0000000000000}[d.bits]
     quiet = {32: 0x00400000, 64: 0x0008000000000000}[d.bits]
     special = [0, top, exp, top | exp, exp | quiet, top | exp | quiet, exp | 1, exp | 0x1234,
-               exp | quiet | 0x5A5, top | exp | 0x77, 1, top | 1, exp - 1, top - 1, top, 2 ** d.bits - 1]
+               exp | quiet | 0x5A5, top | exp | 0x77, 1, top | 1, exp - 1, top - 1, top,
+               2 ** d.bits - 1]
     randoms = rng.integers(0, 2 ** 63, 997, dtype=np.uint64).astype(u)
     if d.bits == 64:
         randoms = randoms * np.uint64(2) + rng.integers(0, 2, 997, dtype=np.uint64)
