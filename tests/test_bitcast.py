@@ -192,6 +192,19 @@ def test_nan_payload_constants_keep_their_bits():
     assert got[0].view(np.uint32).tolist()[::2] == [0x7F800001, 0x7FA00000]
 
 
+def test_kernels_differing_only_in_a_nan_payload_are_not_shared():
+    """Kernels are keyed by structure, immediates included: NaNs of different payloads (or
+    signs) are different keys."""
+    payloads = [0x7F800005, 0x7F800007, 0xFF800005, 0x7FC00000]
+
+    def f(x):
+        return [lp.where(x > 0, lp.bitcast(lp.constant(np.uint32(p)), lp.float32), x)
+                for p in payloads]
+    x = np.array([1, -1], np.float32)
+    for got, p in zip(lp.compile(f)(x), payloads):
+        assert got.view(np.uint32)[0] == p and got[1] == -1
+
+
 # -- refused ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("src,to", [(float32, float16), (float64, int32), (uint8, float16),
                                     (int32, lp.int8)], ids=str)
