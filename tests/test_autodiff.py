@@ -268,7 +268,7 @@ def test_every_op_has_a_vjp_rule_or_is_marked_nondifferentiable():
     nondiff = {name for name, op in OPS.items() if op.vjp is NONDIFF}
     assert nondiff == {"input", "constant", "argmax", "lt", "le", "gt", "ge", "eq", "ne",
                        "stop_gradient", "check_index", "philox", "floordiv",
-                       "bitwise_and", "bitwise_or", "bitwise_xor", "shl", "shr"}
+                       "bitwise_and", "bitwise_or", "bitwise_xor", "shl", "shr", "bitcast"}
 
 
 # -- API: pytrees, argnums, integer inputs, zero gradients, errors -------------------------------

@@ -43,6 +43,8 @@ CASES = (
     + [case("stop_gradient", [(7, 13)])]
     + [case("cast", [(7, 13)], [F], dtype=t) for t in (int32, int64, F, D, bool_)]
     + [case("cast", [(5,)], [t], dtype=F) for t in (int32, int64, bool_)]
+    + [case("bitcast", [(7, 13)], [F], dtype=int32), case("bitcast", [(5,)], [int64], dtype=D),
+       case("bitcast", [()], [bool_], dtype=dtype("u8"))]
     + [case(op, [(2, 3, 5)], axes=a, keepdims=k) for op in ["sum", "max", "min", "prod"]
        for a in [(0,), (1,), (2,), (0, 2), (0, 1, 2)] for k in [False, True]]
     + [case("sum", [(7, 13)], [int64], axes=(1,), keepdims=False),

@@ -112,8 +112,8 @@ def test_exported_names_are_exactly_the_public_api():
         int64 bool_ float16 bfloat16 int8 int16 uint8 uint16 uint32 uint64 float8_e4m3fn
         float8_e4m3fnuz float8_e5m2 float8_e5m2fnuz float8_e8m0fnu float4_e2m1fn int4 uint4 int2 uint2 floor_divide
         remainder mod left_shift right_shift bitwise_and bitwise_or bitwise_xor invert
-        trace stop_gradient scan fori_loop while_loop cond""".split())  # stop_gradient:
-    # beyond API.md, as in JAX
+        trace stop_gradient bitcast scan fori_loop while_loop cond""".split())  # stop_gradient
+    # and bitcast: beyond API.md, as in JAX (lax.stop_gradient, lax.bitcast_convert_type)
     assert set(lp.__all__) == expected and len(lp.__all__) == len(expected)
     namespace = {}
     exec("from lepton.frontends import *", namespace)

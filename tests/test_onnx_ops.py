@@ -79,9 +79,22 @@ def test_function_body_binds_attributes_and_defaults():
 
 
 def test_op_without_converter_or_body_is_refused_at_load():
-    m = _model([helper.make_node("BitCast", ["a"], ["y"], to=TensorProto.INT32)],
-               [("a", [3, 3])], ["y"], 26)
-    with pytest.raises(NotImplementedError, match="BitCast"):
+    m = _model([helper.make_node("ImageDecoder", ["a"], ["y"])], [("a", [3, 3])], ["y"], 20)
+    with pytest.raises(NotImplementedError, match="ImageDecoder"):
+        lp.from_onnx(m)
+
+
+def test_bitcast_reads_the_bits_and_refuses_other_widths():
+    x = np.array([[1.0, -0.0, np.inf], [np.nan, -2.5, 1e-45]], np.float32)
+    for to, np_to in ((TensorProto.INT32, np.int32), (TensorProto.UINT32, np.uint32),
+                      (TensorProto.FLOAT, np.float32)):
+        m = _model([helper.make_node("BitCast", ["a"], ["y"], to=to)], [("a", [2, 3])], ["y"], 26)
+        (y,) = lp.from_onnx(m)(x)
+        assert y.dtype == np_to and np.array_equal(y.view(np.uint32), x.view(np.uint32))
+    m = _model([helper.make_node("BitCast", ["a"], ["y"], to=TensorProto.FLOAT16, name="bc")],
+               [("a", [2, 3])], ["y"], 26)
+    with pytest.raises(ValueError,
+                       match=r"'bc'.*bitcast from f32 \(32 bits\) to f16 \(16 bits\)"):
         lp.from_onnx(m)
 
 

@@ -349,6 +349,30 @@ CANONICALIZE = [
           return %0, %3
         }
     """),
+    case("bitcast-same", """
+        graph @f(%0: f32[3]) {
+          %1: f32[3] = bitcast[dtype=f32] %0
+          return %1
+        }
+    """, """
+        graph @f(%0: f32[3]) {
+          return %0
+        }
+    """),
+    case("bitcast-bitcast", """
+        graph @f(%0: f32[3], %1: f16[3]) {
+          %2: i32[3] = bitcast[dtype=i32] %0
+          %3: u32[3] = bitcast[dtype=u32] %2
+          %4: i16[3] = bitcast[dtype=i16] %1
+          %5: f16[3] = bitcast[dtype=f16] %4
+          return %3, %5
+        }
+    """, """
+        graph @f(%0: f32[3], %1: f16[3]) {
+          %2: u32[3] = bitcast[dtype=u32] %0
+          return %2, %1
+        }
+    """),
     case("where-same", """
         graph @f(%0: bool[3], %1: f32[3]) {
           %2: f32[3] = where %0, %1, %1

@@ -10,12 +10,12 @@ from ..ir.types import (bfloat16, bool_, float4_e2m1fn, float8_e4m3fn, float8_e4
 from .control import cond, fori_loop, scan, while_loop
 from .nn_ops import (avg_pool2d, batch_norm, conv2d, cross_entropy, layer_norm, log_softmax,
                      max_pool2d, softmax)
-from .ops import (abs, add, arange, argmax, bitwise_and, bitwise_or, bitwise_xor, broadcast_to,
-                  clip, concatenate, constant, cos, divide, dot, erf, exp, expand_dims,
-                  floor_divide, full, gelu, invert, left_shift, log, logsumexp, matmul, max,
-                  maximum, mean, min, minimum, mod, multiply, negative, ones, power, prod,
-                  reciprocal, relu, remainder, reshape, right_shift, rsqrt, sigmoid, sin, split,
-                  sqrt, square, squeeze, stack, stop_gradient, subtract, sum, take, tanh,
+from .ops import (abs, add, arange, argmax, bitcast, bitwise_and, bitwise_or, bitwise_xor,
+                  broadcast_to, clip, concatenate, constant, cos, divide, dot, erf, exp,
+                  expand_dims, floor_divide, full, gelu, invert, left_shift, log, logsumexp,
+                  matmul, max, maximum, mean, min, minimum, mod, multiply, negative, ones, power,
+                  prod, reciprocal, relu, remainder, reshape, right_shift, rsqrt, sigmoid, sin,
+                  split, sqrt, square, squeeze, stack, stop_gradient, subtract, sum, take, tanh,
                   transpose, var, where, zeros)
 from .tensor import Tensor
 from .upsampling import conv_transpose2d, interpolate
@@ -28,7 +28,7 @@ __all__ = [
     "where", "clip", "square", "reciprocal", "stop_gradient",
     # integers
     "floor_divide", "remainder", "mod", "left_shift", "right_shift", "bitwise_and", "bitwise_or",
-    "bitwise_xor", "invert",
+    "bitwise_xor", "invert", "bitcast",
     # reductions
     "sum", "mean", "max", "min", "argmax", "prod", "logsumexp", "var",
     # shape

@@ -282,6 +282,18 @@ def equal(a, b): return _binary("eq", a, b)
 def not_equal(a, b): return _binary("ne", a, b)
 
 
+def bitcast(x, dtype) -> Tensor:
+    """The bits of each element of x read as `dtype`, of the same width (NumPy's
+    `x.view(dtype)` element by element, jax.lax.bitcast_convert_type): NaN payloads, -0 and
+    infinities keep their bits. Widths are bits: 32 for f32/i32/u32, 16 for the 16-bit types, 8
+    for the 8-bit ones and bool, 4 for int4/uint4/float4_e2m1fn, 2 for int2/uint2; different
+    widths raise ValueError, and so does bool as the target (only 0 and 1 bytes are bools).
+
+    >>> lp.bitcast(np.float32(1.0), lp.int32)    # 1065353216 (0x3F800000)
+    """
+    return emit("bitcast", [lift(x)], dtype=to_dtype(dtype))
+
+
 # -- reductions --------------------------------------------------------------------------------
 def _reduce(op: str, x: Tensor, axis, keepdims) -> Tensor:
     return emit(op, [x], axes=norm_axes(axis, x.ndim, op), keepdims=bool(keepdims))
@@ -467,7 +479,7 @@ __all__ = [
     "rsqrt", "tanh", "sigmoid", "relu", "gelu", "erf", "sin", "cos", "maximum", "minimum",
     "where", "clip", "square", "reciprocal", "stop_gradient",
     "floor_divide", "remainder", "mod", "left_shift", "right_shift", "bitwise_and", "bitwise_or",
-    "bitwise_xor", "invert",
+    "bitwise_xor", "invert", "bitcast",
     "sum", "mean", "max", "min", "argmax", "prod", "logsumexp", "var",
     "reshape", "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack",
     "split", "take", "matmul", "dot", "zeros", "ones", "full", "arange", "constant",

@@ -23,9 +23,10 @@ import numpy as np
 
 from .types import DType, TensorType, float32, int32
 
-# ops whose results are some of their operands' elements, unchanged (or a constant)
+# ops whose results are some of their operands' elements, unchanged (or a constant); a cast
+# converts narrow values itself, a bitcast keeps their bits
 MOVES = frozenset(["input", "constant", "reshape", "transpose", "broadcast_to", "slice",
-                   "concatenate", "take", "check_index", "pad", "cast", "where",
+                   "concatenate", "take", "check_index", "pad", "cast", "bitcast", "where",
                    "stop_gradient", "get", "scan", "cond", "while_loop"])
 
 

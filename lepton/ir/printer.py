@@ -17,7 +17,8 @@ import numpy as np
 from .graph import Graph
 from .types import DType, is_float_numpy
 
-# Constants with more elements than this print as base64 of their little-endian bytes.
+# Constants with more elements than this (or holding a NaN of a payload or sign of its own)
+# print as base64 of their little-endian bytes.
 INLINE_LIMIT = 8
 
 
@@ -39,8 +40,20 @@ def format_attr(v) -> str:
     raise TypeError(f"cannot print attribute {v!r}")
 
 
+def _odd_nan(a: np.ndarray) -> bool:
+    """Whether a float array holds a NaN other than the one `nan` parses back to (a sign or
+    payload of its own, as bitcasts make), which only its bytes spell exactly."""
+    if not is_float_numpy(a.dtype) or a.size == 0:
+        return False
+    nan = np.isnan(a.astype(np.float32) if a.dtype.itemsize < 4 else a)
+    if not nan.any():
+        return False
+    u = f"u{a.dtype.itemsize}"
+    return bool(np.any(a[nan].view(u) != np.array(np.nan, a.dtype).view(u)))
+
+
 def format_array(a: np.ndarray) -> str:
-    if a.size > INLINE_LIMIT:
+    if a.size > INLINE_LIMIT or _odd_nan(a):
         data = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False)
         return '"' + base64.b64encode(data.tobytes()).decode() + '"'
 

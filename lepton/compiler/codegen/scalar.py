@@ -89,11 +89,25 @@ def zero(dt: DType, value=0):
     if dt.is_narrow_int:
         return ir.Constant(_LL[dt], int(value) & ((1 << dt.bits) - 1))
     if dt.is_float:
-        return ir.Constant(_LL[dt], float(np.asarray(value, dt.np)))
+        return _float_constant(_LL[dt], np.asarray(value, dt.np))
     v = int(value)
     if dt.unsigned and v >= 1 << (dt.bits - 1):   # LLVM spells integers signed
         v -= 1 << dt.bits
     return ir.Constant(_LL[dt], v)
+
+
+def _float_constant(t: ir.Type, a: np.ndarray) -> ir.Constant:
+    """A float16/32/64 constant. A NaN is written by its bits: llvmlite would round a float
+    literal through a C float, which quiets a signalling NaN, while LLVM keeps a literal's
+    signalling NaN and payload (bitcasts make them values)."""
+    if not np.isnan(a):
+        return ir.Constant(t, float(a))
+    u = int(a.view(f"u{a.itemsize}"))
+    if a.itemsize == 2:
+        return ir.FormattedConstant(t, f"0xH{u:04X}")
+    if a.itemsize == 4:   # LLVM spells a float as the double of the same value
+        u = ((u >> 31) << 63) | (0x7FF << 52) | ((u & 0x7FFFFF) << 29)
+    return ir.FormattedConstant(t, f"0x{u:016X}")
 
 
 def like(x, value) -> ir.Constant:
@@ -323,6 +337,17 @@ def _cast(b, xs, ins, out):
     return b.zext(x, dst_t) if src.unsigned else b.sext(x, dst_t)
 
 
+def _bitcast(b, xs, ins, out):
+    """The bits of x as dtype `out` (same width): an LLVM bitcast between the register types
+    (half <-> i16, float <-> i32, double <-> i64), nothing when they already agree (the 8-bit
+    floats, bfloat16's and the narrow types' integer registers); a bool's i1 is its byte."""
+    (x,), src = xs, ins[0]
+    if src == bool_ and out != bool_:
+        x = b.zext(x, ir.IntType(8))
+    dst_t = llvm_type(out)
+    return x if x.type == dst_t else b.bitcast(x, dst_t)
+
+
 def _float_divmod(b, x, y, want_quotient):
     """NumPy's float floor division / remainder (npy_divmod): from the exact fmod (`frem`), the
     remainder takes b's sign, the quotient is snapped to the nearest integer; x // 0 is x / 0."""
@@ -426,6 +451,7 @@ SCALAR = {
     "where": lambda b, xs, ins, out: b.select(*xs),
     "stop_gradient": lambda b, xs, ins, out: xs[0],
     "cast": _cast,
+    "bitcast": _bitcast,
     "floordiv": _divmod(True),
     "mod": _divmod(False),
     "bitwise_and": lambda b, xs, ins, out: b.and_(*xs),

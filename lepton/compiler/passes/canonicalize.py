@@ -101,6 +101,12 @@ def _cast_roundtrip(b, x, mid):
     return x if b.root.dtype == x.dtype and mid.dtype in LOSSLESS[x.dtype] else None
 
 
+def _bitcast_bitcast(b, x):
+    """Bits read as `mid`, then as the result's dtype, are x's bits read as it (all three have
+    one width); back to x's own dtype it is x."""
+    return x if b.root.dtype == x.dtype else b.op("bitcast", x, dtype=b.root.dtype)
+
+
 def _implicit_broadcast(b):
     """Elementwise ops broadcast their inputs themselves: read broadcast_to's input instead of
     its result, a one-element value instead of its reshape, and 0-d constants instead of
@@ -221,6 +227,8 @@ RULES = [
     # casts and selects
     Rule("cast-same", op("cast", x), _cast_same),
     Rule("cast-roundtrip", op("cast", op("cast", x, name="mid")), _cast_roundtrip),
+    Rule("bitcast-same", op("bitcast", x), _cast_same),
+    Rule("bitcast-bitcast", op("bitcast", op("bitcast", x)), _bitcast_bitcast),
     Rule("where-same", op("where", var("c"), x, x), lambda b, c, x: x),
     Rule("into-select", op(ELEMENTWISE - {"where"}, having="where", only=("where", "constant")),
          _into_select),

@@ -1,4 +1,4 @@
-"""ONNX Cast and CastLike, with Cast-19's `saturate` for the 8-bit float targets.
+"""ONNX Cast and CastLike, with Cast-19's `saturate` for the 8-bit float targets, and BitCast.
 
 Lepton's `cast` is NumPy's `astype` (ml_dtypes' for the 8-bit floats): it never saturates, so a
 value beyond the target's range becomes infinity (float8_e5m2) or NaN (the others), which is
@@ -11,6 +11,10 @@ largest finite value with their sign, NaN stays NaN:
 
 The clamp is computed in float32 (float64 stays float64): the bounds are exact there, and a
 float32 holds every value of the other sources that is not already beyond every 8-bit range.
+
+BitCast (opset 26) is Lepton's `bitcast`: the same bits read as `to`, of the same width (bool
+counts its byte, 8 bits; INT4/UINT4/FLOAT4E2M1 are 4 bits, INT2/UINT2 2). Lepton refuses what
+the core op refuses: different widths, and a bool target (a byte other than 0 or 1 is no bool).
 
 FLOAT8E8M0 (a power of two, no sign) follows ONNX's own rule (onnx.numpy_helper.to_float8e8m0)
 on the float32 value, not the cast's nearest: the sign is dropped, `round_mode` "up" (the
@@ -92,3 +96,7 @@ def cast_(n) -> Tensor:
 
 def cast_like(n) -> Tensor:
     return _cast_to(n, n.x(0), n.x(1).dtype)
+
+
+def bit_cast(n) -> Tensor:
+    return ops.bitcast(n.x(0), onnx_dtype(n, n.attr("to")))

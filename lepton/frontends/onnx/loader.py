@@ -401,17 +401,45 @@ DATA_SHAPED = {
 def _shape_inputs(graph, input_names: set) -> set:
     """The graph inputs whose values decide a shape, axis or pad: those the `consts` inputs of
     the op table's rules depend on (through any node but Shape and Size, whose outputs depend on
-    shapes only)."""
-    needed: set = set()
-    for proto in reversed(graph.node):
+    shapes only), in subgraphs too (If's branches, Loop's and Scan's bodies read the names
+    around them: AffineGrid's expanded form takes N, H, W from `size` in an If)."""
+    return _needed(graph.node, set()) & input_names
+
+
+def _subgraphs(proto) -> list:
+    from onnx import AttributeProto
+    out = []
+    for a in proto.attribute:
+        if a.type == AttributeProto.GRAPH:
+            out.append(a.g)
+        elif a.type == AttributeProto.GRAPHS:
+            out.extend(a.graphs)
+    return out
+
+
+def _needed(nodes, needed: set) -> set:
+    """`needed` (names whose values must be known while tracing) grown by what decides them
+    and by the consts of `nodes`, walking back from the last node; a subgraph adds the names
+    of the graphs around it that it needs (its own names are not theirs)."""
+    for proto in reversed(nodes):
         rule = table_rule(proto)
         if proto.op_type in ("Shape", "Size") or rule is None:
             continue
-        if any(o in needed for o in proto.output):
+        wanted = [i for i, o in enumerate(proto.output) if o in needed]
+        if wanted:
             needed.update(proto.input)
         else:
             needed.update(proto.input[i] for i in rule.consts if i < len(proto.input))
-    return needed & input_names
+        for g in _subgraphs(proto):
+            outs = [o.name for o in g.output]
+            if proto.op_type == "If":      # a branch's outputs are the node's, in order
+                outs = [outs[i] for i in wanted if i < len(outs)]
+            elif not wanted:
+                outs = []
+            own = ({n for node in g.node for n in node.output} | {v.name for v in g.input}
+                   | {t.name for t in g.initializer})
+            needed.update(_needed(g.node, set(outs)) - own)
+    return needed
 
 
 def _default_opset(proto) -> int:

@@ -11,9 +11,9 @@ shape, Slice's starts...) are listed in each Rule's `consts`: they must be compu
 constants, or depend on graph inputs that the loader then specialises on their value; Gather's
 indices may be computed. Op families live in their own modules: neural.py, elementwise.py,
 indexing.py, integer.py, attention.py (also normalisations and losses), flex_attention.py,
-recurrent.py, control.py, casts.py (Cast, CastLike), quantize.py, optional.py, misc.py. Ops of
-other domains than the default one name theirs in their Rule (FlexAttention: ai.onnx.preview,
-Binarizer: ai.onnx.ml).
+recurrent.py, control.py, casts.py (Cast, CastLike, BitCast), quantize.py, optional.py,
+misc.py. Ops of other domains than the default one name theirs in their Rule (FlexAttention:
+ai.onnx.preview, Binarizer: ai.onnx.ml).
 """
 from __future__ import annotations
 
@@ -421,6 +421,7 @@ TABLE: dict[str, Rule] = {
     "Where": Rule(lambda n: ops.where(n.x(0), n.x(1), n.x(2))),
     "Cast": Rule(casts.cast_, ("to", "saturate", "round_mode")),
     "CastLike": Rule(casts.cast_like, ("saturate", "round_mode")),
+    "BitCast": Rule(casts.bit_cast, ("to",)),
     "QuantizeLinear": Rule(quantize.quantize_linear,
                            ("axis", "saturate", "block_size", "output_dtype", "precision")),
     "DequantizeLinear": Rule(quantize.dequantize_linear, ("axis", "block_size", "output_dtype")),

@@ -51,6 +51,30 @@ def _cast(types, attrs):
     return TensorType(to_dtype(attrs["dtype"]), types[0].shape)
 
 
+def bit_width(d) -> int:
+    """The width bitcast compares: a value's bits (4 for int4 and float4_e2m1fn, 2 for int2),
+    8 for bool (its byte, as NumPy and ONNX store it)."""
+    return 8 if d == bool_ else d.bits
+
+
+def _bitcast(types, attrs):
+    src, to = types[0].dtype, to_dtype(attrs["dtype"])
+    if to == bool_ and src != bool_:
+        raise TypeError(f"bitcast from {src} to bool is refused: a byte other than 0 or 1 is "
+                        f"not a bool (use x != 0, or a cast)")
+    if bit_width(src) != bit_width(to):
+        raise ValueError(f"bitcast from {src} ({bit_width(src)} bits) to {to} "
+                         f"({bit_width(to)} bits): the widths differ; bitcast reinterprets each "
+                         f"element as a dtype of the same width")
+    return TensorType(to, types[0].shape)
+
+
+def _bitcast_ref(xs, attrs):
+    # NumPy's view: every dtype here is stored in its own itemsize (sub-byte ones one a byte,
+    # low bits), so viewing keeps the bits, NaN payloads and -0 included
+    return np.asarray(xs[0]).view(to_dtype(attrs["dtype"]).np)
+
+
 def _keep(f):
     """A reference that keeps the input dtype (NumPy may widen, e.g. for 0-d scalars)."""
     def ref(xs, attrs):
@@ -160,4 +184,7 @@ ELEMENTWISE = [
     OpDef("stop_gradient", "elementwise", 1, (), _same, lambda xs, a: xs[0], NONDIFF),
     OpDef("cast", "elementwise", 1, ("dtype",), _cast,
           lambda xs, a: np.asarray(xs[0]).astype(to_dtype(a["dtype"]).np), _cast_vjp),
+    # the bits of each element read as another dtype of the same width (NumPy's x.view(dtype),
+    # jax.lax.bitcast_convert_type); no gradient flows through it, as in JAX (a zero one)
+    OpDef("bitcast", "elementwise", 1, ("dtype",), _bitcast, _bitcast_ref, NONDIFF),
 ]
