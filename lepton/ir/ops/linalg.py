@@ -263,11 +263,15 @@ def conv2d_input_grad(e, ct, w, x_shape, stride, padding, dilation, groups):
     extra_h = (h + 2 * ph - dh * (kh - 1) - 1) - (ho - 1) * sh
     extra_w = (wd + 2 * pw - dw * (kw - 1) - 1) - (wo - 1) * sw
     lo_h, lo_w = dh * (kh - 1) - ph, dw * (kw - 1) - pw
-    p = e.pad_or_crop(e.pad(ct, (0, 0, 0, 0), (0, 0, 0, 0), (0, 0, sh - 1, sw - 1)),
-                      (0, 0, lo_h, lo_w), (0, 0, lo_h + extra_h, lo_w + extra_w))
     wt = e.reshape(e.transpose(e.reshape(w, (g, og, cg, kh, kw)), (0, 2, 1, 3, 4)),
                    (c, og, kh, kw))
     wt = e.slice(wt, (0, 0, kh - 1, kw - 1), (c, og, -1, -1), (1, 1, -1, -1))
+    if (sh, sw) == (1, 1) and (extra_h, extra_w) == (0, 0) and min(lo_h, lo_w) >= 0:
+        # the same zeros on both sides: the convolution's own padding, no padded copy of ct
+        return e.op("conv2d", ct, wt, stride=(1, 1), padding=(lo_h, lo_w), dilation=(dh, dw),
+                    groups=g)
+    p = e.pad_or_crop(e.pad(ct, (0, 0, 0, 0), (0, 0, 0, 0), (0, 0, sh - 1, sw - 1)),
+                      (0, 0, lo_h, lo_w), (0, 0, lo_h + extra_h, lo_w + extra_w))
     return e.op("conv2d", p, wt, stride=(1, 1), padding=(0, 0), dilation=(dh, dw), groups=g)
 
 
