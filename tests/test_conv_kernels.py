@@ -162,6 +162,11 @@ WEIGHT_GRADS = [  # x shape, dy shape, kernel, stride, padding, dilation, groups
     ((2, 3, 32, 32), (2, 32, 32, 32), (3, 3), (1, 1), (1, 1), (1, 1), 1),  # W11's conv1 (rows
     ((2, 32, 16, 16), (2, 64, 16, 16), (3, 3), (1, 1), (1, 1), (1, 1), 1),  # 4 KiB apart), conv2
     ((1, 20, 6, 7), (1, 70, 6, 7), (3, 3), (1, 1), (1, 1), (1, 1), 1),     # K < unroll edges
+    # small images, several a GEMM: 7 per block, a last block of 6; all in one block; groups
+    ((20, 3, 6, 7), (20, 4, 6, 7), (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((5, 16, 4, 4), (5, 24, 4, 4), (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((9, 6, 9, 5), (9, 4, 4, 3), (3, 2), (2, 2), (1, 1), (1, 2), 2),
+    ((33, 2, 3, 3), (33, 3, 2, 2), (2, 2), (1, 1), (0, 0), (1, 1), 1),   # 2x2 pixels: 33 in one
 ]
 
 
@@ -187,7 +192,8 @@ def test_conv2d_weight_grad_channel_blocks():
     assert _channel_block(32, 1, 2, 10) == (32, 1)      # too little work to split
 
 
-def test_conv2d_weight_grad_f64():
-    out, ref = weight_grad(rand((2, 4, 9, 8), np.float64), rand((2, 6, 5, 8), np.float64, 1),
+@pytest.mark.parametrize("n", [2, 11])    # 40 pixels: one block of 2; blocks of 7 and 4
+def test_conv2d_weight_grad_f64(n):
+    out, ref = weight_grad(rand((n, 4, 9, 8), np.float64), rand((n, 6, 5, 8), np.float64, 1),
                            (3, 3), (2, 1), (1, 2), (1, 1), 2)
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
