@@ -142,6 +142,13 @@ IR_TABLE = [
 ]
 _X_POOL = R(1, 2, 7, 6)
 IR_TABLE += [
+    # x, then dy (short of the full 4x4 output in the second case)
+    ("conv2d_weight_grad", "conv2d_weight_grad", [R(2, 4, 7, 6), R(2, 6, 4, 4)], [],
+     dict(kernel=(3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)),
+    ("conv2d_weight_grad-short", "conv2d_weight_grad", [R(1, 3, 8, 8), R(1, 2, 3, 4)], [],
+     dict(kernel=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1), groups=1)),
+]
+IR_TABLE += [
     ("max_pool2d_grad", "max_pool2d_grad", [R(1, 2, 4, 6)], [_X_POOL],
      dict(kernel=(3, 3), stride=(2, 1), padding=(1, 1))),
     ("max_pool2d_select", "max_pool2d_select", [R(1, 2, 7, 6)], [_X_POOL],
@@ -478,7 +485,8 @@ def test_hessian_vector_product_closure_and_compiled():
     got = lp.compile(hvp)(params, v)
     hv_graph = lp.trace(hvp, params, v)
     text = str(hv_graph)
-    for op in ("pad", "scatter_add", "max_pool2d_grad", "max_pool2d_select", "avg_pool2d_grad"):
+    for op in ("pad", "scatter_add", "max_pool2d_grad", "max_pool2d_select", "avg_pool2d_grad",
+               "conv2d_weight_grad"):
         assert f"= {op}[" in text, op
     assert lp.ir.parse(text) == hv_graph
     vl = lp.frontends.pytree.tree_flatten(v)[0]

@@ -73,6 +73,12 @@ CASES = (
             dilation=(2, 1), groups=2),
        case("conv2d", [(2, 1, 7, 7), (3, 1, 1, 1)], stride=(1, 1), padding=(0, 0),
             dilation=(1, 1), groups=1)]
+    + [case("conv2d_weight_grad", [(2, 3, 9, 8), (2, 4, 9, 8)], kernel=(3, 3), stride=(1, 1),
+            padding=(1, 1), dilation=(1, 1), groups=1),
+       case("conv2d_weight_grad", [(1, 4, 10, 11), (1, 6, 3, 9)], kernel=(3, 2), stride=(2, 1),
+            padding=(0, 1), dilation=(2, 1), groups=2),
+       case("conv2d_weight_grad", [(2, 3, 8, 8), (2, 2, 3, 4)], kernel=(3, 3), stride=(2, 2),
+            padding=(1, 1), dilation=(1, 1), groups=1)]     # dy short of the 4x4 output
     + [case("conv_transpose2d", [(2, 4, 5, 6), (4, 3, 3, 2)], stride=(2, 1), padding=(1, 0),
             output_padding=(1, 0), dilation=(1, 2), groups=1),
        case("conv_transpose2d", [(1, 4, 4, 4), (4, 1, 3, 3)], stride=(3, 3), padding=(4, 2),
@@ -134,7 +140,8 @@ def test_op_matches_interpreter_and_float64(op, types, attrs):
     (want,) = interpret(g, *args)
     assert got.shape == want.shape and got.dtype == want.dtype
     rtol, atol = tolerance(want.dtype)
-    if op in ("sum", "prod", "matmul", "conv2d", "conv_transpose2d", "avg_pool2d", "scatter_add", "avg_pool2d_grad"):
+    if op in ("sum", "prod", "matmul", "conv2d", "conv_transpose2d", "conv2d_weight_grad",
+              "avg_pool2d", "scatter_add", "avg_pool2d_grad"):
         rtol, atol = rtol * 10, atol * 10
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
     if any(t.dtype == float32 for t in types) and "dtype" not in attrs:

@@ -133,3 +133,67 @@ def test_errors():
         emit_pool2d(ir.Module(), "p", "max", i, TensorType(int32, (1, 2, 2, 2)), (2, 2), (2, 2), (0, 0))
     with pytest.raises(ValueError):
         emit_pool2d(ir.Module(), "p", "max", f, TensorType(float32, (1, 2, 3, 3)), (2, 2), (2, 2), (0, 0))
+
+
+def weight_grad(x, dy, kernel, stride, padding, dilation, groups, threads=1):
+    from lepton.compiler.codegen.conv_grad import emit_conv2d_weight_grad
+    attrs = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    out_t = OPS["conv2d_weight_grad"].infer([TensorType.of(x), TensorType.of(dy)], attrs)
+    out = np.full(out_t.shape, 7, x.dtype)
+    m = ir.Module()
+    k = emit_conv2d_weight_grad(m, "dw", TensorType.of(x), TensorType.of(dy), out_t, stride,
+                                padding, dilation, groups, threads)
+    scratch = aligned(k.scratch_bytes + 256)
+    scratch[k.scratch_bytes:] = 0xAB    # guard bytes: the kernel stays within its scratch
+    call_kernel(m, "dw", out, x, dy, scratch)
+    assert (scratch[k.scratch_bytes:] == 0xAB).all()
+    ref = OPS["conv2d_weight_grad"].ref([x.astype(np.float64), dy.astype(np.float64)], attrs)
+    return out, ref
+
+
+WEIGHT_GRADS = [  # x shape, dy shape, kernel, stride, padding, dilation, groups
+    ((2, 3, 9, 11), (2, 4, 9, 11), (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((3, 4, 10, 9), (3, 6, 4, 7), (3, 2), (2, 1), (0, 1), (1, 2), 2),
+    ((2, 8, 7, 7), (2, 16, 7, 7), (1, 1), (1, 1), (0, 0), (1, 1), 1),      # 1x1
+    ((3, 6, 12, 12), (3, 6, 6, 6), (5, 5), (2, 2), (2, 2), (1, 1), 6),     # depthwise
+    ((2, 5, 13, 6), (2, 7, 4, 2), (3, 3), (3, 3), (1, 1), (2, 1), 1),      # stride 3, dilated
+    ((1, 1, 5, 5), (1, 1, 1, 1), (5, 5), (1, 1), (0, 0), (1, 1), 1),       # one output pixel
+    ((2, 3, 8, 8), (2, 5, 3, 4), (3, 3), (2, 2), (1, 1), (1, 1), 1),       # dy short of 4x4
+    ((2, 3, 32, 32), (2, 32, 32, 32), (3, 3), (1, 1), (1, 1), (1, 1), 1),  # W11's conv1 (rows
+    ((2, 32, 16, 16), (2, 64, 16, 16), (3, 3), (1, 1), (1, 1), (1, 1), 1),  # 4 KiB apart), conv2
+    ((1, 20, 6, 7), (1, 70, 6, 7), (3, 3), (1, 1), (1, 1), (1, 1), 1),     # K < unroll edges
+    # small images, several a GEMM: 7 per block, a last block of 6; all in one block; groups
+    ((20, 3, 6, 7), (20, 4, 6, 7), (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((5, 16, 4, 4), (5, 24, 4, 4), (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((9, 6, 9, 5), (9, 4, 4, 3), (3, 2), (2, 2), (1, 1), (1, 2), 2),
+    ((33, 2, 3, 3), (33, 3, 2, 2), (2, 2), (1, 1), (0, 0), (1, 1), 1),   # 2x2 pixels: 33 in one
+]
+
+
+@pytest.mark.parametrize("case", WEIGHT_GRADS,
+                         ids=lambda c: f"{c[0]}-{c[1]}k{c[2]}s{c[3]}p{c[4]}d{c[5]}g{c[6]}")
+def test_conv2d_weight_grad_f32(case):
+    xs, ds, *attrs = case
+    out, ref = weight_grad(rand(xs, np.float32), rand(ds, np.float32, 1), *attrs)
+    terms = np.prod(ds) / ds[1]        # products summed into each dw element
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5 * terms)
+
+
+def test_conv2d_weight_grad_channel_blocks():
+    # with threads, a group's channels split into equal blocks, one item each (test_threads
+    # runs the split kernel)
+    from lepton.compiler.codegen.conv_grad import _channel_block
+    big = 1 << 30
+    assert _channel_block(32, 1, 2, big) == (16, 2)
+    assert _channel_block(3, 1, 2, big) == (1, 2)       # 3 items on 2 threads
+    assert _channel_block(7, 1, 4, big) == (1, 4)
+    assert _channel_block(1, 6, 2, big) == (1, 2)       # depthwise: the groups are the items
+    assert _channel_block(32, 1, 1, big) == (32, 1)
+    assert _channel_block(32, 1, 2, 10) == (32, 1)      # too little work to split
+
+
+@pytest.mark.parametrize("n", [2, 11])    # 40 pixels: one block of 2; blocks of 7 and 4
+def test_conv2d_weight_grad_f64(n):
+    out, ref = weight_grad(rand((n, 4, 9, 8), np.float64), rand((n, 6, 5, 8), np.float64, 1),
+                           (3, 3), (2, 1), (1, 2), (1, 1), 2)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)

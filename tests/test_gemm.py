@@ -304,8 +304,8 @@ def test_transposed_a_with_4k_row_stride_is_packed(dt, mkn, blocking, trans_b):
     a, b = rand((m, k), dt), rand((k, n), dt, 1)
     out, kern, _ = matmul_t(a, b, True, trans_b, blocking=blocking)
     check(a, b, out, 1e-4 if dt == np.float32 else 1e-11)
-    # the shared driver is told to pack A (its pack_a argument, just before row0)
-    assert re.search(r'call void @"lepton\.gemm\.\w+\.drv\w+\.t[nt]"\(.*i32 1, i64 %"row0"',
+    # the shared driver is told to pack A (its pack_a argument, then acc0, then row0)
+    assert re.search(r'call void @"lepton\.gemm\.\w+\.drv\w+\.t[nt]"\(.*i32 1, i32 0, i64 %"row0"',
                      str(kern.fn.module))
 
 

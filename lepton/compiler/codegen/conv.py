@@ -56,9 +56,10 @@ def _span(b, lo_num, hi_num, step, limit):
 
 
 def emit_im2col(module: ir.Module, name: str, x: TensorType, cg: int, kernel, stride, padding,
-                dilation, out_hw) -> ir.Function:
+                dilation, out_hw, ld: int = 0) -> ir.Function:
     """Adds the internal `void name(T* col, T* x)` filling the (cg*KH*KW) x (Ho*Wo) row-major
-    matrix col from the cg channels at x (each H x W). Stride-1 rows are masked vector copies
+    matrix col (rows `ld` >= Ho*Wo elements apart; 0: Ho*Wo) from the cg channels at x (each
+    H x W). Stride-1 rows are masked vector copies
     (one load and one store per 16 output pixels, zeros for the padding come from the mask).
     A row's last vector is stored whole, running up to VL - 1 elements past it into what is
     written next (masked stores are slow on some CPUs): col needs IM2COL_SLACK elements more."""
@@ -82,7 +83,7 @@ def emit_im2col(module: ir.Module, name: str, x: TensorType, cg: int, kernel, st
         # input column of output column ow is ow*sw + off_w; off_w = kj*dw - pw
         off_w = b.sub(b.mul(kj, const(dw)), const(pw))
         lo, hi = _span(b, b.neg(off_w), b.sub(const(w), off_w), sw, wo)
-        dst_row = b.gep(col, [b.mul(row, const(ho * wo))], inbounds=True)
+        dst_row = b.gep(col, [b.mul(row, const(ld or ho * wo))], inbounds=True)
         src_c = b.gep(xp, [b.mul(c, const(h * w))], inbounds=True)
         if sw == 1:
             # the lanes [lo, hi) of each vector of an output row, the same for every row oh

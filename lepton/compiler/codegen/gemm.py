@@ -229,17 +229,17 @@ def _thin_driver(module, name, dtype, epilogue, shared_fn, sizes, scratch_arg: b
 
 
 def emit_gemm_driver(module: ir.Module, name: str, s: GemmShape, blk: Blocking,
-                     epilogue: Epilogue = None) -> ir.Function:
+                     epilogue: Epilogue = None, accumulate: bool = False) -> ir.Function:
     """Adds the internal `void name(T* a, T* b, T* c, i8* scratch, i64 row0, i8* ctx)`
-    computing C = op(A) @ op(B) for the shape `s` (row0: the epilogue's index of C's first
-    row, ctx: the epilogue's context) by a call of the module's shared packed GEMM for
-    (dtype, mr x nr, transposes); scratch holds gemm_scratch_bytes(s, blk) for the packed
-    block of B (and of A, if packed)."""
+    computing C = op(A) @ op(B) (with `accumulate`, C += op(A) @ op(B)) for the shape `s`
+    (row0: the epilogue's index of C's first row, ctx: the epilogue's context) by a call of
+    the module's shared packed GEMM for (dtype, mr x nr, transposes); scratch holds
+    gemm_scratch_bytes(s, blk) for the packed block of B (and of A, if packed)."""
     if blk.nr % vector_width(s.dtype) or blk.mc % blk.mr or blk.nc % blk.nr:
         raise ValueError(f"bad blocking {blk} for {s.dtype}")
     drv = packed_gemm(module, s.dtype, blk.mr, blk.nr, s.trans_a, s.trans_b)
     sizes = [s.m, s.n, s.k, s.lda, s.ldb, s.ldc, blk.mc, blk.kc, blk.nc,
-             ir.Constant(i32, int(_packs_a(s, blk)))]
+             ir.Constant(i32, int(_packs_a(s, blk))), ir.Constant(i32, int(accumulate))]
     return _thin_driver(module, name, s.dtype, epilogue, drv, sizes, True)
 
 
@@ -247,8 +247,9 @@ def packed_gemm(module: ir.Module, dtype: DType, mr: int, nr: int, trans_a: bool
                 trans_b: bool) -> ir.Function:
     """The module's shared packed GEMM (BLIS loop nest, module docstring) for this dtype, tile
     and operand layout: `void (T* a, T* b, T* c, i8* scratch, i64 m, n, k, lda, ldb, ldc, mc,
-    kc, nc, i32 pack_a, i64 row0, epi_tile* epi, i8* ctx)`. epi (or null) is called on each
-    tile after its last K slice. With pack_a (trans_a only) blocks of A are packed."""
+    kc, nc, i32 pack_a, i32 acc0, i64 row0, epi_tile* epi, i8* ctx)`. epi (or null) is called
+    on each tile after its last K slice. With pack_a (trans_a only) blocks of A are packed;
+    with acc0 the first K slice adds to C too (C += A @ B)."""
     name = f"lepton.gemm.{dtype}.drv{mr}x{nr}.{'t' if trans_a else 'n'}{'t' if trans_b else 'n'}"
     return shared(module, name, lambda: _emit_packed_gemm(module, name, dtype, mr, nr, trans_a,
                                                           trans_b))
@@ -259,13 +260,13 @@ def _emit_packed_gemm(module, name, dtype, mr, nr, trans_a, trans_b):
     tp = t.as_pointer()
     vl = vector_width(dtype)
     fn, b = new_function(module, name, [tp, tp, tp, i8.as_pointer()] + [i64] * 9 +
-                         [i32, i64, _epi_tile_type(t), i8.as_pointer()],
+                         [i32, i32, i64, _epi_tile_type(t), i8.as_pointer()],
                          ["a", "b", "c", "scratch", "m", "n", "k", "lda", "ldb", "ldc", "mc",
-                          "kc", "nc", "pack_a", "row0", "epi", "ctx"])
+                          "kc", "nc", "pack_a", "acc0", "row0", "epi", "ctx"])
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    (a_p, b_p, c_p, scratch, m, n, k, lda, ldb, ldc, mc_max, kc_max, nc_max, pack_a_flag, row0,
-     epi, ctx) = fn.args
+    (a_p, b_p, c_p, scratch, m, n, k, lda, ldb, ldc, mc_max, kc_max, nc_max, pack_a_flag, acc0,
+     row0, epi, ctx) = fn.args
     b_rs, b_cs = (const(1), ldb) if trans_b else (ldb, const(1))
     a_rs, a_cs = (const(1), lda) if trans_a else (lda, const(1))
     mk = emit_microkernel(module, TileSpec(dtype, mr, nr // vl, a_trans=trans_a))
@@ -290,7 +291,7 @@ def _emit_packed_gemm(module, name, dtype, mr, nr, trans_a, trans_b):
             kc = minmax(b, kc_max, b.sub(k, pc), smaller=True)
             b_blk = b.add(b.mul(pc, b_rs), b.mul(jc, b_cs))
             b.call(pack_b, [b_pack, b.gep(b_p, [b_blk], inbounds=True), kc, nc, ldb])
-            acc = b.zext(b.icmp_signed(">", pc, const(0)), i32)
+            acc = b.or_(b.zext(b.icmp_signed(">", pc, const(0)), i32), acc0)
             do_epi = b.and_(has_epi, b.icmp_signed("==", b.add(pc, kc), k))
             with _steps(b, m, mc_max, "ic") as ic:
                 mc = minmax(b, mc_max, b.sub(m, ic), smaller=True)

@@ -10,8 +10,9 @@ that lower.py wraps into a kernel `void k(T* out, T* in..., i8* scratch)`.
                  maximum (or first NaN) with branch-free selects, as the reference does; when
                  windows cannot overlap, each tap is stored once instead of accumulated
 
-Correct first: the pool loops are scalar with bounds checks on every tap (windows are small),
-about 2-3 ns per window here; the forward pools' vectorised interiors would be the next step.
+The pool loops are scalar with bounds checks on every tap (windows are small), about 2-3 ns
+per window here, except max_pool2d_grad over windows that abut along the width without
+overlap or padding (2x2 stride 2 and the like): vectors of windows, pool_grad.py.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from llvmlite import ir
 
 from .loopnest import Access, View, contiguous, emit_map, row_major_strides
 from .loops import const, for_range, i64
+from .pool_grad import emit_vector_max_pool_grad, vector_max_pool_grad_fits
 from .scalar import index, llvm_type, load, store, zero
 
 
@@ -136,6 +138,9 @@ def emit_max_pool2d_grad(b, v, out, ins) -> None:
     direct, tiles = _layout(win)
     if not tiles:
         _fill_zero(b, v, out)
+    if vector_max_pool_grad_fits(win, x.dtype):
+        emit_vector_max_pool_grad(b, win, x.dtype, out, ins[0], ins[1])
+        return
     t = llvm_type(x.dtype)
 
     def body(pl, o, taps):

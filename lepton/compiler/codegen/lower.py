@@ -22,7 +22,7 @@ from llvmlite import ir
 from ...ir.graph import Graph, Value
 from ...ir.ops import OPS
 from ..memory import MemoryPlan
-from . import control, conv, grad_kernels
+from . import control, conv, conv_grad, grad_kernels
 from ..fusion import Group, partition
 from .epilogue import emit_epilogue_kernel
 from .fused import emit_rows, operands
@@ -85,6 +85,14 @@ def _pool(kind):
     return emit
 
 
+def _conv2d_weight_grad(module, name, v, threads=1):
+    a = v.attrs
+    k = conv_grad.emit_conv2d_weight_grad(module, name, v.inputs[0].type, v.inputs[1].type,
+                                          v.type, a["stride"], a["padding"], a["dilation"],
+                                          a["groups"], threads)
+    return replace(k, outputs=(v,), operands=v.inputs)
+
+
 def _copy(b, v, out, ins):
     emit_copy_view(b, v, out, ins[0])
 
@@ -100,6 +108,7 @@ SINGLE = {
     "concatenate": _map_kernel(lambda b, v, out, ins: emit_concatenate(b, v, out, ins)),
     "take": _map_kernel(lambda b, v, out, ins: emit_take(b, v, out, *ins)),
     "check_index": _check_index,
+    "conv2d_weight_grad": _conv2d_weight_grad,
     "max_pool2d": _pool("max"),
     "avg_pool2d": _pool("avg"),
     "philox": _map_kernel(emit_philox),
@@ -127,9 +136,14 @@ def _gemm(module, name, grp: Group, how: How) -> Kernel:
     return Kernel(fn, scratch, tuple(grp.outputs), tuple(ops))
 
 
+# single-op kernels that may split their work across threads: SINGLE[op](..., threads)
+THREADED = {"conv2d_weight_grad"}
+
+
 def _single(module, name, grp: Group, how: How) -> Kernel:
     v = grp.members[0]
-    return replace(SINGLE[v.op](module, name, v), status=how.status.get(v, 0))
+    extra = (how.threads,) if v.op in THREADED else ()
+    return replace(SINGLE[v.op](module, name, v, *extra), status=how.status.get(v, 0))
 
 
 def _control(module, name, grp: Group, how: How) -> Kernel:

@@ -4,10 +4,14 @@ PyTorch's ConvTranspose2d: conv2d's gradient wrt its input, which is how it is c
 expands to a pad and a conv2d before lowering) and the 2-d pools (PyTorch's conventions; avg
 excludes padding from the count). Windows' attributes are pairs (h, w).
 
-Gradients: matmul's and conv2d's are matmuls and conv2ds again (conv2d's wrt the input is a
-convolution of the dilated, padded cotangent with the flipped, transposed kernel; wrt the
-weight, a convolution of the input with the cotangent, batch and channels swapped), so they
-are differentiable to any order. The pools' gradients are ops of their own:
+Gradients: matmul's are matmuls; conv2d's wrt the input is a conv2d (of the dilated, padded
+cotangent with the flipped, transposed kernel), wrt the weight an op of its own whose
+gradients are conv2ds again, so all are differentiable to any order:
+
+    conv2d_weight_grad[kernel, stride, padding, dilation, groups](x, dy) -> dw
+        dw[o, c, i, j] = sum over n and output pixels of dy[n, o] * x[n, c] at tap (i, j)
+
+The pools' gradients are ops of their own too:
 
     max_pool2d_grad[kernel, stride, padding](x, dy) -> dx   dy routed to each window's maximum
     max_pool2d_select[kernel, stride, padding](x, t) -> y   t read at each window's maximum
@@ -89,6 +93,40 @@ def _conv2d_ref(xs, a):
     wg = w.reshape(g, w.shape[0] // g, c // g, kh, kw)
     out = np.einsum("ngchwij,gocij->ngohw", v, wg, optimize=True)
     return out.reshape(n, w.shape[0], ho, wo).astype(x.dtype)
+
+
+def _conv2d_weight_grad(types, a):
+    """conv2d_weight_grad[kernel, stride, padding, dilation, groups](x, dy) -> dw: the gradient
+    wrt w (O, C/groups, KH, KW) of <conv2d(x, w), dy>. dy may cover fewer output rows/columns
+    than the convolution has (the rest count as zero: a transposed convolution's
+    output_padding)."""
+    x, dy = types
+    dt = same_dtype(types)
+    kh, kw = _pair(a, "kernel")
+    g = a["groups"]
+    if x.ndim != 4 or dy.ndim != 4 or x.shape[0] != dy.shape[0]:
+        raise ValueError(f"conv2d_weight_grad needs x (N,C,H,W) and dy (N,O,Ho,Wo), got {x} "
+                         f"and {dy}")
+    if min(kh, kw) < 1 or g < 1 or x.shape[1] % g or dy.shape[1] % g:
+        raise ValueError(f"conv2d_weight_grad: kernel {(kh, kw)}, groups {g} do not fit {x}, "
+                         f"{dy}")
+    w = TensorType(dt, (dy.shape[1], x.shape[1] // g, kh, kw))
+    full = _conv2d((x, w), a)
+    if not (1 <= dy.shape[2] <= full.shape[2] and 1 <= dy.shape[3] <= full.shape[3]):
+        raise ValueError(f"conv2d_weight_grad: dy {dy} does not fit the convolution's output "
+                         f"{full}")
+    return w
+
+
+def _conv2d_weight_grad_ref(xs, a):
+    x, dy = xs
+    g = a["groups"]
+    n, o, ho, wo = dy.shape
+    v = _windows(x, a["kernel"], a["stride"], a["padding"], a["dilation"])[:, :, :ho, :wo]
+    c, kh, kw = v.shape[1], v.shape[4], v.shape[5]
+    v = v.reshape(n, g, c // g, ho, wo, kh, kw)
+    dw = np.einsum("ngchwij,ngohw->gocij", v, dy.reshape(n, g, o // g, ho, wo), optimize=True)
+    return dw.reshape(o, c // g, kh, kw).astype(x.dtype)
 
 
 def _pool(types, a):
@@ -225,27 +263,24 @@ def conv2d_input_grad(e, ct, w, x_shape, stride, padding, dilation, groups):
     extra_h = (h + 2 * ph - dh * (kh - 1) - 1) - (ho - 1) * sh
     extra_w = (wd + 2 * pw - dw * (kw - 1) - 1) - (wo - 1) * sw
     lo_h, lo_w = dh * (kh - 1) - ph, dw * (kw - 1) - pw
-    p = e.pad_or_crop(e.pad(ct, (0, 0, 0, 0), (0, 0, 0, 0), (0, 0, sh - 1, sw - 1)),
-                      (0, 0, lo_h, lo_w), (0, 0, lo_h + extra_h, lo_w + extra_w))
     wt = e.reshape(e.transpose(e.reshape(w, (g, og, cg, kh, kw)), (0, 2, 1, 3, 4)),
                    (c, og, kh, kw))
     wt = e.slice(wt, (0, 0, kh - 1, kw - 1), (c, og, -1, -1), (1, 1, -1, -1))
+    if (sh, sw) == (1, 1) and (extra_h, extra_w) == (0, 0) and min(lo_h, lo_w) >= 0:
+        # the same zeros on both sides: the convolution's own padding, no padded copy of ct
+        return e.op("conv2d", ct, wt, stride=(1, 1), padding=(lo_h, lo_w), dilation=(dh, dw),
+                    groups=g)
+    p = e.pad_or_crop(e.pad(ct, (0, 0, 0, 0), (0, 0, 0, 0), (0, 0, sh - 1, sw - 1)),
+                      (0, 0, lo_h, lo_w), (0, 0, lo_h + extra_h, lo_w + extra_w))
     return e.op("conv2d", p, wt, stride=(1, 1), padding=(0, 0), dilation=(dh, dw), groups=g)
 
 
 def conv2d_weight_grad(e, x, ct, w_shape, stride, padding, dilation, groups):
     """d<conv2d(x, w), ct>/dw for w of `w_shape`: dw[o, c, i, j] = sum over n, pixels of
-    ct[n, o] * x[n, c] shifted by the tap, a conv2d with the batch as channels (per group)
-    and ct as the kernel; stride and dilation swap."""
-    g = groups
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w_shape
-    xs = e.reshape(e.transpose(e.reshape(x, (n, g, cg, h, wd)), (2, 1, 0, 3, 4)),
-                   (cg, g * n, h, wd))
-    cts = e.transpose(ct, (1, 0, 2, 3))
-    dwt = e.op("conv2d", xs, cts, stride=dilation, padding=padding, dilation=stride, groups=g)
-    dwt = e.slice(dwt, (0, 0, 0, 0), (cg, o, kh, kw), (1, 1, 1, 1))
-    return e.transpose(dwt, (1, 0, 2, 3))
+    ct[n, o] * x[n, c] shifted by the tap, the op conv2d_weight_grad (its kernel: per image
+    the im2col of x against ct, accumulated, conv_grad.py)."""
+    return e.op("conv2d_weight_grad", x, ct, kernel=tuple(w_shape[2:]), stride=stride,
+                padding=padding, dilation=dilation, groups=groups)
 
 
 def _conv_attrs(out):
@@ -256,6 +291,16 @@ def _conv2d_vjp(e, out, ct):
     x, w = out.inputs
     a = _conv_attrs(out)
     return (conv2d_input_grad(e, ct, w, x.shape, *a), conv2d_weight_grad(e, x, ct, w.shape, *a))
+
+
+def _conv2d_weight_grad_vjp(e, out, ct):
+    # dw is bilinear in (x, dy): <dw(x, dy), G> = <conv2d(x, G), dy>
+    x, dy = out.inputs
+    a = _conv_attrs(out)
+    ddy = e.op("conv2d", x, ct, stride=a[0], padding=a[1], dilation=a[2], groups=a[3])
+    if ddy.shape != dy.shape:
+        ddy = e.slice(ddy, (0, 0, 0, 0), dy.shape, (1, 1, 1, 1))
+    return conv2d_input_grad(e, dy, ct, x.shape, *a), ddy
 
 
 # -- conv_transpose2d: conv2d's input gradient as an op of its own -----------------------------
@@ -352,6 +397,8 @@ LINALG = [
     OpDef("matmul", "matmul", 2, (), _matmul, _matmul_ref, _matmul_vjp),
     OpDef("conv2d", "conv", 2, ("stride", "padding", "dilation", "groups"), _conv2d, _conv2d_ref,
           _conv2d_vjp),
+    OpDef("conv2d_weight_grad", "conv", 2, ("kernel", "stride", "padding", "dilation", "groups"),
+          _conv2d_weight_grad, _conv2d_weight_grad_ref, _conv2d_weight_grad_vjp),
     OpDef("conv_transpose2d", "conv", 2,
           ("stride", "padding", "output_padding", "dilation", "groups"), _conv_transpose2d,
           _conv_transpose2d_ref, _conv_transpose2d_vjp, expand=_conv_transpose2d_expand),
