@@ -16,6 +16,7 @@ filled the cache.
 """
 from __future__ import annotations
 
+import array
 import hashlib
 from dataclasses import replace
 
@@ -29,7 +30,7 @@ from ..runtime import kernel_cache, routines
 from ..runtime.cache import DiskCache, cache_key
 from .stages import Layout, Native, Options
 
-FORMAT = 1   # the layout of entries this module writes
+FORMAT = 2   # the layout of entries this module writes (and of the key's text)
 
 
 def traced_key(g: Graph, options: Options) -> str:
@@ -39,29 +40,78 @@ def traced_key(g: Graph, options: Options) -> str:
 
 
 def _feed(h, g: Graph) -> None:
-    """Adds g's structure to h: per value its op, type, operands (by position) and attributes,
-    a constant's array by its dtype, shape and bytes, a region recursively."""
+    """Adds g's structure to h: per value its op, type, operands (by position) and attributes
+    (a region's values nested in its op's), a constant's array by its dtype, shape and bytes.
+    The key is on every warm compile's path, so the structure is a flat list of ints, each
+    op name, type and plain attribute a number in a table of the distinct ones (the table's
+    repr is hashed, then the ints' bytes, then the constants' bytes in the order met: the
+    table holds their dtypes and shapes, so their lengths too; an array met again in this
+    graph by the number of its first meeting)."""
+    words: dict = {}
+    ints: list = []
+    blobs: list = []
+    _structure(g, ints, words, blobs, {})
+    h.update(repr(list(words)).encode())
+    h.update(array.array("q", ints).tobytes())
+    for b in blobs:
+        h.update(b)
+
+
+def _structure(g: Graph, ints: list, words: dict, blobs: list, arrays: dict) -> None:
+    """Appends g's record to `ints`: name, input count, value count, per value its op, type,
+    operand count, operand positions, attribute count and attributes, then the outputs."""
+    def word(w) -> int:
+        n = words.get(w)
+        if n is None:
+            n = words[w] = len(words)
+        return n
+
     index = {v: i for i, v in enumerate(g.nodes)}
-    text = [f"graph {g.name} {len(g.inputs)}"]
+    pos = index.__getitem__
+    ints += (word(("graph", g.name)), len(g.inputs), len(g.nodes))
     for v in g.nodes:
-        line = f"{v.op} {v.type} " + ",".join([str(index.get(x, -1)) for x in v.inputs])
-        for k, a in v.attrs.items():
-            if isinstance(a, np.ndarray):
-                h.update("\n".join(text).encode())
-                text = []
-                h.update(f"{a.dtype.name}{a.dtype.str}{a.shape}".encode())
-                h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)   # any dtype
-                line += f" {k}=<array>"
-            elif isinstance(a, Graph):
-                h.update("\n".join(text).encode())
-                text = []
-                _feed(h, a)
-                line += f" {k}=<region>"
-            else:
-                line += f" {k}={format_attr(a)}"
-        text.append(line)
-    text.append("return " + ",".join(str(index.get(o, -1)) for o in g.outputs))
-    h.update("\n".join(text).encode())
+        t = v.type
+        ins = v.inputs
+        try:
+            operands = tuple(map(pos, ins))
+        except KeyError:        # (not in the graph: not a valid graph, but keyed all the same)
+            operands = tuple(index.get(x, -1) for x in ins)
+        attrs = v.attrs
+        ints += (word(v.op), word((t.dtype.name, t.shape) if type(t) is TensorType else str(t)),
+                 len(ins), *operands, len(attrs))
+        if attrs:
+            for k, a in attrs.items():
+                ta = type(a)
+                if ta is int or ta is bool or ta is str or (
+                        ta is tuple and all([type(x) is int for x in a])):
+                    ints.append(word((k, ta.__name__, a)))    # (True == 1: the type tells)
+                elif ta is float:
+                    ints.append(word((k, "float", repr(a))))    # (-0.0 == 0.0: repr tells)
+                elif isinstance(a, np.ndarray):
+                    seen = arrays.get(id(a))     # (`a` is alive: ids are unique here)
+                    if seen is None:
+                        seen = arrays[id(a)] = len(arrays)
+                        blobs.append(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
+                    ints.append(word((k, "array", seen, _dtype_name(a.dtype), a.dtype.str,
+                                      a.shape)))
+                elif isinstance(a, Graph):
+                    ints.append(word((k, "region")))
+                    _structure(a, ints, words, blobs, arrays)
+                else:
+                    ints.append(word((k, "attr", format_attr(a))))
+    ints.append(len(g.outputs))
+    ints += [index.get(o, -1) for o in g.outputs]
+
+
+_DTYPE_NAMES: dict = {}
+
+
+def _dtype_name(d: np.dtype) -> str:
+    """d's name (ml_dtypes' types all have the type string '|V1'), found once per dtype."""
+    name = _DTYPE_NAMES.get(d)
+    if name is None:
+        name = _DTYPE_NAMES[d] = d.name
+    return name
 
 
 def _values(g: Graph):
