@@ -41,9 +41,11 @@ _state = threading.local()
 
 # -- the tracing context -----------------------------------------------------------------------
 def _stack() -> list[Graph]:
-    if not hasattr(_state, "stack"):
+    try:
+        return _state.stack
+    except AttributeError:
         _state.stack = []
-    return _state.stack
+        return _state.stack
 
 
 @contextlib.contextmanager
@@ -69,12 +71,15 @@ def _current_captures():
     return stack[-1][1] if stack else None
 
 
-def source_loc() -> str | None:
-    """'file.py:LINE' of the innermost stack frame outside the lepton package."""
-    f = sys._getframe(1)
+def source_loc(depth: int = 1) -> str | None:
+    """'file.py:LINE' of the innermost stack frame outside the lepton package, looking from
+    the frame `depth` levels up (1: the caller's; a caller inside the package may skip its
+    own frame: each frame looked at costs a frame object)."""
+    f = sys._getframe(depth)
+    outside = _OUTSIDE
     while f is not None:
         path = f.f_code.co_filename
-        name = _OUTSIDE.get(path)
+        name = outside.get(path)
         if name is None:
             inside = not path.startswith("<") and os.path.abspath(path).startswith(_PACKAGE_DIR)
             name = _OUTSIDE[path] = "" if inside else os.path.basename(path) + ":"
@@ -172,17 +177,44 @@ class Tensor:
         return (self[i] for i in range(self.shape[0]))
 
     # -- operators ---------------------------------------------------------------------------
-    def __add__(self, o): return _binary(_ops.add, self, o)
+    # (the common case first: two tensors of one dtype, nothing to lift or cast)
+    def __add__(self, o):
+        if type(o) is Tensor and o.value.type.dtype is self.value.type.dtype \
+                and not (self.weak or o.weak):
+            return emit("add", (self, o))
+        return _binary(_ops.add, self, o)
+
     def __radd__(self, o): return _binary(_ops.add, o, self)
-    def __sub__(self, o): return _binary(_ops.subtract, self, o)
+    def __sub__(self, o):
+        if type(o) is Tensor and o.value.type.dtype is self.value.type.dtype \
+                and not (self.weak or o.weak) and self.value.type.dtype is not bool_:
+            return emit("sub", (self, o))
+        return _binary(_ops.subtract, self, o)
+
     def __rsub__(self, o): return _binary(_ops.subtract, o, self)
-    def __mul__(self, o): return _binary(_ops.multiply, self, o)
+    def __mul__(self, o):
+        if type(o) is Tensor and o.value.type.dtype is self.value.type.dtype \
+                and not (self.weak or o.weak):
+            return emit("mul", (self, o))
+        return _binary(_ops.multiply, self, o)
+
     def __rmul__(self, o): return _binary(_ops.multiply, o, self)
-    def __truediv__(self, o): return _binary(_ops.divide, self, o)
+    def __truediv__(self, o):
+        if type(o) is Tensor and o.value.type.dtype is self.value.type.dtype \
+                and not (self.weak or o.weak) and self.value.type.dtype.is_float:
+            return emit("div", (self, o))
+        return _binary(_ops.divide, self, o)
+
     def __rtruediv__(self, o): return _binary(_ops.divide, o, self)
     def __pow__(self, o): return _binary(_ops.power, self, o)
     def __rpow__(self, o): return _binary(_ops.power, o, self)
-    def __matmul__(self, o): return _binary(_ops.matmul, self, o)
+    def __matmul__(self, o):
+        if type(o) is Tensor and o.value.type.dtype is self.value.type.dtype \
+                and not (self.weak or o.weak) and self.value.type.dtype is not bool_ \
+                and len(self.value.type.shape) >= 2 and len(o.value.type.shape) >= 2:
+            return emit("matmul", (self, o))
+        return _binary(_ops.matmul, self, o)
+
     def __rmatmul__(self, o): return _binary(_ops.matmul, o, self)
     def __lt__(self, o): return _binary(_ops.less, self, o)
     def __le__(self, o): return _binary(_ops.less_equal, self, o)
@@ -392,8 +424,8 @@ def value_in(t: "Tensor", g: Graph) -> Value:
 def emit(op: str, inputs, **attrs) -> Tensor:
     """Appends `op` on tensors `inputs` to their graph, located at the user's source line."""
     g = graph_of(*inputs)
-    values = [t.value if t.graph is g else value_in(t, g) for t in inputs]
-    return Tensor(g.add(op, values, loc=source_loc(), **attrs), g)
+    values = tuple([t.value if t.graph is g else value_in(t, g) for t in inputs])
+    return Tensor(g.append(op, values, attrs, source_loc(2)), g)   # (2: emit is inside)
 
 
 def constant(value, dtype: DType | None = None) -> Tensor:

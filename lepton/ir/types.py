@@ -232,6 +232,12 @@ class TensorType:
 
     def __post_init__(self):
         shape = self.shape
+        if type(shape) is tuple:    # the common case (every type rule's): ints, checked here
+            for s in shape:
+                if type(s) is not int or s < 0:
+                    break
+            else:
+                return
         if type(shape) is not tuple or any([type(s) is not int for s in shape]):
             shape = tuple(int(s) for s in shape)
             object.__setattr__(self, "shape", shape)

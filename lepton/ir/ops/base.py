@@ -101,6 +101,8 @@ class OpDef:
             attrs = {k: np.asarray(attrs[k]) if k == "value" else canonical_attr(attrs[k])
                      for k in self.attrs}
         try:
+            if len(inputs) == 1:
+                return attrs, self.infer((inputs[0].type,), attrs)
             return attrs, self.infer(tuple([i.type for i in inputs]), attrs)
         except (ValueError, TypeError, IndexError) as e:
             raise OpError(str(e), self.name, loc) from None
