@@ -44,9 +44,9 @@ def _feed(h, g: Graph) -> None:
     (a region's values nested in its op's), a constant's array by its dtype, shape and bytes.
     The key is on every warm compile's path, so the structure is a flat list of ints, each
     op name, type and plain attribute a number in a table of the distinct ones (the table's
-    repr is hashed, then the ints' bytes, then the constants' bytes in the order met: the
-    table holds their dtypes and shapes, so their lengths too; an array met again in this
-    graph by the number of its first meeting)."""
+    repr is hashed, then the ints' bytes, then each constant's bytes (an array of more than
+    64 bytes by their sha256, computed once however many values hold it) in the order met: the
+    table holds the lengths, dtypes and shapes)."""
     words: dict = {}
     ints: list = []
     blobs: list = []
@@ -88,11 +88,14 @@ def _structure(g: Graph, ints: list, words: dict, blobs: list, arrays: dict) -> 
                 elif ta is float:
                     ints.append(word((k, "float", repr(a))))    # (-0.0 == 0.0: repr tells)
                 elif isinstance(a, np.ndarray):
-                    seen = arrays.get(id(a))     # (`a` is alive: ids are unique here)
-                    if seen is None:
-                        seen = arrays[id(a)] = len(arrays)
-                        blobs.append(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
-                    ints.append(word((k, "array", seen, _dtype_name(a.dtype), a.dtype.str,
+                    data = arrays.get(id(a))     # (`a` is alive: ids are unique here)
+                    if data is None:    # an array held by several values is read once
+                        data = np.ascontiguousarray(a).reshape(-1).view(np.uint8).data
+                        if a.nbytes > 64:
+                            data = hashlib.sha256(data).digest()
+                        arrays[id(a)] = data
+                    blobs.append(data)
+                    ints.append(word((k, "array", len(data), _dtype_name(a.dtype), a.dtype.str,
                                       a.shape)))
                 elif isinstance(a, Graph):
                     ints.append(word((k, "region")))

@@ -451,13 +451,31 @@ def lift(x, dtype: DType | None = None) -> Tensor:
     if dtype is None:
         return constant(x)
     if type(x) is float or type(x) is int or type(x) is bool:
-        arr = np.array(x, dtype=dtype.np)   # a fresh array (OverflowError if an int won't fit)
-        arr.flags.writeable = False
-        return emit("constant", [], value=arr)
+        return emit("constant", (), value=_scalar(x, dtype))
     if is_weak(x) and not isinstance(x, np.generic):
         # NumPy 2 raises OverflowError when a Python int does not fit the dtype, as it should.
         return constant(np.array(x, dtype=dtype.np))
     return constant(as_array(x).astype(dtype.np))
+
+
+def _scalar(x, dtype: DType) -> np.ndarray:
+    """A read-only 0-d array of the Python scalar x in `dtype` (OverflowError if an int won't
+    fit), shared by every constant of that value and dtype (2.0, eps, a mean's count): made
+    once per process, not once per op."""
+    if x == 0 and type(x) is float:
+        key = (float, str(x), dtype.name)     # -0.0 == 0.0 in a dict, not in the graph
+    else:
+        key = (type(x), x, dtype.name)        # (True == 1: the type tells; NaN: never found)
+    arr = _SCALARS.get(key)
+    if arr is None:
+        arr = np.array(x, dtype=dtype.np)
+        arr.flags.writeable = False
+        if len(_SCALARS) < 4096:
+            _SCALARS[key] = arr
+    return arr
+
+
+_SCALARS: dict = {}
 
 
 def _captured(x: np.ndarray) -> Tensor | None:

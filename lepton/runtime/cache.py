@@ -33,13 +33,17 @@ def compiler_fingerprint() -> str:
     by its name, size and modification time, as Python validates its .pyc files: a stat per
     file (reading and hashing them all was most of a fresh process's warm compile)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    paths = sorted(os.path.join(d, n) for sub in ("compiler", "ir")
-                   for d, _, names in os.walk(os.path.join(root, sub))
-                   for n in names if n.endswith(".py"))
+    files, todo = [], [os.path.join(root, "compiler"), os.path.join(root, "ir")]
+    while todo:     # (os.scandir: a third of os.walk's time, on a warm compile's path)
+        for e in os.scandir(todo.pop()):
+            if e.name.endswith(".py"):
+                files.append(e)
+            elif e.name != "__pycache__" and e.is_dir():
+                todo.append(e.path)
     h = hashlib.sha256()
-    for path in paths:
-        st = os.stat(path)
-        h.update(f"{path[len(root):]}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    for e in sorted(files, key=lambda e: e.path):
+        st = e.stat()
+        h.update(f"{e.path[len(root):]}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 

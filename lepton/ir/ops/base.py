@@ -15,6 +15,7 @@ have one or the other (checked when the table is built).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -78,6 +79,10 @@ class OpDef:
     epilogue: bool = False         # may run in a GEMM's or convolution's store (elementwise)
     expensive: bool = False        # a transcendental: a fused kernel computes it once per element
 
+    @functools.cached_property
+    def _attr_set(self) -> frozenset:
+        return frozenset(self.attrs)
+
     @property
     def lowered(self) -> bool:
         """Whether codegen needs a kernel for this op (not expanded first, not kernel-free)."""
@@ -94,7 +99,7 @@ class OpDef:
                 raise OpError(f"expected no attributes, got {sorted(attrs)}", self.name, loc)
             attrs = {}
         else:
-            if attrs.keys() != set(self.attrs):
+            if attrs.keys() != self._attr_set:
                 raise OpError(f"expected attributes {sorted(self.attrs)}, got {sorted(attrs)}",
                               self.name, loc)
             # a constant's value stays an array (a NumPy scalar becomes a 0-d one)
@@ -141,6 +146,20 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
             break
     else:
         return first
+    if len(shapes) == 2:    # the common case (a binary op): one pass, no sets
+        a, b = shapes
+        if len(a) < len(b):
+            a, b = b, a
+        off = len(a) - len(b)
+        out = list(a)
+        for i, d in enumerate(b):
+            e = a[off + i]
+            if d != e:
+                if e == 1:
+                    out[off + i] = d
+                elif d != 1:
+                    raise ValueError(f"shapes {' and '.join(map(str, shapes))} do not broadcast")
+        return tuple(out)
     nd = max(len(s) for s in shapes)
     out = []
     for i in range(nd):
