@@ -143,13 +143,14 @@ def test_compiled_function_matches_the_interpreter_from_the_cache(tmp_path, monk
 def test_a_compile_after_the_others_are_gone_reads_the_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("LEPTON_CACHE_DIR", str(tmp_path))
     cold = lp.compile(model, example_args=ARGS)
-    want, lib = cold(*ARGS), cold._result().lib
+    want, lib, ir = cold(*ARGS), cold._result().lib, cold.llvm_ir()
     del cold, lib
     gc.collect()       # no compile of this key lives: its loaded code is gone
     warm = lp.compile(model, example_args=ARGS)
     assert set(warm.stats()["compile_seconds"]) == {"trace", "key", "cache_load", "load",
                                                      "total"}
     np.testing.assert_array_equal(warm(*ARGS), want)
+    assert warm.llvm_ir() == ir     # (stored after the code and constants, read when asked)
 
 
 def test_shared_code_names_each_programs_own_lines(tmp_path, monkeypatch):

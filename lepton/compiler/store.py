@@ -8,7 +8,8 @@ after tracing but `load`.
 The key hashes the traced graph's structure (ops, attributes, types, wiring; constants by their
 bytes; no source lines) with the options that change code (stages.Options.flags, the vector
 width) through runtime.cache.cache_key (target CPU, llvmlite, the compiler's source). The entry
-is the object code followed by the bytes of the constants the passes made (a folded weight);
+is the object code followed by the bytes of the constants the passes made (a folded weight)
+and the LLVM IR's text (decoded only when `f.llvm_ir()` asks for it);
 a constant the traced graph already holds is stored as its index there, so frozen weights are
 not written twice. Each failure status's source line is stored as the index of a traced value
 with that line, so a hit names the lines of the program being compiled, not of the one that
@@ -17,6 +18,7 @@ filled the cache.
 from __future__ import annotations
 
 import array
+import functools
 import hashlib
 from dataclasses import replace
 
@@ -161,9 +163,11 @@ def store(cache: DiskCache, key: str, traced: Graph, native: Native) -> None:
         constants.append({"at": size, "dtype": dtype, "shape": list(c.shape)})
         blob.append(data)
         size += len(data)
+    ir = native.llvm_ir.encode() if isinstance(native.llvm_ir, str) else native.llvm_ir
+    blob.append(ir)     # (in the blob, not the JSON: a hit parses no IR text it never shows)
     meta = {
         "object_bytes": len(native.object),
-        "llvm_ir": native.llvm_ir,
+        "llvm_ir": [size, len(ir)],
         "inputs": [str(t) for t in lay.input_types],
         "outputs": [str(t) for t in lay.output_types],
         "sources": [list(s) for s in lay.output_sources],
@@ -212,8 +216,14 @@ def _native(blob: bytes, meta: dict, traced: Graph) -> Native:
     values = list(_values(traced)) if meta["errors"] else []
     errors = {int(k): (msg, None if i is None else values[i].loc)
               for k, (msg, i) in meta["errors"].items()}
-    layout = Layout(tuple(TensorType.parse(t) for t in meta["inputs"]),
-                    tuple(TensorType.parse(t) for t in meta["outputs"]),
+    layout = Layout(tuple(map(_parse_type, meta["inputs"])),
+                    tuple(map(_parse_type, meta["outputs"])),
                     tuple(tuple(s) for s in meta["sources"]), tuple(constants),
                     int(meta["workspace_bytes"]), tuple(meta["kernels"]), errors)
-    return Native(blob[:meta["object_bytes"]], meta["llvm_ir"], None, layout)
+    at, n = meta["llvm_ir"]
+    if at + n > len(blob):
+        raise ValueError("truncated")
+    return Native(blob[:meta["object_bytes"]], blob[at:at + n], None, layout)
+
+
+_parse_type = functools.lru_cache(maxsize=4096)(TensorType.parse)   # (types are immutable)
