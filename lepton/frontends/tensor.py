@@ -423,9 +423,21 @@ def value_in(t: "Tensor", g: Graph) -> Value:
 
 def emit(op: str, inputs, **attrs) -> Tensor:
     """Appends `op` on tensors `inputs` to their graph, located at the user's source line."""
-    g = graph_of(*inputs)
+    try:
+        g = _state.stack[-1][0]
+    except (AttributeError, IndexError):
+        g = None
+    values = []
+    for t in inputs:    # the common case: tensors of the innermost trace
+        if t.graph is not g:
+            break
+        values.append(t.value)
+    else:
+        if g is not None:
+            return Tensor(g.append(op, tuple(values), attrs, source_loc(2)), g)  # (2: emit's
+    g = graph_of(*inputs)                                                        # caller)
     values = tuple([t.value if t.graph is g else value_in(t, g) for t in inputs])
-    return Tensor(g.append(op, values, attrs, source_loc(2)), g)   # (2: emit is inside)
+    return Tensor(g.append(op, values, attrs, source_loc(2)), g)
 
 
 def constant(value, dtype: DType | None = None) -> Tensor:

@@ -11,6 +11,8 @@ program runs (an IndexError naming the gather and the user's line), never truste
 Each VJP rule is the op's transpose (these ops are linear in their data input)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..types import TensorType, bool_, dtype as to_dtype
@@ -20,7 +22,7 @@ from .base import NONDIFF, OpDef, broadcast_shapes, same_dtype
 def _reshape(types, a):
     (t,) = types
     shape = a["shape"]
-    if any(s < 0 for s in shape) or TensorType(t.dtype, shape).size != t.size:
+    if any([s < 0 for s in shape]) or math.prod(shape) != t.size:
         raise ValueError(f"cannot reshape {t} to {list(shape)}")
     return TensorType(t.dtype, shape)
 
