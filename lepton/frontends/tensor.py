@@ -177,35 +177,48 @@ class Tensor:
         return (self[i] for i in range(self.shape[0]))
 
     # -- operators ---------------------------------------------------------------------------
-    # (the common case first: two tensors of one dtype, nothing to lift or cast)
+    # (the common cases first, as ops.py would compute them: two tensors of one dtype, or a
+    # float tensor and a Python float, which becomes a constant of its dtype; see _operand)
     def __add__(self, o):
-        if type(o) is Tensor and o.value.type.dtype is self.value.type.dtype \
-                and not (self.weak or o.weak):
-            return emit("add", (self, o))
-        return _binary(_ops.add, self, o)
+        c = _operand(self, o)
+        return _binary(_ops.add, self, o) if c is None else emit("add", (self, c))
 
-    def __radd__(self, o): return _binary(_ops.add, o, self)
+    def __radd__(self, o):
+        c = _operand(self, o)
+        return _binary(_ops.add, o, self) if c is None else emit("add", (c, self))
+
     def __sub__(self, o):
-        if type(o) is Tensor and o.value.type.dtype is self.value.type.dtype \
-                and not (self.weak or o.weak) and self.value.type.dtype is not bool_:
-            return emit("sub", (self, o))
-        return _binary(_ops.subtract, self, o)
+        c = _operand(self, o)
+        if c is None or c.value.type.dtype is bool_:
+            return _binary(_ops.subtract, self, o)
+        return emit("sub", (self, c))
 
-    def __rsub__(self, o): return _binary(_ops.subtract, o, self)
+    def __rsub__(self, o):
+        c = _operand(self, o)
+        if c is None or c.value.type.dtype is bool_:
+            return _binary(_ops.subtract, o, self)
+        return emit("sub", (c, self))
+
     def __mul__(self, o):
-        if type(o) is Tensor and o.value.type.dtype is self.value.type.dtype \
-                and not (self.weak or o.weak):
-            return emit("mul", (self, o))
-        return _binary(_ops.multiply, self, o)
+        c = _operand(self, o)
+        return _binary(_ops.multiply, self, o) if c is None else emit("mul", (self, c))
 
-    def __rmul__(self, o): return _binary(_ops.multiply, o, self)
+    def __rmul__(self, o):
+        c = _operand(self, o)
+        return _binary(_ops.multiply, o, self) if c is None else emit("mul", (c, self))
+
     def __truediv__(self, o):
-        if type(o) is Tensor and o.value.type.dtype is self.value.type.dtype \
-                and not (self.weak or o.weak) and self.value.type.dtype.is_float:
-            return emit("div", (self, o))
-        return _binary(_ops.divide, self, o)
+        c = _operand(self, o)
+        if c is None or not c.value.type.dtype.is_float:
+            return _binary(_ops.divide, self, o)
+        return emit("div", (self, c))
 
-    def __rtruediv__(self, o): return _binary(_ops.divide, o, self)
+    def __rtruediv__(self, o):
+        c = _operand(self, o)
+        if c is None or not c.value.type.dtype.is_float:
+            return _binary(_ops.divide, o, self)
+        return emit("div", (c, self))
+
     def __pow__(self, o): return _binary(_ops.power, self, o)
     def __rpow__(self, o): return _binary(_ops.power, o, self)
     def __matmul__(self, o):
@@ -312,6 +325,19 @@ class Tensor:
 
     def take(self, indices, axis=None) -> "Tensor":
         return _shapes.take(self, indices, axis)
+
+
+def _operand(t: Tensor, o) -> Tensor | None:
+    """The other operand of an operator on t as a tensor when nothing is to be promoted or
+    cast: a tensor of t's dtype (neither weak), or a Python float with a float t (then a
+    constant of t's dtype, as lift_all makes it); else None (the general path, ops.py)."""
+    if type(o) is Tensor:
+        if o.value.type.dtype is t.value.type.dtype and not (t.weak or o.weak):
+            return o
+    elif type(o) is float and not t.weak and t.value.type.dtype.is_float \
+            and t.graph is current_graph():     # (else graph_of names the stray tensor)
+        return lift(o, t.value.type.dtype)
+    return None
 
 
 def _binary(f, a, b):
