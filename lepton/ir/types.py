@@ -224,25 +224,34 @@ def promote(a: DType, b: DType) -> DType:
     return d
 
 
+_set = object.__setattr__
+
+
+def _checked_shape(shape) -> tuple[int, ...]:
+    """A shape as a tuple of ints (from any ints NumPy's or Python's); none negative."""
+    shape = tuple(int(s) for s in shape)
+    if shape and min(shape) < 0:
+        raise ValueError(f"negative dimension in shape {shape}")
+    return shape
+
+
 @dataclass(frozen=True)
 class TensorType:
     """A dtype and a static shape; shape () is a 0-d tensor."""
     dtype: DType
     shape: tuple[int, ...]
 
-    def __post_init__(self):
-        shape = self.shape
-        if type(shape) is tuple:    # the common case (every type rule's): ints, checked here
+    def __init__(self, dtype: DType, shape: tuple[int, ...]):
+        # (written out, not the dataclass's: one call, on every op's type rule)
+        if type(shape) is tuple:    # the common case: non-negative ints, checked here
             for s in shape:
                 if type(s) is not int or s < 0:
+                    shape = _checked_shape(shape)
                     break
-            else:
-                return
-        if type(shape) is not tuple or any([type(s) is not int for s in shape]):
-            shape = tuple(int(s) for s in shape)
-            object.__setattr__(self, "shape", shape)
-        if shape and min(shape) < 0:
-            raise ValueError(f"negative dimension in shape {self.shape}")
+        else:
+            shape = _checked_shape(shape)
+        _set(self, "dtype", dtype)
+        _set(self, "shape", shape)
 
     @property
     def ndim(self) -> int:
