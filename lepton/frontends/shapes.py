@@ -30,6 +30,8 @@ def norm_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
     """Sorted non-negative axes; axis=None means all of them."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:     # the common case: one axis
+        return (axis % ndim,)
     axes = [norm_axis(a, ndim, op) for a in (axis if isinstance(axis, (tuple, list)) else (axis,))]
     if len(set(axes)) != len(axes):
         fail(op, f"duplicate value in axis={axis!r}")
@@ -72,6 +74,9 @@ def transpose(x, axes=None) -> Tensor:
     x = lift(x)
     if axes is None:
         perm = tuple(reversed(range(x.ndim)))
+    elif type(axes) is tuple and all([type(a) is int for a in axes]) \
+            and sorted(axes) == list(range(x.ndim)):      # (the common case)
+        perm = axes
     else:
         perm = tuple(norm_axis(a, x.ndim, "transpose") for a in axes)
         if sorted(perm) != list(range(x.ndim)):

@@ -184,5 +184,7 @@ def same_dtype(types, what="inputs") -> DType:
 
 
 def check_axes(axes, ndim: int, name="axes") -> None:
+    if len(axes) == 1 and type(axes[0]) is int and 0 <= axes[0] < ndim:
+        return  # (the common case)
     if list(axes) != sorted(set(axes)) or any(not 0 <= a < ndim for a in axes):
         raise ValueError(f"{name}={axes} must be sorted, unique and in [0, {ndim})")
