@@ -90,10 +90,12 @@ class OpDef:
 
     def check(self, inputs, attrs: dict, loc: str | None):
         """Returns (canonical attrs, result type) for inputs (Values) or raises OpError."""
-        if self.arity is not None and len(inputs) != self.arity:
-            raise OpError(f"expected {self.arity} inputs, got {len(inputs)}", self.name, loc)
-        if self.arity is None and not inputs:
-            raise OpError("expected at least one input", self.name, loc)
+        n, arity = len(inputs), self.arity
+        if arity is None:
+            if not n:
+                raise OpError("expected at least one input", self.name, loc)
+        elif n != arity:
+            raise OpError(f"expected {arity} inputs, got {n}", self.name, loc)
         if not self.attrs:
             if attrs:
                 raise OpError(f"expected no attributes, got {sorted(attrs)}", self.name, loc)
@@ -106,7 +108,9 @@ class OpDef:
             attrs = {k: np.asarray(attrs[k]) if k == "value" else canonical_attr(attrs[k])
                      for k in self.attrs}
         try:
-            if len(inputs) == 1:
+            if n == 2:
+                return attrs, self.infer((inputs[0].type, inputs[1].type), attrs)
+            if n == 1:
                 return attrs, self.infer((inputs[0].type,), attrs)
             return attrs, self.infer(tuple([i.type for i in inputs]), attrs)
         except (ValueError, TypeError, IndexError) as e:
