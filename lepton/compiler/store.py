@@ -69,18 +69,22 @@ def _structure(g: Graph, ints: list, words: dict, blobs: list, arrays: dict) -> 
         return n
 
     index = {v: i for i, v in enumerate(g.nodes)}
-    pos = index.__getitem__
+    pos, get = index.__getitem__, words.get
     ints += (word(("graph", g.name)), len(g.inputs), len(g.nodes))
     for v in g.nodes:
-        t = v.type
-        ins = v.inputs
+        t, ins, attrs = v.type, v.inputs, v.attrs
         try:
             operands = tuple(map(pos, ins))
         except KeyError:        # (not in the graph: not a valid graph, but keyed all the same)
             operands = tuple(index.get(x, -1) for x in ins)
-        attrs = v.attrs
-        ints += (word(v.op), word((t.dtype.name, t.shape) if type(t) is TensorType else str(t)),
-                 len(ins), *operands, len(attrs))
+        op = get(v.op)      # (word(), inlined for the two words of every value)
+        if op is None:
+            op = words[v.op] = len(words)
+        t = (t.dtype.name, t.shape) if t.__class__ is TensorType else str(t)
+        ty = get(t)
+        if ty is None:
+            ty = words[t] = len(words)
+        ints += (op, ty, len(ins), *operands, len(attrs))
         if attrs:
             for k, a in attrs.items():
                 ta = type(a)
