@@ -33,8 +33,8 @@ import numpy as np
 
 from ..ir.graph import Graph, Value
 from ..ir.ops import OpError
-from ..ir.types import (_BY_NUMPY, DType, TensorType, bool_, dtype as to_dtype, float32,
-                        int64, promote)
+from ..ir.types import (DType, TensorType, bool_, dtype as to_dtype, float32, int64, of_numpy,
+                        promote)
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _state = threading.local()
@@ -555,7 +555,7 @@ def spec_of(x) -> TensorType:
     """The TensorType of a trace argument: an array, a scalar, a TensorType or any object with
     `.shape` and `.dtype` (Python float -> f32, int -> i64, bool -> bool)."""
     if type(x) is np.ndarray:   # (the common case, as below)
-        d = _BY_NUMPY.get(x.dtype)
+        d = of_numpy(x.dtype)
         if d is not None:
             return TensorType(d, x.shape)
     if isinstance(x, TensorType):

@@ -152,6 +152,16 @@ DTYPES = {d.name: d for d in (float16, bfloat16, float32, float64, int8, int16, 
                               uint8, uint16, uint32, uint64, bool_, *FLOAT8, float8_e8m0fnu,
                               float4_e2m1fn, *NARROW_INTS)}
 _BY_NUMPY = {d.np: d for d in DTYPES.values() if d.np is not None}
+# NumPy's dtype objects by identity: an array's dtype is usually one of these very objects, and
+# hashing a dtype (as a dict lookup does) builds a tuple each time. (They stay alive in DTYPES,
+# so an id found here is theirs.)
+_BY_ID = {id(d.np): d for d in DTYPES.values() if d.np is not None}
+
+
+def of_numpy(d: np.dtype) -> "DType | None":
+    """The DType of a NumPy dtype, or None (then `dtype()` raises the error to show)."""
+    found = _BY_ID.get(id(d))
+    return found if found is not None else _BY_NUMPY.get(d)
 # NumPy knows these names only once ml_dtypes is imported
 _BY_NAME = {"bfloat16": bfloat16, "float8_e4m3fn": float8_e4m3fn,
             "float8_e4m3fnuz": float8_e4m3fnuz, "float8_e5m2": float8_e5m2,

@@ -123,8 +123,12 @@ def canonical_attr(v):
     t = type(v)
     if t is int or t is str or t is float or t is bool:   # the common case, first
         return v
-    if t is tuple and all(type(x) is int for x in v):
-        return v
+    if t is tuple:
+        for x in v:
+            if type(x) is not int:
+                break
+        else:
+            return v
     from ..graph import Graph  # the graph module imports this table
     if isinstance(v, Graph):
         return v

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..types import _BY_NUMPY, TensorType, bool_, dtype as to_dtype
+from ..types import TensorType, bool_, dtype as to_dtype, of_numpy
 from .base import NONDIFF, OpDef, broadcast_shapes, same_dtype
 
 
@@ -242,7 +242,7 @@ def _constant(types, a):
     v = a["value"]
     if not isinstance(v, np.ndarray):
         raise TypeError("constant's value must be a NumPy array")
-    return TensorType(_BY_NUMPY.get(v.dtype) or to_dtype(v.dtype), v.shape)
+    return TensorType(of_numpy(v.dtype) or to_dtype(v.dtype), v.shape)
 
 
 def _no_ref(xs, a):
