@@ -100,6 +100,18 @@ class DType:
     def __repr__(self) -> str:
         return self.name
 
+    def __eq__(self, other):
+        # the dataclass's comparison, after the common case (the same object: every DType of
+        # a process is one of the module's, but a copy, e.g. unpickled, is equal too)
+        if self is other:
+            return True
+        if other.__class__ is not DType:
+            return NotImplemented
+        return (self.name, self.np, self.is_float, self.is_int, self.unsigned, self.fmt,
+                self.nbits) == (other.name, other.np, other.is_float, other.is_int,
+                                other.unsigned, other.fmt, other.nbits)
+    # (__hash__ is still the dataclass's, from the fields)
+
 
 def _ml_dtypes_numpy(name: str):
     """The NumPy dtype ml_dtypes (optional) defines for `name`, or None without it."""
