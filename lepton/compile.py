@@ -58,9 +58,9 @@ class CompileResult:
         self.times: dict = {}
         self._artefacts: dict = {}
         self._code = self._load(cfg)     # (it keeps the code's entry in _LOADED alive)
-        native, loaded = self._code.native, self._code.loaded
+        loaded = self._code.loaded
         self.lib, self.layout = loaded.lib, loaded.layout
-        self.llvm_ir, self.kernel_names = native.llvm_ir, list(loaded.layout.kernel_names)
+        self.kernel_names = list(loaded.layout.kernel_names)
         lay = loaded.layout
         errors = store.relocate(lay.errors, self._code.traced, traced)
         self.executable = Executable(
@@ -99,6 +99,12 @@ class CompileResult:
         if key is not None:
             _LOADED[key] = code
         return code
+
+    @property
+    def llvm_ir(self) -> str:
+        """The LLVM IR the code was compiled from."""
+        ir = self._code.native.llvm_ir
+        return ir.decode() if isinstance(ir, bytes) else ir
 
     def _artefact(self, stage: str):
         """The artefact of `stage` (one a disk-cache hit skipped: made again now, untimed)."""

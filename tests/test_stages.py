@@ -9,7 +9,7 @@ import pytest
 
 import lepton as lp
 from lepton.compiler import stages, store
-from lepton.ir import interpret
+from lepton.ir import Graph, TensorType, Value, float32, interpret
 from lepton.runtime.cache import DiskCache
 
 rng = np.random.default_rng(11)
@@ -97,6 +97,29 @@ def test_the_key_sees_constants_and_options_not_source_lines():
     assert a != key(lambda v: v * np.full(4, 2.0, np.float32), x, profile=True)
 
 
+def test_the_key_sees_every_attribute_region_and_constant_bit():
+    def key(fn, *args):
+        return store.traced_key(lp.trace(fn, *args), stages.Options())
+    x = np.ones((3, 4), np.float32)
+    keys = [key(lambda v: v.sum(axis=1), x), key(lambda v: v.sum(axis=0), x),
+            key(lambda v: v.sum(axis=1, keepdims=True), x),
+            key(lambda v: v.astype(np.float64), x), key(lambda v: v.astype(np.int32), x),
+            key(lambda v: v + np.float32(0.0), x), key(lambda v: v + np.float32(-0.0), x),
+            key(lambda v: v.reshape(4, 3), x), key(lambda v: v.reshape(2, 6), x),
+            key(lambda v: lp.scan(lambda c, r: (c + r, c), v[0], v)[1], x),
+            key(lambda v: lp.scan(lambda c, r: (c * r, c), v[0], v)[1], x),
+            key(lambda v: lp.scan(lambda c, r: (c + r, c), v[0], v, reverse=True)[1], x)]
+    assert len(set(keys)) == len(keys)
+    # an attribute's Python type counts (True == 1 in Python), and so does a region's name
+    def graph(index):
+        g = Graph("g")
+        v = g.input(TensorType(float32, (2,)))
+        g.nodes.append(Value("get", (v,), {"index": index}, v.type))
+        g.set_outputs([g.nodes[-1]])
+        return g
+    assert len({store.traced_key(graph(i), stages.Options()) for i in (1, True, 1.0)}) == 3
+
+
 def test_a_damaged_entry_is_a_miss(tmp_path):
     traced = lp.trace(model, *ARGS)
     cache, opts = DiskCache(str(tmp_path)), stages.Options()
@@ -120,13 +143,14 @@ def test_compiled_function_matches_the_interpreter_from_the_cache(tmp_path, monk
 def test_a_compile_after_the_others_are_gone_reads_the_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("LEPTON_CACHE_DIR", str(tmp_path))
     cold = lp.compile(model, example_args=ARGS)
-    want, lib = cold(*ARGS), cold._result().lib
+    want, lib, ir = cold(*ARGS), cold._result().lib, cold.llvm_ir()
     del cold, lib
     gc.collect()       # no compile of this key lives: its loaded code is gone
     warm = lp.compile(model, example_args=ARGS)
     assert set(warm.stats()["compile_seconds"]) == {"trace", "key", "cache_load", "load",
                                                      "total"}
     np.testing.assert_array_equal(warm(*ARGS), want)
+    assert warm.llvm_ir() == ir     # (stored after the code and constants, read when asked)
 
 
 def test_shared_code_names_each_programs_own_lines(tmp_path, monkeypatch):

@@ -112,10 +112,11 @@ class Lowered:
 
 @dataclass(frozen=True)
 class Native:
-    """Object code for the host, with the LLVM IR it came from (and the optimised IR when it
-    was compiled in this process: None from the disk cache)."""
+    """Object code for the host, with the LLVM IR it came from (from the disk cache: its UTF-8
+    bytes, decoded by whoever shows it) and the optimised IR when it was compiled in this
+    process (None from the disk cache)."""
     object: bytes
-    llvm_ir: str
+    llvm_ir: str | bytes
     optimized_ir: str | None
     layout: Layout
     routines: tuple[str, ...] = ()          # the shared routines it calls (runtime/routines.py)

@@ -21,9 +21,10 @@ import inspect
 import numpy as np
 
 from ..ir.types import dtype as to_dtype
-from .pytree import tree_flatten, tree_paths, tree_unflatten
+from .pytree import LEAF_DEF, tree_flatten, tree_paths, tree_unflatten
 
 _TRACED = object()  # marks a traced leaf's place among the static ones
+_ONE_TRACED = (_TRACED,)
 _PY = {float: np.float32, int: np.int64}
 
 
@@ -104,13 +105,19 @@ class ArgSpec:
             i < len(self._positional) and self._positional[i] in self.static_argnames)
 
     def split(self, args: tuple, kwargs: dict) -> Call:
-        entries = [(i, self.name(i), a, self._static_position(i, len(args)))
+        simple = self.simple
+        entries = [(i, self.name(i), a, not simple and self._static_position(i, len(args)))
                    for i, a in enumerate(args)]
         entries += [(k, k, kwargs[k], k in self.static_argnames) for k in sorted(kwargs)]
         leaves, names, weak, trees, static = [], [], [], [], []
         for where, name, value, is_static in entries:
             if is_static:
                 static.append((where, _hashable(value, name, "a static argument")))
+                continue
+            if type(value) is np.ndarray:   # (the common case: one array, as below)
+                trees.append((where, LEAF_DEF, _ONE_TRACED))
+                leaves.append(_traced(value, name))
+                names.append(name)
                 continue
             ls, tree = tree_flatten(value)
             kinds = []

@@ -339,7 +339,7 @@ def mean(x, axis=None, dtype=None, *, keepdims=False) -> Tensor:
     """Arithmetic mean over `axis`; integer inputs give f32."""
     x = _float(x) if dtype is None else cast(lift(x), to_dtype(dtype))
     s = _reduce("sum", x, axis, keepdims)
-    return emit("div", [s, _constant(np.array(_count(x, axis), dtype=s.dtype.np))])
+    return emit("div", [s, lift(_count(x, axis), s.dtype)])
 
 
 def var(x, axis=None, dtype=None, *, ddof=0, keepdims=False) -> Tensor:
@@ -348,7 +348,7 @@ def var(x, axis=None, dtype=None, *, ddof=0, keepdims=False) -> Tensor:
     dev = x - mean(x, axis, keepdims=True)
     s = _reduce("sum", square(dev), axis, keepdims)
     n = builtins.max(_count(x, axis) - ddof, 0)
-    return emit("div", [s, _constant(np.array(n, dtype=s.dtype.np))])
+    return emit("div", [s, lift(n, s.dtype)])
 
 
 def std(x, axis=None, dtype=None, *, ddof=0, keepdims=False) -> Tensor:

@@ -30,6 +30,8 @@ def norm_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
     """Sorted non-negative axes; axis=None means all of them."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:     # the common case: one axis
+        return (axis % ndim,)
     axes = [norm_axis(a, ndim, op) for a in (axis if isinstance(axis, (tuple, list)) else (axis,))]
     if len(set(axes)) != len(axes):
         fail(op, f"duplicate value in axis={axis!r}")
@@ -49,6 +51,10 @@ def _shape_arg(shape, op: str) -> tuple[int, ...]:
 def reshape(x, shape) -> Tensor:
     """NumPy's reshape; one dimension may be -1 and is inferred."""
     x = lift(x)
+    if type(shape) is tuple and all([type(s) is int and s >= 0 for s in shape]):
+        if shape == x.shape:    # (the common case: sizes given, no -1, checked by the op)
+            return x
+        return emit("reshape", [x], shape=shape)
     shape = list(_shape_arg(shape, "reshape"))
     if shape.count(-1) > 1 or any(s < -1 for s in shape):
         fail("reshape", f"bad shape {tuple(shape)}: at most one -1 and no other negative sizes")
@@ -68,6 +74,9 @@ def transpose(x, axes=None) -> Tensor:
     x = lift(x)
     if axes is None:
         perm = tuple(reversed(range(x.ndim)))
+    elif type(axes) is tuple and all([type(a) is int for a in axes]) \
+            and sorted(axes) == list(range(x.ndim)):      # (the common case)
+        perm = axes
     else:
         perm = tuple(norm_axis(a, x.ndim, "transpose") for a in axes)
         if sorted(perm) != list(range(x.ndim)):
@@ -220,6 +229,25 @@ def gather(x, indices, axis, op: str) -> Tensor:
 
 
 # -- x[key] ------------------------------------------------------------------------------------
+def _basic_slice(x: Tensor, key: tuple) -> Tensor:
+    """x[key] for a key of slices only, no more than x's dims (the common case of getitem,
+    which it computes the same: one slice op unless it takes everything)."""
+    starts, stops, steps = [], [], []
+    shape = x.shape
+    for axis, n in enumerate(shape):
+        if axis < len(key):
+            b, e, s = key[axis].indices(n)  # raises for step 0 and for non-int bounds
+            if not len(range(b, e, s)):
+                b, e, s = 0, 0, 1  # one canonical empty slice
+        else:
+            b, e, s = 0, n, 1
+        starts.append(b), stops.append(e), steps.append(s)
+    starts, stops, steps = tuple(starts), tuple(stops), tuple(steps)
+    if (starts, stops, steps) == ((0,) * len(shape), shape, (1,) * len(shape)):
+        return x
+    return emit("slice", [x], starts=starts, stops=stops, steps=steps)
+
+
 def _is_array_index(k) -> bool:
     return isinstance(k, (Tensor, np.ndarray, list))
 
@@ -228,6 +256,8 @@ def getitem(x: Tensor, key) -> Tensor:
     """Basic indexing (ints, slices with any non-zero step, Ellipsis, None) plus at most one
     integer tensor/array index, with NumPy's placement of the gathered dimensions."""
     key = key if isinstance(key, tuple) else (key,)
+    if len(key) <= x.ndim and all([type(k) is slice for k in key]):
+        return _basic_slice(x, key)
     for k in key:
         if isinstance(k, (bool, np.bool_)):
             fail("getitem", "boolean scalar indices are not supported", TypeError)

@@ -33,7 +33,8 @@ import numpy as np
 
 from ..ir.graph import Graph, Value
 from ..ir.ops import OpError
-from ..ir.types import DType, TensorType, bool_, dtype as to_dtype, float32, int64, promote
+from ..ir.types import (DType, TensorType, bool_, dtype as to_dtype, float32, int64, of_numpy,
+                        promote)
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _state = threading.local()
@@ -41,9 +42,11 @@ _state = threading.local()
 
 # -- the tracing context -----------------------------------------------------------------------
 def _stack() -> list[Graph]:
-    if not hasattr(_state, "stack"):
+    try:
+        return _state.stack
+    except AttributeError:
         _state.stack = []
-    return _state.stack
+        return _state.stack
 
 
 @contextlib.contextmanager
@@ -69,12 +72,15 @@ def _current_captures():
     return stack[-1][1] if stack else None
 
 
-def source_loc() -> str | None:
-    """'file.py:LINE' of the innermost stack frame outside the lepton package."""
-    f = sys._getframe(1)
+def source_loc(depth: int = 1) -> str | None:
+    """'file.py:LINE' of the innermost stack frame outside the lepton package, looking from
+    the frame `depth` levels up (1: the caller's; a caller inside the package may skip its
+    own frame: each frame looked at costs a frame object)."""
+    f = sys._getframe(depth)
+    outside = _OUTSIDE
     while f is not None:
         path = f.f_code.co_filename
-        name = _OUTSIDE.get(path)
+        name = outside.get(path)
         if name is None:
             inside = not path.startswith("<") and os.path.abspath(path).startswith(_PACKAGE_DIR)
             name = _OUTSIDE[path] = "" if inside else os.path.basename(path) + ":"
@@ -172,17 +178,57 @@ class Tensor:
         return (self[i] for i in range(self.shape[0]))
 
     # -- operators ---------------------------------------------------------------------------
-    def __add__(self, o): return _binary(_ops.add, self, o)
-    def __radd__(self, o): return _binary(_ops.add, o, self)
-    def __sub__(self, o): return _binary(_ops.subtract, self, o)
-    def __rsub__(self, o): return _binary(_ops.subtract, o, self)
-    def __mul__(self, o): return _binary(_ops.multiply, self, o)
-    def __rmul__(self, o): return _binary(_ops.multiply, o, self)
-    def __truediv__(self, o): return _binary(_ops.divide, self, o)
-    def __rtruediv__(self, o): return _binary(_ops.divide, o, self)
+    # (the common cases first, as ops.py would compute them: two tensors of one dtype, or a
+    # float tensor and a Python float, which becomes a constant of its dtype; see _operand)
+    def __add__(self, o):
+        c = _operand(self, o)
+        return _binary(_ops.add, self, o) if c is None else emit("add", (self, c))
+
+    def __radd__(self, o):
+        c = _operand(self, o)
+        return _binary(_ops.add, o, self) if c is None else emit("add", (c, self))
+
+    def __sub__(self, o):
+        c = _operand(self, o)
+        if c is None or c.value.type.dtype is bool_:
+            return _binary(_ops.subtract, self, o)
+        return emit("sub", (self, c))
+
+    def __rsub__(self, o):
+        c = _operand(self, o)
+        if c is None or c.value.type.dtype is bool_:
+            return _binary(_ops.subtract, o, self)
+        return emit("sub", (c, self))
+
+    def __mul__(self, o):
+        c = _operand(self, o)
+        return _binary(_ops.multiply, self, o) if c is None else emit("mul", (self, c))
+
+    def __rmul__(self, o):
+        c = _operand(self, o)
+        return _binary(_ops.multiply, o, self) if c is None else emit("mul", (c, self))
+
+    def __truediv__(self, o):
+        c = _operand(self, o)
+        if c is None or not c.value.type.dtype.is_float:
+            return _binary(_ops.divide, self, o)
+        return emit("div", (self, c))
+
+    def __rtruediv__(self, o):
+        c = _operand(self, o)
+        if c is None or not c.value.type.dtype.is_float:
+            return _binary(_ops.divide, o, self)
+        return emit("div", (c, self))
+
     def __pow__(self, o): return _binary(_ops.power, self, o)
     def __rpow__(self, o): return _binary(_ops.power, o, self)
-    def __matmul__(self, o): return _binary(_ops.matmul, self, o)
+    def __matmul__(self, o):
+        if type(o) is Tensor and o.value.type.dtype is self.value.type.dtype \
+                and not (self.weak or o.weak) and self.value.type.dtype is not bool_ \
+                and len(self.value.type.shape) >= 2 and len(o.value.type.shape) >= 2:
+            return emit("matmul", (self, o))
+        return _binary(_ops.matmul, self, o)
+
     def __rmatmul__(self, o): return _binary(_ops.matmul, o, self)
     def __lt__(self, o): return _binary(_ops.less, self, o)
     def __le__(self, o): return _binary(_ops.less_equal, self, o)
@@ -280,6 +326,19 @@ class Tensor:
 
     def take(self, indices, axis=None) -> "Tensor":
         return _shapes.take(self, indices, axis)
+
+
+def _operand(t: Tensor, o) -> Tensor | None:
+    """The other operand of an operator on t as a tensor when nothing is to be promoted or
+    cast: a tensor of t's dtype (neither weak), or a Python float with a float t (then a
+    constant of t's dtype, as lift_all makes it); else None (the general path, ops.py)."""
+    if type(o) is Tensor:
+        if o.value.type.dtype is t.value.type.dtype and not (t.weak or o.weak):
+            return o
+    elif type(o) is float and not t.weak and t.value.type.dtype.is_float \
+            and t.graph is current_graph():     # (else graph_of names the stray tensor)
+        return lift(o, t.value.type.dtype)
+    return None
 
 
 def _binary(f, a, b):
@@ -391,9 +450,21 @@ def value_in(t: "Tensor", g: Graph) -> Value:
 
 def emit(op: str, inputs, **attrs) -> Tensor:
     """Appends `op` on tensors `inputs` to their graph, located at the user's source line."""
-    g = graph_of(*inputs)
-    values = [t.value if t.graph is g else value_in(t, g) for t in inputs]
-    return Tensor(g.add(op, values, loc=source_loc(), **attrs), g)
+    try:
+        g = _state.stack[-1][0]
+    except (AttributeError, IndexError):
+        g = None
+    values = []
+    for t in inputs:    # the common case: tensors of the innermost trace
+        if t.graph is not g:
+            break
+        values.append(t.value)
+    else:
+        if g is not None:
+            return Tensor(g.append(op, tuple(values), attrs, source_loc(2)), g)  # (2: emit's
+    g = graph_of(*inputs)                                                        # caller)
+    values = tuple([t.value if t.graph is g else value_in(t, g) for t in inputs])
+    return Tensor(g.append(op, values, attrs, source_loc(2)), g)
 
 
 def constant(value, dtype: DType | None = None) -> Tensor:
@@ -419,13 +490,31 @@ def lift(x, dtype: DType | None = None) -> Tensor:
     if dtype is None:
         return constant(x)
     if type(x) is float or type(x) is int or type(x) is bool:
-        arr = np.array(x, dtype=dtype.np)   # a fresh array (OverflowError if an int won't fit)
-        arr.flags.writeable = False
-        return emit("constant", [], value=arr)
+        return emit("constant", (), value=_scalar(x, dtype))
     if is_weak(x) and not isinstance(x, np.generic):
         # NumPy 2 raises OverflowError when a Python int does not fit the dtype, as it should.
         return constant(np.array(x, dtype=dtype.np))
     return constant(as_array(x).astype(dtype.np))
+
+
+def _scalar(x, dtype: DType) -> np.ndarray:
+    """A read-only 0-d array of the Python scalar x in `dtype` (OverflowError if an int won't
+    fit), shared by every constant of that value and dtype (2.0, eps, a mean's count): made
+    once per process, not once per op."""
+    if x == 0 and type(x) is float:
+        key = (float, str(x), dtype.name)     # -0.0 == 0.0 in a dict, not in the graph
+    else:
+        key = (type(x), x, dtype.name)        # (True == 1: the type tells; NaN: never found)
+    arr = _SCALARS.get(key)
+    if arr is None:
+        arr = np.array(x, dtype=dtype.np)
+        arr.flags.writeable = False
+        if len(_SCALARS) < 4096:
+            _SCALARS[key] = arr
+    return arr
+
+
+_SCALARS: dict = {}
 
 
 def _captured(x: np.ndarray) -> Tensor | None:
@@ -465,6 +554,10 @@ def lift_all(*xs, dtype: DType | None = None) -> list[Tensor]:
 def spec_of(x) -> TensorType:
     """The TensorType of a trace argument: an array, a scalar, a TensorType or any object with
     `.shape` and `.dtype` (Python float -> f32, int -> i64, bool -> bool)."""
+    if type(x) is np.ndarray:   # (the common case, as below)
+        d = of_numpy(x.dtype)
+        if d is not None:
+            return TensorType(d, x.shape)
     if isinstance(x, TensorType):
         return x
     if isinstance(x, Tensor):

@@ -30,7 +30,7 @@ class Value:
     def __init__(self, op: str, inputs: tuple["Value", ...], attrs: dict, type: TensorType,
                  loc: str | None = None):
         self.op = op
-        self.inputs = tuple(inputs)
+        self.inputs = inputs if inputs.__class__ is tuple else tuple(inputs)
         self.attrs = attrs
         self.type = type
         self.loc = loc
@@ -70,15 +70,19 @@ class Graph:
 
     def add(self, op: str, inputs: Iterable[Value], loc: str | None = None, **attrs) -> Value:
         """Appends `op(inputs)[attrs]`, inferring its type; raises OpError naming op and loc."""
-        inputs = tuple(inputs)
-        if op not in OPS or op == "input":
+        return self.append(op, tuple(inputs), attrs, loc)
+
+    def append(self, op: str, inputs: tuple, attrs: dict, loc: str | None = None) -> Value:
+        """`add` with the inputs as a tuple and the attributes as a dict (the tracer's call)."""
+        opdef = OPS.get(op)
+        if opdef is None or op == "input":
             raise OpError(f"unknown op {op!r}", op, loc)
-        v = Value(op, inputs, {}, None, loc)  # type: ignore[arg-type]
         try:
-            v.attrs, v.type = OPS[op].check(inputs, attrs, loc)
+            attrs, type_ = opdef.check(inputs, attrs, loc)
         except OpError as e:
             e.operands = inputs  # lets a caller name the graph inputs the bad operands come from
             raise
+        v = Value(op, inputs, attrs, type_, loc)
         self.nodes.append(v)
         return v
 

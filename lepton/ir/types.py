@@ -100,6 +100,18 @@ class DType:
     def __repr__(self) -> str:
         return self.name
 
+    def __eq__(self, other):
+        # the dataclass's comparison, after the common case (the same object: every DType of
+        # a process is one of the module's, but a copy, e.g. unpickled, is equal too)
+        if self is other:
+            return True
+        if other.__class__ is not DType:
+            return NotImplemented
+        return (self.name, self.np, self.is_float, self.is_int, self.unsigned, self.fmt,
+                self.nbits) == (other.name, other.np, other.is_float, other.is_int,
+                                other.unsigned, other.fmt, other.nbits)
+    # (__hash__ is still the dataclass's, from the fields)
+
 
 def _ml_dtypes_numpy(name: str):
     """The NumPy dtype ml_dtypes (optional) defines for `name`, or None without it."""
@@ -152,6 +164,16 @@ DTYPES = {d.name: d for d in (float16, bfloat16, float32, float64, int8, int16, 
                               uint8, uint16, uint32, uint64, bool_, *FLOAT8, float8_e8m0fnu,
                               float4_e2m1fn, *NARROW_INTS)}
 _BY_NUMPY = {d.np: d for d in DTYPES.values() if d.np is not None}
+# NumPy's dtype objects by identity: an array's dtype is usually one of these very objects, and
+# hashing a dtype (as a dict lookup does) builds a tuple each time. (They stay alive in DTYPES,
+# so an id found here is theirs.)
+_BY_ID = {id(d.np): d for d in DTYPES.values() if d.np is not None}
+
+
+def of_numpy(d: np.dtype) -> "DType | None":
+    """The DType of a NumPy dtype, or None (then `dtype()` raises the error to show)."""
+    found = _BY_ID.get(id(d))
+    return found if found is not None else _BY_NUMPY.get(d)
 # NumPy knows these names only once ml_dtypes is imported
 _BY_NAME = {"bfloat16": bfloat16, "float8_e4m3fn": float8_e4m3fn,
             "float8_e4m3fnuz": float8_e4m3fnuz, "float8_e5m2": float8_e5m2,
@@ -224,19 +246,34 @@ def promote(a: DType, b: DType) -> DType:
     return d
 
 
+_set = object.__setattr__
+
+
+def _checked_shape(shape) -> tuple[int, ...]:
+    """A shape as a tuple of ints (from any ints NumPy's or Python's); none negative."""
+    shape = tuple(int(s) for s in shape)
+    if shape and min(shape) < 0:
+        raise ValueError(f"negative dimension in shape {shape}")
+    return shape
+
+
 @dataclass(frozen=True)
 class TensorType:
     """A dtype and a static shape; shape () is a 0-d tensor."""
     dtype: DType
     shape: tuple[int, ...]
 
-    def __post_init__(self):
-        shape = self.shape
-        if type(shape) is not tuple or any([type(s) is not int for s in shape]):
-            shape = tuple(int(s) for s in shape)
-            object.__setattr__(self, "shape", shape)
-        if shape and min(shape) < 0:
-            raise ValueError(f"negative dimension in shape {self.shape}")
+    def __init__(self, dtype: DType, shape: tuple[int, ...]):
+        # (written out, not the dataclass's: one call, on every op's type rule)
+        if type(shape) is tuple:    # the common case: non-negative ints, checked here
+            for s in shape:
+                if type(s) is not int or s < 0:
+                    shape = _checked_shape(shape)
+                    break
+        else:
+            shape = _checked_shape(shape)
+        _set(self, "dtype", dtype)
+        _set(self, "shape", shape)
 
     @property
     def ndim(self) -> int:

@@ -33,13 +33,17 @@ def compiler_fingerprint() -> str:
     by its name, size and modification time, as Python validates its .pyc files: a stat per
     file (reading and hashing them all was most of a fresh process's warm compile)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    paths = sorted(os.path.join(d, n) for sub in ("compiler", "ir")
-                   for d, _, names in os.walk(os.path.join(root, sub))
-                   for n in names if n.endswith(".py"))
+    files, todo = [], [os.path.join(root, "compiler"), os.path.join(root, "ir")]
+    while todo:     # (os.scandir: a third of os.walk's time, on a warm compile's path)
+        for e in os.scandir(todo.pop()):
+            if e.name.endswith(".py"):
+                files.append(e)
+            elif e.name != "__pycache__" and e.is_dir():
+                todo.append(e.path)
     h = hashlib.sha256()
-    for path in paths:
-        st = os.stat(path)
-        h.update(f"{path[len(root):]}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    for e in sorted(files, key=lambda e: e.path):
+        st = e.stat()
+        h.update(f"{e.path[len(root):]}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
@@ -58,6 +62,7 @@ _DIGEST = "object_sha256"   # in an entry's metadata: the hash of its object fil
 class DiskCache:
     def __init__(self, directory: str):
         self.dir = pathlib.Path(directory)
+        self._path = str(self.dir)
 
     @staticmethod
     def from_config(directory: str | None, enabled: bool) -> "DiskCache | None":
@@ -73,9 +78,12 @@ class DiskCache:
     def get(self, key: str) -> tuple[bytes, dict] | None:
         """The entry, or None; an object whose bytes are not the ones written (a damaged
         file: loading it could crash the process) is a miss too."""
+        base = os.path.join(self._path, key)     # (plain paths: a warm compile gets ~11)
         try:
-            obj = (self.dir / f"{key}.o").read_bytes()
-            meta = json.loads((self.dir / f"{key}.json").read_text())
+            with open(base + ".o", "rb") as f:
+                obj = f.read()
+            with open(base + ".json", "rb") as f:
+                meta = json.loads(f.read())
         except (OSError, ValueError):
             return None
         if not isinstance(meta, dict) or meta.get(_DIGEST) != hashlib.sha256(obj).hexdigest():

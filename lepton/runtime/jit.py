@@ -69,8 +69,8 @@ def target_machine(width: int | None = None):
 def target_key(width: int | None = None) -> str:
     """Everything about the target that changes generated code (the CPU, its features and the
     preferred vector width, as given to the target machine): part of every cache key."""
-    cpu, features = host_cpu()
-    return f"{target_machine(width).triple}|{cpu}|{machine_features(features, width)}|" \
+    cpu, features = host_cpu()     # (the triple is the target machines': the default one)
+    return f"{llvm.get_default_triple()}|{cpu}|{machine_features(features, width)}|" \
            f"llvmlite {llvmlite.__version__}"
 
 

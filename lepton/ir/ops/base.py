@@ -15,6 +15,7 @@ have one or the other (checked when the table is built).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -78,6 +79,10 @@ class OpDef:
     epilogue: bool = False         # may run in a GEMM's or convolution's store (elementwise)
     expensive: bool = False        # a transcendental: a fused kernel computes it once per element
 
+    @functools.cached_property
+    def _attr_set(self) -> frozenset:
+        return frozenset(self.attrs)
+
     @property
     def lowered(self) -> bool:
         """Whether codegen needs a kernel for this op (not expanded first, not kernel-free)."""
@@ -85,22 +90,28 @@ class OpDef:
 
     def check(self, inputs, attrs: dict, loc: str | None):
         """Returns (canonical attrs, result type) for inputs (Values) or raises OpError."""
-        if self.arity is not None and len(inputs) != self.arity:
-            raise OpError(f"expected {self.arity} inputs, got {len(inputs)}", self.name, loc)
-        if self.arity is None and not inputs:
-            raise OpError("expected at least one input", self.name, loc)
+        n, arity = len(inputs), self.arity
+        if arity is None:
+            if not n:
+                raise OpError("expected at least one input", self.name, loc)
+        elif n != arity:
+            raise OpError(f"expected {arity} inputs, got {n}", self.name, loc)
         if not self.attrs:
             if attrs:
                 raise OpError(f"expected no attributes, got {sorted(attrs)}", self.name, loc)
             attrs = {}
         else:
-            if attrs.keys() != set(self.attrs):
+            if attrs.keys() != self._attr_set:
                 raise OpError(f"expected attributes {sorted(self.attrs)}, got {sorted(attrs)}",
                               self.name, loc)
             # a constant's value stays an array (a NumPy scalar becomes a 0-d one)
             attrs = {k: np.asarray(attrs[k]) if k == "value" else canonical_attr(attrs[k])
                      for k in self.attrs}
         try:
+            if n == 2:
+                return attrs, self.infer((inputs[0].type, inputs[1].type), attrs)
+            if n == 1:
+                return attrs, self.infer((inputs[0].type,), attrs)
             return attrs, self.infer(tuple([i.type for i in inputs]), attrs)
         except (ValueError, TypeError, IndexError) as e:
             raise OpError(str(e), self.name, loc) from None
@@ -112,8 +123,12 @@ def canonical_attr(v):
     t = type(v)
     if t is int or t is str or t is float or t is bool:   # the common case, first
         return v
-    if t is tuple and all(type(x) is int for x in v):
-        return v
+    if t is tuple:
+        for x in v:
+            if type(x) is not int:
+                break
+        else:
+            return v
     from ..graph import Graph  # the graph module imports this table
     if isinstance(v, Graph):
         return v
@@ -139,6 +154,20 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
             break
     else:
         return first
+    if len(shapes) == 2:    # the common case (a binary op): one pass, no sets
+        a, b = shapes
+        if len(a) < len(b):
+            a, b = b, a
+        off = len(a) - len(b)
+        out = list(a)
+        for i, d in enumerate(b):
+            e = a[off + i]
+            if d != e:
+                if e == 1:
+                    out[off + i] = d
+                elif d != 1:
+                    raise ValueError(f"shapes {' and '.join(map(str, shapes))} do not broadcast")
+        return tuple(out)
     nd = max(len(s) for s in shapes)
     out = []
     for i in range(nd):
@@ -163,5 +192,7 @@ def same_dtype(types, what="inputs") -> DType:
 
 
 def check_axes(axes, ndim: int, name="axes") -> None:
+    if len(axes) == 1 and type(axes[0]) is int and 0 <= axes[0] < ndim:
+        return  # (the common case)
     if list(axes) != sorted(set(axes)) or any(not 0 <= a < ndim for a in axes):
         raise ValueError(f"{name}={axes} must be sorted, unique and in [0, {ndim})")

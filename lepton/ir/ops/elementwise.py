@@ -32,6 +32,8 @@ def _same(types, attrs):
             break
     else:
         return first   # types are immutable: the common case shares its input's
+    if len(types) == 2 and types[1].dtype is first.dtype:     # a broadcast binary op
+        return TensorType(first.dtype, broadcast_shapes(first.shape, types[1].shape))
     return TensorType(same_dtype(types), broadcast_shapes(*(t.shape for t in types)))
 
 

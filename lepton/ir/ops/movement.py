@@ -11,16 +11,18 @@ program runs (an IndexError naming the gather and the user's line), never truste
 Each VJP rule is the op's transpose (these ops are linear in their data input)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ..types import TensorType, bool_, dtype as to_dtype
+from ..types import TensorType, bool_, dtype as to_dtype, of_numpy
 from .base import NONDIFF, OpDef, broadcast_shapes, same_dtype
 
 
 def _reshape(types, a):
     (t,) = types
     shape = a["shape"]
-    if any(s < 0 for s in shape) or TensorType(t.dtype, shape).size != t.size:
+    if any([s < 0 for s in shape]) or math.prod(shape) != t.size:
         raise ValueError(f"cannot reshape {t} to {list(shape)}")
     return TensorType(t.dtype, shape)
 
@@ -240,7 +242,7 @@ def _constant(types, a):
     v = a["value"]
     if not isinstance(v, np.ndarray):
         raise TypeError("constant's value must be a NumPy array")
-    return TensorType(to_dtype(v.dtype), v.shape)
+    return TensorType(of_numpy(v.dtype) or to_dtype(v.dtype), v.shape)
 
 
 def _no_ref(xs, a):

@@ -12,8 +12,8 @@ from .base import NONDIFF, OpDef, check_axes
 
 def _reduced_shape(shape, axes, keepdims):
     if keepdims:
-        return tuple(1 if i in axes else s for i, s in enumerate(shape))
-    return tuple(s for i, s in enumerate(shape) if i not in axes)
+        return tuple([1 if i in axes else s for i, s in enumerate(shape)])
+    return tuple([s for i, s in enumerate(shape) if i not in axes])
 
 
 def _reduce(identity_needed):
