@@ -3,6 +3,7 @@ object code as one thread, every model correct, other threads still serialised b
 lock, and concurrent compiles from user threads safe."""
 from __future__ import annotations
 
+import locale
 import threading
 
 import numpy as np
@@ -44,9 +45,13 @@ def _jobs():
 def test_compile_threads_make_the_same_objects_as_one_thread():
     jobs = _jobs()
     assert len(jobs) >= 2
+    before = locale.setlocale(locale.LC_CTYPE)
     one = compile_threads.compile_all(jobs, threads=1)
-    for _ in range(3):
-        assert compile_threads.compile_all(jobs, threads=2) == one
+    for _ in range(5):
+        assert compile_threads.compile_all(jobs * 2, threads=4) == one * 2
+    # (llvmlite sets and restores the process's locale around printing a module: done at
+    # once by two threads, "C" stayed behind and later text I/O in the process became ASCII)
+    assert locale.setlocale(locale.LC_CTYPE) == before
 
 
 def test_models_compiled_on_compile_threads_are_correct(monkeypatch, tmp_path):

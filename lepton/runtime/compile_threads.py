@@ -74,7 +74,12 @@ def _compile(ir: str, level: int, width: int | None) -> tuple[bytes, str]:
         mod.triple, mod.data_layout = tm.triple, str(tm.target_data)
         mod.verify()
         jit.optimize(mod, level, tm)
-        return tm.emit_object(mod), str(mod)
+        obj = tm.emit_object(mod)
+        # llvmlite prints a module under the "C" locale, setting and restoring the process's
+        # locale around it: two threads printing at once could leave "C" behind (Python's
+        # text I/O then defaults to ASCII), so printing takes llvmlite's lock like any thread
+        _job.running = False
+        return obj, str(mod)
     finally:
         if mod is not None:
             mod.close()
