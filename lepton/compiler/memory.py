@@ -157,19 +157,17 @@ def _pack(roots, life, donate) -> tuple[dict[Value, int], int]:
         lo, hi = life[v]
         s = span.setdefault(r, [lo, hi, 0])
         s[0], s[1], s[2] = min(s[0], lo), max(s[1], hi), max(s[2], align(v.type.nbytes))
-    alive: dict[int, list] = {}   # step -> the placed (offset, end, index) alive at it
+    placed: list[tuple[int, int, int, int]] = []   # (first step, last step, offset, end)
     size = 0
     where: dict[Value, int] = {}
-    for k, (r, (lo, hi, n)) in enumerate(sorted(span.items(),
-                                                key=lambda e: (-e[1][2], e[1][0]))):
+    for r, (lo, hi, n) in sorted(span.items(), key=lambda e: (-e[1][2], e[1][0])):
         off = 0
-        # the placed buffers alive at some step of [lo, hi], by offset (a set: once each)
-        for o, e, _ in sorted({p for t in range(lo, hi + 1) for p in alive.get(t, ())}):
+        # the placed buffers alive at some step of [lo, hi], by offset
+        for o, e in sorted((o, e) for first, last, o, e in placed if first <= hi and lo <= last):
             if off + n <= o:
                 break
             off = max(off, e)
-        for t in range(lo, hi + 1):
-            alive.setdefault(t, []).append((off, off + n, k))
+        placed.append((lo, hi, off, off + n))
         where[r] = off
         size = max(size, off + n)
     return {v: where[owner[v]] for v in roots}, size
