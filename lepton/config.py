@@ -31,14 +31,14 @@ class Config:
 
 
 def current() -> Config:
+    cpus = _cpus()
     return Config(dump_dir=os.environ.get("LEPTON_DUMP") or None,
                   debug=os.environ.get("LEPTON_DEBUG", "") not in ("", "0"),
                   cache_dir=os.environ.get("LEPTON_CACHE_DIR")
                   or os.path.join(os.path.expanduser("~"), ".cache", "lepton"),
                   cache=os.environ.get("LEPTON_CACHE", "1") not in ("", "0"),
-                  threads=_threads(os.environ.get("LEPTON_NUM_THREADS", "")),
-                  compile_threads=_threads(os.environ.get("LEPTON_COMPILE_THREADS", ""),
-                                           "LEPTON_COMPILE_THREADS", most=8),
+                  threads=_threads("LEPTON_NUM_THREADS", cpus),
+                  compile_threads=_threads("LEPTON_COMPILE_THREADS", min(8, cpus)),
                   vector_width=_vector_width(os.environ.get("LEPTON_VECTOR_WIDTH", "")))
 
 
@@ -50,14 +50,20 @@ def _vector_width(text: str) -> int | None:
     raise ValueError(f"LEPTON_VECTOR_WIDTH must be 256 or 512 (bits), got {text!r}")
 
 
-def _threads(text: str, name: str = "LEPTON_NUM_THREADS", most: int | None = None) -> int:
-    if text.strip():
-        try:
-            return max(1, int(text))
-        except ValueError:
-            raise ValueError(f"{name} must be a positive integer, got {text!r}") from None
+def _threads(name: str, default: int) -> int:
+    text = os.environ.get(name, "")
+    if not text.strip():
+        return default
+    try:
+        return max(1, int(text))
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, got {text!r}") from None
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on, and no more than its cgroup's CPU quota allows."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:
         cpus = os.cpu_count() or 1
-    return min(cpus, cpu_limit() or cpus, most or cpus)
+    return min(cpus, cpu_limit() or cpus)

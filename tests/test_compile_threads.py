@@ -4,6 +4,7 @@ lock, and concurrent compiles from user threads safe."""
 from __future__ import annotations
 
 import locale
+import os
 import threading
 
 import numpy as np
@@ -120,3 +121,15 @@ def test_bad_compile_thread_count_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("LEPTON_COMPILE_THREADS", "many")
     with pytest.raises(ValueError, match="LEPTON_COMPILE_THREADS"):
         lp.compile(lambda x: x + 1, example_args=(np.ones(3, np.float32),))
+
+
+def test_compile_threads_default_to_the_cpus_not_the_kernel_threads(monkeypatch):
+    from lepton import config
+    monkeypatch.delenv("LEPTON_COMPILE_THREADS", raising=False)
+    monkeypatch.setenv("LEPTON_NUM_THREADS", "1")
+    monkeypatch.setattr(config, "cpu_limit", lambda: None)
+    assert config.current().compile_threads == min(8, len(os.sched_getaffinity(0)))
+    monkeypatch.setattr(config, "cpu_limit", lambda: 1)
+    assert config.current().compile_threads == 1
+    monkeypatch.setenv("LEPTON_COMPILE_THREADS", "12")     # an explicit count is the user's
+    assert config.current().compile_threads == 12
