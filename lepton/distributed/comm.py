@@ -10,6 +10,7 @@ that prints the traceback as usual, then calls `COMM_WORLD.Abort(1)`, which ends
 from __future__ import annotations
 
 import sys
+import time
 
 EXTRA_HINT = ("lepton.distributed needs mpi4py and an MPI library: pip install 'lepton[mpi]' "
               "(mpi4py and the mpich wheel, which brings mpiexec)")
@@ -45,6 +46,9 @@ def _aborting(previous, world):
             sys.stderr.write(f"lepton.distributed: rank {world.Get_rank()} of "
                              f"{world.Get_size()} raised {kind.__name__}: aborting the job\n")
             sys.stderr.flush()
+            # the abort also ends the launcher's forwarding of this rank's output: give it a
+            # moment to pass on what was just written (the message was lost 1 run in 5)
+            time.sleep(0.2)
         finally:
             world.Abort(1)
     return excepthook
